@@ -1,0 +1,141 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors of the admin operations; the queue package maps them onto job's.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrActive   = errors.New("job is active")
+	ErrEnded    = errors.New("job has ended")
+)
+
+// Cancel removes a pending or scheduled job; with del it also removes an ended one.
+func (s *Store) Cancel(ctx context.Context, queue, id string, del bool) (string, error) {
+	k := s.Keys(queue)
+	rec, err := s.rdb.HGet(ctx, k.Records, id).Result()
+	if err != nil {
+		if errors.Is(err, errRedisNil) {
+			return "", ErrNotFound
+		}
+		return "", err
+	}
+	lane, _, _ := cutRecord(rec)
+	mode := "cancel"
+	if del {
+		mode = "delete"
+	}
+	keys := []string{k.Records, k.Scheduled, k.Index, k.Active, k.Failed, k.Succeeded, k.Attempts, k.Errors, k.Stacks, k.Results, k.Timings, k.Lane(lane)}
+	how, err := scriptCancel.Run(ctx, s.rdb, keys, id, lane, k.DoneChannel, mode).Text()
+	if err != nil {
+		return "", err
+	}
+	switch how {
+	case "active":
+		return how, ErrActive
+	case "finished":
+		return how, ErrEnded
+	case "notfound":
+		return how, ErrNotFound
+	}
+	return how, nil
+}
+
+// RequeueFailed moves failed jobs (all of them, up to 1000 a call, when ids is empty)
+// back to pending with fresh retries. It returns how many moved.
+func (s *Store) RequeueFailed(ctx context.Context, queue string, ids []string) (int, error) {
+	k := s.Keys(queue)
+	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
+		keys := append([]string{k.Failed, k.Records, k.Index, k.Wake, k.Attempts, k.Timings}, laneKeys...)
+		args := make([]any, 0, 2+len(members)+len(ids))
+		args = append(args, s.nowMs(), len(members))
+		for _, m := range members {
+			args = append(args, m)
+		}
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		return scriptRequeueFailed.Run(ctx, s.rdb, keys, args...).Slice()
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(toInt(res[1])), nil
+}
+
+// Purge deletes up to limit jobs in state ("pending", "scheduled", "failed" or
+// "succeeded"); callers repeat until it returns 0.
+func (s *Store) Purge(ctx context.Context, queue, state string, limit int) (int, error) {
+	k := s.Keys(queue)
+	set, mode := "", "set"
+	switch state {
+	case "pending":
+		set, mode = k.Scheduled, "pending" // set unused
+	case "scheduled":
+		set = k.Scheduled
+	case "failed":
+		set = k.Failed
+	case "succeeded":
+		set = k.Succeeded
+	default:
+		return 0, fmt.Errorf("store: cannot purge state %q", state)
+	}
+	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
+		keys := append([]string{k.Index, k.Records, k.Attempts, k.Errors, k.Stacks, k.Results, k.Timings, set}, laneKeys...)
+		args := make([]any, 0, 3+len(members))
+		args = append(args, mode, limit, len(members))
+		for _, m := range members {
+			args = append(args, m)
+		}
+		n, err := scriptPurge.Run(ctx, s.rdb, keys, args...).Int()
+		return []any{int64(n)}, err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(toInt(res[0])), nil
+}
+
+// Pause stops workers from fetching from queue.
+func (s *Store) Pause(ctx context.Context, queue string) error {
+	return s.rdb.Set(ctx, s.Keys(queue).Paused, s.nowMs(), 0).Err()
+}
+
+// Resume lets workers fetch from queue again, and wakes one.
+func (s *Store) Resume(ctx context.Context, queue string) error {
+	k := s.Keys(queue)
+	if err := s.rdb.Del(ctx, k.Paused).Err(); err != nil {
+		return err
+	}
+	return s.rdb.RPush(ctx, k.Wake, "1").Err()
+}
+
+// Paused reports whether queue is paused.
+func (s *Store) Paused(ctx context.Context, queue string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.Keys(queue).Paused).Result()
+	return n == 1, err
+}
+
+// WaitForWork blocks until one of queues has a wake-up token or timeout passes; it
+// returns the queue that had one ("" on timeout). All wake lists are blocked on in one
+// BLPOP; on a Redis Cluster they would need one call per slot.
+func (s *Store) WaitForWork(ctx context.Context, queues []string, timeout time.Duration) (string, error) {
+	keys := make([]string, len(queues))
+	byKey := make(map[string]string, len(queues))
+	for i, q := range queues {
+		keys[i] = s.Keys(q).Wake
+		byKey[keys[i]] = q
+	}
+	res, err := s.rdb.BLPop(ctx, timeout, keys...).Result()
+	if errors.Is(err, errRedisNil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return byKey[res[0]], nil
+}

@@ -1,0 +1,88 @@
+package store
+
+import (
+	"context"
+	"strconv"
+	"time"
+)
+
+// NewJob is one job to store: its lane and its encoded record.
+type NewJob struct {
+	ID     string
+	Lane   string // LaneMember(priority, task)
+	Record []byte
+	Due    time.Time // zero: pending at once
+}
+
+// MaxBatch is the most jobs one enqueue call sends in one script run.
+const MaxBatch = 1000
+
+// Enqueue stores jobs of one queue in one script run per MaxBatch jobs, all batches
+// pipelined into one round trip.
+func (s *Store) Enqueue(ctx context.Context, queue string, jobs []NewJob) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	err := s.enqueueOnce(ctx, queue, jobs)
+	if isNoScript(err) { // pipelined EVALSHA cannot fall back to EVAL: load, send again
+		if err = s.LoadScripts(ctx); err == nil {
+			err = s.enqueueOnce(ctx, queue, jobs)
+		}
+	}
+	return err
+}
+
+func (s *Store) enqueueOnce(ctx context.Context, queue string, jobs []NewJob) error {
+	k := s.Keys(queue)
+	now := s.nowMs()
+	pipe := s.rdb.Pipeline()
+	cmds := make([]interface{ Err() error }, 0, len(jobs)/MaxBatch+1)
+	for start := 0; start < len(jobs); start += MaxBatch {
+		batch := jobs[start:min(start+MaxBatch, len(jobs))]
+		laneNo := map[string]int{}
+		var members []string
+		for _, j := range batch {
+			if _, ok := laneNo[j.Lane]; !ok {
+				members = append(members, j.Lane)
+				laneNo[j.Lane] = len(members)
+			}
+		}
+		keys := make([]string, 0, 5+len(members))
+		keys = append(keys, k.Records, k.Index, k.Lanes, k.Scheduled, k.Wake)
+		for _, m := range members {
+			keys = append(keys, k.Lane(m))
+		}
+		args := make([]any, 0, 4+len(members)+4*len(batch))
+		args = append(args, now, len(batch), len(members), k.SchedChannel)
+		for _, m := range members {
+			args = append(args, m)
+		}
+		for _, j := range batch {
+			due := int64(0)
+			if !j.Due.IsZero() {
+				due = j.Due.UnixMilli()
+			}
+			args = append(args, j.ID, laneNo[j.Lane], j.Record, strconv.FormatInt(due, 10))
+		}
+		cmds = append(cmds, scriptEnqueue.Run(ctx, pipe, keys, args...))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RegisterQueue adds queue to the namespace's list of queues.
+func (s *Store) RegisterQueue(ctx context.Context, queue string) error {
+	return s.rdb.SAdd(ctx, queuesKey(s.ns), queue).Err()
+}
+
+// Queues lists the queues ever registered.
+func (s *Store) Queues(ctx context.Context) ([]string, error) {
+	return s.rdb.SMembers(ctx, queuesKey(s.ns)).Result()
+}

@@ -1,0 +1,196 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+)
+
+// ErrPaused is returned by Fetch on a paused queue.
+var ErrPaused = errors.New("chronoq: queue paused")
+
+// Fetched is a job leased to a worker.
+type Fetched struct {
+	ID       string
+	Lane     string // lane member
+	Record   []byte // nil when the record is gone (the job was purged while queued)
+	Attempts int    // failed attempts before this one
+}
+
+// Fetch leases up to n jobs of queue, in dequeue order, to worker until now+lease.
+func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease time.Duration) ([]Fetched, error) {
+	k := s.Keys(queue)
+	now := s.now()
+	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
+		keys := append([]string{k.Index, k.Active, k.Owners, k.Records, k.Attempts, k.Paused, k.Wake}, laneKeys...)
+		args := make([]any, 0, 5+len(members))
+		args = append(args, now.UnixMilli(), n, now.Add(lease).UnixMilli(), worker, len(members))
+		for _, m := range members {
+			args = append(args, m)
+		}
+		return scriptFetch.Run(ctx, s.rdb, keys, args...).Slice()
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(res) > 0 && res[0] == "paused" {
+		return nil, ErrPaused
+	}
+	out := make([]Fetched, 0, (len(res)-1)/3)
+	for i := 1; i+2 < len(res); i += 3 {
+		f := Fetched{ID: toStr(res[i])}
+		rec := toStr(res[i+1])
+		if lane, body, ok := cutRecord(rec); ok {
+			f.Lane, f.Record = lane, []byte(body)
+		}
+		f.Attempts, _ = strconv.Atoi(toStr(res[i+2]))
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// cutRecord splits a stored record into its lane member and the encoded job.
+func cutRecord(rec string) (lane, body string, ok bool) {
+	for i := 0; i < len(rec); i++ {
+		if rec[i] == '\n' {
+			return rec[:i], rec[i+1:], true
+		}
+	}
+	return "", "", false
+}
+
+// Done is a succeeded job to acknowledge.
+type Done struct {
+	ID        string
+	Retention time.Duration
+	Result    []byte
+	Started   time.Time
+}
+
+// Ack records succeeded jobs held by worker in one script run. It returns the ids the
+// worker no longer held (their lease had been taken back); those are not recorded.
+func (s *Store) Ack(ctx context.Context, queue, worker string, done []Done) (lost []string, err error) {
+	if len(done) == 0 {
+		return nil, nil
+	}
+	k := s.Keys(queue)
+	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Succeeded, k.Results, k.Timings, k.Counters, k.Errors, k.Stacks}
+	args := make([]any, 0, 5+4*len(done))
+	args = append(args, s.nowMs(), worker, k.DoneChannel, len(done), s.MaxSucceeded)
+	for _, d := range done {
+		args = append(args, d.ID, d.Retention.Milliseconds(), d.Result, d.Started.UnixMilli())
+	}
+	return scriptAck.Run(ctx, s.rdb, keys, args...).StringSlice()
+}
+
+// Failure is a failed attempt to record.
+type Failure struct {
+	ID      string
+	Retry   bool      // schedule another attempt at Due; else move to the failed set
+	Due     time.Time // for a retry
+	Error   string
+	Stack   string
+	Started time.Time
+}
+
+// Fail records a failed attempt of a job held by worker ("" skips the ownership check).
+// It reports false when the worker no longer held the job.
+func (s *Store) Fail(ctx context.Context, queue, worker string, f Failure) (bool, error) {
+	k := s.Keys(queue)
+	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Scheduled, k.Failed, k.Errors, k.Stacks, k.Counters, k.Timings, k.Results}
+	mode, due := "fail", int64(0)
+	if f.Retry {
+		mode, due = "retry", f.Due.UnixMilli()
+	}
+	n, err := scriptFail.Run(ctx, s.rdb, keys, s.nowMs(), worker, f.ID, mode, due, f.Error, f.Stack,
+		f.Started.UnixMilli(), k.SchedChannel, k.DoneChannel, s.MaxFailed, s.FailedAge.Milliseconds()).Int()
+	return n == 1, err
+}
+
+// HandBack returns jobs a worker holds to their lanes at once, ahead of later
+// arrivals and without spending an attempt (graceful shutdown).
+func (s *Store) HandBack(ctx context.Context, queue, worker string, ids []string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	n, _, err := s.requeueActive(ctx, queue, worker, "handback", "", ids)
+	return n, err
+}
+
+// ReclaimExpired moves jobs whose lease ended before now back to their lanes,
+// spending an attempt. Safe to run from every process at once. It returns how many
+// it moved and the earliest remaining lease deadline (zero if none).
+func (s *Store) ReclaimExpired(ctx context.Context, queue, reason string) (int, time.Time, error) {
+	return s.requeueActive(ctx, queue, "", "expired", reason, nil)
+}
+
+func (s *Store) requeueActive(ctx context.Context, queue, worker, mode, reason string, ids []string) (int, time.Time, error) {
+	k := s.Keys(queue)
+	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
+		keys := append([]string{k.Active, k.Owners, k.Index, k.Wake, k.Attempts, k.Errors}, laneKeys...)
+		args := make([]any, 0, 5+len(members)+len(ids))
+		args = append(args, s.nowMs(), worker, mode, reason, len(members))
+		for _, m := range members {
+			args = append(args, m)
+		}
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		return scriptRequeueActive.Run(ctx, s.rdb, keys, args...).Slice()
+	})
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return int(toInt(res[1])), msTime(res[2]), nil
+}
+
+// RenewLeases extends to now+lease the leases of the jobs worker still holds; it
+// returns the ids it no longer holds.
+func (s *Store) RenewLeases(ctx context.Context, queue, worker string, ids []string, lease time.Duration) (lost []string, err error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	k := s.Keys(queue)
+	owners, err := s.rdb.HMGet(ctx, k.Owners, ids...).Result()
+	if err != nil {
+		return nil, err
+	}
+	deadline := float64(s.now().Add(lease).UnixMilli())
+	prefix := worker + "|"
+	var zs []redisZ
+	for i, o := range owners {
+		str, _ := o.(string)
+		if len(str) > len(prefix) && str[:len(prefix)] == prefix {
+			zs = append(zs, redisZ{Score: deadline, Member: ids[i]})
+		} else {
+			lost = append(lost, ids[i])
+		}
+	}
+	if len(zs) > 0 {
+		// XX: never re-add a job that left the active set in between
+		if err := s.rdb.ZAddXX(ctx, k.Active, zs...).Err(); err != nil {
+			return lost, err
+		}
+	}
+	return lost, nil
+}
+
+// Promote moves up to limit due scheduled jobs into their lanes; it returns how many
+// it moved and the next due time (zero if none).
+func (s *Store) Promote(ctx context.Context, queue string, limit int) (int, time.Time, error) {
+	k := s.Keys(queue)
+	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
+		keys := append([]string{k.Scheduled, k.Records, k.Index, k.Wake}, laneKeys...)
+		args := make([]any, 0, 3+len(members))
+		args = append(args, s.nowMs(), limit, len(members))
+		for _, m := range members {
+			args = append(args, m)
+		}
+		return scriptPromote.Run(ctx, s.rdb, keys, args...).Slice()
+	})
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return int(toInt(res[1])), msTime(res[2]), nil
+}

@@ -1,0 +1,222 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chronoq/chronoq/job"
+	"github.com/redis/go-redis/v9"
+)
+
+// Counts are a queue's job counts by state, plus its lifetime counters.
+type Counts struct {
+	Pending, Scheduled, Active, Failed, Succeeded int64
+	Processed, FailedTotal, Retried               int64 // counters since the queue began
+	Paused                                        bool
+}
+
+// Counts reads a queue's counts in one round trip (counts and ranges, never scans).
+func (s *Store) Counts(ctx context.Context, queue string) (Counts, error) {
+	k := s.Keys(queue)
+	members, err := s.knownLanes(ctx, queue, true)
+	if err != nil {
+		return Counts{}, err
+	}
+	pipe := s.rdb.Pipeline()
+	lanes := make([]*redis.IntCmd, len(members))
+	for i, m := range members {
+		lanes[i] = pipe.ZCard(ctx, k.Lane(m))
+	}
+	sch, act, fail, done := pipe.ZCard(ctx, k.Scheduled), pipe.ZCard(ctx, k.Active), pipe.ZCard(ctx, k.Failed), pipe.ZCard(ctx, k.Succeeded)
+	stat := pipe.HGetAll(ctx, k.Counters)
+	paused := pipe.Exists(ctx, k.Paused)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Counts{}, err
+	}
+	var c Counts
+	for _, l := range lanes {
+		c.Pending += l.Val()
+	}
+	c.Scheduled, c.Active, c.Failed, c.Succeeded = sch.Val(), act.Val(), fail.Val(), done.Val()
+	st := stat.Val()
+	c.Processed, _ = strconv.ParseInt(st["succeeded"], 10, 64)
+	c.FailedTotal, _ = strconv.ParseInt(st["failed"], 10, 64)
+	c.Retried, _ = strconv.ParseInt(st["retried"], 10, 64)
+	c.Paused = paused.Val() == 1
+	return c, nil
+}
+
+// PendingIDs lists pending job ids in dequeue order, from offset, at most limit. It
+// merges the heads of the lanes, so it reads offset+limit entries per lane at most.
+func (s *Store) PendingIDs(ctx context.Context, queue string, offset, limit int) ([]string, error) {
+	k := s.Keys(queue)
+	members, err := s.knownLanes(ctx, queue, true)
+	if err != nil {
+		return nil, err
+	}
+	pipe := s.rdb.Pipeline()
+	heads := make([]*redis.ZSliceCmd, len(members))
+	idx := pipe.ZRangeWithScores(ctx, k.Index, 0, -1)
+	for i, m := range members {
+		heads[i] = pipe.ZRangeWithScores(ctx, k.Lane(m), 0, int64(offset+limit-1))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	indexScore := map[string]float64{}
+	for _, z := range idx.Val() {
+		indexScore[z.Member.(string)] = z.Score
+	}
+	type entry struct {
+		key  float64
+		lane string
+		id   string
+	}
+	var all []entry
+	for i, m := range members {
+		zs := heads[i].Val()
+		if len(zs) == 0 {
+			continue
+		}
+		// the lane's offset in the global order, as the scripts keep it in the index
+		off, ok := indexScore[m]
+		if ok {
+			off -= zs[0].Score
+		} else {
+			prio, _, _ := ParseLaneMember(m)
+			off = float64(9-prio) * 1e13
+		}
+		for _, z := range zs {
+			all = append(all, entry{off + z.Score, m, z.Member.(string)})
+		}
+	}
+	sort.SliceStable(all, func(a, b int) bool {
+		if all[a].key != all[b].key {
+			return all[a].key < all[b].key
+		}
+		if all[a].lane != all[b].lane {
+			return all[a].lane < all[b].lane
+		}
+		return all[a].id < all[b].id
+	})
+	var out []string
+	for i := offset; i < len(all) && len(out) < limit; i++ {
+		out = append(out, all[i].id)
+	}
+	return out, nil
+}
+
+// SetIDs lists the ids in a state's set: scheduled and active by time, earliest first;
+// failed and succeeded newest first.
+func (s *Store) SetIDs(ctx context.Context, queue string, state job.State, offset, limit int) ([]string, error) {
+	k := s.Keys(queue)
+	var key string
+	rev := false
+	switch state {
+	case job.StateScheduled:
+		key = k.Scheduled
+	case job.StateActive:
+		key = k.Active
+	case job.StateFailed:
+		key, rev = k.Failed, true
+	case job.StateSucceeded:
+		key, rev = k.Succeeded, true
+	default:
+		return nil, errors.New("store: no set for state " + string(state))
+	}
+	start, stop := int64(offset), int64(offset+limit-1)
+	if rev {
+		return s.rdb.ZRevRange(ctx, key, start, stop).Result()
+	}
+	return s.rdb.ZRange(ctx, key, start, stop).Result()
+}
+
+// Jobs reads jobs by id in one round trip; ids no longer known are left out.
+func (s *Store) Jobs(ctx context.Context, queue string, ids []string) ([]*job.Job, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	k := s.Keys(queue)
+	pipe := s.rdb.Pipeline()
+	recs := pipe.HMGet(ctx, k.Records, ids...)
+	atts := pipe.HMGet(ctx, k.Attempts, ids...)
+	errs := pipe.HMGet(ctx, k.Errors, ids...)
+	stks := pipe.HMGet(ctx, k.Stacks, ids...)
+	ress := pipe.HMGet(ctx, k.Results, ids...)
+	fins := pipe.HMGet(ctx, k.Timings, ids...)
+	owns := pipe.HMGet(ctx, k.Owners, ids...)
+	type where struct{ sch, act, fail, done *redis.FloatCmd }
+	ws := make([]where, len(ids))
+	for i, id := range ids {
+		ws[i] = where{pipe.ZScore(ctx, k.Scheduled, id), pipe.ZScore(ctx, k.Active, id), pipe.ZScore(ctx, k.Failed, id), pipe.ZScore(ctx, k.Succeeded, id)}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	var out []*job.Job
+	for i, id := range ids {
+		rec, _ := recs.Val()[i].(string)
+		lane, body, ok := cutRecord(rec)
+		if !ok {
+			continue
+		}
+		j := &job.Job{ID: id, Options: job.DefaultOptions()}
+		j.Options.Queue = queue
+		if prio, task, err := ParseLaneMember(lane); err == nil {
+			j.Options.Priority, j.Task = prio, task
+		}
+		if err := job.UnmarshalRecord([]byte(body), j); err != nil {
+			j.LastError = err.Error()
+		}
+		j.Attempt, _ = strconv.Atoi(str(atts.Val()[i]))
+		if e := str(errs.Val()[i]); e != "" {
+			j.LastError = e
+		}
+		j.Stack = str(stks.Val()[i])
+		if r := str(ress.Val()[i]); r != "" {
+			j.Result = []byte(r)
+		}
+		if st, fin, ok := strings.Cut(str(fins.Val()[i]), "|"); ok {
+			j.StartedAt, j.FinishedAt = msTime(st), msTime(fin)
+		}
+		w := ws[i]
+		switch {
+		case w.act.Err() == nil:
+			j.State = job.StateActive
+			parts := strings.SplitN(str(owns.Val()[i]), "|", 4)
+			if len(parts) == 4 {
+				j.Worker, j.StartedAt = parts[0], msTime(parts[1])
+			}
+			j.Attempt++ // the running attempt counts
+		case w.sch.Err() == nil:
+			j.State, j.DueAt = job.StateScheduled, time.UnixMilli(int64(w.sch.Val())).UTC()
+		case w.fail.Err() == nil:
+			j.State = job.StateFailed
+		case w.done.Err() == nil:
+			j.State = job.StateSucceeded
+			j.Attempt++
+		default:
+			j.State = job.StatePending
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+func str(v any) string { s, _ := v.(string); return s }
+
+// Job reads one job; ErrNotFound when it is gone.
+func (s *Store) Job(ctx context.Context, queue, id string) (*job.Job, error) {
+	js, err := s.Jobs(ctx, queue, []string{id})
+	if err != nil {
+		return nil, err
+	}
+	if len(js) == 0 {
+		return nil, ErrNotFound
+	}
+	return js[0], nil
+}

@@ -1,0 +1,67 @@
+package store
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Keys are the Redis keys (and pub/sub channels) of one queue.
+type Keys struct {
+	Queue     string
+	prefix    string // "<ns>:{<queue>}:"
+	Index     string // zset: lane member -> lane offset + head score
+	Lanes     string // set of lane members ever used
+	Records   string // hash: id -> lane member "\n" record
+	Attempts  string // hash: id -> failed attempts so far (sparse)
+	Errors    string // hash: id -> last error (sparse)
+	Stacks    string // hash: id -> last panic stack (sparse)
+	Results   string // hash: id -> msgpack result (sparse)
+	Timings   string // hash: id -> "start ms|finish ms" of ended jobs
+	Active    string // zset: id -> lease deadline ms
+	Owners    string // hash: id -> "worker|start ms|lane score|lane member"
+	Scheduled string // zset: id -> due ms
+	Failed    string // zset: id -> failed at ms
+	Succeeded string // zset: id -> expiry ms (finish + retention)
+	Wake      string // list: at most one token while work may be waiting
+	Paused    string // string: exists while the queue is paused
+	Counters  string // hash: succeeded, failed, retried
+
+	DoneChannel  string // pub/sub: "s id id ...", "f id", "c id" as jobs end
+	SchedChannel string // pub/sub: due ms of a job that became the earliest scheduled
+}
+
+// KeysFor returns the keys of queue in namespace ns.
+func KeysFor(ns, queue string) Keys {
+	p := ns + ":{" + queue + "}:"
+	return Keys{
+		Queue: queue, prefix: p,
+		Index: p + "idx", Lanes: p + "lanes", Records: p + "j", Attempts: p + "a",
+		Errors: p + "err", Stacks: p + "stk", Results: p + "res", Timings: p + "fin",
+		Active: p + "act", Owners: p + "own", Scheduled: p + "sch", Failed: p + "fail",
+		Succeeded: p + "done", Wake: p + "wake", Paused: p + "paused", Counters: p + "stat",
+		DoneChannel: p + "ev:done", SchedChannel: p + "ev:sched",
+	}
+}
+
+// Lane returns the key of the lane with the given member.
+func (k Keys) Lane(member string) string { return k.prefix + "l:" + member }
+
+// LaneMember names the lane of a task at a priority: "<priority>:<task>".
+func LaneMember(priority int, task string) string {
+	return strconv.Itoa(priority) + ":" + task
+}
+
+// ParseLaneMember splits a lane member into priority and task.
+func ParseLaneMember(m string) (priority int, task string, err error) {
+	p, t, ok := strings.Cut(m, ":")
+	if !ok || len(p) != 1 || p[0] < '0' || p[0] > '9' {
+		return 0, "", fmt.Errorf("store: bad lane member %q", m)
+	}
+	return int(p[0] - '0'), t, nil
+}
+
+// Global keys, not tied to one queue.
+func queuesKey(ns string) string     { return ns + ":queues" }
+func workersKey(ns string) string    { return ns + ":workers" }
+func workerKey(ns, id string) string { return ns + ":worker:" + id }

@@ -1,0 +1,56 @@
+-- enqueue.lua: store a batch of jobs; put each in its lane, or in the scheduled set
+-- when it has a due time.
+-- KEYS[1] job records (hash)   KEYS[2] lane index   KEYS[3] lane set
+-- KEYS[4] scheduled set        KEYS[5] wake-up list  KEYS[6..] lane keys
+-- ARGV[1] now ms  ARGV[2] number of jobs  ARGV[3] number of lanes  ARGV[4] schedule channel
+-- ARGV[5 .. 4+nlanes] lane members (same order as KEYS[6..])
+-- then per job, 4 values: id, lane number (1-based into the lane list), record, due ms (0: now)
+-- Returns the number of jobs stored.
+local now = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local nl = tonumber(ARGV[3])
+local members = {}
+for i = 1, nl do members[i] = ARGV[4 + i] end
+
+local hset = {}
+local lanes = {}      -- lane number -> {score, id, ...}
+local sched = {}
+local first = 4 + nl
+local min_due = nil
+for i = 0, n - 1 do
+  local b = first + i * 4
+  local id, ln, rec, due = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3], tonumber(ARGV[b + 4])
+  hset[#hset + 1] = id
+  hset[#hset + 1] = members[ln] .. '\n' .. rec
+  if due > now then
+    sched[#sched + 1] = due
+    sched[#sched + 1] = id
+    if (not min_due) or due < min_due then min_due = due end
+  else
+    local l = lanes[ln]
+    if not l then l = {}; lanes[ln] = l end
+    l[#l + 1] = job_score(now)
+    l[#l + 1] = id
+  end
+end
+call_chunked('HSET', KEYS[1], hset)
+call_chunked('SADD', KEYS[3], members)
+
+local immediate = false
+for ln, l in pairs(lanes) do
+  immediate = true
+  call_chunked('ZADD', KEYS[5 + ln], l)
+  local min = l[1]
+  for j = 3, #l, 2 do if l[j] < min then min = l[j] end end
+  index_lane_after_add(KEYS[2], members[ln], min)
+end
+if immediate then wake(KEYS[5]) end
+
+if #sched > 0 then
+  local head = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+  call_chunked('ZADD', KEYS[4], sched)
+  if (not head[1]) or min_due < tonumber(head[2]) then
+    redis.call('PUBLISH', ARGV[4], tostring(min_due))
+  end
+end
+return n

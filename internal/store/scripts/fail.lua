@@ -1,0 +1,44 @@
+-- fail.lua: record a failed attempt of one job held by a worker: schedule its retry,
+-- or move it to the failed set when it has no retries left.
+-- KEYS[1] active  KEYS[2] owners  KEYS[3] job records  KEYS[4] attempts
+-- KEYS[5] scheduled  KEYS[6] failed  KEYS[7] errors  KEYS[8] stacks  KEYS[9] counters
+-- KEYS[10] timings  KEYS[11] results
+-- ARGV[1] now ms  ARGV[2] worker id ('' to skip the ownership check)  ARGV[3] id
+-- ARGV[4] 'retry' or 'fail'  ARGV[5] due ms (retry)  ARGV[6] error  ARGV[7] stack
+-- ARGV[8] start ms  ARGV[9] schedule channel  ARGV[10] done channel
+-- ARGV[11] failed jobs kept at most  ARGV[12] failed jobs kept for ms
+-- Returns 1, or 0 when the worker no longer held the job.
+local id = ARGV[3]
+if ARGV[2] ~= '' then
+  local o = redis.call('HGET', KEYS[2], id)
+  if (not o) or string.sub(o, 1, #ARGV[2] + 1) ~= ARGV[2] .. '|' then return 0 end
+end
+local now = tonumber(ARGV[1])
+redis.call('ZREM', KEYS[1], id)
+redis.call('HDEL', KEYS[2], id)
+redis.call('HINCRBY', KEYS[4], id, 1)
+redis.call('HSET', KEYS[7], id, ARGV[6])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[8], id, ARGV[7]) else redis.call('HDEL', KEYS[8], id) end
+if ARGV[4] == 'retry' then
+  local due = tonumber(ARGV[5])
+  local head = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+  redis.call('ZADD', KEYS[5], due, id)
+  if (not head[1]) or due < tonumber(head[2]) then redis.call('PUBLISH', ARGV[9], ARGV[5]) end
+  redis.call('HINCRBY', KEYS[9], 'retried', 1)
+  return 1
+end
+redis.call('ZADD', KEYS[6], now, id)
+redis.call('HSET', KEYS[10], id, ARGV[8] .. '|' .. ARGV[1])
+redis.call('HINCRBY', KEYS[9], 'failed', 1)
+-- trim the dead letters by age, then by count
+local old = redis.call('ZRANGE', KEYS[6], '-inf', now - tonumber(ARGV[12]), 'BYSCORE', 'LIMIT', 0, 500)
+if #old == 0 then
+  local excess = redis.call('ZCARD', KEYS[6]) - tonumber(ARGV[11])
+  if excess > 0 then old = redis.call('ZRANGE', KEYS[6], 0, math.min(excess, 500) - 1) end
+end
+if #old > 0 then
+  redis.call('ZREM', KEYS[6], unpack(old))
+  forget(old, KEYS[3], KEYS[4], KEYS[7], KEYS[8], KEYS[11], KEYS[10])
+end
+redis.call('PUBLISH', ARGV[10], 'f ' .. id)
+return 1

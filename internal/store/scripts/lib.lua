@@ -1,0 +1,85 @@
+-- lib.lua: prepended to every script. The one home of the dequeue score.
+--
+-- Pending jobs live in lanes (one sorted set per priority band and task type). Inside
+-- a lane a job's score is job_score(...); the lane index holds each lane scored by
+-- lane_offset(member) + its head's score, so the index minimum is the global next job.
+-- In the core every lane is FIFO (w = 0): job_score is the arrival time in ms.
+
+local BAND = 1e13 -- one strict priority band, in score units (ms): > any arrival + w*prediction
+
+-- The in-lane score of a job arriving at arrival_ms.
+local function job_score(arrival_ms)
+  return arrival_ms
+end
+
+-- What a lane adds to its head's score in the index: its priority band (9 first).
+-- A lane member is "<priority digit>:<task>".
+local function lane_offset(member)
+  local prio = tonumber(string.sub(member, 1, 1))
+  return (9 - prio) * BAND
+end
+
+-- lane_keys: map from lane member to its key, built from KEYS[first..] and ARGV[afirst..].
+local function lane_map(kfirst, afirst, n)
+  local m = {}
+  for i = 0, n - 1 do
+    m[ARGV[afirst + i]] = KEYS[kfirst + i]
+  end
+  return m
+end
+
+-- Put a lane's index entry right after jobs with in-lane score `score` entered it.
+local function index_lane_after_add(idx, member, score)
+  local key = lane_offset(member) + score
+  local cur = redis.call('ZSCORE', idx, member)
+  if (not cur) or key < tonumber(cur) then
+    redis.call('ZADD', idx, key, member)
+  end
+end
+
+-- Rescore a lane's index entry from its current head (or drop it when empty).
+local function rescore_lane(idx, lane, member)
+  local head = redis.call('ZRANGE', lane, 0, 0, 'WITHSCORES')
+  if head[1] then
+    redis.call('ZADD', idx, lane_offset(member) + tonumber(head[2]), member)
+  else
+    redis.call('ZREM', idx, member)
+  end
+end
+
+-- Leave one token on the wake-up list so a blocked worker wakes (never more than one).
+local function wake(list)
+  if redis.call('LLEN', list) == 0 then
+    redis.call('RPUSH', list, '1')
+  end
+end
+
+-- The lane member a job record starts with (up to the first newline).
+local function record_lane(rec)
+  local nl = string.find(rec, '\n', 1, true)
+  if not nl then return nil end
+  return string.sub(rec, 1, nl - 1)
+end
+
+-- Call a multi-argument command over a list in chunks (Lua's unpack has a limit).
+local function call_chunked(cmd, key, list)
+  local n = #list
+  local i = 1
+  while i <= n do
+    local j = math.min(i + 3999, n)
+    redis.call(cmd, key, unpack(list, i, j))
+    i = j + 1
+  end
+end
+
+-- Forget everything stored about jobs `ids` (their record and side hashes).
+local function forget(ids, jk, ak, ek, sk, rk, fk)
+  if #ids == 0 then return end
+  call_chunked('HDEL', jk, ids)
+  call_chunked('HDEL', ak, ids)
+  call_chunked('HDEL', ek, ids)
+  call_chunked('HDEL', sk, ids)
+  call_chunked('HDEL', rk, ids)
+  call_chunked('HDEL', fk, ids)
+end
+

@@ -1,0 +1,37 @@
+-- promote.lua: move scheduled jobs that are due into their lanes, in due order.
+-- Safe to run from any number of processes at once: each call moves what is due now.
+-- KEYS[1] scheduled  KEYS[2] job records  KEYS[3] lane index  KEYS[4] wake-up list
+-- KEYS[5..] lane keys
+-- ARGV[1] now ms  ARGV[2] most jobs to move  ARGV[3] number of lanes  ARGV[4..] members
+-- Returns {"ok", moved, next due ms or ""} or {"stale", member}.
+local lanes = lane_map(5, 4, tonumber(ARGV[3]))
+local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]), 'WITHSCORES')
+local moved = 0
+if due[1] then
+  local ids = {}
+  for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
+  local recs = redis.call('HMGET', KEYS[2], unpack(ids))
+  local groups = {}
+  for i, id in ipairs(ids) do
+    local rec = recs[i]
+    if rec then
+      local member = record_lane(rec)
+      if not lanes[member] then return {'stale', member} end
+      local g = groups[member]
+      if not g then g = {}; groups[member] = g end
+      g[#g + 1] = job_score(tonumber(due[i * 2]))
+      g[#g + 1] = id
+    end
+  end
+  for member, g in pairs(groups) do
+    redis.call('ZADD', lanes[member], unpack(g))
+    local min = g[1]
+    for j = 3, #g, 2 do if g[j] < min then min = g[j] end end
+    index_lane_after_add(KEYS[3], member, min)
+    moved = moved + #g / 2
+  end
+  redis.call('ZREM', KEYS[1], unpack(ids))
+  if moved > 0 then wake(KEYS[4]) end
+end
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {'ok', moved, head[2] or ''}

@@ -1,0 +1,28 @@
+-- purge.lua: delete up to `limit` jobs of one state; the caller repeats until 0.
+-- KEYS[1] lane index  KEYS[2] job records  KEYS[3] attempts  KEYS[4] errors
+-- KEYS[5] stacks  KEYS[6] results  KEYS[7] timings  KEYS[8] the state's set
+-- (scheduled, failed or succeeded; unused for pending)  KEYS[9..] lane keys
+-- ARGV[1] 'pending' or 'set'  ARGV[2] limit  ARGV[3] number of lanes  ARGV[4..] members
+-- Returns the number of jobs deleted.
+local limit = tonumber(ARGV[2])
+local removed = 0
+if ARGV[1] == 'set' then
+  local ids = redis.call('ZRANGE', KEYS[8], 0, limit - 1)
+  if #ids == 0 then return 0 end
+  redis.call('ZREM', KEYS[8], unpack(ids))
+  forget(ids, KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+  return #ids
+end
+local nl = tonumber(ARGV[3])
+for i = 0, nl - 1 do
+  if removed >= limit then break end
+  local lane, member = KEYS[9 + i], ARGV[4 + i]
+  local ids = redis.call('ZRANGE', lane, 0, limit - removed - 1)
+  if #ids > 0 then
+    redis.call('ZREMRANGEBYRANK', lane, 0, #ids - 1)
+    forget(ids, KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+    removed = removed + #ids
+  end
+  rescore_lane(KEYS[1], lane, member)
+end
+return removed

@@ -1,0 +1,166 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Store runs chronoq's state changes against one Redis (or Redis Cluster).
+type Store struct {
+	rdb redis.UniversalClient
+	ns  string
+	now func() time.Time
+
+	mu    sync.Mutex
+	lanes map[string][]string // queue -> known lane members (sorted)
+	// Limits of what is kept for inspection.
+	MaxSucceeded int
+	MaxFailed    int
+	FailedAge    time.Duration
+}
+
+// New returns a Store on rdb for namespace ns ("" means "chronoq"); now is the clock
+// (nil means time.Now), injectable so tests need no sleeps.
+func New(rdb redis.UniversalClient, ns string, now func() time.Time) *Store {
+	if ns == "" {
+		ns = "chronoq"
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{rdb: rdb, ns: ns, now: now, lanes: map[string][]string{},
+		MaxSucceeded: 100_000, MaxFailed: 100_000, FailedAge: 7 * 24 * time.Hour}
+}
+
+// Redis is the client the store runs on.
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+// Namespace is the prefix of every key.
+func (s *Store) Namespace() string { return s.ns }
+
+// Now is the store's clock.
+func (s *Store) Now() time.Time { return s.now() }
+
+// Keys returns the keys of queue.
+func (s *Store) Keys(queue string) Keys { return KeysFor(s.ns, queue) }
+
+func (s *Store) nowMs() int64 { return s.now().UnixMilli() }
+
+// knownLanes returns the cached lane members of queue, reading them on first use.
+func (s *Store) knownLanes(ctx context.Context, queue string, refresh bool) ([]string, error) {
+	s.mu.Lock()
+	members, ok := s.lanes[queue]
+	s.mu.Unlock()
+	if ok && !refresh {
+		return members, nil
+	}
+	members, err := s.rdb.SMembers(ctx, s.Keys(queue).Lanes).Result()
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(members)
+	s.mu.Lock()
+	s.lanes[queue] = members
+	s.mu.Unlock()
+	return members, nil
+}
+
+// errStale is returned by a lane-using script call whose lane list lacked a lane.
+type errStale struct{ member string }
+
+func (e errStale) Error() string { return "store: unknown lane " + e.member }
+
+// withLanes runs call with the queue's lane keys and members, refreshing the list and
+// calling again when a script met a lane the list lacked.
+func (s *Store) withLanes(ctx context.Context, queue string, call func(laneKeys, members []string) ([]any, error)) ([]any, error) {
+	k := s.Keys(queue)
+	refresh := false
+	for try := 0; try < 3; try++ {
+		members, err := s.knownLanes(ctx, queue, refresh)
+		if err != nil {
+			return nil, err
+		}
+		laneKeys := make([]string, len(members))
+		for i, m := range members {
+			laneKeys[i] = k.Lane(m)
+		}
+		res, err := call(laneKeys, members)
+		if err != nil {
+			return nil, err
+		}
+		if len(res) == 2 && res[0] == "stale" {
+			refresh = true
+			continue
+		}
+		return res, nil
+	}
+	return nil, errStale{}
+}
+
+func strs(xs ...string) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
+}
+
+func toInt(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case string:
+		n, _ := strconv.ParseInt(x, 10, 64)
+		return n
+	}
+	return 0
+}
+
+func toStr(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+// msTime turns a script's "" or ms value into a time (zero for "").
+func msTime(v any) time.Time {
+	s := toStr(v)
+	if s == "" {
+		return time.Time{}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(int64(f)).UTC()
+}
+
+// IsConnError reports whether err is a network-level error (Redis unreachable),
+// as opposed to a script or command error.
+func IsConnError(err error) bool {
+	if err == nil {
+		return false
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		return false
+	}
+	return !errors.Is(err, redis.Nil)
+}
+
+type redisZ = redis.Z
+
+var errRedisNil = redis.Nil

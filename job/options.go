@@ -1,0 +1,288 @@
+package job
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"time"
+)
+
+// Defaults for options a job does not set. They follow Celery's and RQ's where those
+// agree, and are written into every job's record so a worker with other defaults
+// still runs the job as its producer meant.
+const (
+	DefaultQueue     = "default"
+	DefaultPriority  = 5 // the middle band, so a job can be made both more and less urgent
+	DefaultRetries   = 3
+	DefaultTimeout   = 30 * time.Minute
+	DefaultRetention = 10 * time.Minute // how long a succeeded job and its result stay readable
+	MaxPriority      = 9
+	MaxHorizon       = 10 * 365 * 24 * time.Hour
+	MaxRetriesLimit  = 1000
+)
+
+// DefaultBackoff is exponential from 2s, doubling, capped at 10 minutes, with up to half
+// of each delay taken off at random so retries of a burst spread out.
+var DefaultBackoff = Backoff{Base: 2 * time.Second, Factor: 2, Max: 10 * time.Minute, Jitter: 0.5}
+
+// Backoff is the delay policy between attempts: Base × Factor^(attempt-1), capped at
+// Max, then reduced by a random fraction of up to Jitter (0..1).
+type Backoff struct {
+	Base   time.Duration `msgpack:"b"`
+	Factor float64       `msgpack:"f"`
+	Max    time.Duration `msgpack:"m"`
+	Jitter float64       `msgpack:"j"`
+}
+
+// ExponentialBackoff doubles from base up to max, with the default jitter.
+func ExponentialBackoff(base, max time.Duration) Backoff {
+	return Backoff{Base: base, Factor: 2, Max: max, Jitter: DefaultBackoff.Jitter}
+}
+
+// ConstantBackoff waits d between attempts, without jitter.
+func ConstantBackoff(d time.Duration) Backoff { return Backoff{Base: d, Factor: 1, Max: d} }
+
+// Delay is the wait before attempt+1, given that attempt (1-based) has just failed.
+// random returns a float in [0,1); nil means math/rand.
+func (b Backoff) Delay(attempt int, random func() float64) time.Duration {
+	if attempt < 1 {
+		attempt = 1
+	}
+	d := float64(b.Base) * math.Pow(b.Factor, float64(attempt-1))
+	if b.Max > 0 && d > float64(b.Max) {
+		d = float64(b.Max)
+	}
+	if b.Jitter > 0 {
+		if random == nil {
+			random = rand.Float64
+		}
+		d -= d * b.Jitter * random()
+	}
+	return time.Duration(d)
+}
+
+func (b Backoff) validate() error {
+	switch {
+	case b.Base < 0:
+		return &OptionError{"Backoff.Base", b.Base, "must not be negative"}
+	case b.Factor < 1:
+		return &OptionError{"Backoff.Factor", b.Factor, "must be at least 1"}
+	case b.Max < 0:
+		return &OptionError{"Backoff.Max", b.Max, "must not be negative"}
+	case b.Jitter < 0 || b.Jitter > 1:
+		return &OptionError{"Backoff.Jitter", b.Jitter, "must be between 0 and 1"}
+	}
+	return nil
+}
+
+// Options are a job's settings, resolved from its task's options, then the enqueue
+// call's. Build them with the Option funcs; the zero value is not valid, use
+// DefaultOptions.
+type Options struct {
+	Queue      string
+	Priority   int // 0..9, 9 runs first; bands are strict
+	MaxRetries int // attempts after the first; 0 means run once
+	Backoff    Backoff
+	Timeout    time.Duration // the job's context deadline; the worker frees the slot a little later
+	Retention  time.Duration // how long a succeeded job and its result stay; 0 deletes at once
+	Delay      time.Duration // run no earlier than enqueue time + Delay (In)
+	At         time.Time     // run no earlier than At; wins over Delay
+	Cost       map[string]float64
+}
+
+// DefaultOptions returns the options of a job that sets none.
+func DefaultOptions() Options {
+	return Options{
+		Queue:      DefaultQueue,
+		Priority:   DefaultPriority,
+		MaxRetries: DefaultRetries,
+		Backoff:    DefaultBackoff,
+		Timeout:    DefaultTimeout,
+		Retention:  DefaultRetention,
+	}
+}
+
+// Option sets one enqueue option. Options are checked when the job is enqueued; an
+// out-of-range value is an *OptionError that names it.
+type Option func(*Options) error
+
+// Apply resolves opts over o and validates the result.
+func (o Options) Apply(opts ...Option) (Options, error) {
+	if o.Cost != nil { // never share the map with the caller's
+		c := make(map[string]float64, len(o.Cost))
+		for k, v := range o.Cost {
+			c[k] = v
+		}
+		o.Cost = c
+	}
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(&o); err != nil {
+			return o, err
+		}
+	}
+	return o, o.Validate()
+}
+
+// Validate checks every field and returns the first one out of range.
+func (o Options) Validate() error {
+	if err := ValidateQueueName(o.Queue); err != nil {
+		return err
+	}
+	switch {
+	case o.Priority < 0 || o.Priority > MaxPriority:
+		return &OptionError{"Priority", o.Priority, "must be between 0 and 9 (9 runs first)"}
+	case o.MaxRetries < 0 || o.MaxRetries > MaxRetriesLimit:
+		return &OptionError{"MaxRetries", o.MaxRetries, fmt.Sprintf("must be between 0 and %d", MaxRetriesLimit)}
+	case o.Timeout <= 0:
+		return &OptionError{"Timeout", o.Timeout, "must be positive"}
+	case o.Retention < 0:
+		return &OptionError{"Retention", o.Retention, "must not be negative"}
+	case o.Delay < 0:
+		return &OptionError{"In", o.Delay, "must not be negative"}
+	case o.Delay > MaxHorizon:
+		return &OptionError{"In", o.Delay, "is more than 10 years ahead"}
+	}
+	for k, v := range o.Cost {
+		if k == "" || math.IsNaN(v) || math.IsInf(v, 0) {
+			return &OptionError{"Cost", fmt.Sprintf("%q=%v", k, v), "needs a name and a finite value"}
+		}
+	}
+	return o.Backoff.validate()
+}
+
+// DueAt is when a job enqueued at now may first run; the zero time means at once.
+func (o Options) DueAt(now time.Time) (time.Time, error) {
+	due := time.Time{}
+	if !o.At.IsZero() {
+		due = o.At
+	} else if o.Delay > 0 {
+		due = now.Add(o.Delay)
+	}
+	if !due.IsZero() && due.Sub(now) > MaxHorizon {
+		return time.Time{}, &OptionError{"At", due.UTC().Format(time.RFC3339), "is more than 10 years ahead"}
+	}
+	if !due.After(now) {
+		return time.Time{}, nil // in the past or now: runs at once
+	}
+	return due.UTC(), nil
+}
+
+// Queue puts the job on the named queue.
+func Queue(name string) Option {
+	return func(o *Options) error {
+		if err := ValidateQueueName(name); err != nil {
+			return err
+		}
+		o.Queue = name
+		return nil
+	}
+}
+
+// Priority sets the band, 0 (last) to 9 (first).
+func Priority(p int) Option {
+	return func(o *Options) error {
+		if p < 0 || p > MaxPriority {
+			return &OptionError{"Priority", p, "must be between 0 and 9 (9 runs first)"}
+		}
+		o.Priority = p
+		return nil
+	}
+}
+
+// MaxRetries sets how many times a failed job runs again; 0 runs it once.
+func MaxRetries(n int) Option {
+	return func(o *Options) error {
+		if n < 0 || n > MaxRetriesLimit {
+			return &OptionError{"MaxRetries", n, fmt.Sprintf("must be between 0 and %d", MaxRetriesLimit)}
+		}
+		o.MaxRetries = n
+		return nil
+	}
+}
+
+// WithBackoff sets the delay policy between attempts.
+func WithBackoff(b Backoff) Option {
+	return func(o *Options) error {
+		if err := b.validate(); err != nil {
+			return err
+		}
+		o.Backoff = b
+		return nil
+	}
+}
+
+// Timeout bounds one attempt; the task's context is canceled when it passes.
+func Timeout(d time.Duration) Option {
+	return func(o *Options) error {
+		if d <= 0 {
+			return &OptionError{"Timeout", d, "must be positive"}
+		}
+		o.Timeout = d
+		return nil
+	}
+}
+
+// Retention keeps a succeeded job and its result readable for d (0: delete at once).
+func Retention(d time.Duration) Option {
+	return func(o *Options) error {
+		if d < 0 {
+			return &OptionError{"Retention", d, "must not be negative"}
+		}
+		o.Retention = d
+		return nil
+	}
+}
+
+// In delays the job by d.
+func In(d time.Duration) Option {
+	return func(o *Options) error {
+		if d < 0 {
+			return &OptionError{"In", d, "must not be negative"}
+		}
+		if d > MaxHorizon {
+			return &OptionError{"In", d, "is more than 10 years ahead"}
+		}
+		o.Delay = d
+		return nil
+	}
+}
+
+// At runs the job no earlier than t (a time in the past runs at once).
+func At(t time.Time) Option {
+	return func(o *Options) error {
+		if t.IsZero() {
+			return &OptionError{"At", t, "is the zero time"}
+		}
+		o.At = t
+		return nil
+	}
+}
+
+// Cost records a numeric hint about the job's size (bytes, items, ...). The learned
+// order uses such hints to refine its prediction inside a task type.
+func Cost(name string, value float64) Option {
+	return func(o *Options) error {
+		if name == "" || math.IsNaN(value) || math.IsInf(value, 0) {
+			return &OptionError{"Cost", fmt.Sprintf("%q=%v", name, value), "needs a name and a finite value"}
+		}
+		if o.Cost == nil {
+			o.Cost = map[string]float64{}
+		}
+		o.Cost[name] = value
+		return nil
+	}
+}
+
+// CostNames returns the cost hint names in a stable order.
+func (o Options) CostNames() []string {
+	names := make([]string, 0, len(o.Cost))
+	for k := range o.Cost {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
