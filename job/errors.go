@@ -80,7 +80,9 @@ type FailedError struct {
 	Message string // the job's last error
 }
 
-func (e *FailedError) Error() string { return fmt.Sprintf("chronoq: job %s failed: %s", e.ID, e.Message) }
+func (e *FailedError) Error() string {
+	return fmt.Sprintf("chronoq: job %s failed: %s", e.ID, e.Message)
+}
 func (e *FailedError) Unwrap() error { return ErrJobFailed }
 
 func errString(err error) string {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Errors of the admin operations; the queue package maps them onto job's.
@@ -120,17 +122,31 @@ func (s *Store) Paused(ctx context.Context, queue string) (bool, error) {
 	return n == 1, err
 }
 
-// WaitForWork blocks until one of queues has a wake-up token or timeout passes; it
-// returns the queue that had one ("" on timeout). All wake lists are blocked on in one
-// BLPOP; on a Redis Cluster they would need one call per slot.
-func (s *Store) WaitForWork(ctx context.Context, queues []string, timeout time.Duration) (string, error) {
+// BlockingClient returns a client for blocking waits that Close can interrupt: a
+// one-connection copy of a single-node client (closing it breaks a BLPOP at once), or
+// the shared client otherwise (the wait then ends at its timeout).
+func (s *Store) BlockingClient() (redis.UniversalClient, func()) {
+	if c, ok := s.rdb.(*redis.Client); ok {
+		opt := *c.Options()
+		opt.PoolSize, opt.MinIdleConns, opt.MaxIdleConns = 1, 0, 1
+		opt.ReadTimeout = -1 // the BLPOP timeout bounds the wait
+		b := redis.NewClient(&opt)
+		return b, func() { _ = b.Close() }
+	}
+	return s.rdb, func() {}
+}
+
+// WaitForWork blocks on rdb (see BlockingClient) until one of queues has a wake-up
+// token or timeout passes; it returns the queue that had one ("" on timeout). All wake
+// lists are blocked on in one BLPOP; on a Redis Cluster they would need one per slot.
+func (s *Store) WaitForWork(ctx context.Context, rdb redis.UniversalClient, queues []string, timeout time.Duration) (string, error) {
 	keys := make([]string, len(queues))
 	byKey := make(map[string]string, len(queues))
 	for i, q := range queues {
 		keys[i] = s.Keys(q).Wake
 		byKey[keys[i]] = q
 	}
-	res, err := s.rdb.BLPop(ctx, timeout, keys...).Result()
+	res, err := rdb.BLPop(ctx, timeout, keys...).Result()
 	if errors.Is(err, errRedisNil) {
 		return "", nil
 	}

@@ -1,0 +1,107 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/chronoq/chronoq/internal/store"
+	"github.com/chronoq/chronoq/job"
+	"github.com/redis/go-redis/v9"
+)
+
+// Config configures a Client. The zero value works.
+type Config struct {
+	// Namespace prefixes every key ("chronoq" when empty). Producers and workers of
+	// one system must share it.
+	Namespace string
+	// Now is the clock (time.Now when nil); tests inject one.
+	Now func() time.Time
+	// Logger receives the client's few log lines (slog.Default when nil).
+	Logger *slog.Logger
+	// MaxPayload is the largest payload accepted, in bytes (default 512 KiB).
+	MaxPayload int
+}
+
+// Client enqueues jobs and inspects queues. It is safe for concurrent use; make one
+// per process and Close it at the end.
+type Client struct {
+	store  *store.Store
+	log    *slog.Logger
+	maxPay int
+
+	queuesMu sync.Mutex
+	queues   map[string]bool // registered by this client already
+
+	hubOnce sync.Once
+	hub     *waitHub
+}
+
+// NewClient returns a Client on rdb (a *redis.Client, a cluster or a failover client).
+func NewClient(rdb redis.UniversalClient, cfg Config) *Client {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = 512 << 10
+	}
+	return &Client{store: store.New(rdb, cfg.Namespace, cfg.Now), log: cfg.Logger, maxPay: cfg.MaxPayload, queues: map[string]bool{}}
+}
+
+// Store exposes the Redis model to the worker and the other chronoq packages.
+func (c *Client) Store() *store.Store { return c.store }
+
+// Close stops the client's pub/sub listener (if Wait started one). It does not close
+// the Redis client, which belongs to the caller.
+func (c *Client) Close() error {
+	if c.hub != nil {
+		return c.hub.close()
+	}
+	return nil
+}
+
+func (c *Client) registerQueue(ctx context.Context, q string) error {
+	c.queuesMu.Lock()
+	done := c.queues[q]
+	c.queuesMu.Unlock()
+	if done {
+		return nil
+	}
+	if err := c.store.RegisterQueue(ctx, q); err != nil {
+		return err
+	}
+	c.queuesMu.Lock()
+	c.queues[q] = true
+	c.queuesMu.Unlock()
+	return nil
+}
+
+// mapErr turns the store's errors into job's exported ones.
+func mapErr(err error, id string) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return &JobError{ID: id, Err: job.ErrNotFound}
+	case errors.Is(err, store.ErrActive):
+		return &JobError{ID: id, Err: ErrJobActive}
+	case errors.Is(err, store.ErrEnded):
+		return &JobError{ID: id, Err: ErrJobEnded}
+	}
+	return err
+}
+
+// Errors of queue operations.
+var (
+	ErrJobActive = errors.New("chronoq: job is running; it cannot be canceled or deleted")
+	ErrJobEnded  = errors.New("chronoq: job has already ended")
+)
+
+// JobError names the job an operation failed on.
+type JobError struct {
+	ID  string
+	Err error
+}
+
+func (e *JobError) Error() string { return e.Err.Error() + " (job " + e.ID + ")" }
+func (e *JobError) Unwrap() error { return e.Err }

@@ -1,0 +1,168 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"github.com/chronoq/chronoq/internal/store"
+	"github.com/chronoq/chronoq/job"
+)
+
+// Request is one job to enqueue by task name.
+type Request struct {
+	Task    string
+	Payload []byte // msgpack; nil for no arguments
+	Options []job.Option
+}
+
+// Enqueue enqueues one job of a typed task: its default options, then opts.
+func Enqueue[A any](ctx context.Context, c *Client, t *job.Task[A], args A, opts ...job.Option) (*Handle, error) {
+	payload, err := t.Encode(args)
+	if err != nil {
+		return nil, err
+	}
+	return c.EnqueueRaw(ctx, t.Name(), payload, append(append([]job.Option(nil), t.Options()...), opts...)...)
+}
+
+// EnqueueMany enqueues one job per element of args, in one round trip per 1000 jobs.
+func EnqueueMany[A any](ctx context.Context, c *Client, t *job.Task[A], args []A, opts ...job.Option) ([]*Handle, error) {
+	all := append(append([]job.Option(nil), t.Options()...), opts...)
+	reqs := make([]Request, len(args))
+	for i, a := range args {
+		p, err := t.Encode(a)
+		if err != nil {
+			return nil, fmt.Errorf("args[%d]: %w", i, err)
+		}
+		reqs[i] = Request{Task: t.Name(), Payload: p, Options: all}
+	}
+	return c.EnqueueBatch(ctx, reqs)
+}
+
+// EnqueueByName enqueues a job of the task named task with args, any msgpack-able
+// value (a struct, a map, a slice, nil) — for services that do not import the
+// worker's code (Celery's send_task).
+func (c *Client) EnqueueByName(ctx context.Context, task string, args any, opts ...job.Option) (*Handle, error) {
+	payload, err := job.EncodeArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	return c.EnqueueRaw(ctx, task, payload, opts...)
+}
+
+// EnqueueJSON enqueues a job whose arguments are a JSON document; they are stored as
+// msgpack, integers as integers.
+func (c *Client) EnqueueJSON(ctx context.Context, task string, args []byte, opts ...job.Option) (*Handle, error) {
+	v, err := DecodeJSONArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	return c.EnqueueByName(ctx, task, v, opts...)
+}
+
+// DecodeJSONArgs parses JSON arguments into plain values with integral numbers as
+// int64, ready for msgpack.
+func DecodeJSONArgs(data []byte) (any, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("%w: args are not valid JSON: %v", job.ErrBadPayload, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: args hold more than one JSON value", job.ErrBadPayload)
+	}
+	return numbers(v), nil
+}
+
+func numbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+			return int64(f)
+		}
+		return f
+	case map[string]any:
+		for k, e := range x {
+			x[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = numbers(e)
+		}
+	}
+	return v
+}
+
+// EnqueueRaw enqueues a job whose payload is already msgpack.
+func (c *Client) EnqueueRaw(ctx context.Context, task string, payload []byte, opts ...job.Option) (*Handle, error) {
+	hs, err := c.EnqueueBatch(ctx, []Request{{Task: task, Payload: payload, Options: opts}})
+	if err != nil {
+		return nil, err
+	}
+	return hs[0], nil
+}
+
+// EnqueueBatch enqueues many jobs, grouped by queue, in one script run per 1000 jobs
+// of a queue and one round trip per queue. Every request is checked before any is sent:
+// one bad request fails the call and stores nothing.
+func (c *Client) EnqueueBatch(ctx context.Context, reqs []Request) ([]*Handle, error) {
+	now := c.store.Now()
+	byQueue := map[string][]store.NewJob{}
+	var order []string
+	handles := make([]*Handle, len(reqs))
+	for i, r := range reqs {
+		if err := job.ValidateTaskName(r.Task); err != nil {
+			return nil, indexed(len(reqs), i, err)
+		}
+		if len(r.Payload) > c.maxPay {
+			return nil, indexed(len(reqs), i, fmt.Errorf("%w: payload of %d bytes is over the %d byte limit", job.ErrBadPayload, len(r.Payload), c.maxPay))
+		}
+		if err := job.ValidPayload(r.Payload); err != nil {
+			return nil, indexed(len(reqs), i, err)
+		}
+		o, err := job.DefaultOptions().Apply(r.Options...)
+		if err != nil {
+			return nil, indexed(len(reqs), i, err)
+		}
+		due, err := o.DueAt(now)
+		if err != nil {
+			return nil, indexed(len(reqs), i, err)
+		}
+		j := &job.Job{ID: job.NewID(), Task: r.Task, Payload: r.Payload, Options: o, EnqueuedAt: now}
+		rec, err := job.MarshalRecord(j)
+		if err != nil {
+			return nil, indexed(len(reqs), i, err)
+		}
+		if _, ok := byQueue[o.Queue]; !ok {
+			order = append(order, o.Queue)
+		}
+		byQueue[o.Queue] = append(byQueue[o.Queue], store.NewJob{ID: j.ID, Lane: store.LaneMember(o.Priority, r.Task), Record: rec, Due: due})
+		handles[i] = &Handle{ID: j.ID, Queue: o.Queue, Task: r.Task, c: c}
+	}
+	for _, q := range order {
+		if err := c.registerQueue(ctx, q); err != nil {
+			return nil, err
+		}
+		if err := c.store.Enqueue(ctx, q, byQueue[q]); err != nil {
+			return nil, fmt.Errorf("chronoq: enqueue to %q: %w", q, err)
+		}
+	}
+	return handles, nil
+}
+
+func indexed(n, i int, err error) error {
+	if n == 1 {
+		return err
+	}
+	return fmt.Errorf("request %d: %w", i, err)
+}

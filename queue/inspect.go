@@ -1,0 +1,129 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/chronoq/chronoq/internal/store"
+	"github.com/chronoq/chronoq/job"
+)
+
+// Counts are a queue's job counts by state and its lifetime counters.
+type Counts = store.Counts
+
+// WorkerInfo is a live worker as its heartbeat describes it.
+type WorkerInfo = store.WorkerInfo
+
+// Queues lists every queue that has been enqueued to.
+func (c *Client) Queues(ctx context.Context) ([]string, error) { return c.store.Queues(ctx) }
+
+// Counts returns queue's job counts by state.
+func (c *Client) Counts(ctx context.Context, queue string) (Counts, error) {
+	return c.store.Counts(ctx, queue)
+}
+
+// List returns up to limit jobs of queue in state from offset: pending in dequeue
+// order, scheduled by due time, active by lease deadline, failed and succeeded newest
+// first.
+func (c *Client) List(ctx context.Context, queue string, state job.State, offset, limit int) ([]*job.Job, error) {
+	if offset < 0 || limit <= 0 {
+		return nil, fmt.Errorf("chronoq: list needs offset >= 0 and limit > 0 (got %d, %d)", offset, limit)
+	}
+	var ids []string
+	var err error
+	if state == job.StatePending {
+		ids, err = c.store.PendingIDs(ctx, queue, offset, limit)
+	} else {
+		ids, err = c.store.SetIDs(ctx, queue, state, offset, limit)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.store.Jobs(ctx, queue, ids)
+}
+
+// Job reads one job of queue.
+func (c *Client) Job(ctx context.Context, queue, id string) (*job.Job, error) {
+	return c.Handle(queue, id).Job(ctx)
+}
+
+// FindJob looks a job up by id in every queue.
+func (c *Client) FindJob(ctx context.Context, id string) (*job.Job, error) {
+	qs, err := c.Queues(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range qs {
+		j, err := c.store.Job(ctx, q, id)
+		if err == nil {
+			return j, nil
+		}
+		if err != store.ErrNotFound {
+			return nil, err
+		}
+	}
+	return nil, &JobError{ID: id, Err: job.ErrNotFound}
+}
+
+// Cancel removes a pending or scheduled job. A running job gives ErrJobActive, an
+// ended one ErrJobEnded, an unknown one job.ErrNotFound. Waiters get job.ErrCanceled.
+func (c *Client) Cancel(ctx context.Context, queue, id string) error {
+	_, err := c.store.Cancel(ctx, queue, id, false)
+	return mapErr(err, id)
+}
+
+// Delete removes a job in any state but active.
+func (c *Client) Delete(ctx context.Context, queue, id string) error {
+	_, err := c.store.Cancel(ctx, queue, id, true)
+	return mapErr(err, id)
+}
+
+// Requeue moves the given failed jobs (or, with no ids, every failed job) of queue
+// back to pending with a fresh set of retries; it returns how many moved.
+func (c *Client) Requeue(ctx context.Context, queue string, ids ...string) (int, error) {
+	if len(ids) > 0 {
+		return c.store.RequeueFailed(ctx, queue, ids)
+	}
+	total := 0
+	for {
+		n, err := c.store.RequeueFailed(ctx, queue, nil)
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+}
+
+// Purge deletes every job of queue in state (pending when state is empty): pending,
+// scheduled, failed or succeeded; active jobs are never purged. progress, if not nil,
+// is called after each chunk with the running total.
+func (c *Client) Purge(ctx context.Context, queue string, state job.State, progress func(deleted int)) (int, error) {
+	if state == "" {
+		state = job.StatePending
+	}
+	switch state {
+	case job.StatePending, job.StateScheduled, job.StateFailed, job.StateSucceeded:
+	default:
+		return 0, fmt.Errorf("chronoq: cannot purge %q jobs (pending, scheduled, failed or succeeded)", state)
+	}
+	total := 0
+	for {
+		n, err := c.store.Purge(ctx, queue, string(state), 1000)
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+		if progress != nil {
+			progress(total)
+		}
+	}
+}
+
+// Pause stops every worker from taking jobs of queue; enqueue still works.
+func (c *Client) Pause(ctx context.Context, queue string) error { return c.store.Pause(ctx, queue) }
+
+// Resume undoes Pause.
+func (c *Client) Resume(ctx context.Context, queue string) error { return c.store.Resume(ctx, queue) }
+
+// Workers lists the live workers.
+func (c *Client) Workers(ctx context.Context) ([]WorkerInfo, error) { return c.store.Workers(ctx) }

@@ -1,0 +1,145 @@
+package queue
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/chronoq/chronoq/internal/store"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// waitHub multiplexes every Wait of a client over one pub/sub connection.
+type waitHub struct {
+	ps    *redis.PubSub
+	store *store.Store
+
+	mu       sync.Mutex
+	channels map[string]chan struct{} // channel -> closed once subscribed
+	waiters  map[string]map[chan byte]struct{}
+	done     chan struct{}
+}
+
+func (c *Client) waitHub(ctx context.Context) (*waitHub, error) {
+	c.hubOnce.Do(func() {
+		h := &waitHub{
+			ps:       c.store.Redis().Subscribe(context.Background()),
+			store:    c.store,
+			channels: map[string]chan struct{}{},
+			waiters:  map[string]map[chan byte]struct{}{},
+			done:     make(chan struct{}),
+		}
+		go h.run()
+		c.hub = h
+	})
+	return c.hub, nil
+}
+
+// watch registers for the end of job id on queue and returns once the subscription
+// is confirmed by Redis.
+func (h *waitHub) watch(ctx context.Context, queue, id string) (<-chan byte, func(), error) {
+	ch := make(chan byte, 4)
+	channel := h.store.Keys(queue).DoneChannel
+	h.mu.Lock()
+	set := h.waiters[id]
+	if set == nil {
+		set = map[chan byte]struct{}{}
+		h.waiters[id] = set
+	}
+	set[ch] = struct{}{}
+	ready, subscribed := h.channels[channel]
+	if !subscribed {
+		ready = make(chan struct{})
+		h.channels[channel] = ready
+	}
+	h.mu.Unlock()
+	cancel := func() {
+		h.mu.Lock()
+		delete(h.waiters[id], ch)
+		if len(h.waiters[id]) == 0 {
+			delete(h.waiters, id)
+		}
+		h.mu.Unlock()
+	}
+	if !subscribed {
+		if err := h.ps.Subscribe(ctx, channel); err != nil {
+			cancel()
+			return nil, nil, err
+		}
+	}
+	select {
+	case <-ready:
+		return ch, cancel, nil
+	case <-ctx.Done():
+		cancel()
+		return nil, nil, ctx.Err()
+	}
+}
+
+func (h *waitHub) run() {
+	defer close(h.done)
+	for {
+		msg, err := h.ps.Receive(context.Background())
+		if err != nil {
+			if err == redis.ErrClosed {
+				return
+			}
+			// the connection broke: events may have been lost, so every waiter reads again
+			h.broadcast('r')
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				h.mu.Lock()
+				if ready, ok := h.channels[m.Channel]; ok {
+					select {
+					case <-ready:
+						// a resubscription after a reconnect: events may have been lost
+						h.mu.Unlock()
+						h.broadcast('r')
+						continue
+					default:
+						close(ready)
+					}
+				}
+				h.mu.Unlock()
+			}
+		case *redis.Message:
+			kind, ids, ok := strings.Cut(m.Payload, " ")
+			if !ok || kind == "" {
+				continue
+			}
+			h.mu.Lock()
+			for _, id := range strings.Fields(ids) {
+				for ch := range h.waiters[id] {
+					select {
+					case ch <- kind[0]:
+					default:
+					}
+				}
+			}
+			h.mu.Unlock()
+		}
+	}
+}
+
+func (h *waitHub) broadcast(ev byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, set := range h.waiters {
+		for ch := range set {
+			select {
+			case ch <- ev:
+			default:
+			}
+		}
+	}
+}
+
+func (h *waitHub) close() error {
+	err := h.ps.Close()
+	<-h.done
+	return err
+}

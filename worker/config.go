@@ -1,0 +1,112 @@
+package worker
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/chronoq/chronoq/job"
+)
+
+// QueueConfig is one queue a worker serves.
+type QueueConfig struct {
+	Name string
+	// Weight is the queue's share of fetches when Config.Strict is false (default 1).
+	Weight int
+	// Concurrency caps this queue's running jobs within the worker (0: no cap beyond
+	// Config.Concurrency).
+	Concurrency int
+}
+
+// Config configures a Worker. Only Queues is usually set; the rest has defaults.
+type Config struct {
+	// Queues to serve (default: the "default" queue).
+	Queues []QueueConfig
+	// Strict takes jobs from Queues in their order: a later queue only when the earlier
+	// ones are empty. Otherwise each fetch tries queues in a random order drawn by weight.
+	Strict bool
+	// Concurrency is how many jobs run at once (default 10).
+	Concurrency int
+	// BatchSize caps the jobs taken in one fetch (default Concurrency, at most 100).
+	// A worker never takes more jobs than it has free slots.
+	BatchSize int
+	// Lease is how long a fetched job is held without renewal (default 30s); a crashed
+	// worker's jobs run again within about one lease.
+	Lease time.Duration
+	// ShutdownTimeout is how long Stop lets running jobs finish before handing them
+	// back to pending (default 30s).
+	ShutdownTimeout time.Duration
+	// HardDeadlineGrace is how long past its timeout a job that ignores its context may
+	// run before the worker fails it and frees its slot (default 5s).
+	HardDeadlineGrace time.Duration
+	// IdleBlock is the longest a worker blocks waiting for work before checking again
+	// (default 5s). Work normally wakes it at once; this bounds a lost wake-up.
+	IdleBlock time.Duration
+	// HeartbeatInterval (default 5s); the worker is shown as gone after 3 missed beats.
+	HeartbeatInterval time.Duration
+	// ID names the worker (default host-pid-random).
+	ID string
+	// Logger (default slog.Default()).
+	Logger *slog.Logger
+	// Random returns floats in [0,1) for backoff jitter (default math/rand); tests fix it.
+	Random func() float64
+}
+
+func (c *Config) defaults() error {
+	if len(c.Queues) == 0 {
+		c.Queues = []QueueConfig{{Name: job.DefaultQueue}}
+	}
+	seen := map[string]bool{}
+	for i := range c.Queues {
+		q := &c.Queues[i]
+		if err := job.ValidateQueueName(q.Name); err != nil {
+			return fmt.Errorf("worker: Queues[%d]: %w", i, err)
+		}
+		if seen[q.Name] {
+			return fmt.Errorf("worker: queue %q is listed twice", q.Name)
+		}
+		seen[q.Name] = true
+		if q.Weight < 0 || q.Concurrency < 0 {
+			return fmt.Errorf("worker: queue %q: weight and concurrency must not be negative", q.Name)
+		}
+		if q.Weight == 0 {
+			q.Weight = 1
+		}
+	}
+	if c.Concurrency < 0 {
+		return fmt.Errorf("worker: Concurrency %d must not be negative", c.Concurrency)
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 10
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = min(c.Concurrency, 100)
+	}
+	setDur(&c.Lease, 30*time.Second)
+	setDur(&c.ShutdownTimeout, 30*time.Second)
+	setDur(&c.HardDeadlineGrace, 5*time.Second)
+	setDur(&c.IdleBlock, 5*time.Second)
+	setDur(&c.HeartbeatInterval, 5*time.Second)
+	if c.Lease < 100*time.Millisecond {
+		return fmt.Errorf("worker: Lease %s is too short (at least 100ms)", c.Lease)
+	}
+	if c.ID == "" {
+		host, _ := os.Hostname()
+		c.ID = fmt.Sprintf("%s-%d-%04x", host, os.Getpid(), rand.IntN(1<<16))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Random == nil {
+		c.Random = rand.Float64
+	}
+	return nil
+}
+
+func setDur(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}

@@ -1,0 +1,224 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/chronoq/chronoq/internal/store"
+	"github.com/chronoq/chronoq/job"
+)
+
+// outcome is how one attempt ended.
+type outcome struct {
+	result any
+	err    error
+	stack  string
+}
+
+// startJob takes a slot and runs the fetched job in its own goroutine.
+func (w *Worker) startJob(queueName string, f store.Fetched) {
+	now := w.store.Now()
+	j := &job.Job{ID: f.ID, Options: job.DefaultOptions(), State: job.StateActive, Attempt: f.Attempts + 1, StartedAt: now, Worker: w.cfg.ID}
+	j.Options.Queue = queueName
+	var decodeErr error
+	if prio, task, err := store.ParseLaneMember(f.Lane); err == nil {
+		j.Options.Priority, j.Task = prio, task
+	}
+	switch {
+	case f.Record == nil:
+		decodeErr = fmt.Errorf("%w: the job's record is missing", job.ErrBadPayload)
+	default:
+		decodeErr = job.UnmarshalRecord(f.Record, j)
+	}
+	ctx, cancel := context.WithCancel(w.jobsCtx)
+	r := &running{j: j, queue: queueName, started: now, cancel: cancel}
+	w.mu.Lock()
+	w.held[j.ID] = r
+	w.perQueue[queueName]++
+	w.free--
+	w.mu.Unlock()
+	w.jobs.Add(1)
+	go func() {
+		defer w.jobs.Done()
+		defer cancel()
+		var out outcome
+		switch {
+		case decodeErr != nil:
+			out.err = job.SkipRetry(decodeErr)
+		case j.Attempt > j.Options.MaxRetries+1:
+			// taken back from lost workers more often than it may be retried
+			out.err = job.SkipRetry(fmt.Errorf("%w after %d attempts", job.ErrLeaseExpired, j.Attempt-1))
+		default:
+			var abandoned bool
+			out, abandoned = w.execute(ctx, j)
+			if abandoned {
+				return // shutdown: the job was handed back; nothing to record
+			}
+		}
+		w.finish(r, out)
+	}()
+}
+
+// execute runs the handler under the job's timeout. It returns when the handler does,
+// or when the hard deadline (timeout + HardDeadlineGrace) passes: then the attempt
+// fails with ErrTimeout and the handler's goroutine is left to end on its own (Go
+// cannot stop a goroutine; its later result is dropped). abandoned is true when the
+// worker's shutdown grace ended first.
+func (w *Worker) execute(ctx context.Context, j *job.Job) (out outcome, abandoned bool) {
+	w.mu.Lock()
+	h := w.handlers[j.Task]
+	mws := w.middleware
+	w.mu.Unlock()
+	if h == nil {
+		return outcome{err: fmt.Errorf("%w: no func registered for task %q on worker %s", job.ErrUnknownTask, j.Task, w.cfg.ID)}, false
+	}
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	jctx, cancel := context.WithTimeout(job.NewContext(ctx, j), j.Options.Timeout)
+	defer cancel()
+	results := make(chan outcome, 1) // buffered: an abandoned handler never blocks on it
+	go func() {
+		var o outcome
+		defer func() {
+			if p := recover(); p != nil {
+				o = outcome{err: fmt.Errorf("%w: %v", job.ErrPanic, p), stack: string(debug.Stack())}
+			}
+			results <- o
+		}()
+		o.result, o.err = h(jctx, j)
+	}()
+	hard := time.NewTimer(j.Options.Timeout + w.cfg.HardDeadlineGrace)
+	defer hard.Stop()
+	select {
+	case o := <-results:
+		if o.err != nil && errors.Is(jctx.Err(), context.DeadlineExceeded) && errors.Is(o.err, context.DeadlineExceeded) {
+			o.err = fmt.Errorf("%w: ran past its timeout of %s", job.ErrTimeout, j.Options.Timeout)
+		}
+		return o, false
+	case <-hard.C:
+		w.mu.Lock()
+		w.abandoned++
+		w.mu.Unlock()
+		w.log.Warn("job ignored its context past the hard deadline; slot freed, goroutine left running",
+			"job", j.ID, "task", j.Task, "timeout", j.Options.Timeout)
+		return outcome{err: fmt.Errorf("%w: still running %s after its timeout of %s; abandoned", job.ErrTimeout, w.cfg.HardDeadlineGrace, j.Options.Timeout)}, false
+	case <-w.jobsCtx.Done():
+		return outcome{}, true
+	}
+}
+
+// finish frees the job's slot and records its outcome: success goes to the batched
+// acker; a failure is scheduled for retry or moved to the failed set.
+func (w *Worker) finish(r *running, out outcome) {
+	j := r.j
+	var payload []byte
+	if out.err == nil && out.result != nil {
+		p, err := job.EncodeArgs(out.result)
+		if err != nil {
+			out.err = job.SkipRetry(fmt.Errorf("result of task %q cannot be encoded: %w", j.Task, err))
+		} else {
+			payload = p
+		}
+	}
+	w.mu.Lock()
+	r.done = true
+	w.perQueue[r.queue]--
+	w.free++
+	w.mu.Unlock()
+	select {
+	case w.slotFreed <- struct{}{}:
+	default:
+	}
+	dur := w.store.Now().Sub(r.started)
+	if out.err == nil {
+		w.log.Debug("job succeeded", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt, "ms", dur.Milliseconds())
+		w.acks <- ackItem{queue: r.queue, done: store.Done{ID: j.ID, Retention: j.Options.Retention, Result: payload, Started: r.started}}
+		return
+	}
+	f := store.Failure{ID: j.ID, Error: out.err.Error(), Stack: out.stack, Started: r.started}
+	var after *job.RetryAfterError
+	switch {
+	case job.IsSkipRetry(out.err) || j.Attempt > j.Options.MaxRetries:
+	case errors.As(out.err, &after):
+		f.Retry, f.Due = true, w.store.Now().Add(after.Delay)
+	default:
+		f.Retry, f.Due = true, w.store.Now().Add(j.Options.Backoff.Delay(j.Attempt, w.cfg.Random))
+	}
+	w.log.Warn("job failed", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt,
+		"retry", f.Retry, "err", out.err)
+	w.record(func(ctx context.Context) error {
+		_, err := w.store.Fail(ctx, r.queue, w.cfg.ID, f)
+		return err
+	})
+	w.release(j.ID)
+}
+
+// release forgets a job whose outcome is recorded.
+func (w *Worker) release(ids ...string) {
+	w.mu.Lock()
+	for _, id := range ids {
+		delete(w.held, id)
+	}
+	w.mu.Unlock()
+}
+
+// record runs a state change, retrying while Redis is unreachable (up to a minute:
+// after that the lease has long expired and the job runs again elsewhere).
+func (w *Worker) record(op func(ctx context.Context) error) {
+	deadline := time.Now().Add(time.Minute)
+	for n := 1; ; n++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := op(ctx)
+		cancel()
+		if err == nil || !store.IsConnError(err) || time.Now().After(deadline) {
+			if err != nil {
+				w.log.Error("could not record a job's outcome", "err", err)
+			}
+			return
+		}
+		time.Sleep(backoff(n)) // Redis is away: nothing to wait on but time
+	}
+}
+
+// ackLoop records successes in batches: it takes what is waiting, groups it by queue
+// and acknowledges each group in one script run.
+func (w *Worker) ackLoop() {
+	defer w.bg.Done()
+	for first := range w.acks {
+		batch := map[string][]store.Done{first.queue: {first.done}}
+		total := 1
+	drain:
+		for total < 256 {
+			select {
+			case a, ok := <-w.acks:
+				if !ok {
+					break drain
+				}
+				batch[a.queue] = append(batch[a.queue], a.done)
+				total++
+			default:
+				break drain
+			}
+		}
+		for q, done := range batch {
+			var lost []string
+			w.record(func(ctx context.Context) error {
+				var err error
+				lost, err = w.store.Ack(ctx, q, w.cfg.ID, done)
+				return err
+			})
+			if len(lost) > 0 {
+				w.log.Warn("jobs finished after their lease was taken back; they may run twice", "queue", q, "jobs", lost)
+			}
+			ids := make([]string, len(done))
+			for i, d := range done {
+				ids[i] = d.ID
+			}
+			w.release(ids...)
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+
+	"github.com/chronoq/chronoq/internal/store"
+)
+
+// fetchLoop takes jobs while there are free slots, and blocks on the wake-up lists
+// when every queue is empty.
+func (w *Worker) fetchLoop(ctx context.Context) {
+	defer w.loops.Done()
+	blocking, closeBlocking := w.store.BlockingClient()
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() { // Stop interrupts an idle wait by closing its connection
+		select {
+		case <-ctx.Done():
+		case <-stopped:
+		}
+		closeBlocking()
+	}()
+	errs := 0
+	for ctx.Err() == nil {
+		free := w.waitFree(ctx)
+		if free == 0 {
+			return
+		}
+		got, err := w.fetchRound(ctx, free)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			errs++
+			w.log.Warn("fetch failed; retrying", "err", err, "in", backoff(errs))
+			sleepCtx(ctx, backoff(errs))
+			continue
+		}
+		errs = 0
+		if got > 0 {
+			continue
+		}
+		if _, err := w.store.WaitForWork(ctx, blocking, w.queueNames(), w.cfg.IdleBlock); err != nil && ctx.Err() == nil {
+			errs++
+			w.log.Warn("waiting for work failed; retrying", "err", err, "in", backoff(errs))
+			sleepCtx(ctx, backoff(errs))
+		}
+	}
+}
+
+// waitFree blocks until at least one slot is free and returns how many are (0 once
+// ctx is done).
+func (w *Worker) waitFree(ctx context.Context) int {
+	for {
+		w.mu.Lock()
+		free := w.free
+		w.mu.Unlock()
+		if free > 0 {
+			return free
+		}
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-w.slotFreed:
+		}
+	}
+}
+
+// fetchRound fetches from the queues in this round's order until the free slots are
+// used or every queue has been tried; it returns how many jobs it started.
+func (w *Worker) fetchRound(ctx context.Context, free int) (int, error) {
+	started := 0
+	var firstErr error
+	for _, qi := range w.order() {
+		q := w.cfg.Queues[qi]
+		n := min(free-started, w.cfg.BatchSize)
+		if q.Concurrency > 0 {
+			w.mu.Lock()
+			n = min(n, q.Concurrency-w.perQueue[q.Name])
+			w.mu.Unlock()
+		}
+		if n <= 0 {
+			continue
+		}
+		got, err := w.store.Fetch(ctx, q.Name, w.cfg.ID, n, w.cfg.Lease)
+		if errors.Is(err, store.ErrPaused) {
+			continue
+		}
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		for _, f := range got {
+			w.startJob(q.Name, f)
+		}
+		started += len(got)
+		if started >= free {
+			break
+		}
+	}
+	if started == 0 && firstErr != nil {
+		return 0, firstErr
+	}
+	return started, nil
+}
+
+// order returns the queue indexes to try this round: the configured order when
+// strict, else a weighted random order (each queue's chance to come first is its
+// share of the total weight).
+func (w *Worker) order() []int {
+	n := len(w.cfg.Queues)
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	if w.cfg.Strict || n == 1 {
+		return idx
+	}
+	total := 0
+	for _, q := range w.cfg.Queues {
+		total += q.Weight
+	}
+	for i := 0; i < n-1; i++ {
+		r := rand.IntN(total)
+		for j := i; j < n; j++ {
+			r -= w.cfg.Queues[idx[j]].Weight
+			if r < 0 {
+				idx[i], idx[j] = idx[j], idx[i]
+				break
+			}
+		}
+		total -= w.cfg.Queues[idx[i]].Weight
+	}
+	return idx
+}

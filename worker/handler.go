@@ -1,0 +1,71 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/chronoq/chronoq/job"
+)
+
+// Handler runs one job and returns its result (nil for none; any msgpack-able value)
+// or an error. Handlers get the job's context: honour its cancellation.
+type Handler func(ctx context.Context, j *job.Job) (result any, err error)
+
+// Middleware wraps a Handler (logging, metrics, tracing, recovery policies...).
+type Middleware func(Handler) Handler
+
+// Handle registers fn for a typed task. The job's arguments are decoded into an A;
+// a payload that does not decode fails the attempt with job.ErrBadPayload.
+func Handle[A any](w *Worker, t *job.Task[A], fn func(ctx context.Context, args A) error) {
+	w.HandleFunc(t.Name(), func(ctx context.Context, j *job.Job) (any, error) {
+		args, err := t.Decode(j.Payload)
+		if err != nil {
+			return nil, job.SkipRetry(err)
+		}
+		return nil, fn(ctx, args)
+	})
+}
+
+// HandleResult registers fn for a typed task whose result is an R; producers read it
+// with queue.WaitResult[R].
+func HandleResult[A, R any](w *Worker, t *job.Task[A], fn func(ctx context.Context, args A) (R, error)) {
+	w.HandleFunc(t.Name(), func(ctx context.Context, j *job.Job) (any, error) {
+		args, err := t.Decode(j.Payload)
+		if err != nil {
+			return nil, job.SkipRetry(err)
+		}
+		return fn(ctx, args)
+	})
+}
+
+// HandleFunc registers h for the task named name. It panics on an invalid name or a
+// second registration of the same name, both programming errors found at start-up.
+func (w *Worker) HandleFunc(name string, h Handler) {
+	if err := job.ValidateTaskName(name); err != nil {
+		panic(err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, dup := w.handlers[name]; dup {
+		panic(fmt.Sprintf("worker: task %q registered twice", name))
+	}
+	w.handlers[name] = h
+}
+
+// Use adds middleware; the first added is the outermost.
+func (w *Worker) Use(mw ...Middleware) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.middleware = append(w.middleware, mw...)
+}
+
+// Tasks lists the registered task names.
+func (w *Worker) Tasks() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	names := make([]string, 0, len(w.handlers))
+	for n := range w.handlers {
+		names = append(names, n)
+	}
+	return names
+}

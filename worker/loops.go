@@ -1,0 +1,167 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/chronoq/chronoq/internal/store"
+	"github.com/chronoq/chronoq/job"
+)
+
+// renewLoop extends the leases of held jobs every third of a lease; a job this worker
+// no longer holds (taken back after a long pause) has its context canceled.
+func (w *Worker) renewLoop(ctx context.Context) {
+	defer w.bg.Done()
+	t := time.NewTicker(w.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		byQueue := map[string][]string{}
+		for id, r := range w.held {
+			byQueue[r.queue] = append(byQueue[r.queue], id)
+		}
+		w.mu.Unlock()
+		for q, ids := range byQueue {
+			rctx, cancel := context.WithTimeout(ctx, w.cfg.Lease/3)
+			lost, err := w.store.RenewLeases(rctx, q, w.cfg.ID, ids, w.cfg.Lease)
+			cancel()
+			if err != nil {
+				w.log.Warn("lease renewal failed", "queue", q, "err", err)
+				continue
+			}
+			w.mu.Lock()
+			for _, id := range lost {
+				if r, ok := w.held[id]; ok && !r.done {
+					w.log.Warn("lost the lease of a running job; canceling it", "job", id, "queue", q)
+					r.cancel()
+				}
+			}
+			w.mu.Unlock()
+		}
+	}
+}
+
+// reapLoop takes back jobs whose lease expired (their worker died), for every served
+// queue, waking at the earliest lease deadline (or one lease from now).
+func (w *Worker) reapLoop(ctx context.Context) {
+	defer w.bg.Done()
+	reason := job.ErrLeaseExpired.Error()
+	for {
+		next := w.store.Now().Add(w.cfg.Lease)
+		for _, q := range w.cfg.Queues {
+			for {
+				n, deadline, err := w.store.ReclaimExpired(ctx, q.Name, reason)
+				if err != nil {
+					if ctx.Err() == nil {
+						w.log.Warn("lease reaper failed", "queue", q.Name, "err", err)
+					}
+					break
+				}
+				if n > 0 {
+					w.log.Info("took back jobs of a lost worker", "queue", q.Name, "jobs", n)
+				}
+				if !deadline.IsZero() && deadline.Before(next) {
+					next = deadline
+				}
+				if n < 200 {
+					break
+				}
+			}
+		}
+		// a small margin so that a renewal racing the deadline wins
+		wait := max(next.Sub(w.store.Now())+50*time.Millisecond, 50*time.Millisecond)
+		if !sleepCtx(ctx, wait) {
+			return
+		}
+	}
+}
+
+// promoteLoop moves due scheduled jobs (delays and retries) to pending. It sleeps until
+// the earliest due time, or until a producer schedules an earlier job (a pub/sub
+// notice), never on a fixed poll; an hour at most, against a lost notice.
+func (w *Worker) promoteLoop(ctx context.Context) {
+	defer w.bg.Done()
+	channels := make([]string, len(w.cfg.Queues))
+	for i, q := range w.cfg.Queues {
+		channels[i] = w.store.Keys(q.Name).SchedChannel
+	}
+	ps := w.store.Redis().Subscribe(ctx, channels...)
+	defer ps.Close()
+	notices := ps.Channel()
+	errs := 0
+	for {
+		next := w.store.Now().Add(time.Hour)
+		failed := false
+		for _, q := range w.cfg.Queues {
+			for {
+				n, due, err := w.store.Promote(ctx, q.Name, 1000)
+				if err != nil {
+					failed = true
+					if ctx.Err() == nil {
+						w.log.Warn("promoter failed", "queue", q.Name, "err", err)
+					}
+					break
+				}
+				if !due.IsZero() && due.Before(next) {
+					next = due
+				}
+				if n < 1000 {
+					break
+				}
+			}
+		}
+		if failed {
+			errs++
+			next = w.store.Now().Add(backoff(errs))
+		} else {
+			errs = 0
+		}
+		t := time.NewTimer(max(next.Sub(w.store.Now()), 0))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-notices:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// heartbeatLoop publishes the worker's state until it stops.
+func (w *Worker) heartbeatLoop(ctx context.Context) {
+	defer w.bg.Done()
+	for {
+		hctx, cancel := context.WithTimeout(ctx, w.cfg.HeartbeatInterval)
+		if err := w.store.Heartbeat(hctx, w.info(), 3*w.cfg.HeartbeatInterval); err != nil && !errors.Is(err, context.Canceled) {
+			w.log.Warn("heartbeat failed", "err", err)
+		}
+		cancel()
+		if !sleepCtx(ctx, w.cfg.HeartbeatInterval) {
+			return
+		}
+	}
+}
+
+func (w *Worker) info() store.WorkerInfo {
+	host, pid := hostPID()
+	info := store.WorkerInfo{ID: w.cfg.ID, Host: host, PID: pid, Queues: w.queueNames(), Strict: w.cfg.Strict,
+		Concurrency: w.cfg.Concurrency, Started: w.startedAt, Weights: map[string]int{}}
+	for _, q := range w.cfg.Queues {
+		info.Weights[q.Name] = q.Weight
+	}
+	w.mu.Lock()
+	for _, r := range w.held {
+		if !r.done {
+			info.Running = append(info.Running, store.RunningJob{ID: r.j.ID, Queue: r.queue, Task: r.j.Task, Started: r.started})
+		}
+	}
+	w.mu.Unlock()
+	return info
+}

@@ -1,0 +1,235 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/chronoq/chronoq/internal/store"
+	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/queue"
+)
+
+// Worker runs jobs from one or more queues. Make it with New, register tasks, then
+// Run it (or Start and Stop it).
+type Worker struct {
+	cfg   Config
+	store *store.Store
+	log   *slog.Logger
+
+	mu         sync.Mutex
+	handlers   map[string]Handler
+	middleware []Middleware
+	started    bool
+
+	// running jobs and jobs whose outcome is not yet recorded: their leases are renewed
+	held       map[string]*running
+	perQueue   map[string]int // running jobs per queue
+	free       int            // free slots
+	slotFreed  chan struct{}  // signalled (non-blocking) when a slot frees
+	abandoned  int            // goroutines left running past their hard deadline
+	acks       chan ackItem
+	startedAt  time.Time
+	fetchStop  context.CancelFunc
+	bgStop     context.CancelFunc
+	jobsCtx    context.Context // parent of every job's context; canceled when the grace ends
+	jobsCancel context.CancelFunc
+	loops      sync.WaitGroup // fetch loop
+	bg         sync.WaitGroup // renewer, reaper, promoter, heartbeat, acker
+	jobs       sync.WaitGroup // executors
+	stopOnce   sync.Once
+	stopErr    error
+}
+
+type running struct {
+	j       *job.Job
+	queue   string
+	started time.Time
+	cancel  context.CancelFunc
+	done    bool // outcome decided (acked or failed), waiting for Redis
+}
+
+type ackItem struct {
+	queue string
+	done  store.Done
+}
+
+// New returns a worker on the client's Redis. It checks cfg and fills its defaults.
+func New(c *queue.Client, cfg Config) (*Worker, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	return &Worker{
+		cfg: cfg, store: c.Store(),
+		log:       cfg.Logger.With("worker", cfg.ID),
+		handlers:  map[string]Handler{},
+		held:      map[string]*running{},
+		perQueue:  map[string]int{},
+		free:      cfg.Concurrency,
+		slotFreed: make(chan struct{}, 1),
+		acks:      make(chan ackItem, 4*cfg.Concurrency+16),
+	}, nil
+}
+
+// ID is the worker's id, as shown in heartbeats and job records.
+func (w *Worker) ID() string { return w.cfg.ID }
+
+// Start begins fetching and running jobs; it returns at once. ctx bounds the worker's
+// life: when it is done the worker stops as Stop would.
+func (w *Worker) Start(ctx context.Context) error {
+	w.mu.Lock()
+	if w.started {
+		w.mu.Unlock()
+		return errors.New("worker: already started")
+	}
+	if len(w.handlers) == 0 {
+		w.mu.Unlock()
+		return errors.New("worker: no task registered")
+	}
+	w.started = true
+	w.startedAt = w.store.Now()
+	w.mu.Unlock()
+
+	if err := w.store.LoadScripts(ctx); err != nil {
+		w.log.Warn("cannot load scripts yet; will retry as Redis answers", "err", err)
+	}
+	bgCtx, bgStop := context.WithCancel(context.WithoutCancel(ctx))
+	fetchCtx, fetchStop := context.WithCancel(bgCtx)
+	w.bgStop, w.fetchStop = bgStop, fetchStop
+	w.jobsCtx, w.jobsCancel = context.WithCancel(context.WithoutCancel(ctx))
+
+	w.bg.Add(5)
+	go w.ackLoop()
+	go w.renewLoop(bgCtx)
+	go w.reapLoop(bgCtx)
+	go w.promoteLoop(bgCtx)
+	go w.heartbeatLoop(bgCtx)
+	w.loops.Add(1)
+	go w.fetchLoop(fetchCtx)
+	if ctx.Done() != nil {
+		go func() {
+			select {
+			case <-ctx.Done():
+				_ = w.Stop(context.Background())
+			case <-bgCtx.Done():
+			}
+		}()
+	}
+	w.log.Info("worker started", "queues", w.queueNames(), "concurrency", w.cfg.Concurrency, "tasks", len(w.handlers))
+	return nil
+}
+
+// Run starts the worker and blocks until ctx is done or the process gets SIGINT or
+// SIGTERM, then stops gracefully within ShutdownTimeout.
+func (w *Worker) Run(ctx context.Context) error {
+	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := w.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-sigCtx.Done():
+		w.log.Info("signal received, shutting down", "grace", w.cfg.ShutdownTimeout)
+	}
+	return w.Stop(context.Background())
+}
+
+// Stop stops fetching, lets running jobs finish for up to ShutdownTimeout (or until ctx
+// is done), then cancels the rest and hands them straight back to pending. It
+// returns once every outcome is recorded in Redis (or could not be).
+func (w *Worker) Stop(ctx context.Context) error {
+	w.stopOnce.Do(func() { w.stopErr = w.stop(ctx) })
+	return w.stopErr
+}
+
+func (w *Worker) stop(ctx context.Context) error {
+	w.mu.Lock()
+	started := w.started
+	w.mu.Unlock()
+	if !started {
+		return nil
+	}
+	w.fetchStop()
+	w.loops.Wait()
+
+	grace, cancel := context.WithTimeout(ctx, w.cfg.ShutdownTimeout)
+	defer cancel()
+	finished := make(chan struct{})
+	go func() { w.jobs.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-grace.Done():
+		// hand back what is still running, then cancel it: the job runs again elsewhere
+		w.mu.Lock()
+		byQueue := map[string][]string{}
+		for id, r := range w.held {
+			if !r.done {
+				byQueue[r.queue] = append(byQueue[r.queue], id)
+			}
+		}
+		w.mu.Unlock()
+		hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		for q, ids := range byQueue {
+			n, err := w.store.HandBack(hctx, q, w.cfg.ID, ids)
+			if err != nil {
+				w.log.Error("hand back failed; the jobs return after their lease", "queue", q, "jobs", len(ids), "err", err)
+			} else {
+				w.log.Info("handed unfinished jobs back to pending", "queue", q, "jobs", n)
+			}
+		}
+		hcancel()
+		w.jobsCancel()
+		<-finished // executors return at once on cancel; handlers may linger, ignored
+	}
+	w.jobsCancel()
+	close(w.acks) // executors are done or abandoned: no more sends
+	w.bgStop()
+	w.bg.Wait()
+	uctx, ucancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer ucancel()
+	if err := w.store.Unregister(uctx, w.cfg.ID); err != nil {
+		w.log.Warn("unregister failed", "err", err)
+	}
+	w.log.Info("worker stopped")
+	return nil
+}
+
+func (w *Worker) queueNames() []string {
+	out := make([]string, len(w.cfg.Queues))
+	for i, q := range w.cfg.Queues {
+		out[i] = q.Name
+	}
+	return out
+}
+
+// sleepCtx waits d or until ctx is done; it reports whether ctx is still live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// backoff is the pause after the n-th consecutive Redis error (n from 1).
+func backoff(n int) time.Duration {
+	d := 50 * time.Millisecond << min(n-1, 7)
+	return min(d, 5*time.Second)
+}
+
+func (w *Worker) String() string { return fmt.Sprintf("worker %s", w.cfg.ID) }
+
+func hostPID() (string, int) {
+	h, _ := os.Hostname()
+	return h, os.Getpid()
+}
