@@ -1,0 +1,506 @@
+// Package conformance is one suite of queue semantics that every Redis chronoq runs
+// on must pass: the real redis-server in tests and CI, and the embedded miniredis of
+// the dev command (so that dev mode is honest about what the scripts do).
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chronoq/chronoq/internal/store"
+	"github.com/chronoq/chronoq/internal/testutil"
+	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/queue"
+	"github.com/redis/go-redis/v9"
+)
+
+// Backend gives each test a client on an empty database.
+type Backend func(t *testing.T) redis.UniversalClient
+
+// bundle is what each case works with.
+type bundle struct {
+	ctx   context.Context
+	clock *testutil.Clock
+	c     *queue.Client
+	s     *store.Store
+}
+
+func setup(t *testing.T, b Backend) *bundle {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	clock := testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	c := queue.NewClient(b(t), queue.Config{Now: clock.Now})
+	t.Cleanup(func() { _ = c.Close() })
+	return &bundle{ctx: ctx, clock: clock, c: c, s: c.Store()}
+}
+
+// Run runs every case against backend.
+func Run(t *testing.T, backend Backend) {
+	cases := []struct {
+		name string
+		fn   func(t *testing.T, b *bundle)
+	}{
+		{"FIFOInsideBand", testFIFO},
+		{"PriorityBandsStrict", testPriorityBands},
+		{"FetchBatchKeepsGlobalOrder", testBatchOrder},
+		{"BulkEnqueue", testBulk},
+		{"DelayedPromotedWhenDue", testDelayed},
+		{"RetryBackoffThenFailedThenRequeue", testRetry},
+		{"CancelAndDelete", testCancel},
+		{"ExpiredLeaseReclaimed", testReclaim},
+		{"HandBackGoesFirst", testHandBack},
+		{"AckNeedsOwnership", testOwnership},
+		{"PauseResume", testPause},
+		{"Purge", testPurge},
+		{"WaitWithoutPolling", testWait},
+		{"RetentionAndTrim", testRetention},
+		{"BadInput", testBadInput},
+		{"KeysShareHashTag", testHashTag},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, setup(t, backend)) })
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func enqueue(t *testing.T, b *bundle, task string, opts ...job.Option) *queue.Handle {
+	t.Helper()
+	h, err := b.c.EnqueueByName(b.ctx, task, nil, opts...)
+	must(t, err)
+	return h
+}
+
+func fetchIDs(t *testing.T, b *bundle, q, worker string, n int) []string {
+	t.Helper()
+	got, err := b.s.Fetch(b.ctx, q, worker, n, time.Minute)
+	must(t, err)
+	ids := make([]string, len(got))
+	for i, f := range got {
+		ids[i] = f.ID
+	}
+	return ids
+}
+
+func equal(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("%s:\n got  %v\n want %v", what, got, want)
+	}
+}
+
+func counts(t *testing.T, b *bundle, q string) store.Counts {
+	t.Helper()
+	c, err := b.c.Counts(b.ctx, q)
+	must(t, err)
+	return c
+}
+
+func testFIFO(t *testing.T, b *bundle) {
+	var want []string
+	for i := 0; i < 5; i++ {
+		task := []string{"a", "b", "c"}[i%3]
+		want = append(want, enqueue(t, b, task).ID)
+		b.clock.Advance(time.Millisecond)
+	}
+	pending, err := b.c.List(b.ctx, "default", job.StatePending, 0, 10)
+	must(t, err)
+	var listed []string
+	for _, j := range pending {
+		listed = append(listed, j.ID)
+	}
+	equal(t, "listed in dequeue order", listed, want)
+	var got []string
+	for i := 0; i < 5; i++ {
+		got = append(got, fetchIDs(t, b, "default", "w", 1)...)
+	}
+	equal(t, "fetched across task lanes in arrival order", got, want)
+}
+
+func testPriorityBands(t *testing.T, b *bundle) {
+	low := enqueue(t, b, "t", job.Priority(0)).ID
+	mid := enqueue(t, b, "t").ID
+	b.clock.Advance(time.Hour) // later arrivals of a higher band still go first
+	high := enqueue(t, b, "u", job.Priority(9)).ID
+	b.clock.Advance(time.Millisecond) // arrivals are ms: a same-ms tie across lanes goes by lane name
+	high2 := enqueue(t, b, "t", job.Priority(9)).ID
+	equal(t, "bands", fetchIDs(t, b, "default", "w", 10), []string{high, high2, mid, low})
+}
+
+func testBatchOrder(t *testing.T, b *bundle) {
+	var want []string
+	for i := 0; i < 30; i++ {
+		want = append(want, enqueue(t, b, fmt.Sprintf("t%d", i%4)).ID)
+		b.clock.Advance(time.Millisecond)
+	}
+	got := fetchIDs(t, b, "default", "w", 12)
+	got = append(got, fetchIDs(t, b, "default", "w", 100)...)
+	equal(t, "batched fetch keeps the global order", got, want)
+}
+
+func testBulk(t *testing.T, b *bundle) {
+	reqs := make([]queue.Request, 2500) // crosses the 1000-job script batch
+	for i := range reqs {
+		p, _ := job.EncodeArgs(map[string]int{"i": i})
+		reqs[i] = queue.Request{Task: "bulk", Payload: p}
+	}
+	hs, err := b.c.EnqueueBatch(b.ctx, reqs)
+	must(t, err)
+	if c := counts(t, b, "default"); c.Pending != 2500 {
+		t.Fatalf("pending %d, want 2500", c.Pending)
+	}
+	got := fetchIDs(t, b, "default", "w", 3)
+	equal(t, "bulk keeps order", got, []string{hs[0].ID, hs[1].ID, hs[2].ID})
+	j, err := hs[2499].Job(b.ctx)
+	must(t, err)
+	var args map[string]int
+	must(t, j.Decode(&args))
+	if args["i"] != 2499 || j.State != job.StatePending {
+		t.Fatalf("job %+v args %v", j, args)
+	}
+}
+
+func testDelayed(t *testing.T, b *bundle) {
+	later := enqueue(t, b, "t", job.In(time.Hour))
+	at := enqueue(t, b, "t", job.At(b.clock.Now().Add(30*time.Minute)))
+	past := enqueue(t, b, "t", job.At(b.clock.Now().Add(-time.Hour))) // in the past: now
+	if st, _ := later.State(b.ctx); st != job.StateScheduled {
+		t.Fatalf("state %s", st)
+	}
+	n, next, err := b.s.Promote(b.ctx, "default", 100)
+	must(t, err)
+	if n != 0 || !next.Equal(b.clock.Now().Add(30*time.Minute)) {
+		t.Fatalf("promote before due moved %d, next %v", n, next)
+	}
+	equal(t, "only the past one is pending", fetchIDs(t, b, "default", "w", 10), []string{past.ID})
+	b.clock.Advance(2 * time.Hour)
+	n, next, err = b.s.Promote(b.ctx, "default", 100)
+	must(t, err)
+	if n != 2 || !next.IsZero() {
+		t.Fatalf("promote after due moved %d, next %v", n, next)
+	}
+	equal(t, "due order", fetchIDs(t, b, "default", "w", 10), []string{at.ID, later.ID})
+}
+
+func testRetry(t *testing.T, b *bundle) {
+	h := enqueue(t, b, "flaky", job.MaxRetries(1))
+	fetchIDs(t, b, "default", "w", 1)
+	due := b.clock.Now().Add(4 * time.Second)
+	ok, err := b.s.Fail(b.ctx, "default", "w", store.Failure{ID: h.ID, Retry: true, Due: due, Error: "boom 1", Started: b.clock.Now()})
+	must(t, err)
+	if !ok {
+		t.Fatal("fail not recorded")
+	}
+	j, err := h.Job(b.ctx)
+	must(t, err)
+	if j.State != job.StateScheduled || !j.DueAt.Equal(due) || j.Attempt != 1 || j.LastError != "boom 1" {
+		t.Fatalf("after retry: %+v", j)
+	}
+	b.clock.Advance(4 * time.Second)
+	_, _, err = b.s.Promote(b.ctx, "default", 10)
+	must(t, err)
+	got, err := b.s.Fetch(b.ctx, "default", "w", 1, time.Minute)
+	must(t, err)
+	if len(got) != 1 || got[0].Attempts != 1 {
+		t.Fatalf("refetch %+v", got)
+	}
+	_, err = b.s.Fail(b.ctx, "default", "w", store.Failure{ID: h.ID, Error: "boom 2", Stack: "stack", Started: b.clock.Now()})
+	must(t, err)
+	j, err = h.Job(b.ctx)
+	must(t, err)
+	if j.State != job.StateFailed || j.Attempt != 2 || j.LastError != "boom 2" || j.Stack != "stack" {
+		t.Fatalf("after final failure: %+v", j)
+	}
+	if c := counts(t, b, "default"); c.Failed != 1 || c.FailedTotal != 1 || c.Retried != 1 {
+		t.Fatalf("counts %+v", c)
+	}
+	n, err := b.c.Requeue(b.ctx, "default")
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("requeued %d", n)
+	}
+	got, err = b.s.Fetch(b.ctx, "default", "w", 1, time.Minute)
+	must(t, err)
+	if len(got) != 1 || got[0].Attempts != 0 {
+		t.Fatalf("requeued job gets fresh retries: %+v", got)
+	}
+}
+
+func testCancel(t *testing.T, b *bundle) {
+	p := enqueue(t, b, "t")
+	s := enqueue(t, b, "t", job.In(time.Minute))
+	a := enqueue(t, b, "t", job.Priority(9))
+	fetchIDs(t, b, "default", "w", 1) // takes a (highest band)
+	must(t, b.c.Cancel(b.ctx, "default", p.ID))
+	must(t, b.c.Cancel(b.ctx, "default", s.ID))
+	if err := b.c.Cancel(b.ctx, "default", a.ID); !errors.Is(err, queue.ErrJobActive) {
+		t.Fatalf("cancel active: %v", err)
+	}
+	if err := b.c.Cancel(b.ctx, "default", "nope"); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("cancel unknown: %v", err)
+	}
+	if _, err := p.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("canceled job still there: %v", err)
+	}
+	if c := counts(t, b, "default"); c.Pending != 0 || c.Scheduled != 0 || c.Active != 1 {
+		t.Fatalf("counts %+v", c)
+	}
+	_, err := b.s.Fail(b.ctx, "default", "w", store.Failure{ID: a.ID, Error: "x"})
+	must(t, err)
+	if err := b.c.Cancel(b.ctx, "default", a.ID); !errors.Is(err, queue.ErrJobEnded) {
+		t.Fatalf("cancel failed job: %v", err)
+	}
+	must(t, b.c.Delete(b.ctx, "default", a.ID))
+	if c := counts(t, b, "default"); c.Failed != 0 {
+		t.Fatalf("delete left %+v", c)
+	}
+}
+
+func testReclaim(t *testing.T, b *bundle) {
+	first := enqueue(t, b, "t")
+	b.clock.Advance(time.Millisecond)
+	second := enqueue(t, b, "t")
+	got, err := b.s.Fetch(b.ctx, "default", "dead-worker", 1, time.Second)
+	must(t, err)
+	equal(t, "first out", []string{got[0].ID}, []string{first.ID})
+	n, next, err := b.s.ReclaimExpired(b.ctx, "default", "lease expired")
+	must(t, err)
+	if n != 0 || !next.Equal(b.clock.Now().Add(time.Second)) {
+		t.Fatalf("reclaimed %d before expiry, next %v", n, next)
+	}
+	b.clock.Advance(2 * time.Second)
+	n, _, err = b.s.ReclaimExpired(b.ctx, "default", "lease expired")
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("reclaimed %d", n)
+	}
+	got, err = b.s.Fetch(b.ctx, "default", "w2", 2, time.Minute)
+	must(t, err)
+	if len(got) != 2 || got[0].ID != first.ID || got[0].Attempts != 1 || got[1].ID != second.ID {
+		t.Fatalf("after reclaim: %+v", got)
+	}
+	j, err := first.Job(b.ctx)
+	must(t, err)
+	if j.LastError != "lease expired" || j.Worker != "w2" {
+		t.Fatalf("job %+v", j)
+	}
+}
+
+func testHandBack(t *testing.T, b *bundle) {
+	first := enqueue(t, b, "t")
+	b.clock.Advance(time.Millisecond)
+	second := enqueue(t, b, "t")
+	equal(t, "fetch", fetchIDs(t, b, "default", "w", 1), []string{first.ID})
+	n, err := b.s.HandBack(b.ctx, "default", "other", []string{first.ID})
+	must(t, err)
+	if n != 0 {
+		t.Fatal("handed back a job of another worker")
+	}
+	n, err = b.s.HandBack(b.ctx, "default", "w", []string{first.ID})
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("handed back %d", n)
+	}
+	got, err := b.s.Fetch(b.ctx, "default", "w", 2, time.Minute)
+	must(t, err)
+	if got[0].ID != first.ID || got[0].Attempts != 0 || got[1].ID != second.ID {
+		t.Fatalf("hand-back: %+v", got)
+	}
+}
+
+func testOwnership(t *testing.T, b *bundle) {
+	h := enqueue(t, b, "t")
+	fetchIDs(t, b, "default", "a", 1)
+	lost, err := b.s.Ack(b.ctx, "default", "b", []store.Done{{ID: h.ID, Retention: time.Minute}})
+	must(t, err)
+	equal(t, "lost", lost, []string{h.ID})
+	lost, err = b.s.RenewLeases(b.ctx, "default", "b", []string{h.ID}, time.Minute)
+	must(t, err)
+	equal(t, "renew by another", lost, []string{h.ID})
+	lost, err = b.s.Ack(b.ctx, "default", "a", []store.Done{{ID: h.ID, Retention: time.Minute}})
+	must(t, err)
+	if len(lost) != 0 {
+		t.Fatal(lost)
+	}
+	if st, _ := h.State(b.ctx); st != job.StateSucceeded {
+		t.Fatalf("state %s", st)
+	}
+}
+
+func testPause(t *testing.T, b *bundle) {
+	enqueue(t, b, "t")
+	must(t, b.c.Pause(b.ctx, "default"))
+	if _, err := b.s.Fetch(b.ctx, "default", "w", 1, time.Minute); !errors.Is(err, store.ErrPaused) {
+		t.Fatalf("fetch on paused: %v", err)
+	}
+	if !counts(t, b, "default").Paused {
+		t.Fatal("not shown paused")
+	}
+	must(t, b.c.Resume(b.ctx, "default"))
+	if len(fetchIDs(t, b, "default", "w", 1)) != 1 {
+		t.Fatal("resume")
+	}
+}
+
+func testPurge(t *testing.T, b *bundle) {
+	for i := 0; i < 2100; i++ {
+		enqueue(t, b, fmt.Sprintf("t%d", i%3))
+	}
+	enqueue(t, b, "t", job.In(time.Hour))
+	calls := 0
+	n, err := b.c.Purge(b.ctx, "default", job.StatePending, func(int) { calls++ })
+	must(t, err)
+	if n != 2100 || calls < 3 {
+		t.Fatalf("purged %d in %d steps", n, calls)
+	}
+	c := counts(t, b, "default")
+	if c.Pending != 0 || c.Scheduled != 1 {
+		t.Fatalf("after purge %+v", c)
+	}
+	if len(fetchIDs(t, b, "default", "w", 10)) != 0 {
+		t.Fatal("fetched after purge")
+	}
+	if _, err := b.c.Purge(b.ctx, "default", job.StateActive, nil); err == nil {
+		t.Fatal("purging active jobs must be refused")
+	}
+}
+
+func testWait(t *testing.T, b *bundle) {
+	h := enqueue(t, b, "t")
+	res, _ := job.EncodeArgs("done!")
+	go func() {
+		// the consumer side, by hand: fetch and ack once Wait is listening
+		for {
+			got, err := b.s.Fetch(b.ctx, "default", "w", 1, time.Minute)
+			if err != nil || len(got) == 1 {
+				_, _ = b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: h.ID, Retention: time.Minute, Result: res}})
+				return
+			}
+		}
+	}()
+	out, err := queue.WaitResult[string](b.ctx, h)
+	must(t, err)
+	if out != "done!" {
+		t.Fatalf("result %q", out)
+	}
+	f := enqueue(t, b, "t")
+	fetchIDs(t, b, "default", "w", 1)
+	_, err = b.s.Fail(b.ctx, "default", "w", store.Failure{ID: f.ID, Error: "bad"})
+	must(t, err)
+	_, err = f.Wait(b.ctx)
+	var fe *job.FailedError
+	if !errors.As(err, &fe) || fe.Message != "bad" || !errors.Is(err, job.ErrJobFailed) {
+		t.Fatalf("wait on failed: %v", err)
+	}
+	c := enqueue(t, b, "t", job.In(time.Hour))
+	done := make(chan error, 1)
+	go func() { _, err := c.Wait(b.ctx); done <- err }()
+	// cancel once the waiter is subscribed; a cancel before it is seen as not-found
+	testutil.Eventually(t, 5*time.Second, "waiter subscribed", func() bool {
+		n, _ := b.s.Redis().PubSubNumSub(b.ctx, b.s.Keys("default").DoneChannel).Result()
+		return n[b.s.Keys("default").DoneChannel] > 0
+	})
+	must(t, b.c.Cancel(b.ctx, "default", c.ID))
+	if err := <-done; !errors.Is(err, job.ErrCanceled) {
+		t.Fatalf("wait on canceled: %v", err)
+	}
+	short, cancel := context.WithTimeout(b.ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := enqueue(t, b, "t").Wait(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("wait timeout: %v", err)
+	}
+}
+
+func testRetention(t *testing.T, b *bundle) {
+	keep := enqueue(t, b, "t", job.Retention(time.Minute))
+	gone := enqueue(t, b, "t", job.Retention(0))
+	fetchIDs(t, b, "default", "w", 2)
+	_, err := b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: keep.ID, Retention: time.Minute}, {ID: gone.ID}})
+	must(t, err)
+	if _, err := gone.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("retention 0 kept the job: %v", err)
+	}
+	if st, err := keep.State(b.ctx); err != nil || st != job.StateSucceeded {
+		t.Fatalf("kept job: %s %v", st, err)
+	}
+	b.clock.Advance(2 * time.Minute)
+	// the next ack trims what has expired
+	other := enqueue(t, b, "t")
+	fetchIDs(t, b, "default", "w", 1)
+	_, err = b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: other.ID, Retention: time.Minute}})
+	must(t, err)
+	if _, err := keep.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("expired job not trimmed: %v", err)
+	}
+}
+
+func testBadInput(t *testing.T, b *bundle) {
+	cases := []struct {
+		name string
+		task string
+		opts []job.Option
+		want string
+	}{
+		{"priority 12", "t", []job.Option{job.Priority(12)}, "Priority=12"},
+		{"negative retries", "t", []job.Option{job.MaxRetries(-1)}, "MaxRetries=-1"},
+		{"empty task", "", nil, "Task"},
+		{"bad queue", "t", []job.Option{job.Queue("a b")}, "Queue"},
+		{"horizon", "t", []job.Option{job.In(11 * 365 * 24 * time.Hour)}, "In="},
+		{"zero timeout", "t", []job.Option{job.Timeout(0)}, "Timeout"},
+	}
+	for _, tc := range cases {
+		_, err := b.c.EnqueueByName(b.ctx, tc.task, nil, tc.opts...)
+		if !errors.Is(err, job.ErrInvalidOption) || !contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want ErrInvalidOption naming %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := b.c.EnqueueRaw(b.ctx, "t", []byte{0xc1}); !errors.Is(err, job.ErrBadPayload) {
+		t.Errorf("bad msgpack: %v", err)
+	}
+	if _, err := b.c.EnqueueJSON(b.ctx, "t", []byte(`{"a":`)); !errors.Is(err, job.ErrBadPayload) {
+		t.Errorf("bad json: %v", err)
+	}
+	// a batch with one bad request stores nothing
+	_, err := b.c.EnqueueBatch(b.ctx, []queue.Request{{Task: "ok"}, {Task: "t", Options: []job.Option{job.Priority(10)}}})
+	if err == nil || !contains(err.Error(), "request 1") {
+		t.Errorf("batch error %v", err)
+	}
+	if c := counts(t, b, "default"); c.Pending != 0 {
+		t.Errorf("bad batch stored %d jobs", c.Pending)
+	}
+}
+
+func testHashTag(t *testing.T, b *bundle) {
+	enqueue(t, b, "t", job.Queue("tagged"))
+	enqueue(t, b, "t", job.Queue("tagged"), job.In(time.Hour))
+	keys, err := b.s.Redis().Keys(b.ctx, "*").Result()
+	must(t, err)
+	for _, k := range keys {
+		if k == "chronoq:queues" {
+			continue
+		}
+		if !contains(k, "{tagged}") {
+			t.Errorf("key %q lacks the queue's hash tag", k)
+		}
+	}
+}
+
+func contains(s, sub string) bool {
+	return len(sub) == 0 || (len(s) >= len(sub) && (func() bool {
+		for i := 0; i+len(sub) <= len(s); i++ {
+			if s[i:i+len(sub)] == sub {
+				return true
+			}
+		}
+		return false
+	})())
+}
