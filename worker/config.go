@@ -42,7 +42,8 @@ type Config struct {
 	// run before the worker fails it and frees its slot (default 5s).
 	HardDeadlineGrace time.Duration
 	// IdleBlock is the longest a worker blocks waiting for work before checking again
-	// (default 5s). Work normally wakes it at once; this bounds a lost wake-up.
+	// (default 5s, at least 1s: BLPOP's unit). Work normally wakes it at once; this
+	// bounds a lost wake-up.
 	IdleBlock time.Duration
 	// HeartbeatInterval (default 5s); the worker is shown as gone after 3 missed beats.
 	HeartbeatInterval time.Duration
@@ -89,6 +90,7 @@ func (c *Config) defaults() error {
 	setDur(&c.HardDeadlineGrace, 5*time.Second)
 	setDur(&c.IdleBlock, 5*time.Second)
 	setDur(&c.HeartbeatInterval, 5*time.Second)
+	c.IdleBlock = max(c.IdleBlock.Round(time.Second), time.Second)
 	if c.Lease < 100*time.Millisecond {
 		return fmt.Errorf("worker: Lease %s is too short (at least 100ms)", c.Lease)
 	}

@@ -2,51 +2,520 @@ package worker_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chronoq/chronoq/internal/redistest"
+	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
+	"github.com/redis/go-redis/v9"
 )
 
-func TestMain(m *testing.M) { redistest.Main(m) }
+func TestMain(m *testing.M) {
+	if addr := os.Getenv("CHRONOQ_TEST_CHILD_WORKER"); addr != "" {
+		childWorker(addr) // the process a test SIGKILLs
+		return
+	}
+	redistest.Main(m)
+}
 
 type addArgs struct {
 	A int `json:"a"`
 	B int `json:"b"`
 }
 
-var add = job.NewTask[addArgs]("math.add")
+var (
+	add   = job.NewTask[addArgs]("math.add")
+	noop  = job.NewTask[struct{}]("noop")
+	quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+)
 
-func TestEndToEndResult(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := queue.NewClient(redistest.Client(t), queue.Config{})
-	defer c.Close()
-	w, err := worker.New(c, worker.Config{Concurrency: 4})
+type env struct {
+	ctx context.Context
+	c   *queue.Client
+	rdb *redis.Client
+}
+
+func newEnv(t *testing.T, cfg queue.Config) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	rdb := redistest.Client(t)
+	cfg.Logger = quiet
+	c := queue.NewClient(rdb, cfg)
+	t.Cleanup(func() { _ = c.Close() })
+	return &env{ctx: ctx, c: c, rdb: rdb}
+}
+
+// start makes a worker, lets register add its tasks, starts it and stops it at test end.
+func start(t *testing.T, e *env, cfg worker.Config, register func(w *worker.Worker)) *worker.Worker {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
+	}
+	w, err := worker.New(e.c, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	worker.HandleResult(w, add, func(ctx context.Context, a addArgs) (int, error) { return a.A + a.B, nil })
-	if err := w.Start(ctx); err != nil {
+	register(w)
+	if err := w.Start(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer w.Stop(context.Background())
-	h, err := queue.Enqueue(ctx, c, add, addArgs{2, 3})
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	return w
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, err := queue.WaitResult[int](ctx, h)
-	if err != nil || sum != 5 {
+}
+
+func waitState(t *testing.T, e *env, h *queue.Handle, want job.State) *job.Job {
+	t.Helper()
+	var j *job.Job
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("job %s %s", h.ID, want), func() bool {
+		var err error
+		j, err = h.Job(e.ctx)
+		return err == nil && j.State == want
+	})
+	return j
+}
+
+func TestResultsTypedAndByName(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	start(t, e, worker.Config{Concurrency: 4}, func(w *worker.Worker) {
+		worker.HandleResult(w, add, func(ctx context.Context, a addArgs) (int, error) { return a.A + a.B, nil })
+	})
+	h, err := queue.Enqueue(e.ctx, e.c, add, addArgs{2, 3})
+	must(t, err)
+	if sum, err := queue.WaitResult[int](e.ctx, h); err != nil || sum != 5 {
 		t.Fatalf("sum=%d err=%v", sum, err)
 	}
-	h2, err := c.EnqueueJSON(ctx, "math.add", []byte(`{"a": 40, "b": 2}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sum, err := queue.WaitResult[int](ctx, h2); err != nil || sum != 42 {
+	h2, err := e.c.EnqueueJSON(e.ctx, "math.add", []byte(`{"a": 40, "b": 2}`))
+	must(t, err)
+	if sum, err := queue.WaitResult[int](e.ctx, h2); err != nil || sum != 42 {
 		t.Fatalf("by name: sum=%d err=%v", sum, err)
 	}
+	h3, err := e.c.EnqueueByName(e.ctx, "math.add", map[string]int{"a": 1, "b": 1})
+	must(t, err)
+	j, err := h3.Wait(e.ctx)
+	must(t, err)
+	if j.Attempt != 1 || j.StartedAt.IsZero() || j.FinishedAt.Before(j.StartedAt) {
+		t.Fatalf("job record %+v", j)
+	}
+}
+
+func TestFailuresAreRecordedAndTheWorkerLives(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	var calls atomic.Int32
+	start(t, e, worker.Config{Concurrency: 2, HardDeadlineGrace: 50 * time.Millisecond}, func(w *worker.Worker) {
+		w.HandleFunc("panics", func(ctx context.Context, j *job.Job) (any, error) { panic("kaboom") })
+		w.HandleFunc("respects-timeout", func(ctx context.Context, j *job.Job) (any, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		})
+		w.HandleFunc("ignores-timeout", func(ctx context.Context, j *job.Job) (any, error) {
+			select {} // never returns: the worker must free the slot anyway
+		})
+		w.HandleFunc("skip", func(ctx context.Context, j *job.Job) (any, error) {
+			calls.Add(1)
+			return nil, job.SkipRetry(errors.New("permanent"))
+		})
+		worker.Handle(w, add, func(ctx context.Context, a addArgs) error { return nil })
+		worker.Handle(w, noop, func(ctx context.Context, _ struct{}) error { return nil })
+	})
+	cases := []struct {
+		task    string
+		payload []byte
+		opts    []job.Option
+		want    error
+		inError string
+	}{
+		{"panics", nil, []job.Option{job.MaxRetries(0)}, job.ErrPanic, "kaboom"},
+		{"respects-timeout", nil, []job.Option{job.MaxRetries(0), job.Timeout(30 * time.Millisecond)}, job.ErrTimeout, "timeout of 30ms"},
+		{"ignores-timeout", nil, []job.Option{job.MaxRetries(0), job.Timeout(30 * time.Millisecond)}, job.ErrTimeout, "abandoned"},
+		{"not-registered", nil, []job.Option{job.MaxRetries(0)}, job.ErrUnknownTask, `"not-registered"`},
+		{"math.add", []byte{0xa3, 'x', 'y', 'z'}, []job.Option{job.MaxRetries(5)}, job.ErrBadPayload, "undecodable"},
+		{"skip", nil, []job.Option{job.MaxRetries(5)}, nil, "permanent"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.task, func(t *testing.T) {
+			h, err := e.c.EnqueueRaw(e.ctx, tc.task, tc.payload, tc.opts...)
+			must(t, err)
+			_, err = h.Wait(e.ctx)
+			var fe *job.FailedError
+			if !errors.As(err, &fe) || !strings.Contains(fe.Message, tc.inError) {
+				t.Fatalf("wait: %v, want a failure naming %q", err, tc.inError)
+			}
+			j, err := h.Job(e.ctx)
+			must(t, err)
+			if j.State != job.StateFailed || j.Attempt != 1 {
+				t.Fatalf("state %s attempts %d (bad input gets no retries)", j.State, j.Attempt)
+			}
+			if tc.want == job.ErrPanic && !strings.Contains(j.Stack, "worker_test.go") {
+				t.Fatalf("panic stack not recorded: %q", j.Stack)
+			}
+		})
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("SkipRetry job ran %d times", calls.Load())
+	}
+	// the worker still runs jobs, with both slots free again
+	var hs []*queue.Handle
+	for i := 0; i < 4; i++ {
+		h, err := queue.Enqueue(e.ctx, e.c, noop, struct{}{})
+		must(t, err)
+		hs = append(hs, h)
+	}
+	for _, h := range hs {
+		if _, err := h.Wait(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a failed job can be requeued once the cause is fixed (paused, so that this
+	// worker does not fail them again while they are being counted)
+	must(t, e.c.Pause(e.ctx, "default"))
+	n, err := e.c.Requeue(e.ctx, "default")
+	must(t, err)
+	if n != len(cases) {
+		t.Fatalf("requeued %d of %d failed jobs", n, len(cases))
+	}
+}
+
+func TestBackoffScheduleWithInjectedClock(t *testing.T) {
+	clock := testutil.NewClock(time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC))
+	e := newEnv(t, queue.Config{Now: clock.Now})
+	var attempts atomic.Int32
+	start(t, e, worker.Config{Random: func() float64 { return 0.5 }}, func(w *worker.Worker) {
+		w.HandleFunc("flaky", func(ctx context.Context, j *job.Job) (any, error) {
+			attempts.Add(1)
+			if j.Attempt == 2 {
+				return nil, job.RetryAfter(time.Minute, errors.New("busy, come back later"))
+			}
+			return nil, fmt.Errorf("failure %d", j.Attempt)
+		})
+	})
+	b := job.Backoff{Base: 10 * time.Second, Factor: 3, Max: time.Hour, Jitter: 0.2}
+	h, err := e.c.EnqueueByName(e.ctx, "flaky", nil, job.MaxRetries(3), job.WithBackoff(b))
+	must(t, err)
+	wantDelays := []time.Duration{
+		9 * time.Second,  // 10s, less 0.2*0.5 jitter
+		time.Minute,      // RetryAfter
+		81 * time.Second, // 10s*3^2 = 90s, less 10%
+	}
+	for i, d := range wantDelays {
+		j := waitState(t, e, h, job.StateScheduled)
+		if got := j.DueAt.Sub(clock.Now()); got != d {
+			t.Fatalf("retry %d: due in %s, want %s", i+1, got, d)
+		}
+		clock.Advance(d)
+		// wake the promoters as a producer scheduling an earlier job would
+		must(t, e.rdb.Publish(e.ctx, e.c.Store().Keys("default").SchedChannel, "0").Err())
+		testutil.Eventually(t, 10*time.Second, "next attempt ran", func() bool { return attempts.Load() == int32(i+2) })
+	}
+	j := waitState(t, e, h, job.StateFailed)
+	if j.Attempt != 4 || j.LastError != "failure 4" {
+		t.Fatalf("final: attempts %d error %q", j.Attempt, j.LastError)
+	}
+}
+
+func TestGracefulShutdownFinishesOrHandsBack(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	release := make(chan struct{})
+	var started atomic.Int32
+	w := start(t, e, worker.Config{Concurrency: 2, ShutdownTimeout: 100 * time.Millisecond}, func(w *worker.Worker) {
+		w.HandleFunc("quick", func(ctx context.Context, j *job.Job) (any, error) {
+			started.Add(1)
+			<-release
+			return "ok", nil
+		})
+		w.HandleFunc("slow", func(ctx context.Context, j *job.Job) (any, error) {
+			started.Add(1)
+			<-ctx.Done() // only the end of the grace period stops it
+			return nil, ctx.Err()
+		})
+	})
+	quick, err := e.c.EnqueueByName(e.ctx, "quick", nil)
+	must(t, err)
+	slow, err := e.c.EnqueueByName(e.ctx, "slow", nil)
+	must(t, err)
+	testutil.Eventually(t, 5*time.Second, "both jobs running", func() bool { return started.Load() == 2 })
+	stopped := make(chan error)
+	go func() { stopped <- w.Stop(context.Background()) }()
+	close(release) // quick finishes inside the grace period
+	must(t, <-stopped)
+	if j, err := quick.Job(e.ctx); err != nil || j.State != job.StateSucceeded {
+		t.Fatalf("quick job: %+v %v", j, err)
+	}
+	j, err := slow.Job(e.ctx)
+	must(t, err)
+	if j.State != job.StatePending || j.Attempt != 0 {
+		t.Fatalf("slow job must be pending again at once, without a spent attempt: %s attempts %d", j.State, j.Attempt)
+	}
+	ws, err := e.c.Workers(e.ctx)
+	must(t, err)
+	if len(ws) != 0 {
+		t.Fatalf("stopped worker still registered: %+v", ws)
+	}
+}
+
+func TestStrictQueueOrderAndPriorityBands(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	var mu sync.Mutex
+	var order []string
+	record := func(ctx context.Context, j *job.Job) (any, error) {
+		mu.Lock()
+		order = append(order, fmt.Sprintf("%s/%d", j.Options.Queue, j.Options.Priority))
+		mu.Unlock()
+		return nil, nil
+	}
+	var reqs []queue.Request
+	for _, q := range []string{"low", "high"} {
+		for _, p := range []int{0, 9, 5} {
+			reqs = append(reqs, queue.Request{Task: "rec", Options: []job.Option{job.Queue(q), job.Priority(p)}})
+		}
+	}
+	_, err := e.c.EnqueueBatch(e.ctx, reqs)
+	must(t, err)
+	start(t, e, worker.Config{Concurrency: 1, Strict: true, Queues: []worker.QueueConfig{{Name: "high"}, {Name: "low"}}},
+		func(w *worker.Worker) { w.HandleFunc("rec", record) })
+	testutil.Eventually(t, 10*time.Second, "all ran", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 6 })
+	want := "[high/9 high/5 high/0 low/9 low/5 low/0]"
+	if fmt.Sprint(order) != want {
+		t.Fatalf("order %v, want %s", order, want)
+	}
+}
+
+func TestWeightedQueuesShareFetches(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	const each = 300
+	var reqs []queue.Request
+	for _, q := range []string{"ml", "data"} {
+		for i := 0; i < each; i++ {
+			reqs = append(reqs, queue.Request{Task: "rec", Options: []job.Option{job.Queue(q)}})
+		}
+	}
+	_, err := e.c.EnqueueBatch(e.ctx, reqs)
+	must(t, err)
+	var mu sync.Mutex
+	var seen []string
+	start(t, e, worker.Config{Concurrency: 1, Queues: []worker.QueueConfig{{Name: "ml", Weight: 3}, {Name: "data", Weight: 1}}},
+		func(w *worker.Worker) {
+			w.HandleFunc("rec", func(ctx context.Context, j *job.Job) (any, error) {
+				mu.Lock()
+				seen = append(seen, j.Options.Queue)
+				mu.Unlock()
+				return nil, nil
+			})
+		})
+	testutil.Eventually(t, 20*time.Second, "200 jobs ran", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) >= 200 })
+	mu.Lock()
+	ml := 0
+	for _, q := range seen[:200] {
+		if q == "ml" {
+			ml++
+		}
+	}
+	mu.Unlock()
+	// weight 3:1 gives ml 75% of fetches; 200 draws put it within 60-90% with
+	// overwhelming probability (the bounds are over 4 standard deviations)
+	if ml < 120 || ml > 180 {
+		t.Fatalf("ml took %d of the first 200 fetches, want about 150", ml)
+	}
+}
+
+func TestConcurrencyBoundsAndHeartbeat(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	release := make(chan struct{})
+	var running atomic.Int32
+	var reqs []queue.Request
+	for i := 0; i < 50; i++ {
+		reqs = append(reqs, queue.Request{Task: "block"}, queue.Request{Task: "ml", Options: []job.Option{job.Queue("ml")}})
+	}
+	_, err := e.c.EnqueueBatch(e.ctx, reqs)
+	must(t, err)
+	// strict with ml first: ml is tried first but capped at 1, the rest goes to default
+	w := start(t, e, worker.Config{Concurrency: 5, Strict: true, Queues: []worker.QueueConfig{{Name: "ml", Concurrency: 1}, {Name: "default"}},
+		HeartbeatInterval: 50 * time.Millisecond}, func(w *worker.Worker) {
+		w.HandleFunc("block", func(ctx context.Context, j *job.Job) (any, error) {
+			running.Add(1)
+			<-release
+			return nil, nil
+		})
+		w.HandleFunc("ml", func(ctx context.Context, j *job.Job) (any, error) {
+			running.Add(1)
+			<-release
+			return nil, nil
+		})
+	})
+	t.Cleanup(func() { close(release) }) // runs before the worker's Stop
+	testutil.Eventually(t, 5*time.Second, "5 running", func() bool { return running.Load() == 5 })
+	// never more held than slots: the rest stays pending for other workers
+	c1, err := e.c.Counts(e.ctx, "default")
+	must(t, err)
+	c2, err := e.c.Counts(e.ctx, "ml")
+	must(t, err)
+	if c1.Active != 4 || c2.Active != 1 {
+		t.Fatalf("active: default %d ml %d; want 4 and 1", c1.Active, c2.Active)
+	}
+	testutil.Eventually(t, 5*time.Second, "heartbeat lists 5 running jobs", func() bool {
+		ws, err := e.c.Workers(e.ctx)
+		return err == nil && len(ws) == 1 && ws[0].ID == w.ID() && len(ws[0].Running) == 5 && ws[0].Concurrency == 5
+	})
+}
+
+func TestMiddlewareWrapsInOrder(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	var mu sync.Mutex
+	var trace []string
+	mw := func(name string) worker.Middleware {
+		return func(next worker.Handler) worker.Handler {
+			return func(ctx context.Context, j *job.Job) (any, error) {
+				mu.Lock()
+				trace = append(trace, name+">")
+				mu.Unlock()
+				res, err := next(ctx, j)
+				mu.Lock()
+				trace = append(trace, "<"+name)
+				mu.Unlock()
+				return res, err
+			}
+		}
+	}
+	start(t, e, worker.Config{}, func(w *worker.Worker) {
+		w.Use(mw("outer"), mw("inner"))
+		w.HandleFunc("t", func(ctx context.Context, j *job.Job) (any, error) {
+			if job.FromContext(ctx).ID != j.ID {
+				return nil, errors.New("job missing from context")
+			}
+			mu.Lock()
+			trace = append(trace, "task")
+			mu.Unlock()
+			return nil, nil
+		})
+	})
+	h, err := e.c.EnqueueByName(e.ctx, "t", nil)
+	must(t, err)
+	_, err = h.Wait(e.ctx)
+	must(t, err)
+	if got := fmt.Sprint(trace); got != "[outer> inner> task <inner <outer]" {
+		t.Fatal(got)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	cases := []worker.Config{
+		{Concurrency: -1},
+		{Queues: []worker.QueueConfig{{Name: "a"}, {Name: "a"}}},
+		{Queues: []worker.QueueConfig{{Name: "bad name"}}},
+		{Queues: []worker.QueueConfig{{Name: "a", Weight: -2}}},
+		{Lease: time.Millisecond},
+	}
+	for i, cfg := range cases {
+		if _, err := worker.New(e.c, cfg); err == nil {
+			t.Errorf("case %d: no error", i)
+		}
+	}
+	w, err := worker.New(e.c, worker.Config{Logger: quiet})
+	must(t, err)
+	if err := w.Start(e.ctx); err == nil {
+		t.Error("a worker with no task must not start")
+	}
+}
+
+// childWorker is a worker process for TestKilledWorkerJobRunsAgain: it marks that the
+// job started, then blocks until it is killed.
+func childWorker(addr string) {
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	c := queue.NewClient(rdb, queue.Config{Logger: quiet})
+	w, err := worker.New(c, worker.Config{Lease: 500 * time.Millisecond, Logger: quiet})
+	if err != nil {
+		panic(err)
+	}
+	w.HandleFunc("victim", func(ctx context.Context, j *job.Job) (any, error) {
+		rdb.Set(ctx, "child-started", j.ID, 0)
+		select {}
+	})
+	_ = w.Run(context.Background())
+}
+
+func TestKilledWorkerJobRunsAgain(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	h, err := e.c.EnqueueByName(e.ctx, "victim", nil, job.MaxRetries(2))
+	must(t, err)
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), "CHRONOQ_TEST_CHILD_WORKER="+redistest.Addr())
+	must(t, child.Start())
+	testutil.Eventually(t, 10*time.Second, "child started the job", func() bool {
+		id, _ := e.rdb.Get(e.ctx, "child-started").Result()
+		return id == h.ID
+	})
+	must(t, child.Process.Signal(syscall.SIGKILL))
+	_ = child.Wait()
+	ran := make(chan int, 1)
+	start(t, e, worker.Config{Lease: 500 * time.Millisecond}, func(w *worker.Worker) {
+		w.HandleFunc("victim", func(ctx context.Context, j *job.Job) (any, error) {
+			ran <- j.Attempt
+			return nil, nil
+		})
+	})
+	select {
+	case attempt := <-ran:
+		if attempt != 2 {
+			t.Fatalf("rerun is attempt %d, want 2", attempt)
+		}
+	case <-e.ctx.Done():
+		t.Fatal("the killed worker's job never ran again")
+	}
+	j := waitState(t, e, h, job.StateSucceeded)
+	if !strings.Contains(j.LastError, "lease expired") {
+		t.Fatalf("last error %q", j.LastError)
+	}
+}
+
+func TestRedisGoesAwayAndComesBack(t *testing.T) {
+	srv, err := redistest.Start()
+	must(t, err)
+	defer srv.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
+	defer rdb.Close()
+	c := queue.NewClient(rdb, queue.Config{Logger: quiet})
+	defer c.Close()
+	var ran atomic.Int32
+	w, err := worker.New(c, worker.Config{Logger: quiet, IdleBlock: time.Second})
+	must(t, err)
+	w.HandleFunc("t", func(ctx context.Context, j *job.Job) (any, error) { ran.Add(1); return nil, nil })
+	must(t, w.Start(ctx))
+	defer w.Stop(context.Background())
+	_, err = c.EnqueueByName(ctx, "t", nil)
+	must(t, err)
+	testutil.Eventually(t, 10*time.Second, "first job ran", func() bool { return ran.Load() == 1 })
+
+	srv.Stop()
+	if _, err := c.EnqueueByName(ctx, "t", nil); err == nil || !strings.Contains(err.Error(), "enqueue") {
+		t.Fatalf("enqueue with Redis away: %v", err)
+	}
+	must(t, srv.Restart())
+	testutil.Eventually(t, 10*time.Second, "enqueue works again", func() bool {
+		_, err := c.EnqueueByName(ctx, "t", nil)
+		return err == nil
+	})
+	testutil.Eventually(t, 15*time.Second, "worker resumed", func() bool { return ran.Load() >= 2 })
 }

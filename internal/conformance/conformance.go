@@ -60,6 +60,7 @@ func Run(t *testing.T, backend Backend) {
 		{"RetentionAndTrim", testRetention},
 		{"BadInput", testBadInput},
 		{"KeysShareHashTag", testHashTag},
+		{"StaleLaneListLosesNothing", testStaleLanes},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, setup(t, backend)) })
@@ -503,4 +504,18 @@ func contains(s, sub string) bool {
 		}
 		return false
 	})())
+}
+
+func testStaleLanes(t *testing.T, b *bundle) {
+	enqueue(t, b, "a")
+	fetchIDs(t, b, "default", "w", 1) // the store now caches the lane list [a]
+	x := enqueue(t, b, "a").ID
+	b.clock.Advance(time.Millisecond)
+	y := enqueue(t, b, "b").ID // a lane the cached list lacks
+	got := fetchIDs(t, b, "default", "w", 10)
+	got = append(got, fetchIDs(t, b, "default", "w", 10)...)
+	equal(t, "both fetched, in order", got, []string{x, y})
+	if c := counts(t, b, "default"); c.Active != 3 || c.Pending != 0 {
+		t.Fatalf("counts %+v", c)
+	}
 }

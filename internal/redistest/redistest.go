@@ -42,6 +42,18 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startOnPath(path, port)
+}
+
+func startOn(port int) (*Server, error) {
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, err
+	}
+	return startOnPath(path, port)
+}
+
+func startOnPath(path string, port int) (*Server, error) {
 	cmd := exec.Command(path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
 	if err := cmd.Start(); err != nil {
@@ -64,6 +76,18 @@ func Start() (*Server, error) {
 		}
 		time.Sleep(10 * time.Millisecond) // waiting for a process to listen: nothing to block on
 	}
+}
+
+// Restart starts the server again on the same port, empty (it keeps nothing on disk).
+func (s *Server) Restart() error {
+	s.Stop()
+	port, _ := strconv.Atoi(s.Addr[len("127.0.0.1:"):])
+	n, err := startOn(port)
+	if err != nil {
+		return err
+	}
+	s.cmd = n.cmd
+	return nil
 }
 
 // Stop kills the server.

@@ -17,7 +17,10 @@ while got < want do
   if not top[1] then break end
   local member = top[1]
   local lane = lanes[member]
-  if not lane then return {'stale', member} end
+  if not lane then
+    if got == 0 then return {'stale', member} end
+    break -- keep what was taken; the caller learns of the lane on its next fetch
+  end
   local popped
   if top[3] then
     -- take this lane's jobs only while they stay ahead of the next lane's head
