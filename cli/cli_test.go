@@ -1,0 +1,116 @@
+package cli_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chronoq/chronoq/internal/redistest"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+// binary builds chronoq-worker once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "chronoq-worker")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/chronoq-worker").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func runBin(t *testing.T, bin string, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("%v hung", args)
+	}
+	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+}
+
+func TestBinary(t *testing.T) {
+	bin := binary(t)
+	redisURL := "redis://" + redistest.Addr() + "/0"
+	redistest.Client(t) // flush
+
+	t.Run("dev runs the demo on an embedded Redis", func(t *testing.T) {
+		out, errOut, code := runBin(t, bin, nil, "dev", "--exit")
+		if code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+		for _, want := range []string{"demo.add 7+35 on ml, priority 9", "-> 42", "succeeded on attempt 3", "delayed by 1s", "FAILED after 1 attempt", "demo done"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("dev output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+
+	cases := []struct {
+		name    string
+		env     []string
+		args    []string
+		code    int
+		inOut   string
+		inErr   string
+		notInIt string
+	}{
+		{"version", nil, []string{"version"}, 0, "chronoq-worker", "", ""},
+		{"no command", nil, nil, 2, "", "usage", ""},
+		{"unknown command", nil, []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`, ""},
+		{"unknown flag", nil, []string{"run", "--frob"}, 2, "", "flag provided but not defined: -frob", ""},
+		{"bad json", nil, []string{"enqueue", "demo.add", "--args", "{oops"}, 2, "", "not valid JSON", ""},
+		{"bad priority", []string{"CHRONOQ_REDIS_URL=" + redisURL}, []string{"enqueue", "demo.add", "--priority", "12"}, 2, "", "Priority=12", ""},
+		{"no task", nil, []string{"enqueue"}, 2, "", "task name is required", ""},
+		{"bad queues", nil, []string{"run", "--queues", "ml:x"}, 2, "", `"x" is not a non-negative number`, ""},
+		{"unreachable redis, password redacted", nil, []string{"enqueue", "demo.add", "--redis", "redis://:hunter2@127.0.0.1:1/0"}, 1, "", "cannot reach Redis at redis://:xxxxx@127.0.0.1:1/0", "hunter2"},
+		{"enqueue prints the id", []string{"CHRONOQ_REDIS_URL=" + redisURL}, []string{"enqueue", "demo.add", "--args", `{"a":2,"b":40}`}, 0, "", "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := runBin(t, bin, tc.env, tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.inOut) || !strings.Contains(errOut, tc.inErr) {
+				t.Fatalf("exit %d (want %d)\nstdout: %s\nstderr: %s\nwant %q / %q", code, tc.code, out, errOut, tc.inOut, tc.inErr)
+			}
+			if tc.notInIt != "" && (strings.Contains(out, tc.notInIt) || strings.Contains(errOut, tc.notInIt)) {
+				t.Fatalf("output shows %q", tc.notInIt)
+			}
+		})
+	}
+
+	t.Run("run a worker, enqueue with --wait, SIGTERM stops it", func(t *testing.T) {
+		w := exec.Command(bin, "run", "--redis", redisURL, "--queues", "default")
+		var werr bytes.Buffer
+		w.Stderr = &werr
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, code := runBin(t, bin, nil, "enqueue", "demo.add", "--args", `{"a":20,"b":22}`, "--wait", "20s", "--redis", redisURL)
+		if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), "42") {
+			t.Fatalf("exit %d out %q err %q", code, out, errOut)
+		}
+		_ = w.Process.Signal(os.Interrupt)
+		if err := w.Wait(); err != nil {
+			t.Fatalf("worker exit: %v\n%s", err, werr.String())
+		}
+		if !strings.Contains(werr.String(), "worker stopped") {
+			t.Fatalf("no graceful stop:\n%s", werr.String())
+		}
+	})
+}

@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/queue"
+	"github.com/chronoq/chronoq/worker"
+	"github.com/redis/go-redis/v9"
+)
+
+// cmdDev runs an embedded Redis (miniredis), a worker with the demo tasks and the
+// user's, and enqueues demo jobs whose results it prints. It needs no Redis installed.
+func cmdDev(ctx context.Context, e *env, args []string) int {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(e.err)
+	addr := fs.String("addr", "127.0.0.1:0", "address of the embedded Redis (port 0: any free port)")
+	exit := fs.Bool("exit", false, "exit once the demo jobs have ended (for scripts and tests)")
+	verbose := fs.Bool("v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	m := miniredis.NewMiniRedis()
+	if err := m.StartAddr(*addr); err != nil {
+		fmt.Fprintln(e.err, "chronoq-worker dev: embedded Redis:", err)
+		return ExitFailure
+	}
+	defer m.Close()
+	// miniredis expires keys only when told time has passed: drive its clock
+	stopClock := driveClock(m)
+	defer stopClock()
+
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer rdb.Close()
+	cf := connFlags{verbose: *verbose}
+	log := cf.logger(e.err)
+	c := queue.NewClient(rdb, queue.Config{Logger: log})
+	defer c.Close()
+	w, err := worker.New(c, worker.Config{
+		Queues:      []worker.QueueConfig{{Name: "ml", Weight: 1}, {Name: "data", Weight: 2}, {Name: "default", Weight: 3}},
+		Concurrency: 8, Logger: log, ShutdownTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		fmt.Fprintln(e.err, "chronoq-worker dev:", err)
+		return ExitFailure
+	}
+	e.register(w)
+	registerMissingDemo(w)
+	runCtx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := w.Start(runCtx); err != nil {
+		fmt.Fprintln(e.err, "chronoq-worker dev:", err)
+		return ExitFailure
+	}
+	defer w.Stop(context.Background())
+	fmt.Fprintf(e.out, "chronoq dev: embedded Redis at redis://%s (other commands: --redis redis://%s)\n", m.Addr(), m.Addr())
+	fmt.Fprintf(e.out, "chronoq dev: worker %s on queues ml, data, default; enqueueing demo jobs\n", w.ID())
+
+	failed := runDemo(runCtx, e, c)
+	counts := map[string]queue.Counts{}
+	for _, q := range []string{"ml", "data", "default"} {
+		counts[q], _ = c.Counts(context.Background(), q)
+	}
+	fmt.Fprintf(e.out, "chronoq dev: demo done; default queue: %d succeeded, %d failed (on purpose: %d)\n",
+		counts["default"].Succeeded, counts["default"].Failed, failed)
+	if *exit {
+		return ExitOK
+	}
+	fmt.Fprintln(e.out, "chronoq dev: worker keeps running; enqueue more with 'chronoq-worker enqueue demo.add --args '{\"a\":1,\"b\":2}' --redis redis://"+m.Addr()+"' — Ctrl-C stops")
+	<-runCtx.Done()
+	return ExitOK
+}
+
+func registerMissingDemo(w *worker.Worker) {
+	have := map[string]bool{}
+	for _, t := range w.Tasks() {
+		have[t] = true
+	}
+	if !have[DemoAdd.Name()] && !have[DemoSleep.Name()] && !have[DemoFlaky.Name()] {
+		RegisterDemo(w)
+	}
+}
+
+func driveClock(m *miniredis.Miniredis) func() {
+	done := make(chan struct{})
+	go func() {
+		last := time.Now()
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				m.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// runDemo enqueues a mix of jobs and prints each one's outcome as it ends; it returns
+// how many failed (one does on purpose).
+func runDemo(ctx context.Context, e *env, c *queue.Client) int {
+	type item struct {
+		label string
+		h     *queue.Handle
+		err   error
+	}
+	var items []item
+	addItem := func(label string, h *queue.Handle, err error) { items = append(items, item{label, h, err}) }
+	var adds []AddArgs
+	for i := 1; i <= 10; i++ {
+		adds = append(adds, AddArgs{A: i, B: i * i})
+	}
+	hs, err := queue.EnqueueMany(ctx, c, DemoAdd, adds)
+	for i, h := range hs {
+		addItem(fmt.Sprintf("demo.add %d+%d", adds[i].A, adds[i].B), h, err)
+	}
+	for _, ms := range []int{300, 50, 150} {
+		h, err := queue.Enqueue(ctx, c, DemoSleep, SleepArgs{Ms: ms}, job.Queue("data"))
+		addItem(fmt.Sprintf("demo.sleep %dms on data", ms), h, err)
+	}
+	h, err := queue.Enqueue(ctx, c, DemoAdd, AddArgs{A: 7, B: 35}, job.Queue("ml"), job.Priority(9))
+	addItem("demo.add 7+35 on ml, priority 9", h, err)
+	h, err = queue.Enqueue(ctx, c, DemoFlaky, FlakyArgs{Succeed: 3})
+	addItem("demo.flaky (fails twice, retried with backoff)", h, err)
+	h, err = queue.Enqueue(ctx, c, DemoAdd, AddArgs{A: 1, B: 1}, job.In(time.Second))
+	addItem("demo.add 1+1 delayed by 1s", h, err)
+	h, err = c.EnqueueJSON(ctx, "demo.sleep", []byte(`{"ms": -1}`))
+	addItem("demo.sleep -1ms (fails on purpose, no retry)", h, err)
+
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	failed := 0
+	start := time.Now()
+	for _, it := range items {
+		if it.err != nil {
+			fmt.Fprintf(e.out, "  %-48s enqueue error: %v\n", it.label, it.err)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			j, err := it.h.Wait(wctx)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed++
+				fmt.Fprintf(e.out, "  %-48s FAILED after %d attempt(s): %v\n", it.label, max(1, attempts(ctx, j, it.h)), err)
+				return
+			}
+			var res any
+			_ = j.DecodeResult(&res)
+			fmt.Fprintf(e.out, "  %-48s -> %v  (attempt %d, at +%dms)\n", it.label, res, j.Attempt, time.Since(start).Milliseconds())
+		}()
+	}
+	wg.Wait()
+	return failed
+}
+
+func attempts(ctx context.Context, j *job.Job, h *queue.Handle) int {
+	if j == nil {
+		if jj, err := h.Job(ctx); err == nil {
+			return jj.Attempt
+		}
+		return 0
+	}
+	return j.Attempt
+}
