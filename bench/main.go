@@ -12,18 +12,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
-	"os/exec"
-	"strconv"
-	"time"
 
 	"github.com/chronoq/chronoq/bench/harness"
 	"github.com/chronoq/chronoq/internal/redistest"
-	"github.com/chronoq/chronoq/job"
-	"github.com/chronoq/chronoq/queue"
-	"github.com/chronoq/chronoq/worker"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -42,7 +34,10 @@ func main() {
 	_ = fs.Parse(os.Args[2:])
 
 	if workload == "child" {
-		child(*redisURL, *childWorkload, *conc, *jobs)
+		_ = childWorkload // w1 and w2 need the same worker; the flag is for peers
+		if err := harness.ChronoqChild(*redisURL, *conc, *jobs); err != nil {
+			fail(err)
+		}
 		return
 	}
 	ctx := context.Background()
@@ -57,7 +52,7 @@ func main() {
 	}
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	sys := newChronoq(rdb, url)
+	sys := harness.NewChronoq(rdb, url, "child")
 	switch workload {
 	case "w1":
 		n := orDefault(*jobs, 20000)
@@ -101,65 +96,4 @@ func redisFor(url string) (string, func(), error) {
 		return "", nil, err
 	}
 	return "redis://" + s.Addr + "/0", s.Stop, nil
-}
-
-// chronoq is the system under test.
-type chronoq struct {
-	c   *queue.Client
-	url string
-}
-
-var noop = job.NewTask[int64]("noop", job.Queue("bench"))
-
-func newChronoq(rdb *redis.Client, url string) *chronoq {
-	return &chronoq{c: queue.NewClient(rdb, queue.Config{}), url: url}
-}
-
-func (s *chronoq) Name() string { return "chronoq" }
-
-func (s *chronoq) EnqueueOne(ctx context.Context, ns int64) error {
-	_, err := queue.Enqueue(ctx, s.c, noop, ns)
-	return err
-}
-
-func (s *chronoq) EnqueueBulk(ctx context.Context, n int) (bool, error) {
-	_, err := queue.EnqueueMany(ctx, s.c, noop, make([]int64, n))
-	return true, err
-}
-
-func (s *chronoq) WorkerCmd(args ...string) *exec.Cmd {
-	self, _ := os.Executable()
-	return exec.Command(self, append([]string{"child", "--redis", s.url}, args...)...)
-}
-
-// child is the worker process.
-func child(url, workload string, conc, n int) {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		fail(err)
-	}
-	opt.PoolSize = max(opt.PoolSize, 4*conc)
-	rdb := redis.NewClient(opt)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c := queue.NewClient(rdb, queue.Config{Logger: log})
-	w, err := worker.New(c, worker.Config{Queues: []worker.QueueConfig{{Name: "bench"}}, Concurrency: conc, Logger: log})
-	if err != nil {
-		fail(err)
-	}
-	rec := harness.NewRecorder(n)
-	worker.Handle(w, noop, func(ctx context.Context, ns int64) error {
-		rec.Start(ns)
-		rec.Done()
-		return nil
-	})
-	ctx := context.Background()
-	if err := w.Start(ctx); err != nil {
-		fail(err)
-	}
-	rdb.Set(ctx, "bench:ready", strconv.Itoa(os.Getpid()), time.Minute)
-	<-rec.Reached
-	if err := w.Stop(ctx); err != nil {
-		fail(err)
-	}
-	rec.Print(time.Now().UnixNano())
 }

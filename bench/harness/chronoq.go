@@ -1,0 +1,87 @@
+package harness
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"time"
+
+	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/queue"
+	"github.com/chronoq/chronoq/worker"
+	"github.com/redis/go-redis/v9"
+)
+
+// Chronoq is chronoq as a System. Its worker process is the running binary re-executed
+// with childArgs (the caller's main must route them to ChronoqChild).
+type Chronoq struct {
+	c         *queue.Client
+	url       string
+	childArgs []string
+}
+
+var benchNoop = job.NewTask[int64]("noop", job.Queue("bench"))
+
+// NewChronoq returns the chronoq system on rdb (whose URL is url).
+func NewChronoq(rdb *redis.Client, url string, childArgs ...string) *Chronoq {
+	return &Chronoq{c: queue.NewClient(rdb, queue.Config{}), url: url, childArgs: childArgs}
+}
+
+// Name implements System.
+func (s *Chronoq) Name() string { return "chronoq" }
+
+// EnqueueOne implements System.
+func (s *Chronoq) EnqueueOne(ctx context.Context, ns int64) error {
+	_, err := queue.Enqueue(ctx, s.c, benchNoop, ns)
+	return err
+}
+
+// EnqueueBulk implements System.
+func (s *Chronoq) EnqueueBulk(ctx context.Context, n int) (bool, error) {
+	_, err := queue.EnqueueMany(ctx, s.c, benchNoop, make([]int64, n))
+	return true, err
+}
+
+// WorkerCmd implements System.
+func (s *Chronoq) WorkerCmd(args ...string) *exec.Cmd {
+	self, _ := os.Executable()
+	all := append(append(append([]string(nil), s.childArgs...), "--redis", s.url), args...)
+	return exec.Command(self, all...)
+}
+
+// ChronoqChild is chronoq's worker process: it runs n no-op jobs at concurrency conc,
+// stops (every outcome recorded), and prints the result line.
+func ChronoqChild(url string, conc, n int) error {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return err
+	}
+	opt.PoolSize = max(opt.PoolSize, 4*conc)
+	rdb := redis.NewClient(opt)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := queue.NewClient(rdb, queue.Config{Logger: log})
+	w, err := worker.New(c, worker.Config{Queues: []worker.QueueConfig{{Name: "bench"}}, Concurrency: conc, Logger: log})
+	if err != nil {
+		return err
+	}
+	rec := NewRecorder(n)
+	worker.Handle(w, benchNoop, func(ctx context.Context, ns int64) error {
+		rec.Start(ns)
+		rec.Done()
+		return nil
+	})
+	ctx := context.Background()
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	rdb.Set(ctx, "bench:ready", strconv.Itoa(os.Getpid()), time.Minute)
+	<-rec.Reached
+	if err := w.Stop(ctx); err != nil {
+		return err
+	}
+	rec.Print(time.Now().UnixNano())
+	return nil
+}

@@ -1,0 +1,182 @@
+// Command peers runs chronoq's W1 and W2 workloads on asynq (v0.26) and on chronoq,
+// back to back against the same Redis, with the same harness:
+//
+//	cd bench/peers && go run . w1|w2 [--redis URL] [--repeat 3]
+//
+// It prints each system's BENCH lines (asynq's with system=asynq) and a final
+// "BENCH ratio ..." line: chronoq's advantage, >1 meaning chronoq is better
+// (w1_drain and w1_enqueue_best: chronoq/asynq rates; w2_p50: asynq/chronoq latency).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"time"
+
+	"github.com/chronoq/chronoq/bench/harness"
+	"github.com/chronoq/chronoq/internal/redistest"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: go run . w1|w2 [--redis URL] [--repeat N]")
+		os.Exit(2)
+	}
+	workload := os.Args[1]
+	fs := flag.NewFlagSet(workload, flag.ExitOnError)
+	redisURL := fs.String("redis", "", "Redis URL (default: start a redis-server on a free port)")
+	jobs := fs.Int("jobs", 0, "jobs (w1: 20000, w2: 200)")
+	repeat := fs.Int("repeat", 3, "runs per measurement; the median is printed")
+	conc := fs.Int("conc", 10, "worker concurrency (child)")
+	childWorkload := fs.String("workload", "", "child: the workload")
+	_ = fs.Parse(os.Args[2:])
+
+	switch workload {
+	case "child-chronoq":
+		check(harness.ChronoqChild(*redisURL, *conc, *jobs))
+		return
+	case "child-asynq":
+		check(asynqChild(*redisURL, *childWorkload, *conc, *jobs))
+		return
+	}
+	url := *redisURL
+	if url == "" {
+		s, err := redistest.Start()
+		check(err)
+		defer s.Stop()
+		url = "redis://" + s.Addr + "/0"
+	}
+	opt, err := redis.ParseURL(url)
+	check(err)
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	ctx := context.Background()
+	as := newAsynq(url)
+	defer as.client.Close()
+	cq := harness.NewChronoq(rdb, url, "child-chronoq")
+	print := func(s string) { fmt.Println(s) }
+
+	switch workload {
+	case "w1":
+		n := *jobs
+		if n == 0 {
+			n = 20000
+		}
+		o := harness.Options{Jobs: n, Repeat: *repeat}
+		mine, err := harness.W1(ctx, cq, rdb, o, "chronoq", print)
+		check(err)
+		theirs, err := harness.W1(ctx, as, rdb, o, "asynq", print)
+		check(err)
+		for _, l := range append(mine, theirs...) {
+			fmt.Println(l)
+		}
+		drain := func(ls []harness.Line, conc string) float64 {
+			for _, l := range ls {
+				if l.KV[1][1] == "drain" && l.KV[2][1] == conc {
+					return l.Get("jobs_per_s")
+				}
+			}
+			return 0
+		}
+		best := func(ls []harness.Line) float64 {
+			b := 0.0
+			for _, l := range ls {
+				if l.KV[1][1] == "enqueue" {
+					b = max(b, l.Get("jobs_per_s"))
+				}
+			}
+			return b
+		}
+		fmt.Printf("BENCH ratio w1_drain=%s w1_enqueue_best=%s w1_drain_conc50=%s\n",
+			harness.Fmt(drain(mine, "10")/drain(theirs, "10"), 2),
+			harness.Fmt(best(mine)/best(theirs), 2),
+			harness.Fmt(drain(mine, "50")/drain(theirs, "50"), 2))
+	case "w2":
+		n := *jobs
+		if n == 0 {
+			n = 200
+		}
+		mine, err := harness.W2(ctx, cq, rdb, n, "chronoq")
+		check(err)
+		theirs, err := harness.W2(ctx, as, rdb, n, "asynq")
+		check(err)
+		fmt.Println(mine)
+		fmt.Println(theirs)
+		fmt.Printf("BENCH ratio w2_p50=%s\n", harness.Fmt(theirs.Get("p50_ms")/mine.Get("p50_ms"), 1))
+	default:
+		check(fmt.Errorf("unknown workload %q", workload))
+	}
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "peers:", err)
+		os.Exit(1)
+	}
+}
+
+type asynqSys struct {
+	client *asynq.Client
+	url    string
+}
+
+func newAsynq(url string) *asynqSys {
+	opt, err := asynq.ParseRedisURI(url)
+	check(err)
+	return &asynqSys{client: asynq.NewClient(opt), url: url}
+}
+
+func (s *asynqSys) Name() string { return "asynq" }
+
+func (s *asynqSys) EnqueueOne(ctx context.Context, ns int64) error {
+	var payload []byte
+	if ns != 0 {
+		payload = []byte(strconv.FormatInt(ns, 10))
+	}
+	_, err := s.client.EnqueueContext(ctx, asynq.NewTask("noop", payload), asynq.Queue("bench"))
+	return err
+}
+
+// EnqueueBulk: asynq has no bulk enqueue.
+func (s *asynqSys) EnqueueBulk(ctx context.Context, n int) (bool, error) { return false, nil }
+
+func (s *asynqSys) WorkerCmd(args ...string) *exec.Cmd {
+	self, _ := os.Executable()
+	return exec.Command(self, append([]string{"child-asynq", "--redis", s.url}, args...)...)
+}
+
+// asynqChild runs an asynq server with its default settings but for concurrency.
+func asynqChild(url, workload string, conc, n int) error {
+	opt, err := asynq.ParseRedisURI(url)
+	if err != nil {
+		return err
+	}
+	rec := harness.NewRecorder(n)
+	srv := asynq.NewServer(opt, asynq.Config{
+		Concurrency: conc,
+		Queues:      map[string]int{"bench": 1},
+		LogLevel:    asynq.FatalLevel,
+	})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc("noop", func(ctx context.Context, t *asynq.Task) error {
+		ns, _ := strconv.ParseInt(string(t.Payload()), 10, 64)
+		rec.Start(ns)
+		rec.Done()
+		return nil
+	})
+	if err := srv.Start(mux); err != nil {
+		return err
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: opt.(asynq.RedisClientOpt).Addr, DB: opt.(asynq.RedisClientOpt).DB})
+	rdb.Set(context.Background(), "bench:ready", "1", time.Minute)
+	<-rec.Reached
+	srv.Shutdown()
+	rec.Print(time.Now().UnixNano())
+	return nil
+}
