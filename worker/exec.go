@@ -18,8 +18,34 @@ type outcome struct {
 	stack  string
 }
 
-// startJob takes a slot and runs the fetched job in its own goroutine.
-func (w *Worker) startJob(queueName string, f store.Fetched) {
+// startHandOff runs a job handed to this worker while idle. It claims the job while
+// the job already runs: the job's lease started when it was handed off, so it cannot
+// have been taken back yet unless it waited over half a lease in the ready list; then
+// the claim comes first.
+func (w *Worker) startHandOff(queueName string, f store.Fetched, handedAt time.Time) {
+	claim := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ok, err := w.store.Claim(ctx, queueName, f.ID, w.cfg.ID)
+		if err != nil {
+			w.log.Warn("claim of a handed-off job failed; it runs again after its lease", "job", f.ID, "err", err)
+		}
+		return ok && err == nil
+	}
+	if w.store.Now().Sub(handedAt) > w.cfg.Lease/2 {
+		if claim() {
+			w.startJob(queueName, f, nil)
+		}
+		return
+	}
+	claimed := make(chan bool, 1)
+	w.startJob(queueName, f, claimed)
+	go func() { claimed <- claim() }()
+}
+
+// startJob takes a slot and runs the fetched job in its own goroutine. claimed, when
+// not nil, delivers whether a hand-off claim succeeded; the outcome waits for it.
+func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool) {
 	now := w.store.Now()
 	j := &job.Job{ID: f.ID, Options: job.DefaultOptions(), State: job.StateActive, Attempt: f.Attempts + 1, StartedAt: now, Worker: w.cfg.ID}
 	j.Options.Queue = queueName
@@ -34,7 +60,7 @@ func (w *Worker) startJob(queueName string, f store.Fetched) {
 		decodeErr = job.UnmarshalRecord(f.Record, j)
 	}
 	ctx, cancel := context.WithCancel(w.jobsCtx)
-	r := &running{j: j, queue: queueName, started: now, cancel: cancel}
+	r := &running{j: j, queue: queueName, started: now, cancel: cancel, unclaimed: claimed != nil}
 	w.mu.Lock()
 	w.held[j.ID] = r
 	w.perQueue[queueName]++
@@ -56,6 +82,18 @@ func (w *Worker) startJob(queueName string, f store.Fetched) {
 			out, abandoned = w.execute(ctx, j)
 			if abandoned {
 				return // shutdown: the job was handed back; nothing to record
+			}
+		}
+		if claimed != nil {
+			ok := <-claimed
+			w.mu.Lock()
+			r.unclaimed = false
+			w.mu.Unlock()
+			if !ok {
+				w.log.Warn("a handed-off job was taken back before its claim; outcome dropped", "job", j.ID)
+				w.freeSlot(r)
+				w.release(j.ID)
+				return
 			}
 		}
 		w.finish(r, out)
@@ -124,15 +162,7 @@ func (w *Worker) finish(r *running, out outcome) {
 			payload = p
 		}
 	}
-	w.mu.Lock()
-	r.done = true
-	w.perQueue[r.queue]--
-	w.free++
-	w.mu.Unlock()
-	select {
-	case w.slotFreed <- struct{}{}:
-	default:
-	}
+	w.freeSlot(r)
 	dur := w.store.Now().Sub(r.started)
 	if out.err == nil {
 		w.log.Debug("job succeeded", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt, "ms", dur.Milliseconds())
@@ -155,6 +185,19 @@ func (w *Worker) finish(r *running, out outcome) {
 		return err
 	})
 	w.release(j.ID)
+}
+
+// freeSlot gives the job's slot back and wakes the fetch loop.
+func (w *Worker) freeSlot(r *running) {
+	w.mu.Lock()
+	r.done = true
+	w.perQueue[r.queue]--
+	w.free++
+	w.mu.Unlock()
+	select {
+	case w.slotFreed <- struct{}{}:
+	default:
+	}
 }
 
 // release forgets a job whose outcome is recorded.

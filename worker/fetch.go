@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
+	"time"
 
 	"github.com/chronoq/chronoq/internal/store"
+	"github.com/redis/go-redis/v9"
 )
 
 // fetchLoop takes jobs while there are free slots, and blocks on the wake-up lists
@@ -42,12 +45,49 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 		if got > 0 {
 			continue
 		}
-		if _, err := w.store.WaitForWork(ctx, blocking, w.queueNames(), w.cfg.IdleBlock); err != nil && ctx.Err() == nil {
+		if err := w.waitIdle(ctx, blocking); err != nil && ctx.Err() == nil {
 			errs++
 			w.log.Warn("waiting for work failed; retrying", "err", err, "in", backoff(errs))
 			sleepCtx(ctx, backoff(errs))
 		}
 	}
+}
+
+// waitIdle registers the worker as idle (so a producer may hand it a job directly),
+// blocks until work arrives, and starts a handed-off job at once.
+func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient) error {
+	queues := w.idleQueues()
+	lease := w.cfg.Lease
+	if err := w.store.MarkIdle(ctx, queues, w.cfg.ID, w.store.Now().Add(w.cfg.IdleBlock+2*time.Second), lease); err != nil {
+		return err
+	}
+	wake, err := w.store.WaitForWork(ctx, blocking, w.queueNames(), w.cfg.IdleBlock)
+	go func() { // off the pickup path: a stale entry only costs a later hand-off some delay
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = w.store.UnmarkIdle(uctx, queues, w.cfg.ID, lease)
+	}()
+	if err != nil {
+		return err
+	}
+	if wake.HandOff != nil {
+		w.startHandOff(wake.Queue, *wake.HandOff, wake.HandedAt)
+	}
+	return nil
+}
+
+// idleQueues are the queues this worker may take a hand-off from now: the ones
+// under their own concurrency cap.
+func (w *Worker) idleQueues() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, q := range w.cfg.Queues {
+		if q.Concurrency == 0 || w.perQueue[q.Name] < q.Concurrency {
+			out = append(out, q.Name)
+		}
+	}
+	return out
 }
 
 // waitFree blocks until at least one slot is free and returns how many are (0 once
@@ -57,6 +97,14 @@ func (w *Worker) waitFree(ctx context.Context) int {
 		w.mu.Lock()
 		free := w.free
 		w.mu.Unlock()
+		if free > 0 && free < w.cfg.BatchSize {
+			// let jobs that are just finishing free their slots too, so the next fetch
+			// takes a batch instead of one job (a yield, not a wait)
+			runtime.Gosched()
+			w.mu.Lock()
+			free = w.free
+			w.mu.Unlock()
+		}
 		if free > 0 {
 			return free
 		}
@@ -95,7 +143,7 @@ func (w *Worker) fetchRound(ctx context.Context, free int) (int, error) {
 			continue
 		}
 		for _, f := range got {
-			w.startJob(q.Name, f)
+			w.startJob(q.Name, f, nil)
 		}
 		started += len(got)
 		if started >= free {

@@ -24,7 +24,9 @@ func (w *Worker) renewLoop(ctx context.Context) {
 		w.mu.Lock()
 		byQueue := map[string][]string{}
 		for id, r := range w.held {
-			byQueue[r.queue] = append(byQueue[r.queue], id)
+			if !r.unclaimed {
+				byQueue[r.queue] = append(byQueue[r.queue], id)
+			}
 		}
 		w.mu.Unlock()
 		for q, ids := range byQueue {

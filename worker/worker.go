@@ -53,6 +53,8 @@ type running struct {
 	started time.Time
 	cancel  context.CancelFunc
 	done    bool // outcome decided (acked or failed), waiting for Redis
+	// unclaimed: a hand-off whose claim is in flight; its lease is not renewed yet
+	unclaimed bool
 }
 
 type ackItem struct {

@@ -434,7 +434,7 @@ func testRetention(t *testing.T, b *bundle) {
 		t.Fatalf("kept job: %s %v", st, err)
 	}
 	b.clock.Advance(2 * time.Minute)
-	// the next ack trims what has expired
+	b.s.TrimEvery = 1 // the next ack trims what has expired
 	other := enqueue(t, b, "t")
 	fetchIDs(t, b, "default", "w", 1)
 	_, err = b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: other.ID, Retention: time.Minute}})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -136,22 +138,80 @@ func (s *Store) BlockingClient() (redis.UniversalClient, func()) {
 	return s.rdb, func() {}
 }
 
-// WaitForWork blocks on rdb (see BlockingClient) until one of queues has a wake-up
-// token or timeout passes; it returns the queue that had one ("" on timeout). All wake
-// lists are blocked on in one BLPOP; on a Redis Cluster they would need one per slot.
-func (s *Store) WaitForWork(ctx context.Context, rdb redis.UniversalClient, queues []string, timeout time.Duration) (string, error) {
-	keys := make([]string, len(queues))
-	byKey := make(map[string]string, len(queues))
-	for i, q := range queues {
-		keys[i] = s.Keys(q).Wake
-		byKey[keys[i]] = q
+// Wake is what ended a wait for work.
+type Wake struct {
+	Queue   string   // the queue that has work ("" on timeout)
+	HandOff *Fetched // a job handed straight to this (idle) worker, to claim
+	// HandedAt is when the job was handed off (the enqueuer's clock): its lease runs
+	// from then.
+	HandedAt time.Time
+}
+
+// MarkIdle records worker as idle, until the given time, on queues: an enqueue that
+// finds the queue empty may then hand its job straight to the worker (see Claim).
+func (s *Store) MarkIdle(ctx context.Context, queues []string, worker string, until time.Time, lease time.Duration) error {
+	member := worker + "|" + strconv.FormatInt(lease.Milliseconds(), 10)
+	pipe := s.rdb.Pipeline()
+	for _, q := range queues {
+		pipe.ZAdd(ctx, s.Keys(q).Idle, redis.Z{Score: float64(until.UnixMilli()), Member: member})
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// UnmarkIdle undoes MarkIdle.
+func (s *Store) UnmarkIdle(ctx context.Context, queues []string, worker string, lease time.Duration) error {
+	member := worker + "|" + strconv.FormatInt(lease.Milliseconds(), 10)
+	pipe := s.rdb.Pipeline()
+	for _, q := range queues {
+		pipe.ZRem(ctx, s.Keys(q).Idle, member)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// Claim makes worker the owner of a job handed off to an idle worker. It reports
+// false when the job no longer waits for a claim (its lease ran out and it was taken
+// back): the worker must then not record it.
+func (s *Store) Claim(ctx context.Context, queue, id, worker string) (bool, error) {
+	n, err := scriptClaim.Run(ctx, s.rdb, []string{s.Keys(queue).Owners}, id, worker).Int()
+	return n == 1, err
+}
+
+// WaitForWork blocks on rdb (see BlockingClient) until one of queues has a handed-off
+// job or a wake-up token, or timeout passes. All lists are blocked on in one BLPOP
+// (hand-offs first); on a Redis Cluster that would need one call per slot.
+func (s *Store) WaitForWork(ctx context.Context, rdb redis.UniversalClient, queues []string, timeout time.Duration) (Wake, error) {
+	keys := make([]string, 0, 2*len(queues))
+	byKey := make(map[string]string, 2*len(queues))
+	for _, q := range queues {
+		k := s.Keys(q)
+		keys = append(keys, k.Ready)
+		byKey[k.Ready] = q
+	}
+	for _, q := range queues {
+		k := s.Keys(q)
+		keys = append(keys, k.Wake)
+		byKey[k.Wake] = q
 	}
 	res, err := rdb.BLPop(ctx, timeout, keys...).Result()
 	if errors.Is(err, errRedisNil) {
-		return "", nil
+		return Wake{}, nil
 	}
 	if err != nil {
-		return "", err
+		return Wake{}, err
 	}
-	return byKey[res[0]], nil
+	w := Wake{Queue: byKey[res[0]]}
+	if res[0] == s.Keys(w.Queue).Ready {
+		// "id|handed ms|lane score|lane\nrecord"
+		parts := strings.SplitN(res[1], "|", 4)
+		if len(parts) == 4 {
+			if lane, body, ok := cutRecord(parts[3]); ok {
+				ms, _ := strconv.ParseInt(parts[1], 10, 64)
+				w.HandOff = &Fetched{ID: parts[0], Lane: lane, Record: []byte(body)}
+				w.HandedAt = time.UnixMilli(ms)
+			}
+		}
+	}
+	return w, nil
 }

@@ -47,8 +47,8 @@ func (s *Store) enqueueOnce(ctx context.Context, queue string, jobs []NewJob) er
 				laneNo[j.Lane] = len(members)
 			}
 		}
-		keys := make([]string, 0, 5+len(members))
-		keys = append(keys, k.Records, k.Index, k.Lanes, k.Scheduled, k.Wake)
+		keys := make([]string, 0, 10+len(members))
+		keys = append(keys, k.Records, k.Index, k.Lanes, k.Scheduled, k.Wake, k.Idle, k.Ready, k.Active, k.Owners, k.Paused)
 		for _, m := range members {
 			keys = append(keys, k.Lane(m))
 		}

@@ -76,8 +76,12 @@ func (s *Store) Ack(ctx context.Context, queue, worker string, done []Done) (los
 	}
 	k := s.Keys(queue)
 	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Succeeded, k.Results, k.Timings, k.Counters, k.Errors, k.Stacks}
-	args := make([]any, 0, 5+4*len(done))
-	args = append(args, s.nowMs(), worker, k.DoneChannel, len(done), s.MaxSucceeded)
+	args := make([]any, 0, 6+4*len(done))
+	trim := "0"
+	if every := uint64(max(s.TrimEvery, 1)); (s.ackCalls.Add(1)-1)%every == 0 {
+		trim = "1"
+	}
+	args = append(args, s.nowMs(), worker, k.DoneChannel, len(done), s.MaxSucceeded, trim)
 	for _, d := range done {
 		args = append(args, d.ID, d.Retention.Milliseconds(), d.Result, d.Started.UnixMilli())
 	}

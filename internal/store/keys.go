@@ -24,6 +24,8 @@ type Keys struct {
 	Failed    string // zset: id -> failed at ms
 	Succeeded string // zset: id -> expiry ms (finish + retention)
 	Wake      string // list: at most one token while work may be waiting
+	Idle      string // zset: "worker|lease ms" -> idle until ms (workers blocked, waiting)
+	Ready     string // list: jobs handed to idle workers: "id|handed ms|lane score|record"
 	Paused    string // string: exists while the queue is paused
 	Counters  string // hash: succeeded, failed, retried
 
@@ -39,7 +41,7 @@ func KeysFor(ns, queue string) Keys {
 		Index: p + "idx", Lanes: p + "lanes", Records: p + "j", Attempts: p + "a",
 		Errors: p + "err", Stacks: p + "stk", Results: p + "res", Timings: p + "fin",
 		Active: p + "act", Owners: p + "own", Scheduled: p + "sch", Failed: p + "fail",
-		Succeeded: p + "done", Wake: p + "wake", Paused: p + "paused", Counters: p + "stat",
+		Succeeded: p + "done", Wake: p + "wake", Idle: p + "idle", Ready: p + "ready", Paused: p + "paused", Counters: p + "stat",
 		DoneChannel: p + "ev:done", SchedChannel: p + "ev:sched",
 	}
 }

@@ -23,6 +23,7 @@ var (
 	scriptCancel        = load("cancel")
 	scriptRequeueFailed = load("requeue_failed")
 	scriptPurge         = load("purge")
+	scriptClaim         = load("claim")
 )
 
 func load(name string) *redis.Script {
@@ -42,7 +43,7 @@ func AllScripts() map[string]*redis.Script {
 	return map[string]*redis.Script{
 		"enqueue": scriptEnqueue, "fetch": scriptFetch, "ack": scriptAck, "fail": scriptFail,
 		"requeue_active": scriptRequeueActive, "promote": scriptPromote, "cancel": scriptCancel,
-		"requeue_failed": scriptRequeueFailed, "purge": scriptPurge,
+		"requeue_failed": scriptRequeueFailed, "purge": scriptPurge, "claim": scriptClaim,
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,12 +19,17 @@ type Store struct {
 	ns  string
 	now func() time.Time
 
+	ackCalls atomic.Uint64
+
 	mu    sync.Mutex
 	lanes map[string][]string // queue -> known lane members (sorted)
 	// Limits of what is kept for inspection.
 	MaxSucceeded int
 	MaxFailed    int
 	FailedAge    time.Duration
+	// TrimEvery: acknowledgements trim the succeeded set on one call in TrimEvery
+	// (default 8); trimming on every call would cost two commands per batch.
+	TrimEvery int
 }
 
 // New returns a Store on rdb for namespace ns ("" means "chronoq"); now is the clock
@@ -36,7 +42,7 @@ func New(rdb redis.UniversalClient, ns string, now func() time.Time) *Store {
 		now = time.Now
 	}
 	return &Store{rdb: rdb, ns: ns, now: now, lanes: map[string][]string{},
-		MaxSucceeded: 100_000, MaxFailed: 100_000, FailedAge: 7 * 24 * time.Hour}
+		MaxSucceeded: 100_000, MaxFailed: 100_000, FailedAge: 7 * 24 * time.Hour, TrimEvery: 8}
 }
 
 // Redis is the client the store runs on.

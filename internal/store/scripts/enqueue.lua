@@ -1,9 +1,14 @@
 -- enqueue.lua: store a batch of jobs; put each in its lane, or in the scheduled set
--- when it has a due time.
+-- when it has a due time. A single job for an empty, unpaused queue with an idle worker
+-- is handed straight to that worker: leased (owner "*", claimed by whichever idle worker
+-- pops it) and pushed with its record onto the ready list the worker blocks on, which
+-- saves the worker a fetch round trip after waking.
 -- KEYS[1] job records (hash)   KEYS[2] lane index   KEYS[3] lane set
--- KEYS[4] scheduled set        KEYS[5] wake-up list  KEYS[6..] lane keys
+-- KEYS[4] scheduled set        KEYS[5] wake-up list  KEYS[6] idle workers
+-- KEYS[7] ready list           KEYS[8] active set    KEYS[9] owners  KEYS[10] paused flag
+-- KEYS[11..] lane keys
 -- ARGV[1] now ms  ARGV[2] number of jobs  ARGV[3] number of lanes  ARGV[4] schedule channel
--- ARGV[5 .. 4+nlanes] lane members (same order as KEYS[6..])
+-- ARGV[5 .. 4+nlanes] lane members (same order as KEYS[11..])
 -- then per job, 4 values: id, lane number (1-based into the lane list), record, due ms (0: now)
 -- Returns the number of jobs stored.
 local now = tonumber(ARGV[1])
@@ -34,23 +39,43 @@ for i = 0, n - 1 do
   end
 end
 call_chunked('HSET', KEYS[1], hset)
-call_chunked('SADD', KEYS[3], members)
 
+-- hand-off: one immediate job, nothing pending, not paused, a worker idle right now
+if n == 1 and #sched == 0 and redis.call('ZCARD', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[10]) == 0 then
+  local idle = redis.call('ZRANGE', KEYS[6], now, '+inf', 'BYSCORE', 'LIMIT', 0, 1)
+  if idle[1] then
+    local lease = tonumber(string.match(idle[1], '|(%d+)$'))
+    local id, member = hset[1], members[1]
+    local score = job_score(now)
+    redis.call('ZREM', KEYS[6], idle[1])
+    redis.call('ZADD', KEYS[8], now + lease, id)
+    redis.call('HSET', KEYS[9], id, '*|' .. ARGV[1] .. '|' .. score .. '|' .. member)
+    redis.call('RPUSH', KEYS[7], id .. '|' .. ARGV[1] .. '|' .. score .. '|' .. hset[2])
+    redis.call('SADD', KEYS[3], member) -- so a reaper can put it back in its lane
+    return n
+  end
+end
+
+-- the lane set lists every lane that may hold jobs; a lane joins it when it enters the
+-- index empty-handed, or when a job of it is scheduled (so promotion can find it)
 local immediate = false
+local new_lanes = {}
 for ln, l in pairs(lanes) do
   immediate = true
-  call_chunked('ZADD', KEYS[5 + ln], l)
+  call_chunked('ZADD', KEYS[10 + ln], l)
   local min = l[1]
   for j = 3, #l, 2 do if l[j] < min then min = l[j] end end
-  index_lane_after_add(KEYS[2], members[ln], min)
+  if index_lane_after_add(KEYS[2], members[ln], min) then new_lanes[#new_lanes + 1] = members[ln] end
 end
 if immediate then wake(KEYS[5]) end
 
 if #sched > 0 then
+  new_lanes = members
   local head = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
   call_chunked('ZADD', KEYS[4], sched)
   if (not head[1]) or min_due < tonumber(head[2]) then
     redis.call('PUBLISH', ARGV[4], tostring(min_due))
   end
 end
+if #new_lanes > 0 then call_chunked('SADD', KEYS[3], new_lanes) end
 return n

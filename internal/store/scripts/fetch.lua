@@ -30,11 +30,11 @@ while got < want do
       popped = redis.call('ZRANGE', lane, 0, 0, 'WITHSCORES') -- ties: take the head anyway
     end
   else
-    popped = redis.call('ZRANGE', lane, 0, want - got - 1, 'WITHSCORES')
+    popped = redis.call('ZPOPMIN', lane, want - got)
   end
   local k = #popped / 2
   if k > 0 then
-    redis.call('ZREMRANGEBYRANK', lane, 0, k - 1)
+    if top[3] then redis.call('ZREMRANGEBYRANK', lane, 0, k - 1) end
     for i = 1, #popped, 2 do
       local id = popped[i]
       ids[#ids + 1] = id
@@ -52,8 +52,8 @@ redis.call('ZADD', KEYS[2], unpack(act))
 redis.call('HSET', KEYS[3], unpack(own))
 local recs = redis.call('HMGET', KEYS[4], unpack(ids))
 local atts = redis.call('HMGET', KEYS[5], unpack(ids))
--- more work left: pass the token on so another idle worker wakes too
-if redis.call('ZCARD', KEYS[1]) > 0 then wake(KEYS[7]) end
+-- a full batch may have left work: pass the token on so another idle worker wakes too
+if got == want and redis.call('ZCARD', KEYS[1]) > 0 then wake(KEYS[7]) end
 local out = {'ok'}
 for i = 1, got do
   out[#out + 1] = ids[i]

@@ -29,12 +29,14 @@ local function lane_map(kfirst, afirst, n)
 end
 
 -- Put a lane's index entry right after jobs with in-lane score `score` entered it.
+-- Returns true when the lane was not in the index (it was empty).
 local function index_lane_after_add(idx, member, score)
   local key = lane_offset(member) + score
   local cur = redis.call('ZSCORE', idx, member)
   if (not cur) or key < tonumber(cur) then
     redis.call('ZADD', idx, key, member)
   end
+  return not cur
 end
 
 -- Rescore a lane's index entry from its current head (or drop it when empty).
