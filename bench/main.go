@@ -1,7 +1,7 @@
 // Command bench runs chronoq's benchmark workloads:
 //
 //	go run ./bench w1 [--redis URL] [--jobs 20000] [--repeat 3]
-//	go run ./bench w2 [--redis URL] [--jobs 200]
+//	go run ./bench w2 [--redis URL] [--jobs 200]   (also prints the raw-redis floor)
 //
 // Without --redis it starts its own redis-server on a free port. Each measurement
 // prints one "BENCH ..." line (the median of --repeat runs); "# run" lines show each run.
@@ -33,6 +33,12 @@ func main() {
 	childWorkload := fs.String("workload", "", "child: the workload to serve")
 	_ = fs.Parse(os.Args[2:])
 
+	if workload == "child-raw" {
+		if err := harness.RawRedisChild(*redisURL, *jobs); err != nil {
+			fail(err)
+		}
+		return
+	}
 	if workload == "child" {
 		_ = childWorkload // w1 and w2 need the same worker; the flag is for peers
 		if err := harness.ChronoqChild(*redisURL, *conc, *jobs); err != nil {
@@ -69,6 +75,12 @@ func main() {
 			fail(err)
 		}
 		fmt.Println(l)
+		// the floor: a bare RPUSH/BLPOP between two processes on this machine
+		floor, err := harness.W2(ctx, harness.NewRawRedis(rdb, url, "child-raw"), rdb, orDefault(*jobs, 200), "raw-redis")
+		if err != nil {
+			fail(err)
+		}
+		fmt.Println(floor)
 	default:
 		fail(fmt.Errorf("unknown workload %q (w1, w2)", workload))
 	}

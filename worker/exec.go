@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/chronoq/chronoq/internal/store"
@@ -18,15 +19,15 @@ type outcome struct {
 	stack  string
 }
 
-// startHandOff runs a job handed to this worker while idle. It claims the job while
-// the job already runs: the job's lease started when it was handed off, so it cannot
-// have been taken back yet unless it waited over half a lease in the ready list; then
-// the claim comes first.
-func (w *Worker) startHandOff(queueName string, f store.Fetched, handedAt time.Time) {
+// startHandOff runs a job handed to this worker while idle, then claims it and takes
+// the worker off the idle lists in one round trip. Claiming after the start is safe:
+// the job's lease began when it was handed off, so it cannot have been taken back yet
+// unless it waited over half a lease in the ready list — then the claim comes first.
+func (w *Worker) startHandOff(queueName string, f store.Fetched, handedAt time.Time, idleQueues []string) {
 	claim := func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		ok, err := w.store.Claim(ctx, queueName, f.ID, w.cfg.ID)
+		ok, err := w.store.ClaimAndUnidle(ctx, queueName, f.ID, w.cfg.ID, idleQueues, w.cfg.Lease)
 		if err != nil {
 			w.log.Warn("claim of a handed-off job failed; it runs again after its lease", "job", f.ID, "err", err)
 		}
@@ -45,19 +46,30 @@ func (w *Worker) startHandOff(queueName string, f store.Fetched, handedAt time.T
 
 // startJob takes a slot and runs the fetched job in its own goroutine. claimed, when
 // not nil, delivers whether a hand-off claim succeeded; the outcome waits for it.
+//
+// The handler runs in that goroutine. Its outcome is decided once, by whichever comes
+// first: the handler's return, the hard deadline (timeout + HardDeadlineGrace: the
+// attempt fails with ErrTimeout, the slot is freed and the goroutine is left to end on
+// its own — Go cannot stop a goroutine — its later result dropped), or the end of the
+// shutdown grace (the job was handed back; nothing is recorded).
 func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool) {
 	now := w.store.Now()
 	j := &job.Job{ID: f.ID, Options: job.DefaultOptions(), State: job.StateActive, Attempt: f.Attempts + 1, StartedAt: now, Worker: w.cfg.ID}
 	j.Options.Queue = queueName
-	var decodeErr error
+	var early error // an outcome known before running
 	if prio, task, err := store.ParseLaneMember(f.Lane); err == nil {
 		j.Options.Priority, j.Task = prio, task
 	}
 	switch {
 	case f.Record == nil:
-		decodeErr = fmt.Errorf("%w: the job's record is missing", job.ErrBadPayload)
+		early = job.SkipRetry(fmt.Errorf("%w: the job's record is missing", job.ErrBadPayload))
 	default:
-		decodeErr = job.UnmarshalRecord(f.Record, j)
+		if err := job.UnmarshalRecord(f.Record, j); err != nil {
+			early = job.SkipRetry(err)
+		} else if j.Attempt > j.Options.MaxRetries+1 {
+			// taken back from lost workers more often than it may be retried
+			early = job.SkipRetry(fmt.Errorf("%w after %d attempts", job.ErrLeaseExpired, j.Attempt-1))
+		}
 	}
 	ctx, cancel := context.WithCancel(w.jobsCtx)
 	r := &running{j: j, queue: queueName, started: now, cancel: cancel, unclaimed: claimed != nil}
@@ -67,86 +79,82 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 	w.free--
 	w.mu.Unlock()
 	w.jobs.Add(1)
-	go func() {
-		defer w.jobs.Done()
-		defer cancel()
-		var out outcome
-		switch {
-		case decodeErr != nil:
-			out.err = job.SkipRetry(decodeErr)
-		case j.Attempt > j.Options.MaxRetries+1:
-			// taken back from lost workers more often than it may be retried
-			out.err = job.SkipRetry(fmt.Errorf("%w after %d attempts", job.ErrLeaseExpired, j.Attempt-1))
-		default:
-			var abandoned bool
-			out, abandoned = w.execute(ctx, j)
-			if abandoned {
-				return // shutdown: the job was handed back; nothing to record
+
+	var once sync.Once
+	decide := func(out outcome, record bool) {
+		once.Do(func() {
+			defer w.jobs.Done()
+			cancel()
+			if !record {
+				return
 			}
-		}
-		if claimed != nil {
-			ok := <-claimed
-			w.mu.Lock()
-			r.unclaimed = false
-			w.mu.Unlock()
-			if !ok {
+			if claimed != nil && !<-claimed {
 				w.log.Warn("a handed-off job was taken back before its claim; outcome dropped", "job", j.ID)
 				w.freeSlot(r)
 				w.release(j.ID)
 				return
 			}
+			w.mu.Lock()
+			r.unclaimed = false
+			w.mu.Unlock()
+			w.finish(r, out)
+		})
+	}
+	if early != nil {
+		go decide(outcome{err: early}, true)
+		return
+	}
+	go func() {
+		h := w.handler(j.Task)
+		if h == nil {
+			decide(outcome{err: fmt.Errorf("%w: no func registered for task %q on worker %s", job.ErrUnknownTask, j.Task, w.cfg.ID)}, true)
+			return
 		}
-		w.finish(r, out)
+		jctx, jcancel := context.WithTimeout(job.NewContext(ctx, j), j.Options.Timeout)
+		defer jcancel()
+		hard := time.AfterFunc(j.Options.Timeout+w.cfg.HardDeadlineGrace, func() {
+			w.mu.Lock()
+			w.abandoned++
+			w.mu.Unlock()
+			w.log.Warn("job ignored its context past the hard deadline; slot freed, goroutine left running",
+				"job", j.ID, "task", j.Task, "timeout", j.Options.Timeout)
+			decide(outcome{err: fmt.Errorf("%w: still running %s after its timeout of %s; abandoned", job.ErrTimeout, w.cfg.HardDeadlineGrace, j.Options.Timeout)}, true)
+		})
+		defer hard.Stop()
+		stopShutdown := context.AfterFunc(w.jobsCtx, func() { decide(outcome{}, false) })
+		defer stopShutdown()
+		out := call(jctx, h, j)
+		if out.err != nil && errors.Is(jctx.Err(), context.DeadlineExceeded) && errors.Is(out.err, context.DeadlineExceeded) {
+			out.err = fmt.Errorf("%w: ran past its timeout of %s", job.ErrTimeout, j.Options.Timeout)
+		}
+		decide(out, true)
 	}()
 }
 
-// execute runs the handler under the job's timeout. It returns when the handler does,
-// or when the hard deadline (timeout + HardDeadlineGrace) passes: then the attempt
-// fails with ErrTimeout and the handler's goroutine is left to end on its own (Go
-// cannot stop a goroutine; its later result is dropped). abandoned is true when the
-// worker's shutdown grace ended first.
-func (w *Worker) execute(ctx context.Context, j *job.Job) (out outcome, abandoned bool) {
+// handler returns the task's handler wrapped in the middleware, or nil.
+func (w *Worker) handler(task string) Handler {
 	w.mu.Lock()
-	h := w.handlers[j.Task]
+	h := w.handlers[task]
 	mws := w.middleware
 	w.mu.Unlock()
 	if h == nil {
-		return outcome{err: fmt.Errorf("%w: no func registered for task %q on worker %s", job.ErrUnknownTask, j.Task, w.cfg.ID)}, false
+		return nil
 	}
 	for i := len(mws) - 1; i >= 0; i-- {
 		h = mws[i](h)
 	}
-	jctx, cancel := context.WithTimeout(job.NewContext(ctx, j), j.Options.Timeout)
-	defer cancel()
-	results := make(chan outcome, 1) // buffered: an abandoned handler never blocks on it
-	go func() {
-		var o outcome
-		defer func() {
-			if p := recover(); p != nil {
-				o = outcome{err: fmt.Errorf("%w: %v", job.ErrPanic, p), stack: string(debug.Stack())}
-			}
-			results <- o
-		}()
-		o.result, o.err = h(jctx, j)
-	}()
-	hard := time.NewTimer(j.Options.Timeout + w.cfg.HardDeadlineGrace)
-	defer hard.Stop()
-	select {
-	case o := <-results:
-		if o.err != nil && errors.Is(jctx.Err(), context.DeadlineExceeded) && errors.Is(o.err, context.DeadlineExceeded) {
-			o.err = fmt.Errorf("%w: ran past its timeout of %s", job.ErrTimeout, j.Options.Timeout)
+	return h
+}
+
+// call runs h, turning a panic into an ErrPanic outcome with its stack.
+func call(ctx context.Context, h Handler, j *job.Job) (o outcome) {
+	defer func() {
+		if p := recover(); p != nil {
+			o = outcome{err: fmt.Errorf("%w: %v", job.ErrPanic, p), stack: string(debug.Stack())}
 		}
-		return o, false
-	case <-hard.C:
-		w.mu.Lock()
-		w.abandoned++
-		w.mu.Unlock()
-		w.log.Warn("job ignored its context past the hard deadline; slot freed, goroutine left running",
-			"job", j.ID, "task", j.Task, "timeout", j.Options.Timeout)
-		return outcome{err: fmt.Errorf("%w: still running %s after its timeout of %s; abandoned", job.ErrTimeout, w.cfg.HardDeadlineGrace, j.Options.Timeout)}, false
-	case <-w.jobsCtx.Done():
-		return outcome{}, true
-	}
+	}()
+	o.result, o.err = h(ctx, j)
+	return o
 }
 
 // finish frees the job's slot and records its outcome: success goes to the batched

@@ -26,12 +26,17 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 		closeBlocking()
 	}()
 	errs := 0
+	handedOff := false
 	for ctx.Err() == nil {
 		free := w.waitFree(ctx)
 		if free == 0 {
 			return
 		}
-		got, err := w.fetchRound(ctx, free)
+		var got int
+		var err error
+		if !handedOff {
+			got, err = w.fetchRound(ctx, free)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -45,7 +50,8 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 		if got > 0 {
 			continue
 		}
-		if err := w.waitIdle(ctx, blocking); err != nil && ctx.Err() == nil {
+		handedOff, err = w.waitIdle(ctx, blocking)
+		if err != nil && ctx.Err() == nil {
 			errs++
 			w.log.Warn("waiting for work failed; retrying", "err", err, "in", backoff(errs))
 			sleepCtx(ctx, backoff(errs))
@@ -54,26 +60,25 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 }
 
 // waitIdle registers the worker as idle (so a producer may hand it a job directly),
-// blocks until work arrives, and starts a handed-off job at once.
-func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient) error {
+// blocks until work arrives, and starts a handed-off job at once. It reports whether
+// a job was handed off: the queue was empty then, so the next fetch can be skipped.
+func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient) (bool, error) {
 	queues := w.idleQueues()
 	lease := w.cfg.Lease
 	if err := w.store.MarkIdle(ctx, queues, w.cfg.ID, w.store.Now().Add(w.cfg.IdleBlock+2*time.Second), lease); err != nil {
-		return err
+		return false, err
 	}
 	wake, err := w.store.WaitForWork(ctx, blocking, w.queueNames(), w.cfg.IdleBlock)
+	if err == nil && wake.HandOff != nil {
+		w.startHandOff(wake.Queue, *wake.HandOff, wake.HandedAt, queues)
+		return true, nil
+	}
 	go func() { // off the pickup path: a stale entry only costs a later hand-off some delay
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = w.store.UnmarkIdle(uctx, queues, w.cfg.ID, lease)
 	}()
-	if err != nil {
-		return err
-	}
-	if wake.HandOff != nil {
-		w.startHandOff(wake.Queue, *wake.HandOff, wake.HandedAt)
-	}
-	return nil
+	return false, err
 }
 
 // idleQueues are the queues this worker may take a hand-off from now: the ones

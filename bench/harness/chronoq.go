@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strconv"
 	"time"
 
@@ -46,10 +45,8 @@ func (s *Chronoq) EnqueueBulk(ctx context.Context, n int) (bool, error) {
 }
 
 // WorkerCmd implements System.
-func (s *Chronoq) WorkerCmd(args ...string) *exec.Cmd {
-	self, _ := os.Executable()
-	all := append(append(append([]string(nil), s.childArgs...), "--redis", s.url), args...)
-	return exec.Command(self, all...)
+func (s *Chronoq) WorkerCmd(args ...string) *Cmd {
+	return selfCmd(append(append(append([]string(nil), s.childArgs...), "--redis", s.url), args...)...)
 }
 
 // ChronoqChild is chronoq's worker process: it runs n no-op jobs at concurrency conc,

@@ -29,8 +29,17 @@ type System interface {
 	// EnqueueBulk enqueues n no-op jobs as fast as the system's API allows;
 	// ok is false when the system has no bulk API.
 	EnqueueBulk(ctx context.Context, n int) (ok bool, err error)
-	// WorkerCmd is the command that runs one worker process (see ChildMain).
-	WorkerCmd(args ...string) *exec.Cmd
+	// WorkerCmd is the command that runs one worker process.
+	WorkerCmd(args ...string) *Cmd
+}
+
+// Cmd is a worker process command.
+type Cmd = exec.Cmd
+
+// selfCmd re-executes the running binary with args.
+func selfCmd(args ...string) *Cmd {
+	self, _ := os.Executable()
+	return exec.Command(self, args...)
 }
 
 // ChildResult is what a worker process reports on its last stdout line.

@@ -146,7 +146,7 @@ func (s *asynqSys) EnqueueOne(ctx context.Context, ns int64) error {
 // EnqueueBulk: asynq has no bulk enqueue.
 func (s *asynqSys) EnqueueBulk(ctx context.Context, n int) (bool, error) { return false, nil }
 
-func (s *asynqSys) WorkerCmd(args ...string) *exec.Cmd {
+func (s *asynqSys) WorkerCmd(args ...string) *harness.Cmd {
 	self, _ := os.Executable()
 	return exec.Command(self, append([]string{"child-asynq", "--redis", s.url}, args...)...)
 }

@@ -178,6 +178,27 @@ func (s *Store) Claim(ctx context.Context, queue, id, worker string) (bool, erro
 	return n == 1, err
 }
 
+// ClaimAndUnidle is Claim plus UnmarkIdle in one round trip.
+func (s *Store) ClaimAndUnidle(ctx context.Context, queue, id, worker string, idle []string, lease time.Duration) (bool, error) {
+	member := worker + "|" + strconv.FormatInt(lease.Milliseconds(), 10)
+	pipe := s.rdb.Pipeline()
+	claim := scriptClaim.Run(ctx, pipe, []string{s.Keys(queue).Owners}, id, worker)
+	for _, q := range idle {
+		pipe.ZRem(ctx, s.Keys(q).Idle, member)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		if !isNoScript(err) {
+			return false, err
+		}
+		if err := s.LoadScripts(ctx); err != nil {
+			return false, err
+		}
+		return s.Claim(ctx, queue, id, worker)
+	}
+	n, err := claim.Int()
+	return n == 1, err
+}
+
 // WaitForWork blocks on rdb (see BlockingClient) until one of queues has a handed-off
 // job or a wake-up token, or timeout passes. All lists are blocked on in one BLPOP
 // (hand-offs first); on a Redis Cluster that would need one call per slot.
