@@ -201,10 +201,21 @@ func (w *Worker) freeSlot(r *running) {
 	r.done = true
 	w.perQueue[r.queue]--
 	w.free++
+	capped := w.capped[r.queue]
 	w.mu.Unlock()
+	w.freed.Add(1) // before reading idleBlocked: see waitIdle
 	select {
 	case w.slotFreed <- struct{}{}:
 	default:
+	}
+	if capped && w.idleBlocked.Load() {
+		// the fetch loop sleeps on the wake-up lists and may have left this queue's
+		// jobs pending because of its cap: wake it (or another idle worker)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = w.store.Nudge(ctx, r.queue)
+		}()
 	}
 }
 

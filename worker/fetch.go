@@ -34,6 +34,7 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 		}
 		var got int
 		var err error
+		gen := w.freed.Load()
 		if !handedOff {
 			got, err = w.fetchRound(ctx, free)
 		}
@@ -50,7 +51,7 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 		if got > 0 {
 			continue
 		}
-		handedOff, err = w.waitIdle(ctx, blocking)
+		handedOff, err = w.waitIdle(ctx, blocking, gen)
 		if err != nil && ctx.Err() == nil {
 			errs++
 			w.log.Warn("waiting for work failed; retrying", "err", err, "in", backoff(errs))
@@ -62,9 +63,15 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 // waitIdle registers the worker as idle (so a producer may hand it a job directly),
 // blocks until work arrives, and starts a handed-off job at once. It reports whether
 // a job was handed off: the queue was empty then, so the next fetch can be skipped.
-func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient) (bool, error) {
+// gen is the freed-slot count seen before the fetch round that found nothing.
+func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient, gen uint64) (bool, error) {
 	queues := w.idleQueues()
 	lease := w.cfg.Lease
+	w.idleBlocked.Store(true) // before anything shows this worker idle: see freeSlot
+	defer w.idleBlocked.Store(false)
+	if w.freed.Load() != gen {
+		return false, nil // a slot freed since that round (a capped queue may have room): fetch again
+	}
 	if err := w.store.MarkIdle(ctx, queues, w.cfg.ID, w.store.Now().Add(w.cfg.IdleBlock+2*time.Second), lease); err != nil {
 		return false, err
 	}

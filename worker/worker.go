@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,22 +30,25 @@ type Worker struct {
 	started    bool
 
 	// running jobs and jobs whose outcome is not yet recorded: their leases are renewed
-	held       map[string]*running
-	perQueue   map[string]int // running jobs per queue
-	free       int            // free slots
-	slotFreed  chan struct{}  // signalled (non-blocking) when a slot frees
-	abandoned  int            // goroutines left running past their hard deadline
-	acks       chan ackItem
-	startedAt  time.Time
-	fetchStop  context.CancelFunc
-	bgStop     context.CancelFunc
-	jobsCtx    context.Context // parent of every job's context; canceled when the grace ends
-	jobsCancel context.CancelFunc
-	loops      sync.WaitGroup // fetch loop
-	bg         sync.WaitGroup // renewer, reaper, promoter, heartbeat, acker
-	jobs       sync.WaitGroup // executors
-	stopOnce   sync.Once
-	stopErr    error
+	held        map[string]*running
+	perQueue    map[string]int  // running jobs per queue
+	capped      map[string]bool // queues with their own concurrency cap
+	idleBlocked atomic.Bool     // the fetch loop is blocked waiting for work
+	freed       atomic.Uint64   // slots freed so far
+	free        int             // free slots
+	slotFreed   chan struct{}   // signalled (non-blocking) when a slot frees
+	abandoned   int             // goroutines left running past their hard deadline
+	acks        chan ackItem
+	startedAt   time.Time
+	fetchStop   context.CancelFunc
+	bgStop      context.CancelFunc
+	jobsCtx     context.Context // parent of every job's context; canceled when the grace ends
+	jobsCancel  context.CancelFunc
+	loops       sync.WaitGroup // fetch loop
+	bg          sync.WaitGroup // renewer, reaper, promoter, heartbeat, acker
+	jobs        sync.WaitGroup // executors
+	stopOnce    sync.Once
+	stopErr     error
 }
 
 type running struct {
@@ -73,6 +77,7 @@ func New(c *queue.Client, cfg Config) (*Worker, error) {
 		handlers:  map[string]Handler{},
 		held:      map[string]*running{},
 		perQueue:  map[string]int{},
+		capped:    capped(cfg.Queues),
 		free:      cfg.Concurrency,
 		slotFreed: make(chan struct{}, 1),
 		acks:      make(chan ackItem, 4*cfg.Concurrency+16),
@@ -230,6 +235,14 @@ func backoff(n int) time.Duration {
 }
 
 func (w *Worker) String() string { return fmt.Sprintf("worker %s", w.cfg.ID) }
+
+func capped(qs []QueueConfig) map[string]bool {
+	m := map[string]bool{}
+	for _, q := range qs {
+		m[q.Name] = q.Concurrency > 0
+	}
+	return m
+}
 
 func hostPID() (string, int) {
 	h, _ := os.Hostname()

@@ -519,3 +519,32 @@ func TestRedisGoesAwayAndComesBack(t *testing.T) {
 	})
 	testutil.Eventually(t, 15*time.Second, "worker resumed", func() bool { return ran.Load() >= 2 })
 }
+
+func TestCappedQueueWakesWhenItsSlotFrees(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	var ran atomic.Int32
+	release := make(chan struct{})
+	// IdleBlock is far beyond the test's deadline: only the freed slot can wake the
+	// worker for the jobs its cap held back
+	start(t, e, worker.Config{Concurrency: 5, IdleBlock: 30 * time.Second,
+		Queues: []worker.QueueConfig{{Name: "ml", Concurrency: 1}}}, func(w *worker.Worker) {
+		w.HandleFunc("train", func(ctx context.Context, j *job.Job) (any, error) {
+			if ran.Add(1) == 1 {
+				<-release
+			}
+			return nil, nil
+		})
+	})
+	reqs := make([]queue.Request, 3)
+	for i := range reqs {
+		reqs[i] = queue.Request{Task: "train", Options: []job.Option{job.Queue("ml")}}
+	}
+	_, err := e.c.EnqueueBatch(e.ctx, reqs)
+	must(t, err)
+	testutil.Eventually(t, 10*time.Second, "first job running, worker blocked in BLPOP", func() bool {
+		clients, _ := e.rdb.ClientList(e.ctx).Result()
+		return ran.Load() == 1 && strings.Contains(clients, "flags=b ") && strings.Contains(clients, "cmd=blpop")
+	})
+	close(release)
+	testutil.Eventually(t, 10*time.Second, "the held-back jobs ran", func() bool { return ran.Load() == 3 })
+}

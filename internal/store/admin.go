@@ -118,6 +118,11 @@ func (s *Store) Resume(ctx context.Context, queue string) error {
 	return s.rdb.RPush(ctx, k.Wake, "1").Err()
 }
 
+// Nudge leaves a wake-up token on queue, so that an idle worker fetches from it.
+func (s *Store) Nudge(ctx context.Context, queue string) error {
+	return s.rdb.RPush(ctx, s.Keys(queue).Wake, "1").Err()
+}
+
 // Paused reports whether queue is paused.
 func (s *Store) Paused(ctx context.Context, queue string) (bool, error) {
 	n, err := s.rdb.Exists(ctx, s.Keys(queue).Paused).Result()

@@ -20,6 +20,7 @@ type Store struct {
 	now func() time.Time
 
 	ackCalls atomic.Uint64
+	keys     sync.Map // queue -> Keys
 
 	mu    sync.Mutex
 	lanes map[string][]string // queue -> known lane members (sorted)
@@ -54,8 +55,15 @@ func (s *Store) Namespace() string { return s.ns }
 // Now is the store's clock.
 func (s *Store) Now() time.Time { return s.now() }
 
-// Keys returns the keys of queue.
-func (s *Store) Keys(queue string) Keys { return KeysFor(s.ns, queue) }
+// Keys returns the keys of queue (built once per queue: they are on every hot path).
+func (s *Store) Keys(queue string) Keys {
+	if k, ok := s.keys.Load(queue); ok {
+		return k.(Keys)
+	}
+	k := KeysFor(s.ns, queue)
+	s.keys.Store(queue, k)
+	return k
+}
 
 func (s *Store) nowMs() int64 { return s.now().UnixMilli() }
 

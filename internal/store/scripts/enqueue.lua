@@ -40,34 +40,45 @@ for i = 0, n - 1 do
 end
 call_chunked('HSET', KEYS[1], hset)
 
--- hand-off: one immediate job, nothing pending, not paused, a worker idle right now
-if n == 1 and #sched == 0 and redis.call('ZCARD', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[10]) == 0 then
-  local idle = redis.call('ZRANGE', KEYS[6], now, '+inf', 'BYSCORE', 'LIMIT', 0, 1)
-  if idle[1] then
-    local lease = tonumber(string.match(idle[1], '|(%d+)$'))
-    local id, member = hset[1], members[1]
-    local score = job_score(now)
-    redis.call('ZREM', KEYS[6], idle[1])
-    redis.call('ZADD', KEYS[8], now + lease, id)
-    redis.call('HSET', KEYS[9], id, '*|' .. ARGV[1] .. '|' .. score .. '|' .. member)
-    redis.call('RPUSH', KEYS[7], id .. '|' .. ARGV[1] .. '|' .. score .. '|' .. hset[2])
-    redis.call('SADD', KEYS[3], member) -- so a reaper can put it back in its lane
-    return n
-  end
+-- Wake-ups: a token is pushed only when the queue goes from empty to non-empty (a fetch
+-- that leaves work behind passes its token on), so a busy queue's enqueue costs no
+-- wake-up command. An empty, unpaused queue with an idle worker gets its single job
+-- handed straight to that worker.
+local function empty_queue()
+  return redis.call('ZCARD', KEYS[2]) == 0
 end
 
--- the lane set lists every lane that may hold jobs; a lane joins it when it enters the
--- index empty-handed, or when a job of it is scheduled (so promotion can find it)
 local immediate = false
 local new_lanes = {}
+local was_empty = nil
 for ln, l in pairs(lanes) do
   immediate = true
-  call_chunked('ZADD', KEYS[10 + ln], l)
+  local member = members[ln]
   local min = l[1]
   for j = 3, #l, 2 do if l[j] < min then min = l[j] end end
-  if index_lane_after_add(KEYS[2], members[ln], min) then new_lanes[#new_lanes + 1] = members[ln] end
+  local cur = nil
+  if was_empty == nil then
+    -- a lane already indexed means the queue holds work: nothing more to check
+    cur = redis.call('ZSCORE', KEYS[2], member)
+    was_empty = (not cur) and empty_queue()
+    if was_empty and n == 1 and redis.call('EXISTS', KEYS[10]) == 0 then
+      local idle = redis.call('ZRANGE', KEYS[6], now, '+inf', 'BYSCORE', 'LIMIT', 0, 1)
+      if idle[1] then
+        local lease = tonumber(string.match(idle[1], '|(%d+)$'))
+        local id = hset[1]
+        redis.call('ZREM', KEYS[6], idle[1])
+        redis.call('ZADD', KEYS[8], now + lease, id)
+        redis.call('HSET', KEYS[9], id, '*|' .. ARGV[1] .. '|' .. min .. '|' .. member)
+        redis.call('RPUSH', KEYS[7], id .. '|' .. ARGV[1] .. '|' .. min .. '|' .. hset[2])
+        redis.call('SADD', KEYS[3], member) -- so a reaper can put it back in its lane
+        return n
+      end
+    end
+  end
+  call_chunked('ZADD', KEYS[10 + ln], l)
+  if index_lane_after_add(KEYS[2], member, min, cur) then new_lanes[#new_lanes + 1] = member end
 end
-if immediate then wake(KEYS[5]) end
+if was_empty then wake(KEYS[5]) end
 
 if #sched > 0 then
   new_lanes = members

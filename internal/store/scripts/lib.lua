@@ -30,9 +30,10 @@ end
 
 -- Put a lane's index entry right after jobs with in-lane score `score` entered it.
 -- Returns true when the lane was not in the index (it was empty).
-local function index_lane_after_add(idx, member, score)
+-- cur is the lane's index score when the caller has read it already.
+local function index_lane_after_add(idx, member, score, cur)
   local key = lane_offset(member) + score
-  local cur = redis.call('ZSCORE', idx, member)
+  if cur == nil then cur = redis.call('ZSCORE', idx, member) end
   if (not cur) or key < tonumber(cur) then
     redis.call('ZADD', idx, key, member)
   end
