@@ -1,0 +1,223 @@
+package job
+
+import (
+	"errors"
+	"math"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestOptionsValidation(t *testing.T) {
+	cases := []struct {
+		name string
+		opt  Option
+		want string // "" means valid
+	}{
+		{"priority 0", Priority(0), ""},
+		{"priority 9", Priority(9), ""},
+		{"priority 12", Priority(12), "Priority=12"},
+		{"priority -1", Priority(-1), "Priority=-1"},
+		{"retries 0", MaxRetries(0), ""},
+		{"retries -1", MaxRetries(-1), "MaxRetries=-1"},
+		{"retries huge", MaxRetries(5000), "MaxRetries=5000"},
+		{"timeout 0", Timeout(0), "Timeout=0s"},
+		{"retention negative", Retention(-time.Second), "Retention=-1s"},
+		{"retention 0", Retention(0), ""},
+		{"in negative", In(-time.Second), "In=-1s"},
+		{"in 11 years", In(11 * 365 * 24 * time.Hour), "10 years"},
+		{"at zero", At(time.Time{}), "At="},
+		{"queue", Queue("ml"), ""},
+		{"queue with space", Queue("m l"), `Queue="m l"`},
+		{"queue empty", Queue(""), "Queue"},
+		{"queue with brace", Queue("a{b}"), "Queue"},
+		{"cost", Cost("bytes", 1e6), ""},
+		{"cost NaN", Cost("bytes", math.NaN()), "Cost"},
+		{"cost no name", Cost("", 1), "Cost"},
+		{"backoff jitter 2", WithBackoff(Backoff{Base: time.Second, Factor: 2, Jitter: 2}), "Backoff.Jitter=2"},
+		{"backoff factor 0.5", WithBackoff(Backoff{Base: time.Second, Factor: 0.5}), "Backoff.Factor=0.5"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DefaultOptions().Apply(tc.opt)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			var oe *OptionError
+			if !errors.Is(err, ErrInvalidOption) || !errors.As(err, &oe) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want an *OptionError naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestApplyDoesNotShareCostMap(t *testing.T) {
+	base, err := DefaultOptions().Apply(Cost("a", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	derived, err := base.Apply(Cost("b", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(base.Cost) != 1 || len(derived.Cost) != 2 {
+		t.Fatalf("base %v derived %v", base.Cost, derived.Cost)
+	}
+}
+
+func TestBackoffDelay(t *testing.T) {
+	b := Backoff{Base: time.Second, Factor: 2, Max: 10 * time.Second, Jitter: 0.5}
+	cases := []struct {
+		attempt int
+		random  float64
+		want    time.Duration
+	}{
+		{1, 0, time.Second},
+		{2, 0, 2 * time.Second},
+		{4, 0, 8 * time.Second},
+		{5, 0, 10 * time.Second}, // capped
+		{50, 0, 10 * time.Second},
+		{3, 1, 2 * time.Second}, // 4s less half
+		{0, 0, time.Second},     // treated as the first
+	}
+	for _, tc := range cases {
+		if got := b.Delay(tc.attempt, func() float64 { return tc.random }); got != tc.want {
+			t.Errorf("attempt %d random %.1f: %s, want %s", tc.attempt, tc.random, got, tc.want)
+		}
+	}
+	if got := ConstantBackoff(3*time.Second).Delay(7, nil); got != 3*time.Second {
+		t.Errorf("constant: %s", got)
+	}
+}
+
+func TestDueAt(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name string
+		o    Options
+		want time.Time
+		err  bool
+	}{
+		{"none", Options{}, time.Time{}, false},
+		{"in", Options{Delay: time.Hour}, now.Add(time.Hour), false},
+		{"at wins over in", Options{Delay: time.Hour, At: now.Add(time.Minute)}, now.Add(time.Minute), false},
+		{"past runs now", Options{At: now.Add(-time.Hour)}, time.Time{}, false},
+		{"absurd", Options{At: now.AddDate(11, 0, 0)}, time.Time{}, true},
+	}
+	for _, tc := range cases {
+		got, err := tc.o.DueAt(now)
+		if (err != nil) != tc.err || !got.Equal(tc.want) {
+			t.Errorf("%s: %v %v", tc.name, got, err)
+		}
+	}
+}
+
+func TestIDsSortByTimeAndAreUnique(t *testing.T) {
+	var s idSource
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var ids []string
+	seen := map[string]bool{}
+	for i := 0; i < 5000; i++ {
+		id := s.next(base.Add(time.Duration(i/100) * time.Millisecond)) // 100 ids per ms
+		if len(id) != 16 || seen[id] {
+			t.Fatalf("id %q (len %d, dup %v)", id, len(id), seen[id])
+		}
+		seen[id] = true
+		ids = append(ids, id)
+	}
+	if !sort.StringsAreSorted(ids) {
+		t.Fatal("ids do not sort by creation")
+	}
+	// a clock step back keeps ids increasing
+	if back := s.next(base); back <= ids[len(ids)-1] {
+		t.Fatalf("after a clock step back: %s <= %s", back, ids[len(ids)-1])
+	}
+}
+
+func TestArgsUseJSONTags(t *testing.T) {
+	type args struct {
+		UserID int64   `json:"user_id"`
+		Name   string  `json:"name"`
+		Ratio  float64 `msgpack:"r"`
+	}
+	p, err := EncodeArgs(map[string]any{"user_id": 42, "name": "ada", "r": 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got args
+	if err := DecodeArgs(p, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got != (args{42, "ada", 0.5}) {
+		t.Fatalf("%+v", got)
+	}
+	if err := DecodeArgs([]byte{0xc1}, &got); !errors.Is(err, ErrBadPayload) {
+		t.Fatalf("bad payload: %v", err)
+	}
+}
+
+func TestValidPayload(t *testing.T) {
+	ok, _ := EncodeArgs([]int{1, 2})
+	cases := map[string]struct {
+		p     []byte
+		valid bool
+	}{
+		"empty":    {nil, true},
+		"array":    {ok, true},
+		"never":    {[]byte{0xc1}, false},
+		"trailing": {append(append([]byte{}, ok...), 0x01), false},
+		"cut":      {ok[:1], false},
+	}
+	for name, tc := range cases {
+		if err := ValidPayload(tc.p); (err == nil) != tc.valid {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	o, err := DefaultOptions().Apply(MaxRetries(7), Timeout(time.Minute), Retention(0), Cost("bytes", 1024),
+		WithBackoff(ConstantBackoff(time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &Job{Payload: []byte{0x91, 0x01}, Options: o, EnqueuedAt: time.UnixMilli(1_700_000_000_123).UTC()}
+	data, err := MarshalRecord(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Job
+	if err := UnmarshalRecord(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	if string(out.Payload) != string(in.Payload) || !out.EnqueuedAt.Equal(in.EnqueuedAt) || out.Options.MaxRetries != 7 ||
+		out.Options.Timeout != time.Minute || out.Options.Retention != 0 || out.Options.Cost["bytes"] != 1024 ||
+		out.Options.Backoff != ConstantBackoff(time.Second) {
+		t.Fatalf("round trip: %+v", out)
+	}
+	def, _ := MarshalRecord(&Job{Options: DefaultOptions(), EnqueuedAt: in.EnqueuedAt})
+	if len(def) > 24 {
+		t.Errorf("a no-op job's record is %d bytes; every queued job pays for it", len(def))
+	}
+}
+
+func TestControlErrors(t *testing.T) {
+	base := errors.New("x")
+	if err := SkipRetry(base); !IsSkipRetry(err) || !errors.Is(err, base) {
+		t.Fatal("SkipRetry")
+	}
+	var ra *RetryAfterError
+	if err := RetryAfter(time.Minute, base); !errors.As(err, &ra) || ra.Delay != time.Minute || !errors.Is(err, base) {
+		t.Fatal("RetryAfter")
+	}
+	if err := (&FailedError{ID: "a", Message: "m"}); !errors.Is(err, ErrJobFailed) {
+		t.Fatal("FailedError")
+	}
+	if !StateFailed.Terminal() || StatePending.Terminal() {
+		t.Fatal("Terminal")
+	}
+}
