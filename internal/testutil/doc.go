@@ -1,0 +1,3 @@
+// Package testutil holds small helpers shared by chronoq's tests: a settable clock
+// and a condition waiter (tests wait on conditions with deadlines, never on sleeps).
+package testutil
