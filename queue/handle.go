@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/chronoq/chronoq/job"
 )
@@ -41,7 +42,9 @@ func (h *Handle) State(ctx context.Context) (job.State, error) {
 // *job.FailedError, for a canceled one job.ErrCanceled. It listens on the queue's
 // pub/sub channel and reads the job once when told it ended: no polling.
 //
-// A job that succeeded with Retention 0 is gone by the time Wait reads it: Wait then
+// A job that is gone — it ended with Retention 0, or was canceled, purged or trimmed
+// before Wait looked — gives an error wrapping job.ErrNotFound, at once: there is no
+// end left to wait for. If Wait saw it end (it was listening), a Retention 0 success
 // returns a job with State succeeded and no result.
 func (h *Handle) Wait(ctx context.Context) (*job.Job, error) {
 	hub, err := h.c.waitHub(ctx)
@@ -58,7 +61,22 @@ func (h *Handle) Wait(ctx context.Context) (*job.Job, error) {
 		j, err := h.Job(ctx)
 		switch {
 		case errors.Is(err, job.ErrNotFound):
-			// gone: it ended with no retention, or was canceled; the event says which
+			// gone. If it ended after we subscribed, its event is on its way: let the
+			// hub dispatch everything sent so far, then look
+			if err := hub.sync(ctx); err != nil {
+				return nil, err
+			}
+			select {
+			case ev := <-events:
+				if ev == 's' {
+					return &job.Job{ID: h.ID, Task: h.Task, State: job.StateSucceeded}, nil
+				}
+				if ev == 'c' {
+					return nil, &JobError{ID: h.ID, Err: job.ErrCanceled}
+				}
+			default:
+			}
+			return nil, &JobError{ID: h.ID, Err: fmt.Errorf("%w: it ended with no retention, or was canceled, purged or never enqueued to queue %q", job.ErrNotFound, h.Queue)}
 		case err != nil:
 			return nil, err
 		case j.State == job.StateSucceeded:

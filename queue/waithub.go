@@ -2,8 +2,10 @@ package queue
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/chronoq/chronoq/internal/store"
 
@@ -18,6 +20,8 @@ type waitHub struct {
 	mu       sync.Mutex
 	channels map[string]chan struct{} // channel -> closed once subscribed
 	waiters  map[string]map[chan byte]struct{}
+	pongs    map[string]chan struct{} // ping token -> closed when its pong arrives
+	seq      uint64
 	done     chan struct{}
 }
 
@@ -28,6 +32,7 @@ func (c *Client) waitHub(ctx context.Context) (*waitHub, error) {
 			store:    c.store,
 			channels: map[string]chan struct{}{},
 			waiters:  map[string]map[chan byte]struct{}{},
+			pongs:    map[string]chan struct{}{},
 			done:     make(chan struct{}),
 		}
 		go h.run()
@@ -79,17 +84,34 @@ func (h *waitHub) watch(ctx context.Context, queue, id string) (<-chan byte, fun
 
 func (h *waitHub) run() {
 	defer close(h.done)
+	errs := 0
 	for {
 		msg, err := h.ps.Receive(context.Background())
 		if err != nil {
 			if err == redis.ErrClosed {
 				return
 			}
-			// the connection broke: events may have been lost, so every waiter reads again
-			h.broadcast('r')
+			// the connection broke: events may have been lost, so every waiter reads
+			// again; back off while Redis stays away
+			if errs == 0 {
+				h.broadcast('r')
+			}
+			errs++
+			time.Sleep(min(10*time.Millisecond<<min(errs, 9), 2*time.Second))
 			continue
 		}
+		if errs > 0 {
+			errs = 0
+			h.broadcast('r') // back: whatever ended meanwhile is read now
+		}
 		switch m := msg.(type) {
+		case *redis.Pong:
+			h.mu.Lock()
+			if ch, ok := h.pongs[m.Payload]; ok {
+				close(ch)
+				delete(h.pongs, m.Payload)
+			}
+			h.mu.Unlock()
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
 				h.mu.Lock()
@@ -122,6 +144,26 @@ func (h *waitHub) run() {
 			}
 			h.mu.Unlock()
 		}
+	}
+}
+
+// sync returns once every message Redis sent on the subscription before now has been
+// dispatched to the waiters: a PING's reply comes after them on the same connection.
+func (h *waitHub) sync(ctx context.Context) error {
+	h.mu.Lock()
+	h.seq++
+	token := "sync-" + strconv.FormatUint(h.seq, 10)
+	ch := make(chan struct{})
+	h.pongs[token] = ch
+	h.mu.Unlock()
+	if err := h.ps.Ping(ctx, token); err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

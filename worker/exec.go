@@ -40,8 +40,16 @@ func (w *Worker) startHandOff(queueName string, f store.Fetched, handedAt time.T
 		return
 	}
 	claimed := make(chan bool, 1)
-	w.startJob(queueName, f, claimed)
-	go func() { claimed <- claim() }()
+	r := w.startJob(queueName, f, claimed)
+	go func() {
+		ok := claim()
+		if ok {
+			w.mu.Lock()
+			r.unclaimed = false // its lease is renewed from now on
+			w.mu.Unlock()
+		}
+		claimed <- ok
+	}()
 }
 
 // startJob takes a slot and runs the fetched job in its own goroutine. claimed, when
@@ -52,7 +60,7 @@ func (w *Worker) startHandOff(queueName string, f store.Fetched, handedAt time.T
 // attempt fails with ErrTimeout, the slot is freed and the goroutine is left to end on
 // its own — Go cannot stop a goroutine — its later result dropped), or the end of the
 // shutdown grace (the job was handed back; nothing is recorded).
-func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool) {
+func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool) *running {
 	now := w.store.Now()
 	j := &job.Job{ID: f.ID, Options: job.DefaultOptions(), State: job.StateActive, Attempt: f.Attempts + 1, StartedAt: now, Worker: w.cfg.ID}
 	j.Options.Queue = queueName
@@ -102,7 +110,7 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 	}
 	if early != nil {
 		go decide(outcome{err: early}, true)
-		return
+		return r
 	}
 	go func() {
 		h := w.handler(j.Task)
@@ -129,6 +137,7 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 		}
 		decide(out, true)
 	}()
+	return r
 }
 
 // handler returns the task's handler wrapped in the middleware, or nil.
@@ -209,12 +218,12 @@ func (w *Worker) freeSlot(r *running) {
 	default:
 	}
 	if capped && w.idleBlocked.Load() {
-		// the fetch loop sleeps on the wake-up lists and may have left this queue's
-		// jobs pending because of its cap: wake it (or another idle worker)
+		// the fetch loop sleeps without listening to this queue (it was at its cap),
+		// whose jobs may be pending: poke it awake
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_ = w.store.Nudge(ctx, r.queue)
+			_ = w.store.Poke(ctx, w.cfg.ID)
 		}()
 	}
 }

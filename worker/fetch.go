@@ -27,6 +27,7 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 	}()
 	errs := 0
 	handedOff := false
+	wokeFor := "" // the queue whose wake-up token ended the last idle wait
 	for ctx.Err() == nil {
 		free := w.waitFree(ctx)
 		if free == 0 {
@@ -36,7 +37,13 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 		var err error
 		gen := w.freed.Load()
 		if !handedOff {
-			got, err = w.fetchRound(ctx, free)
+			var tried map[string]bool
+			got, tried, err = w.fetchRound(ctx, free)
+			if wokeFor != "" && !tried[wokeFor] {
+				// the token was for a queue this round had no slot left for: pass it on
+				// to another idle worker instead of leaving that queue's jobs waiting
+				w.nudge(wokeFor)
+			}
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -51,7 +58,7 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 		if got > 0 {
 			continue
 		}
-		handedOff, err = w.waitIdle(ctx, blocking, gen)
+		handedOff, wokeFor, err = w.waitIdle(ctx, blocking, gen)
 		if err != nil && ctx.Err() == nil {
 			errs++
 			w.log.Warn("waiting for work failed; retrying", "err", err, "in", backoff(errs))
@@ -62,30 +69,48 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 
 // waitIdle registers the worker as idle (so a producer may hand it a job directly),
 // blocks until work arrives, and starts a handed-off job at once. It reports whether
-// a job was handed off: the queue was empty then, so the next fetch can be skipped.
-// gen is the freed-slot count seen before the fetch round that found nothing.
-func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient, gen uint64) (bool, error) {
+// a job was handed off (the queue was empty then, so the next fetch can be skipped)
+// and which queue's wake-up token ended the wait. gen is the freed-slot count seen
+// before the fetch round that found nothing.
+//
+// The worker listens only to the queues it has room for: a queue at its own cap is
+// left to other workers, and a slot freed on it pokes this worker awake.
+func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient, gen uint64) (handedOff bool, wokeFor string, err error) {
 	queues := w.idleQueues()
 	lease := w.cfg.Lease
 	w.idleBlocked.Store(true) // before anything shows this worker idle: see freeSlot
 	defer w.idleBlocked.Store(false)
 	if w.freed.Load() != gen {
-		return false, nil // a slot freed since that round (a capped queue may have room): fetch again
+		return false, "", nil // a slot freed since that round (a capped queue may have room): fetch again
 	}
 	if err := w.store.MarkIdle(ctx, queues, w.cfg.ID, w.store.Now().Add(w.cfg.IdleBlock+2*time.Second), lease); err != nil {
-		return false, err
+		return false, "", err
 	}
-	wake, err := w.store.WaitForWork(ctx, blocking, w.queueNames(), w.cfg.IdleBlock)
+	wake, err := w.store.WaitForWork(ctx, blocking, queues, queues, w.store.PokeKey(w.cfg.ID), w.cfg.IdleBlock)
 	if err == nil && wake.HandOff != nil {
 		w.startHandOff(wake.Queue, *wake.HandOff, wake.HandedAt, queues)
-		return true, nil
+		return true, "", nil
 	}
-	go func() { // off the pickup path: a stale entry only costs a later hand-off some delay
+	unmark := func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = w.store.UnmarkIdle(uctx, queues, w.cfg.ID, lease)
+	}
+	if ctx.Err() != nil {
+		unmark() // stopping: no hand-off may come to this worker any more
+	} else {
+		go unmark() // off the pickup path: a stale entry only delays a later hand-off
+	}
+	return false, wake.Queue, err
+}
+
+// nudge leaves a wake-up token on queue, in the background.
+func (w *Worker) nudge(queue string) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = w.store.Nudge(ctx, queue)
 	}()
-	return false, err
 }
 
 // idleQueues are the queues this worker may take a hand-off from now: the ones
@@ -129,9 +154,11 @@ func (w *Worker) waitFree(ctx context.Context) int {
 }
 
 // fetchRound fetches from the queues in this round's order until the free slots are
-// used or every queue has been tried; it returns how many jobs it started.
-func (w *Worker) fetchRound(ctx context.Context, free int) (int, error) {
+// used or every queue has been tried; it returns how many jobs it started and which
+// queues it asked.
+func (w *Worker) fetchRound(ctx context.Context, free int) (int, map[string]bool, error) {
 	started := 0
+	tried := map[string]bool{}
 	var firstErr error
 	for _, qi := range w.order() {
 		q := w.cfg.Queues[qi]
@@ -144,6 +171,7 @@ func (w *Worker) fetchRound(ctx context.Context, free int) (int, error) {
 		if n <= 0 {
 			continue
 		}
+		tried[q.Name] = true
 		got, err := w.store.Fetch(ctx, q.Name, w.cfg.ID, n, w.cfg.Lease)
 		if errors.Is(err, store.ErrPaused) {
 			continue
@@ -163,9 +191,9 @@ func (w *Worker) fetchRound(ctx context.Context, free int) (int, error) {
 		}
 	}
 	if started == 0 && firstErr != nil {
-		return 0, firstErr
+		return 0, tried, firstErr
 	}
-	return started, nil
+	return started, tried, nil
 }
 
 // order returns the queue indexes to try this round: the configured order when

@@ -152,17 +152,17 @@ func (w *Worker) Run(ctx context.Context) error {
 // is done), then cancels the rest and hands them straight back to pending. It
 // returns once every outcome is recorded in Redis (or could not be).
 func (w *Worker) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	started := w.started
+	w.mu.Unlock()
+	if !started {
+		return nil // nothing to stop, and a later Start/Stop must still work
+	}
 	w.stopOnce.Do(func() { w.stopErr = w.stop(ctx) })
 	return w.stopErr
 }
 
 func (w *Worker) stop(ctx context.Context) error {
-	w.mu.Lock()
-	started := w.started
-	w.mu.Unlock()
-	if !started {
-		return nil
-	}
 	w.fetchStop()
 	w.loops.Wait()
 

@@ -548,3 +548,73 @@ func TestCappedQueueWakesWhenItsSlotFrees(t *testing.T) {
 	close(release)
 	testutil.Eventually(t, 10*time.Second, "the held-back jobs ran", func() bool { return ran.Load() == 3 })
 }
+
+// waitIdleIn waits until worker id is registered idle on queue (ready for a hand-off).
+func waitIdleIn(t *testing.T, e *env, queueName string) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, "worker idle on "+queueName, func() bool {
+		n, _ := e.rdb.ZCard(e.ctx, e.c.Store().Keys(queueName).Idle).Result()
+		return n > 0
+	})
+}
+
+func TestHandedOffJobKeepsItsLease(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	release := make(chan struct{})
+	var runs atomic.Int32
+	start(t, e, worker.Config{Lease: 300 * time.Millisecond}, func(w *worker.Worker) {
+		w.HandleFunc("long", func(ctx context.Context, j *job.Job) (any, error) {
+			runs.Add(1)
+			<-release
+			return nil, nil
+		})
+	})
+	waitIdleIn(t, e, "default")
+	h, err := e.c.EnqueueByName(e.ctx, "long", nil, job.MaxRetries(0))
+	must(t, err)
+	k := e.c.Store().Keys("default")
+	first, err := e.rdb.ZScore(e.ctx, k.Active, h.ID).Result()
+	must(t, err)
+	// the lease must be renewed past its first deadline while the job runs
+	testutil.Eventually(t, 10*time.Second, "lease renewed", func() bool {
+		s, err := e.rdb.ZScore(e.ctx, k.Active, h.ID).Result()
+		return err == nil && s > first+300
+	})
+	close(release)
+	j := waitState(t, e, h, job.StateSucceeded)
+	if runs.Load() != 1 || j.Attempt != 1 {
+		t.Fatalf("ran %d times, attempt %d", runs.Load(), j.Attempt)
+	}
+}
+
+func TestHandOffRespectsQueueCap(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	release := make(chan struct{})
+	var running atomic.Int32
+	start(t, e, worker.Config{Concurrency: 4, Queues: []worker.QueueConfig{{Name: "ml", Concurrency: 1}, {Name: "default"}}},
+		func(w *worker.Worker) {
+			w.HandleFunc("train", func(ctx context.Context, j *job.Job) (any, error) {
+				running.Add(1)
+				<-release
+				return nil, nil
+			})
+		})
+	t.Cleanup(func() { close(release) })
+	waitIdleIn(t, e, "ml")
+	_, err := e.c.EnqueueByName(e.ctx, "train", nil, job.Queue("ml"))
+	must(t, err)
+	testutil.Eventually(t, 10*time.Second, "first ml job running, worker blocked again", func() bool {
+		clients, _ := e.rdb.ClientList(e.ctx).Result()
+		return running.Load() == 1 && strings.Contains(clients, "flags=b ")
+	})
+	// another worker's idle entry makes the next ml job a hand-off; the capped worker
+	// must not be listening on ml's ready list. Redis serves a blocked BLPOP before it
+	// answers the next command, so right after the enqueue the list shows who listened.
+	k := e.c.Store().Keys("ml")
+	must(t, e.c.Store().MarkIdle(e.ctx, []string{"ml"}, "other-worker", time.Now().Add(time.Minute), time.Minute))
+	_, err = e.c.EnqueueByName(e.ctx, "train", nil, job.Queue("ml"))
+	must(t, err)
+	if n, _ := e.rdb.LLen(e.ctx, k.Ready).Result(); n != 1 || running.Load() != 1 {
+		t.Fatalf("the hand-off was taken by the worker at its ml cap (ready %d, running %d)", n, running.Load())
+	}
+}

@@ -58,6 +58,10 @@ func Run(t *testing.T, backend Backend) {
 		{"BadInput", testBadInput},
 		{"KeysShareHashTag", testHashTag},
 		{"StaleLaneListLosesNothing", testStaleLanes},
+		{"HugeFetchIsCapped", testHugeFetch},
+		{"WaitOnGoneJobs", testWaitGone},
+		{"PurgeSeesNewLanes", testPurgeNewLane},
+		{"UnclaimedHandOffCostsNoAttempt", testUnclaimedHandOff},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, setup(t, backend)) })
@@ -514,5 +518,76 @@ func testStaleLanes(t *testing.T, b *bundle) {
 	equal(t, "both fetched, in order", got, []string{x, y})
 	if c := counts(t, b, "default"); c.Active != 3 || c.Pending != 0 {
 		t.Fatalf("counts %+v", c)
+	}
+}
+
+func testHugeFetch(t *testing.T, b *bundle) {
+	reqs := make([]queue.Request, 5000)
+	for i := range reqs {
+		reqs[i] = queue.Request{Task: "t"}
+	}
+	_, err := b.c.EnqueueBatch(b.ctx, reqs)
+	must(t, err)
+	if got := fetchIDs(t, b, "default", "w", 5000); len(got) != store.MaxFetch {
+		t.Fatalf("fetched %d, want the cap %d", len(got), store.MaxFetch)
+	}
+	if c := counts(t, b, "default"); c.Pending != 4000 || c.Active != 1000 {
+		t.Fatalf("counts %+v", c)
+	}
+}
+
+func testWaitGone(t *testing.T, b *bundle) {
+	if _, err := b.c.Handle("default", "no-such-id").Wait(b.ctx); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("unknown id: %v", err)
+	}
+	h := enqueue(t, b, "t", job.Retention(0))
+	fetchIDs(t, b, "default", "w", 1)
+	_, err := b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: h.ID}})
+	must(t, err)
+	// it is gone; Wait may still have caught its success event (the client was
+	// already listening on the queue): either answer is true, a hang is not
+	if j, err := h.Wait(b.ctx); !errors.Is(err, job.ErrNotFound) && (err != nil || j.State != job.StateSucceeded) {
+		t.Fatalf("ended with no retention before Wait: %v %v", j, err)
+	}
+	p := enqueue(t, b, "t")
+	done := make(chan error, 1)
+	go func() { _, err := p.Wait(b.ctx); done <- err }()
+	testutil.Eventually(t, 5*time.Second, "waiter subscribed", func() bool {
+		n, _ := b.s.Redis().PubSubNumSub(b.ctx, b.s.Keys("default").DoneChannel).Result()
+		return n[b.s.Keys("default").DoneChannel] > 0
+	})
+	_, err = b.c.Purge(b.ctx, "default", job.StatePending, nil)
+	must(t, err)
+	if err := <-done; !errors.Is(err, job.ErrCanceled) && !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("purged while waited on: %v", err)
+	}
+}
+
+func testPurgeNewLane(t *testing.T, b *bundle) {
+	enqueue(t, b, "a")
+	n, err := b.c.Purge(b.ctx, "default", job.StatePending, nil) // caches the lane list [a]
+	must(t, err)
+	enqueue(t, b, "b") // a lane that list lacks
+	n, err = b.c.Purge(b.ctx, "default", job.StatePending, nil)
+	must(t, err)
+	if c := counts(t, b, "default"); n != 1 || c.Pending != 0 {
+		t.Fatalf("purged %d, left %+v", n, c)
+	}
+}
+
+func testUnclaimedHandOff(t *testing.T, b *bundle) {
+	// a worker marks itself idle and then vanishes without claiming its hand-off
+	must(t, b.s.MarkIdle(b.ctx, []string{"default"}, "ghost", b.clock.Now().Add(time.Minute), time.Second))
+	h := enqueue(t, b, "t")
+	if st, _ := h.State(b.ctx); st != job.StateActive {
+		t.Fatalf("not handed off: %s", st)
+	}
+	b.clock.Advance(2 * time.Second)
+	n, _, err := b.s.ReclaimExpired(b.ctx, "default", "lease expired")
+	must(t, err)
+	got, err := b.s.Fetch(b.ctx, "default", "w", 1, time.Minute)
+	must(t, err)
+	if n != 1 || len(got) != 1 || got[0].ID != h.ID || got[0].Attempts != 0 {
+		t.Fatalf("reclaimed %d, then %+v: a job that never ran must keep its attempts", n, got)
 	}
 }

@@ -88,13 +88,22 @@ func (s *Store) Purge(ctx context.Context, queue, state string, limit int) (int,
 	default:
 		return 0, fmt.Errorf("store: cannot purge state %q", state)
 	}
+	// purge.lua cannot report a lane it was not given: start from a fresh lane list
+	if _, err := s.knownLanes(ctx, queue, true); err != nil {
+		return 0, err
+	}
+	notify := "0"
+	if state == "pending" || state == "scheduled" {
+		notify = "1"
+	}
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
 		keys := append([]string{k.Index, k.Records, k.Attempts, k.Errors, k.Stacks, k.Results, k.Timings, set}, laneKeys...)
-		args := make([]any, 0, 3+len(members))
+		args := make([]any, 0, 5+len(members))
 		args = append(args, mode, limit, len(members))
 		for _, m := range members {
 			args = append(args, m)
 		}
+		args = append(args, k.DoneChannel, notify)
 		n, err := scriptPurge.Run(ctx, s.rdb, keys, args...).Int()
 		return []any{int64(n)}, err
 	})
@@ -204,22 +213,37 @@ func (s *Store) ClaimAndUnidle(ctx context.Context, queue, id, worker string, id
 	return n == 1, err
 }
 
-// WaitForWork blocks on rdb (see BlockingClient) until one of queues has a handed-off
-// job or a wake-up token, or timeout passes. All lists are blocked on in one BLPOP
-// (hand-offs first); on a Redis Cluster that would need one call per slot.
-func (s *Store) WaitForWork(ctx context.Context, rdb redis.UniversalClient, queues []string, timeout time.Duration) (Wake, error) {
-	keys := make([]string, 0, 2*len(queues))
-	byKey := make(map[string]string, 2*len(queues))
-	for _, q := range queues {
+// PokeKey is a worker's own wake-up list: the worker pushes to it to end its own
+// blocking wait (a slot freed on a queue it had stopped listening to).
+func (s *Store) PokeKey(worker string) string { return s.ns + ":poke:" + worker }
+
+// Poke ends worker's blocking wait.
+func (s *Store) Poke(ctx context.Context, worker string) error {
+	pipe := s.rdb.Pipeline()
+	pipe.RPush(ctx, s.PokeKey(worker), "1")
+	pipe.PExpire(ctx, s.PokeKey(worker), time.Minute) // a dead worker's poke goes away
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// WaitForWork blocks on rdb (see BlockingClient) until a job is handed off on one of
+// ready's queues, a wake-up token arrives on one of wake's queues, the worker is poked
+// (poke: PokeKey), or timeout passes. It is one BLPOP over all lists, hand-offs first;
+// on a Redis Cluster that would need one call per slot.
+func (s *Store) WaitForWork(ctx context.Context, rdb redis.UniversalClient, ready, wake []string, poke string, timeout time.Duration) (Wake, error) {
+	keys := make([]string, 0, len(ready)+len(wake)+1)
+	byKey := make(map[string]string, len(ready)+len(wake))
+	for _, q := range ready {
 		k := s.Keys(q)
 		keys = append(keys, k.Ready)
 		byKey[k.Ready] = q
 	}
-	for _, q := range queues {
+	for _, q := range wake {
 		k := s.Keys(q)
 		keys = append(keys, k.Wake)
 		byKey[k.Wake] = q
 	}
+	keys = append(keys, poke)
 	res, err := rdb.BLPop(ctx, timeout, keys...).Result()
 	if errors.Is(err, errRedisNil) {
 		return Wake{}, nil
@@ -228,7 +252,7 @@ func (s *Store) WaitForWork(ctx context.Context, rdb redis.UniversalClient, queu
 		return Wake{}, err
 	}
 	w := Wake{Queue: byKey[res[0]]}
-	if res[0] == s.Keys(w.Queue).Ready {
+	if w.Queue != "" && res[0] == s.Keys(w.Queue).Ready {
 		// "id|handed ms|lane score|lane\nrecord"
 		parts := strings.SplitN(res[1], "|", 4)
 		if len(parts) == 4 {

@@ -18,8 +18,13 @@ type Fetched struct {
 	Attempts int    // failed attempts before this one
 }
 
-// Fetch leases up to n jobs of queue, in dequeue order, to worker until now+lease.
+// MaxFetch is the most jobs one fetch takes.
+const MaxFetch = 1000
+
+// Fetch leases up to n (at most MaxFetch) jobs of queue, in dequeue order, to worker
+// until now+lease.
 func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease time.Duration) ([]Fetched, error) {
+	n = min(n, MaxFetch)
 	k := s.Keys(queue)
 	now := s.now()
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {

@@ -62,7 +62,8 @@ for ln, l in pairs(lanes) do
     cur = redis.call('ZSCORE', KEYS[2], member)
     was_empty = (not cur) and empty_queue()
     if was_empty and n == 1 and redis.call('EXISTS', KEYS[10]) == 0 then
-      local idle = redis.call('ZRANGE', KEYS[6], now, '+inf', 'BYSCORE', 'LIMIT', 0, 1)
+      -- the most recently idle worker: the least likely to have left meanwhile
+      local idle = redis.call('ZRANGE', KEYS[6], '+inf', now, 'BYSCORE', 'REV', 'LIMIT', 0, 1)
       if idle[1] then
         local lease = tonumber(string.match(idle[1], '|(%d+)$'))
         local id = hset[1]

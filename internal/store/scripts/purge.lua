@@ -3,7 +3,14 @@
 -- KEYS[5] stacks  KEYS[6] results  KEYS[7] timings  KEYS[8] the state's set
 -- (scheduled, failed or succeeded; unused for pending)  KEYS[9..] lane keys
 -- ARGV[1] 'pending' or 'set'  ARGV[2] limit  ARGV[3] number of lanes  ARGV[4..] members
+-- then ARGV[4+lanes] the done channel, ARGV[5+lanes] '1' when the purged jobs had not
+-- ended (pending, scheduled): their waiters are told they were canceled.
 -- Returns the number of jobs deleted.
+local nl = tonumber(ARGV[3])
+local channel, notify = ARGV[4 + nl], ARGV[5 + nl] == '1'
+local function told(ids)
+  if notify and #ids > 0 then redis.call('PUBLISH', channel, 'c ' .. table.concat(ids, ' ')) end
+end
 local limit = tonumber(ARGV[2])
 local removed = 0
 if ARGV[1] == 'set' then
@@ -11,9 +18,9 @@ if ARGV[1] == 'set' then
   if #ids == 0 then return 0 end
   redis.call('ZREM', KEYS[8], unpack(ids))
   forget(ids, KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+  told(ids)
   return #ids
 end
-local nl = tonumber(ARGV[3])
 for i = 0, nl - 1 do
   if removed >= limit then break end
   local lane, member = KEYS[9 + i], ARGV[4 + i]
@@ -21,6 +28,7 @@ for i = 0, nl - 1 do
   if #ids > 0 then
     redis.call('ZREMRANGEBYRANK', lane, 0, #ids - 1)
     forget(ids, KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+    told(ids)
     removed = removed + #ids
   end
   rescore_lane(KEYS[1], lane, member)

@@ -27,7 +27,7 @@ for i, id in ipairs(ids) do
     local wid, start, score, member = string.match(o, '^(.-)|(%d+)|([^|]+)|(.*)$')
     if ARGV[2] == '' or wid == ARGV[2] then
       if not lanes[member] then return {'stale', member} end
-      plan[#plan + 1] = {id, tonumber(score), member}
+      plan[#plan + 1] = {id, tonumber(score), member, wid}
     end
   elseif ARGV[3] == 'expired' then
     redis.call('ZREM', KEYS[1], id) -- no owner: a half-finished state change; drop the lease
@@ -39,7 +39,9 @@ for _, p in ipairs(plan) do
   index_lane_after_add(KEYS[3], member, score)
   redis.call('ZREM', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
-  if ARGV[3] == 'expired' then
+  -- an expired lease spends an attempt, unless the job was handed to an idle worker
+  -- that never claimed it (owner "*"): it never ran
+  if ARGV[3] == 'expired' and p[4] ~= '*' then
     redis.call('HINCRBY', KEYS[5], id, 1)
     redis.call('HSET', KEYS[6], id, ARGV[4])
   end
