@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
 )
 
@@ -29,7 +30,8 @@ type Config struct {
 	Strict bool
 	// Concurrency is how many jobs run at once (default 10).
 	Concurrency int
-	// BatchSize caps the jobs taken in one fetch (default Concurrency, at most 100).
+	// BatchSize caps the jobs taken in one fetch (default Concurrency up to 100; at
+	// most 1000).
 	// A worker never takes more jobs than it has free slots.
 	BatchSize int
 	// Lease is how long a fetched job is held without renewal (default 30s); a crashed
@@ -85,6 +87,7 @@ func (c *Config) defaults() error {
 	if c.BatchSize <= 0 {
 		c.BatchSize = min(c.Concurrency, 100)
 	}
+	c.BatchSize = min(c.BatchSize, store.MaxFetch)
 	setDur(&c.Lease, 30*time.Second)
 	setDur(&c.ShutdownTimeout, 30*time.Second)
 	setDur(&c.HardDeadlineGrace, 5*time.Second)
