@@ -146,6 +146,10 @@ func W1(ctx context.Context, sys System, rdb *redis.Client, opts Options, tag st
 			if err := rdb.FlushAll(ctx).Err(); err != nil {
 				return nil, err
 			}
+			before, err := ReadStats(ctx, rdb)
+			if err != nil {
+				return nil, err
+			}
 			rate, ok, err := enqueueRate(ctx, sys, mode, opts.Jobs)
 			if err != nil {
 				return nil, fmt.Errorf("%s enqueue %s: %w", sys.Name(), mode, err)
@@ -153,6 +157,12 @@ func W1(ctx context.Context, sys System, rdb *redis.Client, opts Options, tag st
 			if !ok {
 				break
 			}
+			after, err := ReadStats(ctx, rdb)
+			if err != nil {
+				return nil, err
+			}
+			progress(fmt.Sprintf("# %s enqueue %s: redis_cpu_us_per_job=%s cmds_per_job=%s", sys.Name(), mode,
+				f2((after.CPUSec-before.CPUSec)*1e6/float64(opts.Jobs)), f2(float64(after.Commands-before.Commands)/float64(opts.Jobs))))
 			l := Line{Head: "w1", KV: [][2]string{{"phase", "enqueue"}, {"mode", mode}, {"jobs_per_s", f0(rate)}}}
 			if tag != "" {
 				l.KV = append([][2]string{{"system", tag}}, l.KV...)

@@ -23,6 +23,9 @@ func (s *Store) Enqueue(ctx context.Context, queue string, jobs []NewJob) error 
 	if len(jobs) == 0 {
 		return nil
 	}
+	if len(jobs) == 1 && jobs[0].Due.IsZero() {
+		return s.enqueueOne(ctx, queue, jobs[0])
+	}
 	err := s.enqueueOnce(ctx, queue, jobs)
 	if isNoScript(err) { // pipelined EVALSHA cannot fall back to EVAL: load, send again
 		if err = s.LoadScripts(ctx); err == nil {
@@ -30,6 +33,14 @@ func (s *Store) Enqueue(ctx context.Context, queue string, jobs []NewJob) error 
 		}
 	}
 	return err
+}
+
+// enqueueOne stores one job that may run at once, with the lean script (and the one
+// that may hand the job straight to an idle worker).
+func (s *Store) enqueueOne(ctx context.Context, queue string, j NewJob) error {
+	k := s.Keys(queue)
+	keys := []string{k.Records, k.Index, k.Lanes, k.Wake, k.Idle, k.Ready, k.Active, k.Owners, k.Paused, k.Lane(j.Lane)}
+	return scriptEnqueueOne.Run(ctx, s.rdb, keys, s.nowMs(), j.ID, j.Lane, j.Record).Err()
 }
 
 func (s *Store) enqueueOnce(ctx context.Context, queue string, jobs []NewJob) error {
@@ -47,8 +58,8 @@ func (s *Store) enqueueOnce(ctx context.Context, queue string, jobs []NewJob) er
 				laneNo[j.Lane] = len(members)
 			}
 		}
-		keys := make([]string, 0, 10+len(members))
-		keys = append(keys, k.Records, k.Index, k.Lanes, k.Scheduled, k.Wake, k.Idle, k.Ready, k.Active, k.Owners, k.Paused)
+		keys := make([]string, 0, 5+len(members))
+		keys = append(keys, k.Records, k.Index, k.Lanes, k.Scheduled, k.Wake)
 		for _, m := range members {
 			keys = append(keys, k.Lane(m))
 		}

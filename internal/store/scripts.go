@@ -15,6 +15,7 @@ var scriptFS embed.FS
 // loads it on the first NOSCRIPT.
 var (
 	scriptEnqueue       = load("enqueue")
+	scriptEnqueueOne    = load("enqueue_one")
 	scriptFetch         = load("fetch")
 	scriptAck           = load("ack")
 	scriptFail          = load("fail")
@@ -41,7 +42,7 @@ func load(name string) *redis.Script {
 // AllScripts lists every script, for tests and for preloading.
 func AllScripts() map[string]*redis.Script {
 	return map[string]*redis.Script{
-		"enqueue": scriptEnqueue, "fetch": scriptFetch, "ack": scriptAck, "fail": scriptFail,
+		"enqueue": scriptEnqueue, "enqueue_one": scriptEnqueueOne, "fetch": scriptFetch, "ack": scriptAck, "fail": scriptFail,
 		"requeue_active": scriptRequeueActive, "promote": scriptPromote, "cancel": scriptCancel,
 		"requeue_failed": scriptRequeueFailed, "purge": scriptPurge, "claim": scriptClaim,
 	}

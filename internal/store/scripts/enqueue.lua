@@ -1,14 +1,9 @@
 -- enqueue.lua: store a batch of jobs; put each in its lane, or in the scheduled set
--- when it has a due time. A single job for an empty, unpaused queue with an idle worker
--- is handed straight to that worker: leased (owner "*", claimed by whichever idle worker
--- pops it) and pushed with its record onto the ready list the worker blocks on, which
--- saves the worker a fetch round trip after waking.
+-- when it has a due time.
 -- KEYS[1] job records (hash)   KEYS[2] lane index   KEYS[3] lane set
--- KEYS[4] scheduled set        KEYS[5] wake-up list  KEYS[6] idle workers
--- KEYS[7] ready list           KEYS[8] active set    KEYS[9] owners  KEYS[10] paused flag
--- KEYS[11..] lane keys
+-- KEYS[4] scheduled set        KEYS[5] wake-up list  KEYS[6..] lane keys
 -- ARGV[1] now ms  ARGV[2] number of jobs  ARGV[3] number of lanes  ARGV[4] schedule channel
--- ARGV[5 .. 4+nlanes] lane members (same order as KEYS[11..])
+-- ARGV[5 .. 4+nlanes] lane members (same order as KEYS[6..])
 -- then per job, 4 values: id, lane number (1-based into the lane list), record, due ms (0: now)
 -- Returns the number of jobs stored.
 local now = tonumber(ARGV[1])
@@ -42,12 +37,8 @@ call_chunked('HSET', KEYS[1], hset)
 
 -- Wake-ups: a token is pushed only when the queue goes from empty to non-empty (a fetch
 -- that leaves work behind passes its token on), so a busy queue's enqueue costs no
--- wake-up command. An empty, unpaused queue with an idle worker gets its single job
--- handed straight to that worker.
-local function empty_queue()
-  return redis.call('ZCARD', KEYS[2]) == 0
-end
-
+-- wake-up command. (Single jobs, and hand-offs to idle workers, go through
+-- enqueue_one.lua.)
 local immediate = false
 local new_lanes = {}
 local was_empty = nil
@@ -60,23 +51,9 @@ for ln, l in pairs(lanes) do
   if was_empty == nil then
     -- a lane already indexed means the queue holds work: nothing more to check
     cur = redis.call('ZSCORE', KEYS[2], member)
-    was_empty = (not cur) and empty_queue()
-    if was_empty and n == 1 and redis.call('EXISTS', KEYS[10]) == 0 then
-      -- the most recently idle worker: the least likely to have left meanwhile
-      local idle = redis.call('ZRANGE', KEYS[6], '+inf', now, 'BYSCORE', 'REV', 'LIMIT', 0, 1)
-      if idle[1] then
-        local lease = tonumber(string.match(idle[1], '|(%d+)$'))
-        local id = hset[1]
-        redis.call('ZREM', KEYS[6], idle[1])
-        redis.call('ZADD', KEYS[8], now + lease, id)
-        redis.call('HSET', KEYS[9], id, '*|' .. ARGV[1] .. '|' .. min .. '|' .. member)
-        redis.call('RPUSH', KEYS[7], id .. '|' .. ARGV[1] .. '|' .. min .. '|' .. hset[2])
-        redis.call('SADD', KEYS[3], member) -- so a reaper can put it back in its lane
-        return n
-      end
-    end
+    was_empty = (not cur) and redis.call('ZCARD', KEYS[2]) == 0
   end
-  call_chunked('ZADD', KEYS[10 + ln], l)
+  call_chunked('ZADD', KEYS[5 + ln], l)
   if index_lane_after_add(KEYS[2], member, min, cur) then new_lanes[#new_lanes + 1] = member end
 end
 if was_empty then wake(KEYS[5]) end

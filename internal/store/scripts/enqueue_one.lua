@@ -1,0 +1,43 @@
+-- enqueue_one.lua: store one job that may run at once (the common case, kept lean:
+-- no tables, no loops). Into an empty, unpaused queue with an idle worker, the job is
+-- handed straight to that worker: leased (owner "*", claimed by whichever idle worker
+-- pops it) and pushed with its record onto the ready list the worker blocks on, which
+-- saves the worker a fetch round trip after waking.
+-- KEYS[1] job records  KEYS[2] lane index  KEYS[3] lane set  KEYS[4] wake-up list
+-- KEYS[5] idle workers KEYS[6] ready list  KEYS[7] active    KEYS[8] owners
+-- KEYS[9] paused flag  KEYS[10] the job's lane
+-- ARGV[1] now ms  ARGV[2] id  ARGV[3] lane member  ARGV[4] record
+-- Returns 1 when the job went to its lane, 2 when it was handed off.
+local now, id, member = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local rec = member .. '\n' .. ARGV[4]
+redis.call('HSET', KEYS[1], id, rec)
+local score = job_score(now)
+local cur = redis.call('ZSCORE', KEYS[2], member)
+if cur then
+  -- the lane holds work already: no wake-up is needed (a token is out, or a worker busy)
+  redis.call('ZADD', KEYS[10], score, id)
+  index_lane_after_add(KEYS[2], member, score, cur)
+  return 1
+end
+if redis.call('ZCARD', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[9]) == 0 then
+  -- the most recently idle worker: the least likely to have left meanwhile
+  local idle = redis.call('ZRANGE', KEYS[5], '+inf', now, 'BYSCORE', 'REV', 'LIMIT', 0, 1)
+  if idle[1] then
+    local lease = tonumber(string.match(idle[1], '|(%d+)$'))
+    redis.call('ZREM', KEYS[5], idle[1])
+    redis.call('ZADD', KEYS[7], now + lease, id)
+    redis.call('HSET', KEYS[8], id, '*|' .. ARGV[1] .. '|' .. score .. '|' .. member)
+    redis.call('RPUSH', KEYS[6], id .. '|' .. ARGV[1] .. '|' .. score .. '|' .. rec)
+    redis.call('SADD', KEYS[3], member) -- so a reaper can put it back in its lane
+    return 2
+  end
+  redis.call('ZADD', KEYS[10], score, id)
+  index_lane_after_add(KEYS[2], member, score, false)
+  redis.call('SADD', KEYS[3], member)
+  wake(KEYS[4]) -- the queue went from empty to non-empty
+  return 1
+end
+redis.call('ZADD', KEYS[10], score, id)
+index_lane_after_add(KEYS[2], member, score, false)
+redis.call('SADD', KEYS[3], member)
+return 1
