@@ -10,102 +10,43 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"os"
 
 	"github.com/chronoq/chronoq/bench/harness"
-	"github.com/chronoq/chronoq/internal/redistest"
-	"github.com/redis/go-redis/v9"
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench w1|w2 [--redis URL] [--jobs N] [--repeat N]")
-		os.Exit(2)
-	}
-	workload := os.Args[1]
-	fs := flag.NewFlagSet(workload, flag.ExitOnError)
-	redisURL := fs.String("redis", "", "Redis URL (default: start a redis-server on a free port)")
-	jobs := fs.Int("jobs", 0, "jobs (w1: 20000, w2: 200)")
-	repeat := fs.Int("repeat", 3, "runs per measurement; the median is printed")
-	conc := fs.Int("conc", 10, "worker concurrency (child)")
-	childWorkload := fs.String("workload", "", "child: the workload to serve")
-	_ = fs.Parse(os.Args[2:])
-
-	if workload == "child-raw" {
-		if err := harness.RawRedisChild(*redisURL, *jobs); err != nil {
-			fail(err)
-		}
+	f := harness.ParseFlags("usage: go run ./bench w1|w2 [--redis URL] [--jobs N] [--repeat N]")
+	switch f.Workload {
+	case "child-raw":
+		harness.Fail(harness.RawRedisChild(f.Redis, f.Jobs))
 		return
-	}
-	if workload == "child" {
-		_ = childWorkload // w1 and w2 need the same worker; the flag is for peers
-		if err := harness.ChronoqChild(*redisURL, *conc, *jobs); err != nil {
-			fail(err)
-		}
+	case "child":
+		harness.Fail(harness.ChronoqChild(f.Redis, f.Conc, f.Jobs))
 		return
 	}
 	ctx := context.Background()
-	url, stop, err := redisFor(*redisURL)
-	if err != nil {
-		fail(err)
-	}
+	rdb, url, stop, err := f.Connect()
+	harness.Fail(err)
 	defer stop()
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		fail(err)
-	}
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	sys := harness.NewChronoq(rdb, url, "child")
-	switch workload {
+	switch f.Workload {
 	case "w1":
-		n := orDefault(*jobs, 20000)
-		lines, err := harness.W1(ctx, sys, rdb, harness.Options{Jobs: n, Repeat: *repeat}, "", func(s string) { fmt.Println(s) })
-		if err != nil {
-			fail(err)
-		}
+		lines, err := harness.W1(ctx, sys, rdb, harness.Options{Jobs: f.JobsOr(20000), Repeat: f.Repeat}, "", func(s string) { fmt.Println(s) })
+		harness.Fail(err)
 		for _, l := range lines {
 			fmt.Println(l)
 		}
 	case "w2":
-		l, err := harness.W2(ctx, sys, rdb, orDefault(*jobs, 200), "")
-		if err != nil {
-			fail(err)
-		}
+		l, err := harness.W2(ctx, sys, rdb, f.JobsOr(200), "")
+		harness.Fail(err)
 		fmt.Println(l)
 		// the floor: a bare RPUSH/BLPOP between two processes on this machine
-		floor, err := harness.W2(ctx, harness.NewRawRedis(rdb, url, "child-raw"), rdb, orDefault(*jobs, 200), "raw-redis")
-		if err != nil {
-			fail(err)
-		}
+		floor, err := harness.W2(ctx, harness.NewRawRedis(rdb, url, "child-raw"), rdb, f.JobsOr(200), "raw-redis")
+		harness.Fail(err)
 		fmt.Println(floor)
 	default:
-		fail(fmt.Errorf("unknown workload %q (w1, w2)", workload))
+		harness.Fail(fmt.Errorf("unknown workload %q (w1, w2)", f.Workload))
 	}
-}
-
-func orDefault(n, def int) int {
-	if n > 0 {
-		return n
-	}
-	return def
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "bench:", err)
-	os.Exit(1)
-}
-
-// redisFor returns url, or starts a redis-server and returns its URL.
-func redisFor(url string) (string, func(), error) {
-	if url != "" {
-		return url, func() {}, nil
-	}
-	s, err := redistest.Start()
-	if err != nil {
-		return "", nil, err
-	}
-	return "redis://" + s.Addr + "/0", s.Stop, nil
 }

@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,43 +17,23 @@ import (
 	"time"
 
 	"github.com/chronoq/chronoq/bench/harness"
-	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run . w1|w2 [--redis URL] [--repeat N]")
-		os.Exit(2)
-	}
-	workload := os.Args[1]
-	fs := flag.NewFlagSet(workload, flag.ExitOnError)
-	redisURL := fs.String("redis", "", "Redis URL (default: start a redis-server on a free port)")
-	jobs := fs.Int("jobs", 0, "jobs (w1: 20000, w2: 200)")
-	repeat := fs.Int("repeat", 3, "runs per measurement; the median is printed")
-	conc := fs.Int("conc", 10, "worker concurrency (child)")
-	childWorkload := fs.String("workload", "", "child: the workload")
-	_ = fs.Parse(os.Args[2:])
-
-	switch workload {
+	f := harness.ParseFlags("usage: go run . w1|w2 [--redis URL] [--repeat N]")
+	switch f.Workload {
 	case "child-chronoq":
-		check(harness.ChronoqChild(*redisURL, *conc, *jobs))
+		check(harness.ChronoqChild(f.Redis, f.Conc, f.Jobs))
 		return
 	case "child-asynq":
-		check(asynqChild(*redisURL, *childWorkload, *conc, *jobs))
+		check(asynqChild(f.Redis, f.Child, f.Conc, f.Jobs))
 		return
 	}
-	url := *redisURL
-	if url == "" {
-		s, err := redistest.Start()
-		check(err)
-		defer s.Stop()
-		url = "redis://" + s.Addr + "/0"
-	}
-	opt, err := redis.ParseURL(url)
+	rdb, url, stop, err := f.Connect()
 	check(err)
-	rdb := redis.NewClient(opt)
+	defer stop()
 	defer rdb.Close()
 	ctx := context.Background()
 	as := newAsynq(url)
@@ -62,13 +41,9 @@ func main() {
 	cq := harness.NewChronoq(rdb, url, "child-chronoq")
 	print := func(s string) { fmt.Println(s) }
 
-	switch workload {
+	switch f.Workload {
 	case "w1":
-		n := *jobs
-		if n == 0 {
-			n = 20000
-		}
-		o := harness.Options{Jobs: n, Repeat: *repeat}
+		o := harness.Options{Jobs: f.JobsOr(20000), Repeat: f.Repeat}
 		mine, err := harness.W1(ctx, cq, rdb, o, "chronoq", print)
 		check(err)
 		theirs, err := harness.W1(ctx, as, rdb, o, "asynq", print)
@@ -98,10 +73,7 @@ func main() {
 			harness.Fmt(best(mine)/best(theirs), 2),
 			harness.Fmt(drain(mine, "50")/drain(theirs, "50"), 2))
 	case "w2":
-		n := *jobs
-		if n == 0 {
-			n = 200
-		}
+		n := f.JobsOr(200)
 		mine, err := harness.W2(ctx, cq, rdb, n, "chronoq")
 		check(err)
 		theirs, err := harness.W2(ctx, as, rdb, n, "asynq")
@@ -110,16 +82,11 @@ func main() {
 		fmt.Println(theirs)
 		fmt.Printf("BENCH ratio w2_p50=%s\n", harness.Fmt(theirs.Get("p50_ms")/mine.Get("p50_ms"), 1))
 	default:
-		check(fmt.Errorf("unknown workload %q", workload))
+		check(fmt.Errorf("unknown workload %q", f.Workload))
 	}
 }
 
-func check(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "peers:", err)
-		os.Exit(1)
-	}
-}
+func check(err error) { harness.Fail(err) }
 
 type asynqSys struct {
 	client *asynq.Client

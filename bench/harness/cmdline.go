@@ -1,0 +1,71 @@
+package harness
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/chronoq/chronoq/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// Flags are the command line of a bench program: `PROGRAM WORKLOAD [flags]`.
+type Flags struct {
+	Workload string // the first argument: w1, w2, or a child-* role
+	Redis    string // URL; empty: start a redis-server
+	Jobs     int    // 0: the workload's default
+	Repeat   int
+	Conc     int    // a worker process's concurrency
+	Child    string // a worker process's workload
+}
+
+// ParseFlags reads os.Args, exiting with usage on a missing workload.
+func ParseFlags(usage string) Flags {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, usage)
+		os.Exit(2)
+	}
+	f := Flags{Workload: os.Args[1]}
+	fs := flag.NewFlagSet(f.Workload, flag.ExitOnError)
+	fs.StringVar(&f.Redis, "redis", "", "Redis URL (default: start a redis-server on a free port)")
+	fs.IntVar(&f.Jobs, "jobs", 0, "jobs (w1: 20000, w2: 200)")
+	fs.IntVar(&f.Repeat, "repeat", 3, "runs per measurement; the median is printed")
+	fs.IntVar(&f.Conc, "conc", 10, "worker concurrency (worker processes)")
+	fs.StringVar(&f.Child, "workload", "", "the workload a worker process serves")
+	_ = fs.Parse(os.Args[2:])
+	return f
+}
+
+// JobsOr returns the --jobs value, or def when it was not given.
+func (f Flags) JobsOr(def int) int {
+	if f.Jobs > 0 {
+		return f.Jobs
+	}
+	return def
+}
+
+// Connect returns a client on --redis, or on a redis-server it starts (stop stops it).
+func (f Flags) Connect() (rdb *redis.Client, url string, stop func(), err error) {
+	url, stop = f.Redis, func() {}
+	if url == "" {
+		s, err := redistest.Start()
+		if err != nil {
+			return nil, "", nil, err
+		}
+		url, stop = "redis://"+s.Addr+"/0", s.Stop
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		stop()
+		return nil, "", nil, err
+	}
+	return redis.NewClient(opt), url, stop, nil
+}
+
+// Fail prints err and exits 1.
+func Fail(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
