@@ -17,6 +17,7 @@ type outcome struct {
 	result any
 	err    error
 	stack  string
+	ran    time.Duration // the handler's run time
 }
 
 // startHandOff runs a job handed to this worker while idle, then claims it and takes
@@ -80,7 +81,7 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 		}
 	}
 	ctx, cancel := context.WithCancel(w.jobsCtx)
-	r := &running{j: j, queue: queueName, started: now, cancel: cancel, unclaimed: claimed != nil}
+	r := &running{j: j, queue: queueName, started: now, cancel: cancel, unclaimed: claimed != nil, predicted: f.Predicted}
 	w.mu.Lock()
 	w.held[j.ID] = r
 	w.perQueue[queueName]++
@@ -131,7 +132,9 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 		defer hard.Stop()
 		stopShutdown := context.AfterFunc(w.jobsCtx, func() { decide(outcome{}, false) })
 		defer stopShutdown()
+		t0 := time.Now()
 		out := call(jctx, h, j)
+		out.ran = time.Since(t0)
 		if out.err != nil && errors.Is(jctx.Err(), context.DeadlineExceeded) && errors.Is(out.err, context.DeadlineExceeded) {
 			out.err = fmt.Errorf("%w: ran past its timeout of %s", job.ErrTimeout, j.Options.Timeout)
 		}
@@ -183,7 +186,8 @@ func (w *Worker) finish(r *running, out outcome) {
 	dur := w.store.Now().Sub(r.started)
 	if out.err == nil {
 		w.log.Debug("job succeeded", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt, "ms", dur.Milliseconds())
-		w.acks <- ackItem{queue: r.queue, done: store.Done{ID: j.ID, Retention: j.Options.Retention, Result: payload, Started: r.started}}
+		w.acks <- ackItem{queue: r.queue, done: store.Done{ID: j.ID, Retention: j.Options.Retention, Result: payload, Started: r.started,
+			Sample: store.Sample{Task: j.Task, Predicted: r.predicted, Ran: out.ran, Enqueued: j.EnqueuedAt, Started: r.started}}}
 		return
 	}
 	f := store.Failure{ID: j.ID, Error: out.err.Error(), Stack: out.stack, Started: r.started}

@@ -59,6 +59,7 @@ type running struct {
 	done    bool // outcome decided (acked or failed), waiting for Redis
 	// unclaimed: a hand-off whose claim is in flight; its lease is not renewed yet
 	unclaimed bool
+	predicted float64 // ms, as the fetch predicted it (0: none)
 }
 
 type ackItem struct {

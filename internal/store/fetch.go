@@ -16,6 +16,9 @@ type Fetched struct {
 	Lane     string // lane member
 	Record   []byte // nil when the record is gone (the job was purged while queued)
 	Attempts int    // failed attempts before this one
+	// Predicted is the job's predicted run time in ms when it was taken (shadow and
+	// active modes; 0 when none).
+	Predicted float64
 }
 
 // MaxFetch is the most jobs one fetch takes.
@@ -28,7 +31,7 @@ func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease ti
 	k := s.Keys(queue)
 	now := s.now()
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
-		keys := append([]string{k.Index, k.Active, k.Owners, k.Records, k.Attempts, k.Paused, k.Wake}, laneKeys...)
+		keys := append([]string{k.Index, k.Active, k.Owners, k.Records, k.Attempts, k.Paused, k.Wake, k.Rank, k.TaskStats, k.Priors}, laneKeys...)
 		args := make([]any, 0, 5+len(members))
 		args = append(args, now.UnixMilli(), n, now.Add(lease).UnixMilli(), worker, len(members))
 		for _, m := range members {
@@ -42,14 +45,15 @@ func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease ti
 	if len(res) > 0 && res[0] == "paused" {
 		return nil, ErrPaused
 	}
-	out := make([]Fetched, 0, (len(res)-1)/3)
-	for i := 1; i+2 < len(res); i += 3 {
+	out := make([]Fetched, 0, (len(res)-1)/4)
+	for i := 1; i+3 < len(res); i += 4 {
 		f := Fetched{ID: toStr(res[i])}
 		rec := toStr(res[i+1])
 		if lane, body, ok := cutRecord(rec); ok {
 			f.Lane, f.Record = lane, []byte(body)
 		}
 		f.Attempts, _ = strconv.Atoi(toStr(res[i+2]))
+		f.Predicted, _ = strconv.ParseFloat(toStr(res[i+3]), 64)
 		out = append(out, f)
 	}
 	return out, nil
@@ -71,6 +75,30 @@ type Done struct {
 	Retention time.Duration
 	Result    []byte
 	Started   time.Time
+	// Sample feeds the learned order (outside fifo mode): the job's task, prediction,
+	// run time and timestamps. A zero Sample (no Task) feeds nothing.
+	Sample Sample
+}
+
+// Sample is one finished job as the ranking statistics and quality window see it.
+type Sample struct {
+	Task      string
+	Predicted float64 // ms; 0: none
+	Ran       time.Duration
+	Enqueued  time.Time
+	Started   time.Time
+}
+
+func (s Sample) encode() string {
+	if s.Task == "" {
+		return ""
+	}
+	pred := ""
+	if s.Predicted > 0 {
+		pred = strconv.FormatFloat(s.Predicted, 'f', 3, 64)
+	}
+	return s.Task + "|" + pred + "|" + strconv.FormatFloat(float64(s.Ran.Microseconds())/1000, 'f', 3, 64) +
+		"|" + strconv.FormatInt(s.Enqueued.UnixMilli(), 10) + "|" + strconv.FormatInt(s.Started.UnixMilli(), 10)
 }
 
 // Ack records succeeded jobs held by worker in one script run. It returns the ids the
@@ -80,15 +108,16 @@ func (s *Store) Ack(ctx context.Context, queue, worker string, done []Done) (los
 		return nil, nil
 	}
 	k := s.Keys(queue)
-	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Succeeded, k.Results, k.Timings, k.Counters, k.Errors, k.Stacks}
-	args := make([]any, 0, 6+4*len(done))
+	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Succeeded, k.Results, k.Timings, k.Counters, k.Errors, k.Stacks,
+		k.Rank, k.TaskStats, k.Window}
+	args := make([]any, 0, 6+5*len(done))
 	trim := "0"
 	if every := uint64(max(s.TrimEvery, 1)); (s.ackCalls.Add(1)-1)%every == 0 {
 		trim = "1"
 	}
 	args = append(args, s.nowMs(), worker, k.DoneChannel, len(done), s.MaxSucceeded, trim)
 	for _, d := range done {
-		args = append(args, d.ID, d.Retention.Milliseconds(), d.Result, d.Started.UnixMilli())
+		args = append(args, d.ID, d.Retention.Milliseconds(), d.Result, d.Started.UnixMilli(), d.Sample.encode())
 	}
 	return scriptAck.Run(ctx, s.rdb, keys, args...).StringSlice()
 }

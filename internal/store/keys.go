@@ -28,6 +28,10 @@ type Keys struct {
 	Ready     string // list: jobs handed to idle workers: "id|handed ms|lane score|record"
 	Paused    string // string: exists while the queue is paused
 	Counters  string // hash: succeeded, failed, retried
+	Rank      string // hash: mode, rule, w, alpha (the learned order's settings)
+	TaskStats string // hash: task (and "*") -> "count|mean ms|variance" of run times
+	Priors    string // hash: task -> prior mean ms, used until the task has run
+	Window    string // list: recent "task|predicted|ran|enqueued ms|started ms" samples
 
 	DoneChannel  string // pub/sub: "s id id ...", "f id", "c id" as jobs end
 	SchedChannel string // pub/sub: due ms of a job that became the earliest scheduled
@@ -42,6 +46,7 @@ func KeysFor(ns, queue string) Keys {
 		Errors: p + "err", Stacks: p + "stk", Results: p + "res", Timings: p + "fin",
 		Active: p + "act", Owners: p + "own", Scheduled: p + "sch", Failed: p + "fail",
 		Succeeded: p + "done", Wake: p + "wake", Idle: p + "idle", Ready: p + "ready", Paused: p + "paused", Counters: p + "stat",
+		Rank: p + "rank", TaskStats: p + "tstat", Priors: p + "prior", Window: p + "qwin",
 		DoneChannel: p + "ev:done", SchedChannel: p + "ev:sched",
 	}
 }

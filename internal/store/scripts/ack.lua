@@ -1,25 +1,30 @@
 -- ack.lua: record a batch of succeeded jobs held by one worker.
 -- KEYS[1] active  KEYS[2] owners  KEYS[3] job records  KEYS[4] attempts
 -- KEYS[5] succeeded set (scored by expiry)  KEYS[6] results  KEYS[7] timings
--- KEYS[8] counters  KEYS[9] errors  KEYS[10] stacks
+-- KEYS[8] counters  KEYS[9] errors  KEYS[10] stacks  KEYS[11] ranking settings
+-- KEYS[12] task stats  KEYS[13] quality window
 -- ARGV[1] now ms  ARGV[2] worker id  ARGV[3] done channel  ARGV[4] n
 -- ARGV[5] max succeeded jobs kept  ARGV[6] '1' to trim the succeeded set in this call
--- then per job, 4 values: id, retention ms, result ('' for none), start ms
+-- then per job, 5 values: id, retention ms, result ('' for none), start ms, and its
+-- sample "task|predicted ms|ran ms|enqueued ms|started ms"
+-- Outside fifo mode each recorded job's run time is folded into its task's statistics
+-- (and the queue-wide "*"), exactly once: only a job this worker still held counts.
 -- Returns the ids this worker no longer held (their lease was taken back): not recorded.
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[4])
 local ids = {}
-for i = 0, n - 1 do ids[#ids + 1] = ARGV[7 + i * 4] end
+for i = 0, n - 1 do ids[#ids + 1] = ARGV[7 + i * 5] end
 local owners = redis.call('HMGET', KEYS[2], unpack(ids))
 local prefix = ARGV[2] .. '|'
 local ok, lost, drop = {}, {}, {}
-local done, res, fin = {}, {}, {}
+local done, res, fin, samples = {}, {}, {}, {}
 for i = 0, n - 1 do
-  local b = 7 + i * 4
+  local b = 7 + i * 5
   local id = ARGV[b]
   local o = owners[i + 1]
   if o and string.sub(o, 1, #prefix) == prefix then
     ok[#ok + 1] = id
+    if ARGV[b + 4] ~= '' then samples[#samples + 1] = ARGV[b + 4] end
     local keep = tonumber(ARGV[b + 1])
     if keep > 0 then
       done[#done + 1] = now + keep
@@ -47,6 +52,34 @@ if #done > 0 then
 end
 forget(drop, KEYS[3], KEYS[4], KEYS[9], KEYS[10], KEYS[6], KEYS[7])
 redis.call('HINCRBY', KEYS[8], 'succeeded', #ok)
+
+if #samples > 0 then
+  local mode, _, _, alpha = rank_settings(KEYS[11])
+  if mode ~= 'fifo' then
+    local tasks, seen, runs = {}, {}, {}
+    for i, smp in ipairs(samples) do
+      local t, ms = string.match(smp, '^(.*)|[^|]*|([^|]+)|[^|]+|[^|]+$')
+      runs[i] = {t, tonumber(ms)}
+      if not seen[t] then seen[t] = #tasks + 1; tasks[#tasks + 1] = t end
+    end
+    tasks[#tasks + 1] = '*'
+    local cur = redis.call('HMGET', KEYS[12], unpack(tasks))
+    local all = #tasks
+    for _, r in ipairs(runs) do
+      local i = seen[r[1]]
+      cur[i] = stat_add(cur[i] or nil, r[2], alpha)
+      cur[all] = stat_add(cur[all] or nil, r[2], alpha)
+    end
+    local hset = {}
+    for i, t in ipairs(tasks) do
+      hset[#hset + 1] = t
+      hset[#hset + 1] = cur[i]
+    end
+    redis.call('HSET', KEYS[12], unpack(hset))
+    redis.call('LPUSH', KEYS[13], unpack(samples))
+    redis.call('LTRIM', KEYS[13], 0, 999)
+  end
+end
 
 -- trim (every few calls, as the caller decides): succeeded jobs past their retention,
 -- then the oldest beyond the cap

@@ -1,52 +1,149 @@
 -- fetch.lua: take up to n jobs in dequeue order and lease them to a worker.
 -- KEYS[1] lane index  KEYS[2] active set  KEYS[3] owners  KEYS[4] job records
--- KEYS[5] attempts    KEYS[6] paused flag KEYS[7] wake-up list  KEYS[8..] lane keys
+-- KEYS[5] attempts    KEYS[6] paused flag KEYS[7] wake-up list  KEYS[8] ranking settings
+-- KEYS[9] task stats  KEYS[10] priors     KEYS[11..] lane keys
 -- ARGV[1] now ms  ARGV[2] n  ARGV[3] lease deadline ms  ARGV[4] worker id
--- ARGV[5] number of lanes  ARGV[6..] lane members (same order as KEYS[8..])
--- Returns {"ok", id, record, attempts, ...}, {"paused"}, or {"stale", member} when the
--- caller's lane list lacks a lane (it refreshes the list and calls again).
+-- ARGV[5] number of lanes  ARGV[6..] lane members (same order as KEYS[11..])
+-- Returns {"ok", id, record, attempts, predicted ms or "", ...}, {"paused"}, or
+-- {"stale", member} when the caller's lane list lacks a lane (it refreshes the list and
+-- calls again).
+--
+-- Order: strict priority bands first. Inside the highest non-empty band, fifo and
+-- shadow mode take the lane whose head arrived first (the index minimum); active mode
+-- evaluates its rule over the band's lane heads (O(lanes), never O(backlog)):
+--   fixed: the smallest arrival + w × predicted
+--   hrrn:  the highest (waited + predicted) / predicted
+-- and takes that lane's jobs while they stay ahead of the runner-up.
 if redis.call('EXISTS', KEYS[6]) == 1 then return {'paused'} end
-local now = ARGV[1]
+local now = tonumber(ARGV[1])
 local want = math.min(tonumber(ARGV[2]), 1000) -- unpack() below takes ~8000 values at most
-local lanes = lane_map(8, 6, tonumber(ARGV[5]))
-local ids, own = {}, {}
-local act = {}
+local lanes = lane_map(11, 6, tonumber(ARGV[5]))
+local mode, rule, w = rank_settings(KEYS[8])
+local ids, own, act, preds = {}, {}, {}, {}
 local got = 0
-while got < want do
-  local top = redis.call('ZRANGE', KEYS[1], 0, 1, 'WITHSCORES')
-  if not top[1] then break end
-  local member = top[1]
-  local lane = lanes[member]
-  if not lane then
-    if got == 0 then return {'stale', member} end
-    break -- keep what was taken; the caller learns of the lane on its next fetch
+
+local function fmt(x) -- a script returning a Lua number would truncate it to an integer
+  if x then return string.format('%.6g', x) end
+  return ''
+end
+
+local function take(lane, member, popped, pred, bounded)
+  local k = #popped / 2
+  if k == 0 then return end
+  if bounded then redis.call('ZREMRANGEBYRANK', lane, 0, k - 1) end
+  for i = 1, #popped, 2 do
+    local id = popped[i]
+    ids[#ids + 1] = id
+    own[#own + 1] = id
+    own[#own + 1] = ARGV[4] .. '|' .. ARGV[1] .. '|' .. popped[i + 1] .. '|' .. member
+    act[#act + 1] = ARGV[3]
+    act[#act + 1] = id
+    preds[#preds + 1] = fmt(pred)
   end
+  got = got + k
+end
+
+-- a job of the lane is ahead of the runner-up while its in-lane score is ≤ bound
+local function pop(lane, member, bound, pred)
   local popped
-  if top[3] then
-    -- take this lane's jobs only while they stay ahead of the next lane's head
-    local bound = tonumber(top[4]) - lane_offset(member)
+  if bound then
     popped = redis.call('ZRANGE', lane, '-inf', bound, 'BYSCORE', 'LIMIT', 0, want - got, 'WITHSCORES')
     if not popped[1] then
-      popped = redis.call('ZRANGE', lane, 0, 0, 'WITHSCORES') -- ties: take the head anyway
+      popped = redis.call('ZRANGE', lane, 0, 0, 'WITHSCORES') -- ties: the head anyway
     end
+    take(lane, member, popped, pred, true)
   else
-    popped = redis.call('ZPOPMIN', lane, want - got)
-  end
-  local k = #popped / 2
-  if k > 0 then
-    if top[3] then redis.call('ZREMRANGEBYRANK', lane, 0, k - 1) end
-    for i = 1, #popped, 2 do
-      local id = popped[i]
-      ids[#ids + 1] = id
-      own[#own + 1] = id
-      own[#own + 1] = ARGV[4] .. '|' .. now .. '|' .. popped[i + 1] .. '|' .. member
-      act[#act + 1] = ARGV[3]
-      act[#act + 1] = id
-    end
-    got = got + k
+    take(lane, member, redis.call('ZPOPMIN', lane, want - got), pred, false)
   end
   rescore_lane(KEYS[1], lane, member)
 end
+
+if mode ~= 'active' then
+  while got < want do
+    local top = redis.call('ZRANGE', KEYS[1], 0, 1, 'WITHSCORES')
+    if not top[1] then break end
+    local member = top[1]
+    local lane = lanes[member]
+    if not lane then
+      if got == 0 then return {'stale', member} end
+      break -- keep what was taken; the caller learns of the lane on its next fetch
+    end
+    local bound = nil
+    if top[3] then bound = tonumber(top[4]) - lane_offset(member) end
+    pop(lane, member, bound, nil)
+  end
+  if mode == 'shadow' and got > 0 then
+    -- fifo order, but every job's prediction is recorded so it can be judged
+    local tasks, seen, task_of = {}, {}, {}
+    for i = 1, got do
+      local o = own[i * 2]
+      local t = lane_task(string.match(o, '^.-|%d+|[^|]+|(.*)$'))
+      task_of[i] = t
+      if not seen[t] then seen[t] = true; tasks[#tasks + 1] = t end
+    end
+    local p = predict(KEYS[9], KEYS[10], tasks)
+    for i = 1, got do preds[i] = fmt(p[task_of[i]]) end
+  end
+else
+  while got < want do
+    local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    if not first[1] then break end
+    local lo = math.floor(tonumber(first[2]) / BAND) * BAND
+    local cands = redis.call('ZRANGE', KEYS[1], lo, '(' .. string.format('%.17g', lo + BAND), 'BYSCORE', 'WITHSCORES')
+    local tasks, seen = {}, {}
+    for i = 1, #cands, 2 do
+      local t = lane_task(cands[i])
+      if not seen[t] then seen[t] = true; tasks[#tasks + 1] = t end
+    end
+    local p = predict(KEYS[9], KEYS[10], tasks)
+    -- rank the band's lane heads; without any prediction a lane competes on arrival
+    local best, second = nil, nil
+    for i = 1, #cands, 2 do
+      local member = cands[i]
+      local head = tonumber(cands[i + 1]) - lo
+      local pr = p[lane_task(member)]
+      local c = {member = member, head = head, pred = pr}
+      if not pr or pr <= 0 then
+        c.k1, c.k2 = head, 0
+      elseif rule == 'hrrn' then
+        c.k1, c.k2 = -((now - head + pr) / pr), head
+      elseif w == math.huge then
+        c.k1, c.k2 = pr, head
+      else
+        c.k1, c.k2 = head + w * pr, 0
+      end
+      if (not best) or c.k1 < best.k1 or (c.k1 == best.k1 and c.k2 < best.k2) then
+        second = best
+        best = c
+      elseif (not second) or c.k1 < second.k1 or (c.k1 == second.k1 and c.k2 < second.k2) then
+        second = c
+      end
+    end
+    local lane = lanes[best.member]
+    if not lane then
+      if got == 0 then return {'stale', best.member} end
+      break
+    end
+    -- the in-lane score up to which best's jobs stay ahead of the runner-up
+    local bound = nil
+    if second then
+      local pr = best.pred
+      if not pr or pr <= 0 or not second.pred then
+        bound = second.head
+      elseif rule == 'hrrn' then
+        bound = now + pr + second.k1 * pr -- second.k1 is minus its ratio
+      elseif w == math.huge then
+        if pr < second.k1 then bound = math.huge else bound = second.head end
+      else
+        bound = second.k1 - w * pr
+      end
+      if bound == math.huge then bound = nil end
+    end
+    if bound then bound = string.format('%.17g', bound) end
+    pop(lane, best.member, bound, best.pred)
+  end
+end
+
 if got == 0 then return {'ok'} end
 redis.call('ZADD', KEYS[2], unpack(act))
 redis.call('HSET', KEYS[3], unpack(own))
@@ -59,5 +156,6 @@ for i = 1, got do
   out[#out + 1] = ids[i]
   out[#out + 1] = recs[i] or ''
   out[#out + 1] = atts[i] or '0'
+  out[#out + 1] = preds[i]
 end
 return out

@@ -19,6 +19,55 @@ local function lane_offset(member)
   return (9 - prio) * BAND
 end
 
+-- The task of a lane member.
+local function lane_task(member)
+  return string.sub(member, 3)
+end
+
+-- A queue's ranking settings: mode ('fifo', 'shadow', 'active'), rule ('fixed',
+-- 'hrrn'), w (aging weight; math.huge for 'inf') and alpha (EWMA weight).
+local function rank_settings(key)
+  local c = redis.call('HMGET', key, 'mode', 'rule', 'w', 'alpha')
+  local w = c[3]
+  if w == 'inf' then w = math.huge else w = tonumber(w or '4') end
+  return c[1] or 'fifo', c[2] or 'hrrn', w, tonumber(c[4] or '0.1')
+end
+
+-- The learned mean of a stats entry "count|mean|variance".
+local function stat_mean(entry)
+  if not entry then return nil end
+  return tonumber(string.match(entry, '^[^|]+|([^|]+)'))
+end
+
+-- Predicted ms for each of tasks (a list of distinct names): the learned mean, else
+-- the configured prior, else the queue-wide mean; nil when nothing is known.
+local function predict(stats_key, prior_key, tasks)
+  local n = #tasks
+  local names = {}
+  for i = 1, n do names[i] = tasks[i] end
+  names[n + 1] = '*'
+  local st = redis.call('HMGET', stats_key, unpack(names))
+  local pr = redis.call('HMGET', prior_key, unpack(tasks))
+  local qmean = stat_mean(st[n + 1])
+  local out = {}
+  for i = 1, n do
+    out[tasks[i]] = stat_mean(st[i]) or tonumber(pr[i] or '') or qmean
+  end
+  return out
+end
+
+-- Fold one duration into a stats entry (exponentially weighted mean and variance).
+local function stat_add(entry, ms, alpha)
+  if not entry then return '1|' .. ms .. '|0' end
+  local n, mean, var = string.match(entry, '^([^|]+)|([^|]+)|([^|]+)$')
+  n, mean, var = tonumber(n), tonumber(mean), tonumber(var)
+  local diff = ms - mean
+  local incr = alpha * diff
+  mean = mean + incr
+  var = (1 - alpha) * (var + diff * incr)
+  return (n + 1) .. '|' .. string.format('%.6g', mean) .. '|' .. string.format('%.6g', var)
+end
+
 -- lane_keys: map from lane member to its key, built from KEYS[first..] and ARGV[afirst..].
 local function lane_map(kfirst, afirst, n)
   local m = {}

@@ -1,0 +1,99 @@
+package ranking
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// Mode is how a queue orders its pending jobs.
+type Mode string
+
+// The modes.
+const (
+	ModeFIFO   Mode = "fifo"
+	ModeShadow Mode = "shadow"
+	ModeActive Mode = "active"
+)
+
+// Rule is how the active mode picks between lanes.
+type Rule string
+
+// The rules.
+const (
+	RuleFixed Rule = "fixed" // smallest arrival + W × predicted
+	RuleHRRN  Rule = "hrrn"  // highest (waited + predicted) / predicted
+)
+
+// ErrInvalidConfig is wrapped by every configuration error.
+var ErrInvalidConfig = errors.New("chronoq: invalid ranking config")
+
+// Config is a queue's ranking configuration, kept in Redis.
+type Config struct {
+	Mode Mode
+	Rule Rule
+	// W is the aging weight of RuleFixed, in ms of waiting per ms of predicted work
+	// (0 is FIFO; +Inf is shortest-predicted-first without aging).
+	W float64
+	// Alpha is the weight of each new duration in the learned mean (EWMA), 0 < Alpha ≤ 1.
+	Alpha float64
+}
+
+// DefaultConfig is what a queue has until it is configured: fifo, and the rule and
+// weights the active mode starts with when switched on.
+func DefaultConfig() Config {
+	return Config{Mode: ModeFIFO, Rule: DefaultRule, W: DefaultW, Alpha: DefaultAlpha}
+}
+
+// Defaults of the active mode (chosen from the simulations in docs/ranking.md).
+const (
+	DefaultRule  = RuleHRRN
+	DefaultW     = 4.0
+	DefaultAlpha = 0.1
+)
+
+// Validate reports the first field out of range.
+func (c Config) Validate() error {
+	switch c.Mode {
+	case ModeFIFO, ModeShadow, ModeActive:
+	default:
+		return fmt.Errorf("%w: mode %q (fifo, shadow or active)", ErrInvalidConfig, c.Mode)
+	}
+	switch c.Rule {
+	case RuleFixed, RuleHRRN:
+	default:
+		return fmt.Errorf("%w: rule %q (fixed or hrrn)", ErrInvalidConfig, c.Rule)
+	}
+	if math.IsNaN(c.W) || c.W < 0 {
+		return fmt.Errorf("%w: w %v must be ≥ 0", ErrInvalidConfig, c.W)
+	}
+	if !(c.Alpha > 0 && c.Alpha <= 1) {
+		return fmt.Errorf("%w: alpha %v must be in (0, 1]", ErrInvalidConfig, c.Alpha)
+	}
+	return nil
+}
+
+// ParseMode reads a mode name.
+func ParseMode(s string) (Mode, error) {
+	m := Mode(s)
+	c := DefaultConfig()
+	c.Mode = m
+	return m, c.Validate()
+}
+
+// FormatW writes W as the scripts read it ("inf" for +Inf).
+func FormatW(w float64) string {
+	if math.IsInf(w, 1) {
+		return "inf"
+	}
+	return strconv.FormatFloat(w, 'g', -1, 64)
+}
+
+// ParseW reads what FormatW wrote.
+func ParseW(s string) (float64, error) {
+	if s == "inf" {
+		return math.Inf(1), nil
+	}
+	return strconv.ParseFloat(s, 64)
+}
