@@ -63,6 +63,7 @@ func Run(t *testing.T, backend Backend) {
 		{"PurgeSeesNewLanes", testPurgeNewLane},
 		{"UnclaimedHandOffCostsNoAttempt", testUnclaimedHandOff},
 	}
+	cases = append(cases, rankingCases()...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, setup(t, backend)) })
 	}

@@ -12,7 +12,8 @@
 -- shadow mode take the lane whose head arrived first (the index minimum); active mode
 -- evaluates its rule over the band's lane heads (O(lanes), never O(backlog)):
 --   fixed: the smallest arrival + w × predicted
---   hrrn:  the highest (waited + predicted) / predicted
+--   hrrn:  the highest (waited + predicted) / predicted, except that heads overdue
+--          (waited past arrival + w × predicted) go first, by that deadline
 -- and takes that lane's jobs while they stay ahead of the runner-up.
 if redis.call('EXISTS', KEYS[6]) == 1 then return {'paused'} end
 local now = tonumber(ARGV[1])
@@ -41,6 +42,13 @@ local function take(lane, member, popped, pred, bounded)
     preds[#preds + 1] = fmt(pred)
   end
   got = got + k
+end
+
+-- whether candidate a ranks before b
+local function before(a, b)
+  if a.k0 ~= b.k0 then return a.k0 < b.k0 end
+  if a.k1 ~= b.k1 then return a.k1 < b.k1 end
+  return a.k2 < b.k2
 end
 
 -- a job of the lane is ahead of the runner-up while its in-lane score is ≤ bound
@@ -96,26 +104,33 @@ else
       if not seen[t] then seen[t] = true; tasks[#tasks + 1] = t end
     end
     local p = predict(KEYS[9], KEYS[10], tasks)
-    -- rank the band's lane heads; without any prediction a lane competes on arrival
+    -- rank the band's lane heads by (k0, k1, k2), smallest first; without any
+    -- prediction a lane competes on arrival
     local best, second = nil, nil
     for i = 1, #cands, 2 do
       local member = cands[i]
       local head = tonumber(cands[i + 1]) - lo
       local pr = p[lane_task(member)]
-      local c = {member = member, head = head, pred = pr}
+      local c = {member = member, head = head, pred = pr, k0 = 1, k2 = 0}
       if not pr or pr <= 0 then
-        c.k1, c.k2 = head, 0
+        c.k1 = head
       elseif rule == 'hrrn' then
-        c.k1, c.k2 = -((now - head + pr) / pr), head
+        if now > head + w * pr then
+          -- overdue: waited past arrival + w × predicted. Overdue heads go first, by
+          -- that deadline: the hard bound on overtaking that plain HRRN lacks
+          c.k0, c.k1 = 0, head + w * pr
+        else
+          c.k1, c.k2 = -((now - head + pr) / pr), head
+        end
       elseif w == math.huge then
         c.k1, c.k2 = pr, head
       else
-        c.k1, c.k2 = head + w * pr, 0
+        c.k1 = head + w * pr
       end
-      if (not best) or c.k1 < best.k1 or (c.k1 == best.k1 and c.k2 < best.k2) then
+      if (not best) or before(c, best) then
         second = best
         best = c
-      elseif (not second) or c.k1 < second.k1 or (c.k1 == second.k1 and c.k2 < second.k2) then
+      elseif (not second) or before(c, second) then
         second = c
       end
     end
@@ -128,8 +143,8 @@ else
     local bound = nil
     if second then
       local pr = best.pred
-      if not pr or pr <= 0 or not second.pred then
-        bound = second.head
+      if not pr or pr <= 0 or not second.pred or best.k0 == 0 or second.k0 == 0 then
+        bound = second.head -- no common measure, or a deadline in play: arrival order
       elseif rule == 'hrrn' then
         bound = now + pr + second.k1 * pr -- second.k1 is minus its ratio
       elseif w == math.huge then

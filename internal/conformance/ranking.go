@@ -1,0 +1,247 @@
+package conformance
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chronoq/chronoq/internal/store"
+	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/ranking"
+)
+
+func rankingCases() []struct {
+	name string
+	fn   func(t *testing.T, b *bundle)
+} {
+	return []struct {
+		name string
+		fn   func(t *testing.T, b *bundle)
+	}{
+		{"RankingSettings", testRankingSettings},
+		{"StatsOncePerFinishedJob", testStatsOnce},
+		{"ActiveFixedOrder", testActiveFixed},
+		{"FixedStarvationBound", testFixedStarvation},
+		{"HRRNOrderAndCap", testHRRNCap},
+		{"ShadowKeepsFIFO", testShadow},
+		{"ModeSwitchLosesNothing", testModeSwitch},
+	}
+}
+
+func setRanking(t *testing.T, b *bundle, mode ranking.Mode, rule ranking.Rule, w float64) {
+	t.Helper()
+	must(t, b.c.SetRanking(b.ctx, "default", ranking.Config{Mode: mode, Rule: rule, W: w, Alpha: 0.5}))
+}
+
+// finish fetches one job and acks it as having run ms.
+func finish(t *testing.T, b *bundle, ms float64) store.Fetched {
+	t.Helper()
+	got, err := b.s.Fetch(b.ctx, "default", "w", 1, time.Minute)
+	must(t, err)
+	if len(got) != 1 {
+		t.Fatal("nothing to fetch")
+	}
+	_, task, _ := store.ParseLaneMember(got[0].Lane)
+	_, err = b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: got[0].ID, Sample: store.Sample{
+		Task: task, Predicted: got[0].Predicted, Ran: time.Duration(ms * float64(time.Millisecond)), Enqueued: b.clock.Now(), Started: b.clock.Now()}}})
+	must(t, err)
+	return got[0]
+}
+
+func stats(t *testing.T, b *bundle) map[string]ranking.TaskStats {
+	t.Helper()
+	ss, err := b.c.RankingStats(b.ctx, "default")
+	must(t, err)
+	m := map[string]ranking.TaskStats{}
+	for _, s := range ss {
+		m[s.Task] = s
+	}
+	return m
+}
+
+func testRankingSettings(t *testing.T, b *bundle) {
+	c, err := b.c.Ranking(b.ctx, "default")
+	must(t, err)
+	if c != ranking.DefaultConfig() {
+		t.Fatalf("default %+v", c)
+	}
+	if err := b.c.SetRankingMode(b.ctx, "default", "turbo"); !errors.Is(err, ranking.ErrInvalidConfig) {
+		t.Fatalf("bad mode: %v", err)
+	}
+	must(t, b.c.SetRankingMode(b.ctx, "default", ranking.ModeActive))
+	c, err = b.c.Ranking(b.ctx, "default")
+	must(t, err)
+	if c.Mode != ranking.ModeActive || c.Rule != ranking.DefaultRule || c.W != ranking.DefaultW {
+		t.Fatalf("after switch %+v", c)
+	}
+	if err := b.c.SetPriors(b.ctx, "default", map[string]float64{"x": -1}); err == nil {
+		t.Fatal("negative prior accepted")
+	}
+}
+
+func testStatsOnce(t *testing.T, b *bundle) {
+	enqueue(t, b, "a")
+	finish(t, b, 10) // fifo: no ranking work
+	if len(stats(t, b)) != 0 {
+		t.Fatalf("fifo mode learned %v", stats(t, b))
+	}
+	setRanking(t, b, ranking.ModeShadow, ranking.RuleFixed, 4)
+	enqueue(t, b, "a")
+	finish(t, b, 10)
+	enqueue(t, b, "a")
+	finish(t, b, 30) // alpha 0.5: mean 20
+	// a retried job counts once, when it succeeds; a job whose lease was taken back
+	// is not counted by the worker that lost it
+	h := enqueue(t, b, "a", job.MaxRetries(2))
+	fetchIDs(t, b, "default", "w", 1)
+	_, err := b.s.Fail(b.ctx, "default", "w", store.Failure{ID: h.ID, Retry: true, Due: b.clock.Now(), Error: "x"})
+	must(t, err)
+	_, _, err = b.s.Promote(b.ctx, "default", 10)
+	must(t, err)
+	got, err := b.s.Fetch(b.ctx, "default", "lost", 1, time.Second)
+	must(t, err)
+	b.clock.Advance(2 * time.Second)
+	_, _, err = b.s.ReclaimExpired(b.ctx, "default", "gone")
+	must(t, err)
+	lost, err := b.s.Ack(b.ctx, "default", "lost", []store.Done{{ID: got[0].ID, Sample: store.Sample{Task: "a", Ran: time.Second}}})
+	must(t, err)
+	if len(lost) != 1 {
+		t.Fatal("an expired lease was acknowledged")
+	}
+	finish(t, b, 20)
+	s := stats(t, b)
+	if s["a"].Count != 3 || s["a"].MeanMs != 20 || s["*"].Count != 3 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func testActiveFixed(t *testing.T, b *bundle) {
+	must(t, b.c.SetPriors(b.ctx, "default", map[string]float64{"long": 100, "short": 10}))
+	setRanking(t, b, ranking.ModeActive, ranking.RuleFixed, 4)
+	long := enqueue(t, b, "long").ID
+	b.clock.Advance(time.Millisecond)
+	short := enqueue(t, b, "short").ID
+	b.clock.Advance(time.Millisecond)
+	vip := enqueue(t, b, "long", job.Priority(9)).ID // bands stay strict
+	got, err := b.s.Fetch(b.ctx, "default", "w", 3, time.Minute)
+	must(t, err)
+	if len(got) != 3 || got[0].ID != vip || got[1].ID != short || got[2].ID != long {
+		t.Fatalf("order %v, want vip, short, long", got)
+	}
+	if got[1].Predicted != 10 || got[2].Predicted != 100 {
+		t.Fatalf("predictions %v %v", got[1].Predicted, got[2].Predicted)
+	}
+}
+
+// An adversarial stream of short jobs, faster than they are served: under the fixed
+// rule a long job (prediction p) is never overtaken by a job that arrived after its
+// own arrival + w × p.
+func testFixedStarvation(t *testing.T, b *bundle) {
+	must(t, b.c.SetPriors(b.ctx, "default", map[string]float64{"long": 100, "short": 10}))
+	const w = 4.0
+	setRanking(t, b, ranking.ModeActive, ranking.RuleFixed, w)
+	checkBound(t, b, w*100)
+}
+
+// The same stream under hrrn: plain response ratio would starve the long job (the
+// shorts' backlog grows, so their heads' ratios outgrow its own); the cap w bounds it.
+func testHRRNCap(t *testing.T, b *bundle) {
+	must(t, b.c.SetPriors(b.ctx, "default", map[string]float64{"long": 100, "short": 10}))
+	setRanking(t, b, ranking.ModeActive, ranking.RuleHRRN, 16)
+	// response ratio: a long job that has waited goes before a fresh short one
+	l := enqueue(t, b, "long").ID
+	b.clock.Advance(500 * time.Millisecond)
+	enqueue(t, b, "short")
+	if got := fetchIDs(t, b, "default", "w", 1); got[0] != l {
+		t.Fatalf("hrrn took %v, want the long job (ratio 6 against 1)", got)
+	}
+	fetchIDs(t, b, "default", "w", 10)
+	checkBound(t, b, 16*100)
+}
+
+// checkBound runs 2 short arrivals per 1 ms while one job is served per ms, with a long
+// job arriving at the start, and checks that no short job that arrived after the long
+// one's arrival + bound ms was taken before it.
+func checkBound(t *testing.T, b *bundle, bound float64) {
+	t.Helper()
+	for i := 0; i < 20; i++ { // a backlog of shorts first
+		enqueue(t, b, "short")
+	}
+	start := b.clock.Now()
+	long := enqueue(t, b, "long").ID
+	arrived := map[string]time.Time{}
+	for step := 0; step < 5000; step++ {
+		b.clock.Advance(time.Millisecond)
+		for k := 0; k < 2; k++ {
+			arrived[enqueue(t, b, "short").ID] = b.clock.Now()
+		}
+		got := fetchIDs(t, b, "default", "w", 1)
+		if got[0] == long {
+			t.Logf("long job taken after %s", b.clock.Now().Sub(start))
+			return
+		}
+		if late := arrived[got[0]].Sub(start); late > time.Duration(bound*float64(time.Millisecond)) {
+			t.Fatalf("a short job that arrived %s after the long one overtook it (bound %.0f ms)", late, bound)
+		}
+	}
+	t.Fatal("the long job starved")
+}
+
+func testShadow(t *testing.T, b *bundle) {
+	must(t, b.c.SetPriors(b.ctx, "default", map[string]float64{"long": 100, "short": 10}))
+	setRanking(t, b, ranking.ModeShadow, ranking.RuleFixed, 4)
+	long := enqueue(t, b, "long").ID
+	b.clock.Advance(time.Millisecond)
+	short := enqueue(t, b, "short").ID
+	got, err := b.s.Fetch(b.ctx, "default", "w", 2, time.Minute)
+	must(t, err)
+	if got[0].ID != long || got[1].ID != short || got[0].Predicted != 100 || got[1].Predicted != 10 {
+		t.Fatalf("shadow: %+v", got)
+	}
+	for _, f := range got {
+		_, err := b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: f.ID, Sample: store.Sample{Task: "t", Predicted: f.Predicted, Ran: 50 * time.Millisecond}}})
+		must(t, err)
+	}
+	rep, err := b.c.RankingQuality(b.ctx, "default", 100)
+	must(t, err)
+	if rep.Overall.Samples != 2 || rep.Overall.MAEMs != 45 {
+		t.Fatalf("quality %+v", rep.Overall)
+	}
+}
+
+func testModeSwitch(t *testing.T, b *bundle) {
+	must(t, b.c.SetPriors(b.ctx, "default", map[string]float64{"long": 100, "short": 10}))
+	seen := map[string]bool{}
+	total := 0
+	modes := []ranking.Mode{ranking.ModeFIFO, ranking.ModeActive, ranking.ModeShadow, ranking.ModeActive}
+	for round, mode := range modes {
+		for i := 0; i < 50; i++ {
+			enqueue(t, b, []string{"long", "short"}[i%2])
+			total++
+			b.clock.Advance(time.Millisecond)
+		}
+		setRanking(t, b, mode, ranking.RuleHRRN, 8)
+		for _, id := range fetchIDs(t, b, "default", "w", 30+round) {
+			if seen[id] {
+				t.Fatalf("%s fetched twice", id)
+			}
+			seen[id] = true
+		}
+	}
+	for {
+		ids := fetchIDs(t, b, "default", "w", 100)
+		if len(ids) == 0 {
+			break
+		}
+		for _, id := range ids {
+			if seen[id] {
+				t.Fatalf("%s fetched twice", id)
+			}
+			seen[id] = true
+		}
+	}
+	if len(seen) != total {
+		t.Fatal(fmt.Sprintf("fetched %d of %d", len(seen), total))
+	}
+}
