@@ -89,6 +89,10 @@ type Options struct {
 	Delay      time.Duration // run no earlier than enqueue time + Delay (In)
 	At         time.Time     // run no earlier than At; wins over Delay
 	Cost       map[string]float64
+	// Estimate is the caller's own prediction of the run time (0: none). Outside fifo
+	// mode it replaces the learned prediction for this job (an oracle in benchmarks;
+	// a caller that knows better in production).
+	Estimate time.Duration
 }
 
 // DefaultOptions returns the options of a job that sets none.
@@ -273,6 +277,17 @@ func Cost(name string, value float64) Option {
 			o.Cost = map[string]float64{}
 		}
 		o.Cost[name] = value
+		return nil
+	}
+}
+
+// Estimate states how long the job will run, overriding the learned prediction.
+func Estimate(d time.Duration) Option {
+	return func(o *Options) error {
+		if d <= 0 || d > MaxHorizon {
+			return &OptionError{"Estimate", d, "must be positive and at most 10 years"}
+		}
+		o.Estimate = d
 		return nil
 	}
 }

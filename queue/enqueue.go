@@ -146,7 +146,11 @@ func (c *Client) EnqueueBatch(ctx context.Context, reqs []Request) ([]*Handle, e
 		if _, ok := byQueue[o.Queue]; !ok {
 			order = append(order, o.Queue)
 		}
-		byQueue[o.Queue] = append(byQueue[o.Queue], store.NewJob{ID: j.ID, Lane: store.LaneMember(o.Priority, r.Task), Record: rec, Due: due})
+		lane := store.LaneMember(o.Priority, r.Task)
+		if o.Estimate > 0 {
+			lane = store.EstimateLane(o.Priority, r.Task, o.Estimate)
+		}
+		byQueue[o.Queue] = append(byQueue[o.Queue], store.NewJob{ID: j.ID, Lane: lane, Record: rec, Due: due})
 		handles[i] = &Handle{ID: j.ID, Queue: o.Queue, Task: r.Task, c: c}
 	}
 	for _, q := range order {

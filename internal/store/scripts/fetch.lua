@@ -90,7 +90,10 @@ if mode ~= 'active' then
       if not seen[t] then seen[t] = true; tasks[#tasks + 1] = t end
     end
     local p = predict(KEYS[9], KEYS[10], tasks)
-    for i = 1, got do preds[i] = fmt(p[task_of[i]]) end
+    for i = 1, got do
+      local member = string.match(own[i * 2], '^.-|%d+|[^|]+|(.*)$')
+      preds[i] = fmt(lane_estimate(member) or p[task_of[i]])
+    end
   end
 else
   while got < want do
@@ -110,7 +113,7 @@ else
     for i = 1, #cands, 2 do
       local member = cands[i]
       local head = tonumber(cands[i + 1]) - lo
-      local pr = p[lane_task(member)]
+      local pr = lane_estimate(member) or p[lane_task(member)]
       local c = {member = member, head = head, pred = pr, k0 = 1, k2 = 0}
       if not pr or pr <= 0 then
         c.k1 = head

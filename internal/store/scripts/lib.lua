@@ -19,9 +19,18 @@ local function lane_offset(member)
   return (9 - prio) * BAND
 end
 
--- The task of a lane member.
+-- The task of a lane member ("<prio>:<task>" or "<prio>:<task> =<bucket>").
 local function lane_task(member)
+  local sp = string.find(member, ' ', 3, true)
+  if sp then return string.sub(member, 3, sp - 1) end
   return string.sub(member, 3)
+end
+
+-- The prediction of a lane of estimated jobs (" =b": 2^(b/8) ms), or nil.
+local function lane_estimate(member)
+  local b = string.match(member, ' =(%-?%d+)$')
+  if b then return 2 ^ (tonumber(b) / 8) end
+  return nil
 end
 
 -- A queue's ranking settings: mode ('fifo', 'shadow', 'active'), rule ('fixed',
