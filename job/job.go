@@ -47,7 +47,6 @@ type record struct {
 	Keep     int64              `msgpack:"k"` // retention ms
 	Backoff  *Backoff           `msgpack:"b"` // nil: DefaultBackoff
 	Cost     map[string]float64 `msgpack:"c"`
-	Estimate int64              `msgpack:"x"` // µs
 }
 
 // MarshalRecord encodes the parts of j that never change after enqueue. The queue,
@@ -60,7 +59,6 @@ func MarshalRecord(j *Job) ([]byte, error) {
 		Timeout:  j.Options.Timeout.Milliseconds(),
 		Keep:     j.Options.Retention.Milliseconds(),
 		Cost:     j.Options.Cost,
-		Estimate: j.Options.Estimate.Microseconds(),
 	}
 	if j.Options.Backoff != DefaultBackoff {
 		b := j.Options.Backoff
@@ -91,7 +89,6 @@ func UnmarshalRecord(data []byte, j *Job) error {
 		j.Options.Backoff = *r.Backoff
 	}
 	j.Options.Cost = r.Cost
-	j.Options.Estimate = time.Duration(r.Estimate) * time.Microsecond
 	return nil
 }
 

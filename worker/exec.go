@@ -69,6 +69,7 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 	if prio, task, err := store.ParseLaneMember(f.Lane); err == nil {
 		j.Options.Priority, j.Task = prio, task
 	}
+	j.Options.Estimate = store.LaneEstimate(f.Lane)
 	switch {
 	case f.Record == nil:
 		early = job.SkipRetry(fmt.Errorf("%w: the job's record is missing", job.ErrBadPayload))

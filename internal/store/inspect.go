@@ -169,6 +169,7 @@ func (s *Store) Jobs(ctx context.Context, queue string, ids []string) ([]*job.Jo
 		if prio, task, err := ParseLaneMember(lane); err == nil {
 			j.Options.Priority, j.Task = prio, task
 		}
+		j.Options.Estimate = LaneEstimate(lane)
 		if err := job.UnmarshalRecord([]byte(body), j); err != nil {
 			j.LastError = err.Error()
 		}

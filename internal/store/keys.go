@@ -70,6 +70,19 @@ func EstimateLane(priority int, task string, estimate time.Duration) string {
 	return LaneMember(priority, task) + " =" + strconv.Itoa(int(math.Round(8*math.Log2(ms))))
 }
 
+// LaneEstimate is the run-time estimate a lane member carries (within 9%), or 0.
+func LaneEstimate(m string) time.Duration {
+	i := strings.Index(m, " =")
+	if i < 0 {
+		return 0
+	}
+	b, err := strconv.Atoi(m[i+2:])
+	if err != nil {
+		return 0
+	}
+	return time.Duration(math.Pow(2, float64(b)/8) * float64(time.Millisecond))
+}
+
 // ParseLaneMember splits a lane member into priority and task.
 func ParseLaneMember(m string) (priority int, task string, err error) {
 	p, t, ok := strings.Cut(m, ":")
