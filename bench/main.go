@@ -46,7 +46,11 @@ func main() {
 		floor, err := harness.W2(ctx, harness.NewRawRedis(rdb, url, "child-raw"), rdb, f.JobsOr(200), "raw-redis")
 		harness.Fail(err)
 		fmt.Println(floor)
+	case "rules":
+		// the simulator on every workload and rule, through the real scripts on this Redis
+		harness.Fail(harness.Rules(ctx, rdb, harness.RuleWorkloads(f.JobsOr(2000), []uint64{1, 2, 3}), harness.RulePolicies(),
+			func(s string) { fmt.Println(s) }))
 	default:
-		harness.Fail(fmt.Errorf("unknown workload %q (w1, w2)", f.Workload))
+		harness.Fail(fmt.Errorf("unknown workload %q (w1, w2, rules)", f.Workload))
 	}
 }

@@ -146,9 +146,9 @@ func (c *Client) EnqueueBatch(ctx context.Context, reqs []Request) ([]*Handle, e
 		if _, ok := byQueue[o.Queue]; !ok {
 			order = append(order, o.Queue)
 		}
-		lane := store.LaneMember(o.Priority, r.Task)
-		if o.Estimate > 0 {
-			lane = store.EstimateLane(o.Priority, r.Task, o.Estimate)
+		lane, err := c.store.Lane(ctx, o.Queue, o.Priority, r.Task, o.Cost, o.Estimate)
+		if err != nil {
+			return nil, err
 		}
 		byQueue[o.Queue] = append(byQueue[o.Queue], store.NewJob{ID: j.ID, Lane: lane, Record: rec, Due: due})
 		handles[i] = &Handle{ID: j.ID, Queue: o.Queue, Task: r.Task, c: c}

@@ -188,7 +188,7 @@ func (w *Worker) finish(r *running, out outcome) {
 	if out.err == nil {
 		w.log.Debug("job succeeded", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt, "ms", dur.Milliseconds())
 		w.acks <- ackItem{queue: r.queue, done: store.Done{ID: j.ID, Retention: j.Options.Retention, Result: payload, Started: r.started,
-			Sample: store.Sample{Task: j.Task, Predicted: r.predicted, Ran: out.ran, Enqueued: j.EnqueuedAt, Started: r.started}}}
+			Sample: w.sample(j, r, out.ran)}}
 		return
 	}
 	f := store.Failure{ID: j.ID, Error: out.err.Error(), Stack: out.stack, Started: r.started}
@@ -207,6 +207,13 @@ func (w *Worker) finish(r *running, out outcome) {
 		return err
 	})
 	w.release(j.ID)
+}
+
+// sample is what a succeeded job teaches the learned order.
+func (w *Worker) sample(j *job.Job, r *running, ran time.Duration) store.Sample {
+	name, cost := store.CostName(j.Options.Cost)
+	return store.Sample{Task: j.Task, Predicted: r.predicted, Ran: ran, Enqueued: j.EnqueuedAt, Started: r.started,
+		CostName: name, Cost: cost}
 }
 
 // freeSlot gives the job's slot back and wakes the fetch loop.

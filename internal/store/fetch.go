@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"math"
 	"strconv"
 	"time"
 )
@@ -87,6 +88,16 @@ type Sample struct {
 	Ran       time.Duration
 	Enqueued  time.Time
 	Started   time.Time
+	// CostName and Cost: the job's cost hint for the task's cost model ("" for none).
+	CostName string
+	Cost     float64
+}
+
+func (s Sample) encodeCost() string {
+	if s.CostName == "" || s.Cost < 0 {
+		return ""
+	}
+	return s.CostName + "|" + strconv.FormatFloat(math.Log1p(s.Cost), 'g', 9, 64)
 }
 
 func (s Sample) encode() string {
@@ -109,15 +120,15 @@ func (s *Store) Ack(ctx context.Context, queue, worker string, done []Done) (los
 	}
 	k := s.Keys(queue)
 	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Succeeded, k.Results, k.Timings, k.Counters, k.Errors, k.Stacks,
-		k.Rank, k.TaskStats, k.Window}
-	args := make([]any, 0, 6+5*len(done))
+		k.Rank, k.TaskStats, k.Window, k.Models}
+	args := make([]any, 0, 6+6*len(done))
 	trim := "0"
 	if every := uint64(max(s.TrimEvery, 1)); (s.ackCalls.Add(1)-1)%every == 0 {
 		trim = "1"
 	}
 	args = append(args, s.nowMs(), worker, k.DoneChannel, len(done), s.MaxSucceeded, trim)
 	for _, d := range done {
-		args = append(args, d.ID, d.Retention.Milliseconds(), d.Result, d.Started.UnixMilli(), d.Sample.encode())
+		args = append(args, d.ID, d.Retention.Milliseconds(), d.Result, d.Started.UnixMilli(), d.Sample.encode(), d.Sample.encodeCost())
 	}
 	return scriptAck.Run(ctx, s.rdb, keys, args...).StringSlice()
 }

@@ -22,8 +22,9 @@ type Store struct {
 	ackCalls atomic.Uint64
 	keys     sync.Map // queue -> Keys
 
-	mu    sync.Mutex
-	lanes map[string][]string // queue -> known lane members (sorted)
+	mu          sync.Mutex
+	lanes       map[string][]string // queue -> known lane members (sorted)
+	modelCaches map[string]*modelCache
 	// Limits of what is kept for inspection.
 	MaxSucceeded int
 	MaxFailed    int

@@ -2,29 +2,33 @@
 -- KEYS[1] active  KEYS[2] owners  KEYS[3] job records  KEYS[4] attempts
 -- KEYS[5] succeeded set (scored by expiry)  KEYS[6] results  KEYS[7] timings
 -- KEYS[8] counters  KEYS[9] errors  KEYS[10] stacks  KEYS[11] ranking settings
--- KEYS[12] task stats  KEYS[13] quality window
+-- KEYS[12] task stats  KEYS[13] quality window  KEYS[14] cost models
 -- ARGV[1] now ms  ARGV[2] worker id  ARGV[3] done channel  ARGV[4] n
 -- ARGV[5] max succeeded jobs kept  ARGV[6] '1' to trim the succeeded set in this call
--- then per job, 5 values: id, retention ms, result ('' for none), start ms, and its
--- sample "task|predicted ms|ran ms|enqueued ms|started ms"
+-- then per job, 6 values: id, retention ms, result ('' for none), start ms, its
+-- sample "task|predicted ms|ran ms|enqueued ms|started ms", and its cost hint
+-- "name|log1p(value)" ('' for none)
 -- Outside fifo mode each recorded job's run time is folded into its task's statistics
 -- (and the queue-wide "*"), exactly once: only a job this worker still held counts.
 -- Returns the ids this worker no longer held (their lease was taken back): not recorded.
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[4])
 local ids = {}
-for i = 0, n - 1 do ids[#ids + 1] = ARGV[7 + i * 5] end
+for i = 0, n - 1 do ids[#ids + 1] = ARGV[7 + i * 6] end
 local owners = redis.call('HMGET', KEYS[2], unpack(ids))
 local prefix = ARGV[2] .. '|'
 local ok, lost, drop = {}, {}, {}
-local done, res, fin, samples = {}, {}, {}, {}
+local done, res, fin, samples, costs = {}, {}, {}, {}, {}
 for i = 0, n - 1 do
-  local b = 7 + i * 5
+  local b = 7 + i * 6
   local id = ARGV[b]
   local o = owners[i + 1]
   if o and string.sub(o, 1, #prefix) == prefix then
     ok[#ok + 1] = id
-    if ARGV[b + 4] ~= '' then samples[#samples + 1] = ARGV[b + 4] end
+    if ARGV[b + 4] ~= '' then
+      samples[#samples + 1] = ARGV[b + 4]
+      costs[#samples] = ARGV[b + 5]
+    end
     local keep = tonumber(ARGV[b + 1])
     if keep > 0 then
       done[#done + 1] = now + keep
@@ -76,6 +80,27 @@ if #samples > 0 then
       hset[#hset + 1] = cur[i]
     end
     redis.call('HSET', KEYS[12], unpack(hset))
+    -- cost models: log run time against log1p(cost hint), per task
+    local models, mseen, mtasks = {}, {}, {}
+    for i, r in ipairs(runs) do
+      local name, x = string.match(costs[i] or '', '^(.*)|([^|]+)$')
+      if name and r[2] > 0 then
+        if not mseen[r[1]] then mseen[r[1]] = true; mtasks[#mtasks + 1] = r[1] end
+        models[#models + 1] = {r[1], name, tonumber(x), math.log(r[2])}
+      end
+    end
+    if #mtasks > 0 then
+      local cm = redis.call('HMGET', KEYS[14], unpack(mtasks))
+      local entry = {}
+      for i, t in ipairs(mtasks) do entry[t] = cm[i] or nil end
+      for _, m in ipairs(models) do entry[m[1]] = model_add(entry[m[1]], m[2], m[3], m[4]) end
+      local mset = {}
+      for _, t in ipairs(mtasks) do
+        mset[#mset + 1] = t
+        mset[#mset + 1] = entry[t]
+      end
+      redis.call('HSET', KEYS[14], unpack(mset))
+    end
     redis.call('LPUSH', KEYS[13], unpack(samples))
     redis.call('LTRIM', KEYS[13], 0, 999)
   end

@@ -2,6 +2,7 @@
 -- KEYS[1] lane index  KEYS[2] active set  KEYS[3] owners  KEYS[4] job records
 -- KEYS[5] attempts    KEYS[6] paused flag KEYS[7] wake-up list  KEYS[8] ranking settings
 -- KEYS[9] task stats  KEYS[10] priors     KEYS[11..] lane keys
+-- (a lane is "<prio>:<task>", or with a size bucket " =b" or " ~b": see lib.lua)
 -- ARGV[1] now ms  ARGV[2] n  ARGV[3] lease deadline ms  ARGV[4] worker id
 -- ARGV[5] number of lanes  ARGV[6..] lane members (same order as KEYS[11..])
 -- Returns {"ok", id, record, attempts, predicted ms or "", ...}, {"paused"}, or
@@ -92,7 +93,7 @@ if mode ~= 'active' then
     local p = predict(KEYS[9], KEYS[10], tasks)
     for i = 1, got do
       local member = string.match(own[i * 2], '^.-|%d+|[^|]+|(.*)$')
-      preds[i] = fmt(lane_estimate(member) or p[task_of[i]])
+      preds[i] = fmt(lane_prediction(member, p[task_of[i]]))
     end
   end
 else
@@ -113,7 +114,7 @@ else
     for i = 1, #cands, 2 do
       local member = cands[i]
       local head = tonumber(cands[i + 1]) - lo
-      local pr = lane_estimate(member) or p[lane_task(member)]
+      local pr = lane_prediction(member, p[lane_task(member)])
       local c = {member = member, head = head, pred = pr, k0 = 1, k2 = 0}
       if not pr or pr <= 0 then
         c.k1 = head

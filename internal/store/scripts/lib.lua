@@ -26,11 +26,31 @@ local function lane_task(member)
   return string.sub(member, 3)
 end
 
--- The prediction of a lane of estimated jobs (" =b": 2^(b/8) ms), or nil.
-local function lane_estimate(member)
-  local b = string.match(member, ' =(%-?%d+)$')
-  if b then return 2 ^ (tonumber(b) / 8) end
-  return nil
+-- The prediction of a lane from its task's prediction: lanes of jobs with their own
+-- estimate (" =b") predict 2^(b/8) ms; lanes of a cost-hint size bucket (" ~b") predict
+-- the task's mean times 2^(b/8); plain lanes the task's mean. nil when nothing is known.
+local function lane_prediction(member, task_pred)
+  local kind, b = string.match(member, ' ([=~])(%-?%d+)$')
+  if kind == '=' then return 2 ^ (tonumber(b) / 8) end
+  if kind == '~' and task_pred then return task_pred * 2 ^ (tonumber(b) / 8) end
+  return task_pred
+end
+
+-- Fold (x, y) into a cost model entry "name|n|sx|sy|sxx|sxy" (decayed sums of a
+-- regression of log run time on log1p(cost)), for the cost hint named name.
+local MODEL_ALPHA = 0.02
+local function model_add(entry, name, x, y)
+  local n, sx, sy, sxx, sxy = 0, 0, 0, 0, 0
+  if entry then
+    local en, rest = string.match(entry, '^(.-)|(.*)$')
+    if en ~= name then return entry end -- a task's model follows one cost hint
+    n, sx, sy, sxx, sxy = string.match(rest, '^([^|]+)|([^|]+)|([^|]+)|([^|]+)|([^|]+)$')
+    n, sx, sy, sxx, sxy = tonumber(n), tonumber(sx), tonumber(sy), tonumber(sxx), tonumber(sxy)
+  end
+  local k = 1 - MODEL_ALPHA
+  local f = '%.9g'
+  return name .. '|' .. string.format(f, k * n + 1) .. '|' .. string.format(f, k * sx + x) .. '|' ..
+    string.format(f, k * sy + y) .. '|' .. string.format(f, k * sxx + x * x) .. '|' .. string.format(f, k * sxy + x * y)
 end
 
 -- A queue's ranking settings: mode ('fifo', 'shadow', 'active'), rule ('fixed',

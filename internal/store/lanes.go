@@ -1,0 +1,134 @@
+package store
+
+import (
+	"context"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chronoq/chronoq/ranking"
+)
+
+// How long an enqueuing client trusts its copy of a queue's mode and cost models: a
+// bucket is a coarse residual, so a second-old model files jobs as well as a fresh one,
+// and enqueue stays one script run.
+const modelTTL = 2 * time.Second
+
+type modelCache struct {
+	read   time.Time
+	mode   ranking.Mode
+	models map[string]costModel
+}
+
+type costModel struct {
+	name                string
+	n, sx, sy, sxx, sxy float64
+}
+
+// factor is the model's run-time factor for cost value v relative to the task's typical
+// job, and whether the model knows enough to say.
+func (m costModel) factor(v float64) (float64, bool) {
+	if m.n < 20 {
+		return 1, false
+	}
+	x := math.Log1p(v)
+	den := m.n*m.sxx - m.sx*m.sx
+	if den <= 1e-9*m.n*m.n {
+		return 1, false
+	}
+	b := (m.n*m.sxy - m.sx*m.sy) / den
+	return math.Exp(b * (x - m.sx/m.n)), true
+}
+
+// Lane chooses the lane of a new job: its own estimate's size bucket when it has one;
+// outside fifo mode, its cost hint's size bucket as the task's cost model sees it; else
+// the task's lane.
+func (s *Store) Lane(ctx context.Context, queue string, priority int, task string, cost map[string]float64, estimate time.Duration) (string, error) {
+	if estimate > 0 {
+		return EstimateLane(priority, task, estimate), nil
+	}
+	plain := LaneMember(priority, task)
+	if len(cost) == 0 {
+		return plain, nil
+	}
+	mc, err := s.models(ctx, queue)
+	if err != nil || mc.mode == ranking.ModeFIFO {
+		return plain, err
+	}
+	m, ok := mc.models[task]
+	if !ok {
+		return plain, nil
+	}
+	v, ok := cost[m.name]
+	if !ok {
+		return plain, nil
+	}
+	f, ok := m.factor(v)
+	if !ok {
+		return plain, nil
+	}
+	b := int(math.Round(8 * math.Log2(f)))
+	b = max(min(b, 64), -64)
+	if b == 0 {
+		return plain, nil
+	}
+	return plain + " ~" + strconv.Itoa(b), nil
+}
+
+// CostName is the cost hint a job's sample feeds its task's model with: the first
+// name in sorted order.
+func CostName(cost map[string]float64) (string, float64) {
+	if len(cost) == 0 {
+		return "", 0
+	}
+	names := make([]string, 0, len(cost))
+	for k := range cost {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names[0], cost[names[0]]
+}
+
+func (s *Store) models(ctx context.Context, queue string) (*modelCache, error) {
+	s.mu.Lock()
+	if s.modelCaches == nil {
+		s.modelCaches = map[string]*modelCache{}
+	}
+	mc := s.modelCaches[queue]
+	s.mu.Unlock()
+	now := s.now()
+	if mc != nil && now.Sub(mc.read) < modelTTL && !now.Before(mc.read) {
+		return mc, nil
+	}
+	k := s.Keys(queue)
+	pipe := s.rdb.Pipeline()
+	mode := pipe.HGet(ctx, k.Rank, "mode")
+	all := pipe.HGetAll(ctx, k.Models)
+	_, _ = pipe.Exec(ctx)
+	if err := all.Err(); err != nil {
+		return nil, err
+	}
+	fresh := &modelCache{read: now, mode: ranking.ModeFIFO, models: map[string]costModel{}}
+	if m, err := mode.Result(); err == nil {
+		fresh.mode = ranking.Mode(m)
+	}
+	for task, v := range all.Val() {
+		parts := strings.Split(v, "|")
+		if len(parts) < 6 {
+			continue
+		}
+		nums := parts[len(parts)-5:]
+		var f [5]float64
+		for j := range f {
+			f[j], _ = strconv.ParseFloat(nums[j], 64)
+		}
+		name := strings.Join(parts[:len(parts)-5], "|")
+		fresh.models[task] = costModel{name: name, n: f[0], sx: f[1], sy: f[2], sxx: f[3], sxy: f[4]}
+	}
+	s.mu.Lock()
+	s.modelCaches[queue] = fresh
+	s.mu.Unlock()
+	return fresh, nil
+}
