@@ -1,7 +1,10 @@
 // Command bench runs chronoq's benchmark workloads:
 //
 //	go run ./bench w1 [--redis URL] [--jobs 20000] [--repeat 3]
+//	go run ./bench w1 --mode active               (the drain in a ranking mode)
 //	go run ./bench w2 [--redis URL] [--jobs 200]   (also prints the raw-redis floor)
+//	go run ./bench w4 [--repeat 3]                 (dequeue rate, backlog 1k vs 1M)
+//	go run ./bench rules                           (the simulator: every rule, every workload)
 //
 // Without --redis it starts its own redis-server on a free port. Each measurement
 // prints one "BENCH ..." line (the median of --repeat runs); "# run" lines show each run.
@@ -13,6 +16,7 @@ import (
 	"fmt"
 
 	"github.com/chronoq/chronoq/bench/harness"
+	"github.com/chronoq/chronoq/ranking"
 )
 
 func main() {
@@ -31,6 +35,13 @@ func main() {
 	defer stop()
 	defer rdb.Close()
 	sys := harness.NewChronoq(rdb, url, "child")
+	if f.Mode != "" {
+		cfg := ranking.DefaultConfig()
+		m, err := ranking.ParseMode(f.Mode)
+		harness.Fail(err)
+		cfg.Mode = m
+		sys.Ranking = cfg
+	}
 	switch f.Workload {
 	case "w1":
 		lines, err := harness.W1(ctx, sys, rdb, harness.Options{Jobs: f.JobsOr(20000), Repeat: f.Repeat}, "", func(s string) { fmt.Println(s) })
@@ -46,6 +57,29 @@ func main() {
 		floor, err := harness.W2(ctx, harness.NewRawRedis(rdb, url, "child-raw"), rdb, f.JobsOr(200), "raw-redis")
 		harness.Fail(err)
 		fmt.Println(floor)
+	case "w4":
+		// dequeue cost must not grow with the backlog: active mode unless --mode says
+		if sys.Ranking.Mode == "" {
+			sys.Ranking = ranking.DefaultConfig()
+			sys.Ranking.Mode = ranking.ModeActive
+		}
+		var rates []float64
+		for _, backlog := range []int{1000, 1000000} {
+			var runs []float64
+			var line harness.Line
+			for r := 0; r < f.Repeat; r++ {
+				l, err := harness.W4(ctx, sys, rdb, backlog, 1000, func(s string) { fmt.Println(s) })
+				harness.Fail(err)
+				fmt.Printf("# run %d: %s\n", r+1, l)
+				runs = append(runs, l.Get("jobs_per_s"))
+				line = l
+			}
+			m := harness.Median(runs)
+			line.KV[1][1] = harness.Fmt(m, 0)
+			fmt.Println(line)
+			rates = append(rates, m)
+		}
+		fmt.Printf("# w4 ratio (backlog 1k / 1M dequeue rate): %s\n", harness.Fmt(rates[0]/rates[1], 3))
 	case "rules":
 		// the simulator on every workload and rule, through the real scripts on this Redis
 		harness.Fail(harness.Rules(ctx, rdb, harness.RuleWorkloads(f.JobsOr(2000), []uint64{1, 2, 3}), harness.RulePolicies(),

@@ -49,7 +49,7 @@ func DefaultConfig() Config {
 // Defaults of the active mode (chosen from the simulations in docs/ranking.md).
 const (
 	DefaultRule  = RuleHRRN
-	DefaultW     = 4.0
+	DefaultW     = 16.0
 	DefaultAlpha = 0.1
 )
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
+	"github.com/chronoq/chronoq/ranking"
 	"github.com/chronoq/chronoq/worker"
 	"github.com/redis/go-redis/v9"
 )
@@ -20,6 +21,40 @@ type Chronoq struct {
 	c         *queue.Client
 	url       string
 	childArgs []string
+	// Ranking, when its Mode is set, is applied to the bench queue before each drain.
+	Ranking ranking.Config
+}
+
+// Prepare implements Preparer: it sets the bench queue's ranking mode.
+func (s *Chronoq) Prepare(ctx context.Context) error {
+	if s.Ranking.Mode == "" {
+		return nil
+	}
+	if err := s.c.SetPriors(ctx, "bench", map[string]float64{"noop": 1, "noop2": 2, "noop3": 3, "noop4": 4, "noop5": 5}); err != nil {
+		return err
+	}
+	return s.c.SetRanking(ctx, "bench", s.Ranking)
+}
+
+// benchTasks are the no-op task types of W4 (and of W1 in active mode, through noop).
+var benchTasks = []string{"noop", "noop2", "noop3", "noop4", "noop5"}
+
+// EnqueueTypes enqueues n no-op jobs spread over five task types, in bulk.
+func (s *Chronoq) EnqueueTypes(ctx context.Context, n int, progress func(done int)) error {
+	const chunk = 10000
+	for done := 0; done < n; done += chunk {
+		reqs := make([]queue.Request, min(chunk, n-done))
+		for i := range reqs {
+			reqs[i] = queue.Request{Task: benchTasks[(done+i)%len(benchTasks)], Options: []job.Option{job.Queue("bench")}}
+		}
+		if _, err := s.c.EnqueueBatch(ctx, reqs); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(done + len(reqs))
+		}
+	}
+	return nil
 }
 
 var benchNoop = job.NewTask[int64]("noop", job.Queue("bench"))
@@ -70,6 +105,13 @@ func ChronoqChild(url string, conc, n int) error {
 		rec.Done()
 		return nil
 	})
+	for _, t := range benchTasks[1:] {
+		w.HandleFunc(t, func(ctx context.Context, j *job.Job) (any, error) {
+			rec.Start(0)
+			rec.Done()
+			return nil, nil
+		})
+	}
 	ctx := context.Background()
 	if err := w.Start(ctx); err != nil {
 		return err

@@ -17,6 +17,7 @@ type Flags struct {
 	Repeat   int
 	Conc     int    // a worker process's concurrency
 	Child    string // a worker process's workload
+	Mode     string // ranking mode of the bench queue (w1, w4)
 }
 
 // ParseFlags reads os.Args, exiting with usage on a missing workload.
@@ -32,6 +33,7 @@ func ParseFlags(usage string) Flags {
 	fs.IntVar(&f.Repeat, "repeat", 3, "runs per measurement; the median is printed")
 	fs.IntVar(&f.Conc, "conc", 10, "worker concurrency (worker processes)")
 	fs.StringVar(&f.Child, "workload", "", "the workload a worker process serves")
+	fs.StringVar(&f.Mode, "mode", "", "ranking mode of the bench queue: fifo, shadow or active")
 	_ = fs.Parse(os.Args[2:])
 	return f
 }

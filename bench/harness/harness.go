@@ -39,6 +39,18 @@ func selfCmd(args ...string) *Cmd {
 	return exec.Command(self, args...)
 }
 
+// Preparer is a System that sets itself up after each flush (e.g. a ranking mode).
+type Preparer interface {
+	Prepare(ctx context.Context) error
+}
+
+func prepare(ctx context.Context, sys System) error {
+	if p, ok := sys.(Preparer); ok {
+		return p.Prepare(ctx)
+	}
+	return nil
+}
+
 // ChildResult is what a worker process reports on its last stdout line.
 type ChildResult struct {
 	FirstStartNs int64   `json:"first_start_ns"`
@@ -231,6 +243,9 @@ func drain(ctx context.Context, sys System, rdb *redis.Client, n, conc int, tag 
 	if err := rdb.FlushAll(ctx).Err(); err != nil {
 		return Line{}, err
 	}
+	if err := prepare(ctx, sys); err != nil {
+		return Line{}, err
+	}
 	empty, err := ReadStats(ctx, rdb)
 	if err != nil {
 		return Line{}, err
@@ -305,6 +320,31 @@ func runChild(ctx context.Context, sys System, workload string, conc, n int) (Ch
 		return ChildResult{}, fmt.Errorf("worker process printed no result: %v", err)
 	}
 	return res, nil
+}
+
+// W4 measures one worker process's dequeue rate in the queue's current mode with a
+// backlog of backlog no-op jobs over five task types, draining drain of them (a small
+// share of a large backlog, so the backlog barely moves while it is measured).
+func W4(ctx context.Context, sys *Chronoq, rdb *redis.Client, backlog, drain int, progress func(string)) (Line, error) {
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		return Line{}, err
+	}
+	if err := sys.Prepare(ctx); err != nil {
+		return Line{}, err
+	}
+	if err := sys.EnqueueTypes(ctx, backlog, func(done int) {
+		if done%200000 == 0 {
+			progress(fmt.Sprintf("# w4 backlog: %d enqueued", done))
+		}
+	}); err != nil {
+		return Line{}, err
+	}
+	res, err := runChild(ctx, sys, "w1", 10, min(drain, backlog))
+	if err != nil {
+		return Line{}, err
+	}
+	secs := float64(res.DoneNs-res.FirstStartNs) / 1e9
+	return Line{Head: "w4", KV: [][2]string{{"backlog", strconv.Itoa(backlog)}, {"jobs_per_s", f0(float64(min(drain, backlog)) / secs)}}}, nil
 }
 
 // W2 runs the idle-latency workload: an idle worker process, jobs enqueued 20 ms apart,

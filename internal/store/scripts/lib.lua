@@ -58,7 +58,7 @@ end
 local function rank_settings(key)
   local c = redis.call('HMGET', key, 'mode', 'rule', 'w', 'alpha')
   local w = c[3]
-  if w == 'inf' then w = math.huge else w = tonumber(w or '4') end
+  if w == 'inf' then w = math.huge else w = tonumber(w or '16') end
   return c[1] or 'fifo', c[2] or 'hrrn', w, tonumber(c[4] or '0.1')
 end
 
