@@ -5,6 +5,8 @@
 //	go run ./bench w2 [--redis URL] [--jobs 200]   (also prints the raw-redis floor)
 //	go run ./bench w4 [--repeat 3]                 (dequeue rate, backlog 1k vs 1M)
 //	go run ./bench rules                           (the simulator: every rule, every workload)
+//	go run ./bench gen --workload seed|w3|bursty-seed|bursty-w3|drift [--jobs --slots --load --seed] > trace.csv
+//	go run ./bench replay --trace FILE --mode fifo|active|oracle [--sim] [--workers P --concurrency C --rule R --w W --time-scale F]
 //
 // Without --redis it starts its own redis-server on a free port. Each measurement
 // prints one "BENCH ..." line (the median of --repeat runs); "# run" lines show each run.
@@ -14,6 +16,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/chronoq/chronoq/bench/harness"
 	"github.com/chronoq/chronoq/ranking"
@@ -27,6 +31,12 @@ func main() {
 		return
 	case "child":
 		harness.Fail(harness.ChronoqChild(f.Redis, f.Conc, f.Jobs))
+		return
+	case "child-replay":
+		harness.Fail(harness.ReplayChild(f.Redis, f.Conc, strings.Split(f.Tasks, ",")))
+		return
+	case "gen":
+		harness.Fail(harness.Generate(os.Stdout, f.Gen, f.JobsOr(2000), f.Slots, f.Load, f.Seed))
 		return
 	}
 	ctx := context.Background()
@@ -80,6 +90,13 @@ func main() {
 			rates = append(rates, m)
 		}
 		fmt.Printf("# w4 ratio (backlog 1k / 1M dequeue rate): %s\n", harness.Fmt(rates[0]/rates[1], 3))
+	case "replay":
+		w := f.W
+		l, err := harness.Replay(ctx, rdb, url, harness.ReplayOptions{TracePath: f.Trace, Mode: f.Mode, Sim: f.Sim,
+			Workers: f.Workers, Concurrency: f.Concurrency, Rule: ranking.Rule(f.Rule), W: w, TimeScale: f.TimeScale},
+			[]string{"child-replay"}, func(s string) { fmt.Println(s) })
+		harness.Fail(err)
+		fmt.Println(l)
 	case "rules":
 		// the simulator on every workload and rule, through the real scripts on this Redis
 		harness.Fail(harness.Rules(ctx, rdb, harness.RuleWorkloads(f.JobsOr(2000), []uint64{1, 2, 3}), harness.RulePolicies(),

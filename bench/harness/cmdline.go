@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/chronoq/chronoq/internal/redistest"
+	"github.com/chronoq/chronoq/ranking"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -17,7 +18,20 @@ type Flags struct {
 	Repeat   int
 	Conc     int    // a worker process's concurrency
 	Child    string // a worker process's workload
-	Mode     string // ranking mode of the bench queue (w1, w4)
+	Mode     string // ranking mode of the bench queue (w1, w4); replay: fifo, active, oracle
+	// replay and gen
+	Trace       string
+	Sim         bool
+	Workers     int
+	Concurrency int
+	Rule        string
+	W           float64
+	TimeScale   float64
+	Tasks       string
+	Gen         string
+	Slots       int
+	Load        float64
+	Seed        uint64
 }
 
 // ParseFlags reads os.Args, exiting with usage on a missing workload.
@@ -32,8 +46,20 @@ func ParseFlags(usage string) Flags {
 	fs.IntVar(&f.Jobs, "jobs", 0, "jobs (w1: 20000, w2: 200)")
 	fs.IntVar(&f.Repeat, "repeat", 3, "runs per measurement; the median is printed")
 	fs.IntVar(&f.Conc, "conc", 10, "worker concurrency (worker processes)")
-	fs.StringVar(&f.Child, "workload", "", "the workload a worker process serves")
-	fs.StringVar(&f.Mode, "mode", "", "ranking mode of the bench queue: fifo, shadow or active")
+	fs.StringVar(&f.Child, "child-workload", "", "the workload a worker process serves")
+	fs.StringVar(&f.Mode, "mode", "", "w1, w4: ranking mode of the bench queue (fifo, shadow, active); replay: fifo, active or oracle")
+	fs.StringVar(&f.Trace, "trace", "", "replay: the CSV trace (offset_ms,task,duration_ms[,cost_<name>...])")
+	fs.BoolVar(&f.Sim, "sim", false, "replay: run the simulator on the trace instead")
+	fs.IntVar(&f.Workers, "workers", 2, "replay: worker processes")
+	fs.IntVar(&f.Concurrency, "concurrency", 5, "replay: concurrency of each worker process")
+	fs.StringVar(&f.Rule, "rule", string(ranking.DefaultRule), "replay: rule of the active mode (fixed or hrrn)")
+	fs.Float64Var(&f.W, "w", ranking.DefaultW, "replay: w of the active mode (inf: no aging)")
+	fs.Float64Var(&f.TimeScale, "time-scale", 1, "replay: multiply every offset and duration by this")
+	fs.StringVar(&f.Tasks, "tasks", "", "replay worker process: the task names to serve")
+	fs.StringVar(&f.Gen, "workload", "", "")
+	fs.IntVar(&f.Slots, "slots", 10, "gen: slots the load is computed for")
+	fs.Float64Var(&f.Load, "load", 0.8, "gen: offered load")
+	fs.Uint64Var(&f.Seed, "seed", 1, "gen: random seed")
 	_ = fs.Parse(os.Args[2:])
 	return f
 }

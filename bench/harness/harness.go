@@ -287,7 +287,7 @@ func drain(ctx context.Context, sys System, rdb *redis.Client, n, conc int, tag 
 
 // runChild runs one worker process and reads its result line.
 func runChild(ctx context.Context, sys System, workload string, conc, n int) (ChildResult, error) {
-	cmd := sys.WorkerCmd("--workload", workload, "--conc", strconv.Itoa(conc), "--jobs", strconv.Itoa(n))
+	cmd := sys.WorkerCmd("--child-workload", workload, "--conc", strconv.Itoa(conc), "--jobs", strconv.Itoa(n))
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -353,7 +353,7 @@ func W2(ctx context.Context, sys System, rdb *redis.Client, jobs int, tag string
 	if err := rdb.FlushAll(ctx).Err(); err != nil {
 		return Line{}, err
 	}
-	cmd := sys.WorkerCmd("--workload", "w2", "--conc", "10", "--jobs", strconv.Itoa(jobs))
+	cmd := sys.WorkerCmd("--child-workload", "w2", "--conc", "10", "--jobs", strconv.Itoa(jobs))
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
 	stdin, err := cmd.StdinPipe()

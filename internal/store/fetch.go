@@ -32,7 +32,7 @@ func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease ti
 	k := s.Keys(queue)
 	now := s.now()
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
-		keys := append([]string{k.Index, k.Active, k.Owners, k.Records, k.Attempts, k.Paused, k.Wake, k.Rank, k.TaskStats, k.Priors}, laneKeys...)
+		keys := append([]string{k.Index, k.Active, k.Owners, k.Records, k.Attempts, k.Paused, k.Wake, k.Rank, k.TaskStats}, laneKeys...)
 		args := make([]any, 0, 5+len(members))
 		args = append(args, now.UnixMilli(), n, now.Add(lease).UnixMilli(), worker, len(members))
 		for _, m := range members {
@@ -112,6 +112,10 @@ func (s Sample) encode() string {
 		"|" + strconv.FormatInt(s.Enqueued.UnixMilli(), 10) + "|" + strconv.FormatInt(s.Started.UnixMilli(), 10)
 }
 
+// windowPerAck is how many jobs of one acknowledgement the quality window records:
+// a recent sample whose cost does not grow with the batch.
+const windowPerAck = 8
+
 // Ack records succeeded jobs held by worker in one script run. It returns the ids the
 // worker no longer held (their lease had been taken back); those are not recorded.
 func (s *Store) Ack(ctx context.Context, queue, worker string, done []Done) (lost []string, err error) {
@@ -121,14 +125,19 @@ func (s *Store) Ack(ctx context.Context, queue, worker string, done []Done) (los
 	k := s.Keys(queue)
 	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Succeeded, k.Results, k.Timings, k.Counters, k.Errors, k.Stacks,
 		k.Rank, k.TaskStats, k.Window, k.Models}
-	args := make([]any, 0, 6+6*len(done))
+	args := make([]any, 0, 6+8*len(done))
 	trim := "0"
 	if every := uint64(max(s.TrimEvery, 1)); (s.ackCalls.Add(1)-1)%every == 0 {
 		trim = "1"
 	}
 	args = append(args, s.nowMs(), worker, k.DoneChannel, len(done), s.MaxSucceeded, trim)
-	for _, d := range done {
-		args = append(args, d.ID, d.Retention.Milliseconds(), d.Result, d.Started.UnixMilli(), d.Sample.encode(), d.Sample.encodeCost())
+	for i, d := range done {
+		sample := ""
+		if i < windowPerAck { // the quality window keeps a few jobs of each call
+			sample = d.Sample.encode()
+		}
+		args = append(args, d.ID, d.Retention.Milliseconds(), d.Result, d.Started.UnixMilli(),
+			d.Sample.Task, strconv.FormatFloat(float64(d.Sample.Ran.Microseconds())/1000, 'f', 3, 64), sample, d.Sample.encodeCost())
 	}
 	return scriptAck.Run(ctx, s.rdb, keys, args...).StringSlice()
 }

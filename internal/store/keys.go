@@ -31,8 +31,7 @@ type Keys struct {
 	Paused    string // string: exists while the queue is paused
 	Counters  string // hash: succeeded, failed, retried
 	Rank      string // hash: mode, rule, w, alpha (the learned order's settings)
-	TaskStats string // hash: task (and "*") -> "count|mean ms|variance" of run times
-	Priors    string // hash: task -> prior mean ms, used until the task has run
+	TaskStats string // hash: task (and "*") -> "count|mean ms|variance" of run times; "p:<task>" -> prior ms
 	Window    string // list: recent "task|predicted|ran|enqueued ms|started ms" samples
 	Models    string // hash: task -> "cost name|n|Σx|Σy|Σx²|Σxy", log run time on log1p(cost)
 
@@ -49,7 +48,7 @@ func KeysFor(ns, queue string) Keys {
 		Errors: p + "err", Stacks: p + "stk", Results: p + "res", Timings: p + "fin",
 		Active: p + "act", Owners: p + "own", Scheduled: p + "sch", Failed: p + "fail",
 		Succeeded: p + "done", Wake: p + "wake", Idle: p + "idle", Ready: p + "ready", Paused: p + "paused", Counters: p + "stat",
-		Rank: p + "rank", TaskStats: p + "tstat", Priors: p + "prior", Window: p + "qwin", Models: p + "cmodel",
+		Rank: p + "rank", TaskStats: p + "tstat", Window: p + "qwin", Models: p + "cmodel",
 		DoneChannel: p + "ev:done", SchedChannel: p + "ev:sched",
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/chronoq/chronoq/ranking"
-	"github.com/redis/go-redis/v9"
 )
 
 // Ranking reads queue's ranking settings (the defaults when never set).
@@ -57,18 +56,16 @@ func (s *Store) SetPriors(ctx context.Context, queue string, priors map[string]f
 		if !(ms > 0) {
 			return errors.New("chronoq: a prior must be a positive number of ms (task " + t + ")")
 		}
-		args = append(args, t, strconv.FormatFloat(ms, 'g', -1, 64))
+		args = append(args, "p:"+t, strconv.FormatFloat(ms, 'g', -1, 64))
 	}
-	return s.rdb.HSet(ctx, s.Keys(queue).Priors, args...).Err()
+	return s.rdb.HSet(ctx, s.Keys(queue).TaskStats, args...).Err()
 }
 
 // TaskStats reads what queue has learned per task (and "*" for the whole queue).
 func (s *Store) TaskStats(ctx context.Context, queue string) ([]ranking.TaskStats, error) {
 	k := s.Keys(queue)
-	pipe := s.rdb.Pipeline()
-	st := pipe.HGetAll(ctx, k.TaskStats)
-	pr := pipe.HGetAll(ctx, k.Priors)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	all, err := s.rdb.HGetAll(ctx, k.TaskStats).Result()
+	if err != nil {
 		return nil, err
 	}
 	byTask := map[string]*ranking.TaskStats{}
@@ -78,7 +75,11 @@ func (s *Store) TaskStats(ctx context.Context, queue string) ([]ranking.TaskStat
 		}
 		return byTask[t]
 	}
-	for t, v := range st.Val() {
+	for t, v := range all {
+		if task, ok := strings.CutPrefix(t, "p:"); ok {
+			get(task).Prior, _ = strconv.ParseFloat(v, 64)
+			continue
+		}
 		parts := strings.Split(v, "|")
 		if len(parts) != 3 {
 			continue
@@ -88,9 +89,6 @@ func (s *Store) TaskStats(ctx context.Context, queue string) ([]ranking.TaskStat
 		ts.MeanMs, _ = strconv.ParseFloat(parts[1], 64)
 		variance, _ := strconv.ParseFloat(parts[2], 64)
 		ts.StdMs = sqrt(variance)
-	}
-	for t, v := range pr.Val() {
-		get(t).Prior, _ = strconv.ParseFloat(v, 64)
 	}
 	out := make([]ranking.TaskStats, 0, len(byTask))
 	for _, ts := range byTask {

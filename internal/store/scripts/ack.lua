@@ -5,29 +5,31 @@
 -- KEYS[12] task stats  KEYS[13] quality window  KEYS[14] cost models
 -- ARGV[1] now ms  ARGV[2] worker id  ARGV[3] done channel  ARGV[4] n
 -- ARGV[5] max succeeded jobs kept  ARGV[6] '1' to trim the succeeded set in this call
--- then per job, 6 values: id, retention ms, result ('' for none), start ms, its
--- sample "task|predicted ms|ran ms|enqueued ms|started ms", and its cost hint
--- "name|log1p(value)" ('' for none)
+-- then per job, 8 values: id, retention ms, result ('' for none), start ms, task
+-- ('' to teach nothing), ran ms, its sample "task|predicted ms|ran ms|enqueued ms|
+-- started ms" for the quality window ('' but for the first 8 of a call) and its cost
+-- hint "name|log1p(value)" ('' for none)
 -- Outside fifo mode each recorded job's run time is folded into its task's statistics
 -- (and the queue-wide "*"), exactly once: only a job this worker still held counts.
 -- Returns the ids this worker no longer held (their lease was taken back): not recorded.
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[4])
 local ids = {}
-for i = 0, n - 1 do ids[#ids + 1] = ARGV[7 + i * 6] end
+for i = 0, n - 1 do ids[#ids + 1] = ARGV[7 + i * 8] end
 local owners = redis.call('HMGET', KEYS[2], unpack(ids))
 local prefix = ARGV[2] .. '|'
 local ok, lost, drop = {}, {}, {}
-local done, res, fin, samples, costs = {}, {}, {}, {}, {}
+local done, res, fin, samples, costs, runs = {}, {}, {}, {}, {}, {}
 for i = 0, n - 1 do
-  local b = 7 + i * 6
+  local b = 7 + i * 8
   local id = ARGV[b]
   local o = owners[i + 1]
   if o and string.sub(o, 1, #prefix) == prefix then
     ok[#ok + 1] = id
     if ARGV[b + 4] ~= '' then
-      samples[#samples + 1] = ARGV[b + 4]
-      costs[#samples] = ARGV[b + 5]
+      runs[#runs + 1] = {ARGV[b + 4], tonumber(ARGV[b + 5])}
+      costs[#runs] = ARGV[b + 7]
+      if ARGV[b + 6] ~= '' then samples[#samples + 1] = ARGV[b + 6] end
     end
     local keep = tonumber(ARGV[b + 1])
     if keep > 0 then
@@ -57,29 +59,49 @@ end
 forget(drop, KEYS[3], KEYS[4], KEYS[9], KEYS[10], KEYS[6], KEYS[7])
 redis.call('HINCRBY', KEYS[8], 'succeeded', #ok)
 
-if #samples > 0 then
+if #runs > 0 then
   local mode, _, _, alpha = rank_settings(KEYS[11])
   if mode ~= 'fifo' then
-    local tasks, seen, runs = {}, {}, {}
-    for i, smp in ipairs(samples) do
-      local t, ms = string.match(smp, '^(.*)|[^|]*|([^|]+)|[^|]+|[^|]+$')
-      runs[i] = {t, tonumber(ms)}
+    local tasks, seen = {}, {}
+    for _, r in ipairs(runs) do
+      local t = r[1]
       if not seen[t] then seen[t] = #tasks + 1; tasks[#tasks + 1] = t end
     end
     tasks[#tasks + 1] = '*'
     local cur = redis.call('HMGET', KEYS[12], unpack(tasks))
+    -- fold each task's run times numerically; parse and format each entry once
+    local st = {}
+    for i = 1, #tasks do
+      local e = cur[i]
+      if e then
+        local n, mean, var = string.match(e, '^([^|]+)|([^|]+)|([^|]+)$')
+        st[i] = {tonumber(n), tonumber(mean), tonumber(var)}
+      end
+    end
+    local function fold(i, x)
+      local s = st[i]
+      if not s then st[i] = {1, x, 0}; return end
+      local diff = x - s[2]
+      local incr = alpha * diff
+      s[1], s[2], s[3] = s[1] + 1, s[2] + incr, (1 - alpha) * (s[3] + diff * incr)
+    end
     local all = #tasks
     for _, r in ipairs(runs) do
-      local i = seen[r[1]]
-      cur[i] = stat_add(cur[i] or nil, r[2], alpha)
-      cur[all] = stat_add(cur[all] or nil, r[2], alpha)
+      fold(seen[r[1]], r[2])
+      fold(all, r[2])
     end
     local hset = {}
     for i, t in ipairs(tasks) do
       hset[#hset + 1] = t
-      hset[#hset + 1] = cur[i]
+      hset[#hset + 1] = st[i][1] .. '|' .. string.format('%.6g', st[i][2]) .. '|' .. string.format('%.6g', st[i][3])
     end
     redis.call('HSET', KEYS[12], unpack(hset))
+    -- the quality window keeps a recent sample: at most 8 jobs of each call, so its
+    -- cost does not grow with the batch
+    if #samples > 0 then
+      redis.call('LPUSH', KEYS[13], unpack(samples))
+      if ARGV[6] == '1' then redis.call('LTRIM', KEYS[13], 0, 999) end -- with the other trims
+    end
     -- cost models: log run time against log1p(cost hint), per task
     local models, mseen, mtasks = {}, {}, {}
     for i, r in ipairs(runs) do
@@ -101,8 +123,6 @@ if #samples > 0 then
       end
       redis.call('HSET', KEYS[14], unpack(mset))
     end
-    redis.call('LPUSH', KEYS[13], unpack(samples))
-    redis.call('LTRIM', KEYS[13], 0, 999)
   end
 end
 

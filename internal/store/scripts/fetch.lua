@@ -1,10 +1,10 @@
 -- fetch.lua: take up to n jobs in dequeue order and lease them to a worker.
 -- KEYS[1] lane index  KEYS[2] active set  KEYS[3] owners  KEYS[4] job records
 -- KEYS[5] attempts    KEYS[6] paused flag KEYS[7] wake-up list  KEYS[8] ranking settings
--- KEYS[9] task stats  KEYS[10] priors     KEYS[11..] lane keys
+-- KEYS[9] task stats and priors           KEYS[10..] lane keys
 -- (a lane is "<prio>:<task>", or with a size bucket " =b" or " ~b": see lib.lua)
 -- ARGV[1] now ms  ARGV[2] n  ARGV[3] lease deadline ms  ARGV[4] worker id
--- ARGV[5] number of lanes  ARGV[6..] lane members (same order as KEYS[11..])
+-- ARGV[5] number of lanes  ARGV[6..] lane members (same order as KEYS[10..])
 -- Returns {"ok", id, record, attempts, predicted ms or "", ...}, {"paused"}, or
 -- {"stale", member} when the caller's lane list lacks a lane (it refreshes the list and
 -- calls again).
@@ -19,7 +19,7 @@
 if redis.call('EXISTS', KEYS[6]) == 1 then return {'paused'} end
 local now = tonumber(ARGV[1])
 local want = math.min(tonumber(ARGV[2]), 1000) -- unpack() below takes ~8000 values at most
-local lanes = lane_map(11, 6, tonumber(ARGV[5]))
+local lanes = lane_map(10, 6, tonumber(ARGV[5]))
 local mode, rule, w = rank_settings(KEYS[8])
 local ids, own, act, preds = {}, {}, {}, {}
 local got = 0
@@ -32,6 +32,7 @@ end
 local function take(lane, member, popped, pred, bounded)
   local k = #popped / 2
   if k == 0 then return end
+  local p = fmt(pred)
   if bounded then redis.call('ZREMRANGEBYRANK', lane, 0, k - 1) end
   for i = 1, #popped, 2 do
     local id = popped[i]
@@ -40,7 +41,7 @@ local function take(lane, member, popped, pred, bounded)
     own[#own + 1] = ARGV[4] .. '|' .. ARGV[1] .. '|' .. popped[i + 1] .. '|' .. member
     act[#act + 1] = ARGV[3]
     act[#act + 1] = id
-    preds[#preds + 1] = fmt(pred)
+    preds[#preds + 1] = p
   end
   got = got + k
 end
@@ -90,7 +91,7 @@ if mode ~= 'active' then
       task_of[i] = t
       if not seen[t] then seen[t] = true; tasks[#tasks + 1] = t end
     end
-    local p = predict(KEYS[9], KEYS[10], tasks)
+    local p = predict(KEYS[9], tasks)
     for i = 1, got do
       local member = string.match(own[i * 2], '^.-|%d+|[^|]+|(.*)$')
       preds[i] = fmt(lane_prediction(member, p[task_of[i]]))
@@ -98,16 +99,22 @@ if mode ~= 'active' then
   end
 else
   while got < want do
-    local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    if not first[1] then break end
-    local lo = math.floor(tonumber(first[2]) / BAND) * BAND
-    local cands = redis.call('ZRANGE', KEYS[1], lo, '(' .. string.format('%.17g', lo + BAND), 'BYSCORE', 'WITHSCORES')
+    -- the lanes are few: read them all, keep the highest band's
+    local all = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+    if not all[1] then break end
+    local lo = math.floor(tonumber(all[2]) / BAND) * BAND
+    local cands = {}
+    for i = 1, #all, 2 do
+      if tonumber(all[i + 1]) >= lo + BAND then break end
+      cands[#cands + 1] = all[i]
+      cands[#cands + 1] = all[i + 1]
+    end
     local tasks, seen = {}, {}
     for i = 1, #cands, 2 do
       local t = lane_task(cands[i])
       if not seen[t] then seen[t] = true; tasks[#tasks + 1] = t end
     end
-    local p = predict(KEYS[9], KEYS[10], tasks)
+    local p = predict(KEYS[9], tasks)
     -- rank the band's lane heads by (k0, k1, k2), smallest first; without any
     -- prediction a lane competes on arrival
     local best, second = nil, nil
