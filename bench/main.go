@@ -97,6 +97,12 @@ func main() {
 			[]string{"child-replay"}, func(s string) { fmt.Println(s) })
 		harness.Fail(err)
 		fmt.Println(l)
+	case "drift":
+		for _, seed := range []uint64{1, 2, 3} {
+			l, err := harness.Drift(ctx, rdb, f.JobsOr(2000), 10, 0.8, seed)
+			harness.Fail(err)
+			fmt.Println(l)
+		}
 	case "rules":
 		// the simulator on every workload and rule, through the real scripts on this Redis
 		harness.Fail(harness.Rules(ctx, rdb, harness.RuleWorkloads(f.JobsOr(2000), []uint64{1, 2, 3}), harness.RulePolicies(),
