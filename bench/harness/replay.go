@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
@@ -117,6 +118,7 @@ func replayReal(ctx context.Context, rdb *redis.Client, url string, trace []sim.
 	}
 	self, _ := os.Executable()
 	var children []*exec.Cmd
+	exited := make(chan error, o.Workers)
 	for p := 0; p < o.Workers; p++ {
 		args := append(append([]string(nil), childArgs...), "--redis", url, "--conc", strconv.Itoa(o.Concurrency), "--tasks", strings.Join(names, ","))
 		cmd := exec.Command(self, args...)
@@ -125,17 +127,36 @@ func replayReal(ctx context.Context, rdb *redis.Client, url string, trace []sim.
 			return nil, 0, err
 		}
 		children = append(children, cmd)
+		go func() { exited <- cmd.Wait() }()
 	}
+	finished := false
 	defer func() {
+		finished = true
 		for _, cmd := range children {
 			_ = cmd.Process.Signal(syscall.SIGTERM)
-			_ = cmd.Wait()
+		}
+		for range children {
+			<-exited
 		}
 	}()
+	alive := func() error {
+		select {
+		case err := <-exited:
+			exited <- err // counted again by the deferred wait
+			if !finished {
+				return fmt.Errorf("replay: a worker process exited early: %v", err)
+			}
+		default:
+		}
+		return nil
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for n, _ := rdb.Get(ctx, "bench:ready").Int(); n < o.Workers; n, _ = rdb.Get(ctx, "bench:ready").Int() {
 		if time.Now().After(deadline) {
 			return nil, 0, fmt.Errorf("replay: worker processes did not start")
+		}
+		if err := alive(); err != nil {
+			return nil, 0, err
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -173,6 +194,9 @@ func replayReal(ctx context.Context, rdb *redis.Client, url string, trace []sim.
 		}
 		if int(n) >= len(trace) {
 			break
+		}
+		if err := alive(); err != nil {
+			return nil, 0, err
 		}
 		time.Sleep(50 * time.Millisecond) // a bench harness watching for the end
 	}
@@ -220,12 +244,14 @@ func ReplayChild(url string, conc int, tasks []string) error {
 			return nil, nil
 		})
 	}
-	ctx := context.Background()
-	if err := w.Start(ctx); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := w.Start(context.Background()); err != nil {
 		return err
 	}
 	rdb.Incr(ctx, "bench:ready")
-	return w.Run(ctx)
+	<-ctx.Done()
+	return w.Stop(context.Background())
 }
 
 // Generate writes a generated trace as CSV: seed, w3, bursty-seed, bursty-w3 or drift
