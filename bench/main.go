@@ -45,7 +45,7 @@ func main() {
 	defer stop()
 	defer rdb.Close()
 	sys := harness.NewChronoq(rdb, url, "child")
-	if f.Mode != "" {
+	if f.Mode != "" && (f.Workload == "w1" || f.Workload == "w4") {
 		cfg := ranking.DefaultConfig()
 		m, err := ranking.ParseMode(f.Mode)
 		harness.Fail(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
+	"github.com/chronoq/chronoq/ranking"
 	"github.com/chronoq/chronoq/worker"
 	"github.com/redis/go-redis/v9"
 )
@@ -616,5 +617,58 @@ func TestHandOffRespectsQueueCap(t *testing.T) {
 	must(t, err)
 	if n, _ := e.rdb.LLen(e.ctx, k.Ready).Result(); n != 1 || running.Load() != 1 {
 		t.Fatalf("the hand-off was taken by the worker at its ml cap (ready %d, running %d)", n, running.Load())
+	}
+}
+
+func TestRankingModeSwitchUnderLoad(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	must(t, e.c.SetPriors(e.ctx, "default", map[string]float64{"a": 1, "b": 5, "c": 20}))
+	var mu sync.Mutex
+	runs := map[string]int{}
+	var done atomic.Int32
+	start(t, e, worker.Config{Concurrency: 5}, func(w *worker.Worker) {
+		for _, task := range []string{"a", "b", "c"} {
+			w.HandleFunc(task, func(ctx context.Context, j *job.Job) (any, error) {
+				mu.Lock()
+				runs[j.ID]++
+				mu.Unlock()
+				done.Add(1)
+				return nil, nil
+			})
+		}
+	})
+	const n = 600
+	reqs := make([]queue.Request, n)
+	for i := range reqs {
+		reqs[i] = queue.Request{Task: []string{"a", "b", "c"}[i%3], Options: []job.Option{job.Cost("items", float64(i%7))}}
+	}
+	_, err := e.c.EnqueueBatch(e.ctx, reqs)
+	must(t, err)
+	modes := []ranking.Mode{ranking.ModeActive, ranking.ModeShadow, ranking.ModeFIFO, ranking.ModeActive}
+	for i, m := range modes {
+		testutil.Eventually(t, 10*time.Second, "progress", func() bool { return done.Load() >= int32((i+1)*n/(len(modes)+1)) })
+		must(t, e.c.SetRankingMode(e.ctx, "default", m))
+	}
+	testutil.Eventually(t, 20*time.Second, "all ran", func() bool { return done.Load() >= n })
+	mu.Lock()
+	defer mu.Unlock()
+	for id, k := range runs {
+		if k != 1 {
+			t.Fatalf("job %s ran %d times", id, k)
+		}
+	}
+	if len(runs) != n {
+		t.Fatalf("%d of %d jobs ran", len(runs), n)
+	}
+	st, err := e.c.RankingStats(e.ctx, "default")
+	must(t, err)
+	var learned int64
+	for _, s := range st {
+		if s.Task == "*" {
+			learned = s.Count
+		}
+	}
+	if learned == 0 || learned >= n {
+		t.Fatalf("learned from %d jobs; only those finished outside fifo mode count", learned)
 	}
 }

@@ -3,6 +3,7 @@ package conformance
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ func rankingCases() []struct {
 		{"HRRNOrderAndCap", testHRRNCap},
 		{"ShadowKeepsFIFO", testShadow},
 		{"ModeSwitchLosesNothing", testModeSwitch},
+		{"CostModelBuckets", testCostModel},
 	}
 }
 
@@ -243,5 +245,35 @@ func testModeSwitch(t *testing.T, b *bundle) {
 	}
 	if len(seen) != total {
 		t.Fatal(fmt.Sprintf("fetched %d of %d", len(seen), total))
+	}
+}
+
+// After enough finished jobs whose run time grows with a cost hint, a new job is filed
+// by its hint: a big one into a higher bucket, predicted above the task's mean.
+func testCostModel(t *testing.T, b *bundle) {
+	setRanking(t, b, ranking.ModeShadow, ranking.RuleHRRN, 16)
+	for i := 0; i < 60; i++ {
+		size := float64(100 * (1 + i%10))
+		enqueue(t, b, "resize", job.Cost("bytes", size))
+		got, err := b.s.Fetch(b.ctx, "default", "w", 1, time.Minute)
+		must(t, err)
+		_, err = b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: got[0].ID, Sample: store.Sample{
+			Task: "resize", Ran: time.Duration(size) * time.Millisecond / 10, CostName: "bytes", Cost: size}}})
+		must(t, err)
+	}
+	b.clock.Advance(3 * time.Second) // past the client's model cache
+	small, err := b.s.Lane(b.ctx, "default", 5, "resize", map[string]float64{"bytes": 100}, 0)
+	must(t, err)
+	big, err := b.s.Lane(b.ctx, "default", 5, "resize", map[string]float64{"bytes": 1000}, 0)
+	must(t, err)
+	if !strings.Contains(small, " ~-") || !strings.Contains(big, " ~") || strings.Contains(big, " ~-") {
+		t.Fatalf("lanes %q (small) and %q (big)", small, big)
+	}
+	enqueue(t, b, "resize", job.Cost("bytes", 1000))
+	got, err := b.s.Fetch(b.ctx, "default", "w", 1, time.Minute)
+	must(t, err)
+	mean := stats(t, b)["resize"].MeanMs
+	if got[0].Predicted <= mean*1.5 {
+		t.Fatalf("a 1000-byte job predicted %.1f ms, the mean is %.1f", got[0].Predicted, mean)
 	}
 }
