@@ -28,6 +28,7 @@ func rankingCases() []struct {
 		{"ShadowKeepsFIFO", testShadow},
 		{"ModeSwitchLosesNothing", testModeSwitch},
 		{"CostModelBuckets", testCostModel},
+		{"EstimateOverWindow", testEstimate},
 	}
 }
 
@@ -275,5 +276,35 @@ func testCostModel(t *testing.T, b *bundle) {
 	mean := stats(t, b)["resize"].MeanMs
 	if got[0].Predicted <= mean*1.5 {
 		t.Fatalf("a 1000-byte job predicted %.1f ms, the mean is %.1f", got[0].Predicted, mean)
+	}
+}
+
+// The estimate replays the window: one slot, a long job then short ones arriving
+// together: the active order finishes the shorts first, so its mean is lower.
+func testEstimate(t *testing.T, b *bundle) {
+	if e, err := b.c.RankingEstimate(b.ctx, "default", 1); err != nil || e.Jobs != 0 {
+		t.Fatalf("empty window: %+v %v", e, err)
+	}
+	setRanking(t, b, ranking.ModeShadow, ranking.RuleFixed, 8)
+	var done []store.Done
+	for i, task := range []string{"long", "short", "short", "short", "long", "short"} {
+		ms := 10.0
+		if task == "long" {
+			ms = 200
+		}
+		h := enqueue(t, b, task)
+		done = append(done, store.Done{ID: h.ID, Sample: store.Sample{Task: task, Ran: time.Duration(ms) * time.Millisecond,
+			Enqueued: b.clock.Now().Add(time.Duration(i) * time.Millisecond), Started: b.clock.Now()}})
+	}
+	fetchIDs(t, b, "default", "w", 10)
+	_, err := b.s.Ack(b.ctx, "default", "w", done)
+	must(t, err)
+	e, err := b.c.RankingEstimate(b.ctx, "default", 1)
+	must(t, err)
+	if e.Jobs != 6 || !(e.ActiveMeanMs < e.FIFOMeanMs) {
+		t.Fatalf("estimate %+v", e)
+	}
+	if _, err := b.c.RankingEstimate(b.ctx, "default", 0); err == nil {
+		t.Fatal("0 slots accepted")
 	}
 }
