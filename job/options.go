@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -151,8 +152,8 @@ func (o Options) Validate() error {
 		return &OptionError{"In", o.Delay, "is more than 10 years ahead"}
 	}
 	for k, v := range o.Cost {
-		if k == "" || math.IsNaN(v) || math.IsInf(v, 0) {
-			return &OptionError{"Cost", fmt.Sprintf("%q=%v", k, v), "needs a name and a finite value"}
+		if k == "" || strings.ContainsAny(k, "|\n") || math.IsNaN(v) || math.IsInf(v, 0) {
+			return &OptionError{"Cost", fmt.Sprintf("%q=%v", k, v), "needs a name (no '|') and a finite value"}
 		}
 	}
 	return o.Backoff.validate()
@@ -270,8 +271,8 @@ func At(t time.Time) Option {
 // order uses such hints to refine its prediction inside a task type.
 func Cost(name string, value float64) Option {
 	return func(o *Options) error {
-		if name == "" || math.IsNaN(value) || math.IsInf(value, 0) {
-			return &OptionError{"Cost", fmt.Sprintf("%q=%v", name, value), "needs a name and a finite value"}
+		if name == "" || strings.ContainsAny(name, "|\n") || math.IsNaN(value) || math.IsInf(value, 0) {
+			return &OptionError{"Cost", fmt.Sprintf("%q=%v", name, value), "needs a name (no '|') and a finite value"}
 		}
 		if o.Cost == nil {
 			o.Cost = map[string]float64{}

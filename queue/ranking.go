@@ -36,7 +36,8 @@ func (c *Client) SetPriors(ctx context.Context, queue string, priors map[string]
 	return c.store.SetPriors(ctx, queue, priors)
 }
 
-// RankingStats is what queue has learned, per task ("*": the whole queue).
+// RankingStats is what queue has learned, per task (the entry with the empty Task: the
+// whole queue).
 func (c *Client) RankingStats(ctx context.Context, queue string) ([]ranking.TaskStats, error) {
 	return c.store.TaskStats(ctx, queue)
 }
@@ -124,7 +125,7 @@ func (c *Client) RankingEstimate(ctx context.Context, queue string, slots int) (
 	}
 	priors := map[string]float64{}
 	for _, s := range stats {
-		if s.Task != "*" && s.MeanMs > 0 {
+		if s.Task != "" && s.MeanMs > 0 {
 			priors[s.Task] = s.MeanMs
 		}
 	}

@@ -46,6 +46,10 @@ func DefaultConfig() Config {
 	return Config{Mode: ModeFIFO, Rule: DefaultRule, W: DefaultW, Alpha: DefaultAlpha}
 }
 
+// MaxW is the largest finite aging weight (beyond it, use +Inf): larger ones would
+// overflow the scripts' arithmetic.
+const MaxW = 1e6
+
 // Defaults of the active mode (chosen from the simulations in docs/ranking.md).
 const (
 	DefaultRule  = RuleHRRN
@@ -65,8 +69,8 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("%w: rule %q (fixed or hrrn)", ErrInvalidConfig, c.Rule)
 	}
-	if math.IsNaN(c.W) || c.W < 0 {
-		return fmt.Errorf("%w: w %v must be ≥ 0", ErrInvalidConfig, c.W)
+	if math.IsNaN(c.W) || c.W < 0 || (c.W > MaxW && !math.IsInf(c.W, 1)) {
+		return fmt.Errorf("%w: w %v must be between 0 and %g, or +Inf", ErrInvalidConfig, c.W, float64(MaxW))
 	}
 	if !(c.Alpha > 0 && c.Alpha <= 1) {
 		return fmt.Errorf("%w: alpha %v must be in (0, 1]", ErrInvalidConfig, c.Alpha)

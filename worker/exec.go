@@ -62,7 +62,10 @@ func (w *Worker) startHandOff(queueName string, f store.Fetched, handedAt time.T
 // its own — Go cannot stop a goroutine — its later result dropped), or the end of the
 // shutdown grace (the job was handed back; nothing is recorded).
 func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool) *running {
-	now := w.store.Now()
+	now := f.At // the lease's start, as Redis recorded it: the ack names this lease
+	if now.IsZero() {
+		now = w.store.Now()
+	}
 	j := &job.Job{ID: f.ID, Options: job.DefaultOptions(), State: job.StateActive, Attempt: f.Attempts + 1, StartedAt: now, Worker: w.cfg.ID}
 	j.Options.Queue = queueName
 	var early error // an outcome known before running

@@ -3,6 +3,9 @@ package conformance
 import (
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +32,10 @@ func rankingCases() []struct {
 		{"ModeSwitchLosesNothing", testModeSwitch},
 		{"CostModelBuckets", testCostModel},
 		{"EstimateOverWindow", testEstimate},
+		{"BatchEqualsOneByOne", testBatchEqualsSingle},
+		{"UnknownLaneNotStarved", testUnknownLane},
+		{"TaskNamesCannotCollide", testTaskNames},
+		{"RefetchedJobCountedOnce", testRefetchOnce},
 	}
 }
 
@@ -114,7 +121,7 @@ func testStatsOnce(t *testing.T, b *bundle) {
 	}
 	finish(t, b, 20)
 	s := stats(t, b)
-	if s["a"].Count != 3 || s["a"].MeanMs != 20 || s["*"].Count != 3 {
+	if s["a"].Count != 3 || s["a"].MeanMs != 20 || s[""].Count != 3 {
 		t.Fatalf("stats %+v", s)
 	}
 }
@@ -306,5 +313,137 @@ func testEstimate(t *testing.T, b *bundle) {
 	}
 	if _, err := b.c.RankingEstimate(b.ctx, "default", 0); err == nil {
 		t.Fatal("0 slots accepted")
+	}
+}
+
+// Whatever the mode, rule, weight and lanes, a batch fetch takes the same jobs in the
+// same order as one-by-one fetches at the same instant.
+func testBatchEqualsSingle(t *testing.T, b *bundle) {
+	r := rand.New(rand.NewPCG(7, 7))
+	must(t, b.c.SetPriors(b.ctx, "default", map[string]float64{"a": 50, "b": 5, "c": 500}))
+	configs := []ranking.Config{
+		{Mode: ranking.ModeFIFO, Rule: ranking.RuleHRRN, W: 16, Alpha: 0.1},
+		{Mode: ranking.ModeActive, Rule: ranking.RuleFixed, W: 0, Alpha: 0.1},
+		{Mode: ranking.ModeActive, Rule: ranking.RuleFixed, W: 4, Alpha: 0.1},
+		{Mode: ranking.ModeActive, Rule: ranking.RuleFixed, W: math.Inf(1), Alpha: 0.1},
+		{Mode: ranking.ModeActive, Rule: ranking.RuleHRRN, W: 2, Alpha: 0.1},
+		{Mode: ranking.ModeActive, Rule: ranking.RuleHRRN, W: 16, Alpha: 0.1},
+	}
+	for round := 0; round < 12; round++ {
+		cfg := configs[round%len(configs)]
+		// one set of jobs, enqueued twice at the same virtual times
+		type spec struct {
+			task string
+			est  time.Duration
+			at   time.Duration
+		}
+		var specs []spec
+		for i := 0; i < 60; i++ {
+			sp := spec{task: []string{"a", "b", "c", "unknown"}[r.IntN(4)], at: time.Duration(r.IntN(40)*100) * time.Millisecond} // a coarse grid: many ties
+			if r.IntN(4) == 0 {
+				sp.est = time.Duration(1+r.IntN(800)) * time.Millisecond
+			}
+			specs = append(specs, sp)
+		}
+		sort.Slice(specs, func(i, j int) bool { return specs[i].at < specs[j].at })
+		run := func(batch bool) []string {
+			_, err := b.s.Purge(b.ctx, "default", "pending", 1000)
+			must(t, err)
+			must(t, b.s.Redis().Del(b.ctx, b.s.Keys("default").Active, b.s.Keys("default").Owners).Err())
+			must(t, b.c.SetRanking(b.ctx, "default", cfg))
+			start := b.clock.Now()
+			for i, sp := range specs {
+				lane, err := b.s.Lane(b.ctx, "default", 5, sp.task, nil, sp.est)
+				must(t, err)
+				b.clock.Set(start.Add(sp.at))
+				must(t, b.s.Enqueue(b.ctx, "default", []store.NewJob{{ID: fmt.Sprintf("r%02dj%03d", round, i), Lane: lane, Record: []byte{0xc0}}}))
+			}
+			b.clock.Set(start.Add(5 * time.Second)) // every job waits; some heads are overdue
+			var order []string
+			for {
+				n := 1
+				if batch {
+					n = 1 + r.IntN(9)
+				}
+				ids := fetchIDs(t, b, "default", "w", n)
+				if len(ids) == 0 {
+					break
+				}
+				order = append(order, ids...)
+			}
+			b.clock.Set(start)
+			return order
+		}
+		one, many := run(false), run(true)
+		if fmt.Sprint(one) != fmt.Sprint(many) {
+			t.Fatalf("%+v: batch order differs from one-by-one\n one:  %v\n many: %v", cfg, one, many)
+		}
+		if len(one) != len(specs) {
+			t.Fatalf("took %d of %d", len(one), len(specs))
+		}
+	}
+}
+
+// Under hrrn a lane without any prediction (no prior, nothing learned) competes on
+// arrival; it is never starved by lanes that have one.
+func testUnknownLane(t *testing.T, b *bundle) {
+	setRanking(t, b, ranking.ModeActive, ranking.RuleHRRN, 16)
+	unknown := enqueue(t, b, "unknown").ID
+	for step := 0; step < 200; step++ {
+		b.clock.Advance(time.Millisecond)
+		enqueue(t, b, "known", job.Estimate(time.Millisecond))
+		if got := fetchIDs(t, b, "default", "w", 1); got[0] == unknown {
+			return
+		}
+	}
+	t.Fatal("the job without a prediction starved")
+}
+
+// Task names that look like statistics fields ("*", "p:x") are ordinary tasks.
+func testTaskNames(t *testing.T, b *bundle) {
+	setRanking(t, b, ranking.ModeShadow, ranking.RuleHRRN, 16)
+	must(t, b.c.SetPriors(b.ctx, "default", map[string]float64{"foo": 100}))
+	for _, task := range []string{"p:foo", "*", "t:x", "a|b"} {
+		enqueue(t, b, task)
+		finish(t, b, 40)
+	}
+	s := stats(t, b)
+	if s["p:foo"].Count != 1 || s["*"].Count != 1 || s[""].Count != 4 || s["foo"].Prior != 100 || s["a|b"].Count != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	if _, err := b.c.EnqueueByName(b.ctx, "t", nil, job.Cost("a|b", 1)); !errors.Is(err, job.ErrInvalidOption) {
+		t.Fatalf("cost name with '|': %v", err)
+	}
+	if err := b.c.SetRanking(b.ctx, "default", ranking.Config{Mode: ranking.ModeActive, Rule: ranking.RuleFixed, W: 1e308, Alpha: 0.1}); err == nil {
+		t.Fatal("w 1e308 accepted")
+	}
+	lane, err := b.s.Lane(b.ctx, "default", 5, "t", map[string]float64{"bytes": -5}, 0)
+	must(t, err)
+	if lane != "5:t" {
+		t.Fatalf("negative cost hint filed into %q", lane)
+	}
+}
+
+// A job whose lease expired and that the same worker fetched again is recorded once,
+// by the acknowledgement of its current lease.
+func testRefetchOnce(t *testing.T, b *bundle) {
+	setRanking(t, b, ranking.ModeShadow, ranking.RuleHRRN, 16)
+	h := enqueue(t, b, "a", job.MaxRetries(3))
+	first, err := b.s.Fetch(b.ctx, "default", "w", 1, time.Second)
+	must(t, err)
+	b.clock.Advance(2 * time.Second)
+	_, _, err = b.s.ReclaimExpired(b.ctx, "default", "gone")
+	must(t, err)
+	second, err := b.s.Fetch(b.ctx, "default", "w", 1, time.Minute)
+	must(t, err)
+	if second[0].ID != h.ID {
+		t.Fatal("not refetched")
+	}
+	smp := store.Sample{Task: "a", Ran: 10 * time.Millisecond}
+	lost, err := b.s.Ack(b.ctx, "default", "w", []store.Done{
+		{ID: h.ID, Started: first[0].At, Sample: smp}, {ID: h.ID, Started: second[0].At, Sample: smp}, {ID: h.ID, Started: second[0].At, Sample: smp}})
+	must(t, err)
+	if len(lost) != 2 || stats(t, b)["a"].Count != 1 || counts(t, b, "default").Processed != 1 {
+		t.Fatalf("lost %v, stats %+v, counts %+v", lost, stats(t, b)["a"], counts(t, b, "default"))
 	}
 }

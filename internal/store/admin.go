@@ -258,8 +258,8 @@ func (s *Store) WaitForWork(ctx context.Context, rdb redis.UniversalClient, read
 		if len(parts) == 4 {
 			if lane, body, ok := cutRecord(parts[3]); ok {
 				ms, _ := strconv.ParseInt(parts[1], 10, 64)
-				w.HandOff = &Fetched{ID: parts[0], Lane: lane, Record: []byte(body)}
 				w.HandedAt = time.UnixMilli(ms)
+				w.HandOff = &Fetched{ID: parts[0], Lane: lane, Record: []byte(body), At: w.HandedAt}
 			}
 		}
 	}

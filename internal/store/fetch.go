@@ -20,6 +20,9 @@ type Fetched struct {
 	// Predicted is the job's predicted run time in ms when it was taken (shadow and
 	// active modes; 0 when none).
 	Predicted float64
+	// At is when the lease began, as the owner entry records it (ms): acknowledging
+	// with Done.Started = At ties the acknowledgement to this very lease.
+	At time.Time
 }
 
 // MaxFetch is the most jobs one fetch takes.
@@ -48,7 +51,7 @@ func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease ti
 	}
 	out := make([]Fetched, 0, (len(res)-1)/4)
 	for i := 1; i+3 < len(res); i += 4 {
-		f := Fetched{ID: toStr(res[i])}
+		f := Fetched{ID: toStr(res[i]), At: time.UnixMilli(now.UnixMilli())}
 		rec := toStr(res[i+1])
 		if lane, body, ok := cutRecord(rec); ok {
 			f.Lane, f.Record = lane, []byte(body)
@@ -75,7 +78,9 @@ type Done struct {
 	ID        string
 	Retention time.Duration
 	Result    []byte
-	Started   time.Time
+	// Started is the lease's start (Fetched.At): only that lease is acknowledged, not
+	// an older one of the same job and worker. Zero: any lease of the worker.
+	Started time.Time
 	// Sample feeds the learned order (outside fifo mode): the job's task, prediction,
 	// run time and timestamps. A zero Sample (no Task) feeds nothing.
 	Sample Sample
@@ -136,7 +141,11 @@ func (s *Store) Ack(ctx context.Context, queue, worker string, done []Done) (los
 		if i < windowPerAck { // the quality window keeps a few jobs of each call
 			sample = d.Sample.encode()
 		}
-		args = append(args, d.ID, d.Retention.Milliseconds(), d.Result, d.Started.UnixMilli(),
+		started := ""
+		if !d.Started.IsZero() {
+			started = strconv.FormatInt(d.Started.UnixMilli(), 10)
+		}
+		args = append(args, d.ID, d.Retention.Milliseconds(), d.Result, started,
 			d.Sample.Task, strconv.FormatFloat(float64(d.Sample.Ran.Microseconds())/1000, 'f', 3, 64), sample, d.Sample.encodeCost())
 	}
 	return scriptAck.Run(ctx, s.rdb, keys, args...).StringSlice()

@@ -62,7 +62,7 @@ func (s *Store) Lane(ctx context.Context, queue string, priority int, task strin
 		return plain, nil
 	}
 	v, ok := cost[m.name]
-	if !ok {
+	if !ok || !(v >= 0) { // the model is on log1p(cost): a negative hint says nothing
 		return plain, nil
 	}
 	f, ok := m.factor(v)

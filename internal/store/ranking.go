@@ -61,7 +61,8 @@ func (s *Store) SetPriors(ctx context.Context, queue string, priors map[string]f
 	return s.rdb.HSet(ctx, s.Keys(queue).TaskStats, args...).Err()
 }
 
-// TaskStats reads what queue has learned per task (and "*" for the whole queue).
+// TaskStats reads what queue has learned per task; the entry with the empty Task is the
+// whole queue's.
 func (s *Store) TaskStats(ctx context.Context, queue string) ([]ranking.TaskStats, error) {
 	k := s.Keys(queue)
 	all, err := s.rdb.HGetAll(ctx, k.TaskStats).Result()
@@ -78,6 +79,13 @@ func (s *Store) TaskStats(ctx context.Context, queue string) ([]ranking.TaskStat
 	for t, v := range all {
 		if task, ok := strings.CutPrefix(t, "p:"); ok {
 			get(task).Prior, _ = strconv.ParseFloat(v, 64)
+			continue
+		}
+		if task, ok := strings.CutPrefix(t, "t:"); ok {
+			t = task
+		} else if t == "*" {
+			t = "" // the queue-wide entry: no task can have the empty name
+		} else {
 			continue
 		}
 		parts := strings.Split(v, "|")

@@ -29,6 +29,13 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// Set moves the clock to t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
 // Eventually calls cond until it returns true or timeout passes, then fails the test
 // with msg. It is the one place tests wait: on a condition, with a deadline.
 func Eventually(t testing.TB, timeout time.Duration, msg string, cond func() bool) {

@@ -124,7 +124,7 @@ func Run(ctx context.Context, trace []Job, cfg Config) (Result, error) {
 			j := trace[c.job]
 			res.Completion[c.job] = float64(t-j.Offset) / float64(time.Millisecond)
 			name, cost := store.CostName(j.Cost)
-			done = append(done, store.Done{ID: c.id, Sample: store.Sample{Task: j.Task, Predicted: res.Predicted[c.job],
+			done = append(done, store.Done{ID: c.id, Started: c.fetched, Sample: store.Sample{Task: j.Task, Predicted: res.Predicted[c.job],
 				Ran: j.Duration, Enqueued: epoch.Add(j.Offset), Started: epoch.Add(t - j.Duration), CostName: name, Cost: cost}})
 			free++
 		}
@@ -162,7 +162,7 @@ func Run(ctx context.Context, trace []Job, cfg Config) (Result, error) {
 			for _, f := range got {
 				i := byID[f.ID]
 				res.Predicted[i] = f.Predicted
-				heap.Push(&running, completion{at: t + trace[i].Duration, job: i, id: f.ID})
+				heap.Push(&running, completion{at: t + trace[i].Duration, job: i, id: f.ID, fetched: f.At})
 				free--
 			}
 		}
@@ -207,9 +207,10 @@ func Percentile(sorted []float64, p float64) float64 {
 }
 
 type completion struct {
-	at  time.Duration
-	job int
-	id  string
+	at      time.Duration
+	job     int
+	id      string
+	fetched time.Time
 }
 
 type completions []completion

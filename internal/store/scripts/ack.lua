@@ -5,7 +5,8 @@
 -- KEYS[12] task stats  KEYS[13] quality window  KEYS[14] cost models
 -- ARGV[1] now ms  ARGV[2] worker id  ARGV[3] done channel  ARGV[4] n
 -- ARGV[5] max succeeded jobs kept  ARGV[6] '1' to trim the succeeded set in this call
--- then per job, 8 values: id, retention ms, result ('' for none), start ms, task
+-- then per job, 8 values: id, retention ms, result ('' for none), lease start ms ('':
+-- any lease of this worker), task
 -- ('' to teach nothing), ran ms, its sample "task|predicted ms|ran ms|enqueued ms|
 -- started ms" for the quality window ('' but for the first 8 of a call) and its cost
 -- hint "name|log1p(value)" ('' for none)
@@ -17,14 +18,19 @@ local n = tonumber(ARGV[4])
 local ids = {}
 for i = 0, n - 1 do ids[#ids + 1] = ARGV[7 + i * 8] end
 local owners = redis.call('HMGET', KEYS[2], unpack(ids))
-local prefix = ARGV[2] .. '|'
 local ok, lost, drop = {}, {}, {}
 local done, res, fin, samples, costs, runs = {}, {}, {}, {}, {}, {}
+local seen_ids = {}
 for i = 0, n - 1 do
   local b = 7 + i * 8
   local id = ARGV[b]
   local o = owners[i + 1]
-  if o and string.sub(o, 1, #prefix) == prefix then
+  -- the owner entry must be this worker's lease from this fetch (its start ms), so an
+  -- old run of a job the same worker fetched again is not recorded; an id is recorded once
+  local mine = ARGV[2] .. '|'
+  if ARGV[b + 3] ~= '' then mine = mine .. ARGV[b + 3] .. '|' end
+  if o and not seen_ids[id] and string.sub(o, 1, #mine) == mine then
+    seen_ids[id] = true
     ok[#ok + 1] = id
     if ARGV[b + 4] ~= '' then
       runs[#runs + 1] = {ARGV[b + 4], tonumber(ARGV[b + 5])}
@@ -64,18 +70,21 @@ if #runs > 0 then
   if mode ~= 'fifo' then
     local tasks, seen = {}, {}
     for _, r in ipairs(runs) do
-      local t = r[1]
+      local t = 't:' .. r[1]
       if not seen[t] then seen[t] = #tasks + 1; tasks[#tasks + 1] = t end
+      r[1] = t
     end
     tasks[#tasks + 1] = '*'
     local cur = redis.call('HMGET', KEYS[12], unpack(tasks))
-    -- fold each task's run times numerically; parse and format each entry once
+    -- fold each task's run times numerically; parse and format each entry once (an
+    -- entry that does not parse starts afresh rather than failing the whole batch)
     local st = {}
     for i = 1, #tasks do
       local e = cur[i]
       if e then
         local n, mean, var = string.match(e, '^([^|]+)|([^|]+)|([^|]+)$')
-        st[i] = {tonumber(n), tonumber(mean), tonumber(var)}
+        n, mean, var = tonumber(n), tonumber(mean), tonumber(var)
+        if n and mean and var then st[i] = {n, mean, var} end
       end
     end
     local function fold(i, x)
@@ -106,9 +115,10 @@ if #runs > 0 then
     local models, mseen, mtasks = {}, {}, {}
     for i, r in ipairs(runs) do
       local name, x = string.match(costs[i] or '', '^(.*)|([^|]+)$')
-      if name and r[2] > 0 then
-        if not mseen[r[1]] then mseen[r[1]] = true; mtasks[#mtasks + 1] = r[1] end
-        models[#models + 1] = {r[1], name, tonumber(x), math.log(r[2])}
+      local t = string.sub(r[1], 3)
+      if name and tonumber(x) and r[2] and r[2] > 0 then
+        if not mseen[t] then mseen[t] = true; mtasks[#mtasks + 1] = t end
+        models[#models + 1] = {t, name, tonumber(x), math.log(r[2])}
       end
     end
     if #mtasks > 0 then

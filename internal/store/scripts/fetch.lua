@@ -53,17 +53,21 @@ local function before(a, b)
   return a.k2 < b.k2
 end
 
--- a job of the lane is ahead of the runner-up while its in-lane score is ≤ bound
+-- Take jobs of lane: all of them that rank strictly before the runner-up (in-lane score
+-- below bound), at least its head (the ranking chose it). bound nil: no runner-up, take
+-- up to the batch; bound false: take the head only and rank again.
 local function pop(lane, member, bound, pred)
-  local popped
-  if bound then
-    popped = redis.call('ZRANGE', lane, '-inf', bound, 'BYSCORE', 'LIMIT', 0, want - got, 'WITHSCORES')
+  if bound == nil then
+    take(lane, member, redis.call('ZPOPMIN', lane, want - got), pred, false)
+  else
+    local popped = {}
+    if bound then
+      popped = redis.call('ZRANGE', lane, '-inf', '(' .. string.format('%.17g', bound), 'BYSCORE', 'LIMIT', 0, want - got, 'WITHSCORES')
+    end
     if not popped[1] then
-      popped = redis.call('ZRANGE', lane, 0, 0, 'WITHSCORES') -- ties: the head anyway
+      popped = redis.call('ZRANGE', lane, 0, 0, 'WITHSCORES')
     end
     take(lane, member, popped, pred, true)
-  else
-    take(lane, member, redis.call('ZPOPMIN', lane, want - got), pred, false)
   end
   rescore_lane(KEYS[1], lane, member)
 end
@@ -80,7 +84,7 @@ if mode ~= 'active' then
     end
     local bound = nil
     if top[3] then bound = tonumber(top[4]) - lane_offset(member) end
-    pop(lane, member, bound, nil)
+    pop(lane, member, bound, nil) -- ties with the runner-up are ranked again (index order)
   end
   if mode == 'shadow' and got > 0 then
     -- fifo order, but every job's prediction is recorded so it can be judged
@@ -115,18 +119,19 @@ else
       if not seen[t] then seen[t] = true; tasks[#tasks + 1] = t end
     end
     local p = predict(KEYS[9], tasks)
-    -- rank the band's lane heads by (k0, k1, k2), smallest first; without any
-    -- prediction a lane competes on arrival
+    -- rank the band's lane heads by (k0, k1, k2), smallest first (equal keys: index
+    -- order). A lane without any prediction competes on arrival, as if predicted 0.
     local best, second = nil, nil
     for i = 1, #cands, 2 do
       local member = cands[i]
       local head = tonumber(cands[i + 1]) - lo
       local pr = lane_prediction(member, p[lane_task(member)])
+      if pr then pr = math.max(pr, 0.001) end -- a learned 0 (sub-µs handlers) is tiny, not nothing
       local c = {member = member, head = head, pred = pr, k0 = 1, k2 = 0}
-      if not pr or pr <= 0 then
-        c.k1 = head
-      elseif rule == 'hrrn' then
-        if now > head + w * pr then
+      if rule == 'hrrn' then
+        if not pr then
+          c.k0, c.k1 = 0, head
+        elseif now > head + w * pr then
           -- overdue: waited past arrival + w × predicted. Overdue heads go first, by
           -- that deadline: the hard bound on overtaking that plain HRRN lacks
           c.k0, c.k1 = 0, head + w * pr
@@ -134,9 +139,9 @@ else
           c.k1, c.k2 = -((now - head + pr) / pr), head
         end
       elseif w == math.huge then
-        c.k1, c.k2 = pr, head
+        c.k1, c.k2 = pr or 0, head
       else
-        c.k1 = head + w * pr
+        c.k1 = head + w * (pr or 0)
       end
       if (not best) or before(c, best) then
         second = best
@@ -150,22 +155,25 @@ else
       if got == 0 then return {'stale', best.member} end
       break
     end
-    -- the in-lane score up to which best's jobs stay ahead of the runner-up
+    -- the in-lane score below which best's jobs still rank before the runner-up
     local bound = nil
     if second then
-      local pr = best.pred
-      if not pr or pr <= 0 or not second.pred or best.k0 == 0 or second.k0 == 0 then
-        bound = second.head -- no common measure, or a deadline in play: arrival order
-      elseif rule == 'hrrn' then
-        bound = now + pr + second.k1 * pr -- second.k1 is minus its ratio
+      local pb = best.pred or 0
+      if rule == 'hrrn' then
+        if not best.pred and not second.pred then
+          bound = second.head -- nothing known of either: arrival order
+        elseif best.k0 == 0 or second.k0 == 0 then
+          bound = false -- a deadline in play: one job, then rank again
+        else
+          bound = now + pb + second.k1 * pb -- second.k1 is minus its ratio
+        end
       elseif w == math.huge then
-        if pr < second.k1 then bound = math.huge else bound = second.head end
+        if pb < second.k1 then bound = nil else bound = second.head end
       else
-        bound = second.k1 - w * pr
+        bound = second.k1 - w * pb
       end
-      if bound == math.huge then bound = nil end
+      if bound and bound ~= bound then bound = false end -- NaN: rank job by job
     end
-    if bound then bound = string.format('%.17g', bound) end
     pop(lane, best.member, bound, best.pred)
   end
 end

@@ -68,14 +68,14 @@ local function stat_mean(entry)
   return tonumber(string.match(entry, '^[^|]+|([^|]+)'))
 end
 
--- Predicted ms for each of tasks (a list of distinct names): the learned mean, else
--- the configured prior (field "p:<task>" of the same hash), else the queue-wide mean;
--- nil when nothing is known. One HMGET.
+-- Predicted ms for each of tasks (a list of distinct names): the learned mean (field
+-- "t:<task>"), else the configured prior ("p:<task>"), else the queue-wide mean ("*");
+-- nil when nothing is known. One HMGET. (The prefixes keep any task name clear of "*".)
 local function predict(stats_key, tasks)
   local n = #tasks
   local names = {}
   for i = 1, n do
-    names[i] = tasks[i]
+    names[i] = 't:' .. tasks[i]
     names[n + 1 + i] = 'p:' .. tasks[i]
   end
   names[n + 1] = '*'
@@ -130,14 +130,14 @@ local function stat_mean(entry)
   return tonumber(string.match(entry, '^[^|]+|([^|]+)'))
 end
 
--- Predicted ms for each of tasks (a list of distinct names): the learned mean, else
--- the configured prior (field "p:<task>" of the same hash), else the queue-wide mean;
--- nil when nothing is known. One HMGET.
+-- Predicted ms for each of tasks (a list of distinct names): the learned mean (field
+-- "t:<task>"), else the configured prior ("p:<task>"), else the queue-wide mean ("*");
+-- nil when nothing is known. One HMGET. (The prefixes keep any task name clear of "*".)
 local function predict(stats_key, tasks)
   local n = #tasks
   local names = {}
   for i = 1, n do
-    names[i] = tasks[i]
+    names[i] = 't:' .. tasks[i]
     names[n + 1 + i] = 'p:' .. tasks[i]
   end
   names[n + 1] = '*'
