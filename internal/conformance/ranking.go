@@ -328,8 +328,9 @@ func testBatchEqualsSingle(t *testing.T, b *bundle) {
 		{Mode: ranking.ModeActive, Rule: ranking.RuleFixed, W: math.Inf(1), Alpha: 0.1},
 		{Mode: ranking.ModeActive, Rule: ranking.RuleHRRN, W: 2, Alpha: 0.1},
 		{Mode: ranking.ModeActive, Rule: ranking.RuleHRRN, W: 16, Alpha: 0.1},
+		{Mode: ranking.ModeActive, Rule: ranking.RuleHRRN, W: math.Inf(1), Alpha: 0.1},
 	}
-	for round := 0; round < 12; round++ {
+	for round := 0; round < 21; round++ {
 		cfg := configs[round%len(configs)]
 		// one set of jobs, enqueued twice at the same virtual times
 		type spec struct {

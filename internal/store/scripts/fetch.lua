@@ -160,19 +160,28 @@ else
     if second then
       local pb = best.pred or 0
       if rule == 'hrrn' then
-        if not best.pred and not second.pred then
-          bound = second.head -- nothing known of either: arrival order
-        elseif best.k0 == 0 or second.k0 == 0 then
-          bound = false -- a deadline in play: one job, then rank again
+        -- a later job s of best's lane is overdue while s < now - w*pb (an unknown lane's
+        -- jobs always are, with pb = 0); it ranks before the runner-up when it is overdue
+        -- with a smaller deadline, or, facing a runner-up that is not overdue, also when
+        -- its ratio is the higher one
+        local wp = 0
+        if pb > 0 then wp = w * pb end -- (w may be math.huge; inf × 0 would be NaN)
+        local due = now - wp
+        if best.k0 == 1 then
+          bound = now + pb + second.k1 * pb -- both on ratios; second.k1 is minus its ratio
+        elseif second.k0 == 0 then
+          bound = math.min(due, second.k1 - wp) -- both overdue: by deadline
+        elseif not best.pred then
+          bound = nil -- an unknown lane goes before any lane that is not overdue
         else
-          bound = now + pb + second.k1 * pb -- second.k1 is minus its ratio
+          bound = math.max(due, now + pb + second.k1 * pb)
         end
       elseif w == math.huge then
         if pb < second.k1 then bound = nil else bound = second.head end
       else
         bound = second.k1 - w * pb
       end
-      if bound and bound ~= bound then bound = false end -- NaN: rank job by job
+      if bound and (bound ~= bound or bound == -math.huge) then bound = false end -- NaN: job by job
     end
     pop(lane, best.member, bound, best.pred)
   end
