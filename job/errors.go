@@ -27,6 +27,9 @@ var (
 	ErrCanceled = errors.New("chronoq: job canceled")
 	// ErrJobFailed is wrapped by the error Wait returns for a job that ended failed.
 	ErrJobFailed = errors.New("chronoq: job failed")
+	// ErrLate means the job started later after its due time than its SkipIfLate
+	// allows, and was skipped.
+	ErrLate = errors.New("chronoq: job skipped, too late")
 )
 
 // OptionError names an enqueue option whose value is out of range.

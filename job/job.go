@@ -49,6 +49,14 @@ type record struct {
 	Cost     map[string]float64 `msgpack:"c"`
 }
 
+// extras are the rarely set parts of a record, encoded after the record's array only
+// when one of them is set, so an ordinary job pays nothing for them.
+type extras struct {
+	Key    string `msgpack:"k,omitempty"`
+	Due    int64  `msgpack:"d,omitempty"` // unix ms
+	LateBy int64  `msgpack:"l,omitempty"` // ms
+}
+
 // MarshalRecord encodes the parts of j that never change after enqueue. The queue,
 // task and priority are not in it: they are in the keys that hold it.
 func MarshalRecord(j *Job) ([]byte, error) {
@@ -70,14 +78,35 @@ func MarshalRecord(j *Job) ([]byte, error) {
 	if err := enc.Encode(&r); err != nil {
 		return nil, err
 	}
+	if x := (extras{Key: j.Options.Key, LateBy: j.Options.LateBy.Milliseconds()}); x.Key != "" || x.LateBy > 0 {
+		if !j.DueAt.IsZero() {
+			x.Due = j.DueAt.UnixMilli()
+		} else {
+			x.Due = j.EnqueuedAt.UnixMilli()
+		}
+		if err := enc.Encode(&x); err != nil {
+			return nil, err
+		}
+	}
 	return buf.Bytes(), nil
 }
 
 // UnmarshalRecord fills j from a record made by MarshalRecord.
 func UnmarshalRecord(data []byte, j *Job) error {
 	var r record
-	if err := msgpack.Unmarshal(data, &r); err != nil {
+	dec := msgpack.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&r); err != nil {
 		return fmt.Errorf("%w: job record: %v", ErrBadPayload, err)
+	}
+	var x extras
+	if _, err := dec.PeekCode(); err == nil {
+		if err := dec.Decode(&x); err != nil {
+			return fmt.Errorf("%w: job record extras: %v", ErrBadPayload, err)
+		}
+		j.Options.Key, j.Options.LateBy = x.Key, time.Duration(x.LateBy)*time.Millisecond
+		if x.Due > 0 {
+			j.DueAt = time.UnixMilli(x.Due).UTC()
+		}
 	}
 	j.Payload = r.Payload
 	j.EnqueuedAt = time.UnixMilli(r.Enqueued).UTC()

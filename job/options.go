@@ -94,6 +94,14 @@ type Options struct {
 	// mode it replaces the learned prediction for this job (an oracle in benchmarks;
 	// a caller that knows better in production).
 	Estimate time.Duration
+	// Key is a schedule key (e.g. "auto-punch-out:employee:42"), unique per queue among
+	// jobs that have not started: enqueueing again with the same key replaces the
+	// waiting job, or keeps it when KeepExisting is set.
+	Key          string
+	KeepExisting bool
+	// LateBy, when positive, skips the job if it starts more than LateBy after its due
+	// time (after an outage, say): it fails with ErrLate instead of running late.
+	LateBy time.Duration
 }
 
 // DefaultOptions returns the options of a job that sets none.
@@ -280,6 +288,54 @@ func Cost(name string, value float64) Option {
 		o.Cost[name] = value
 		return nil
 	}
+}
+
+// Key makes the job keyed: at most one job with this key waits (scheduled or pending)
+// in its queue. Enqueueing again with the same key replaces the waiting one (see
+// KeepExisting); the key also cancels and finds the job.
+func Key(key string) Option {
+	return func(o *Options) error {
+		if err := ValidateKey(key); err != nil {
+			return err
+		}
+		o.Key = key
+		return nil
+	}
+}
+
+// KeepExisting makes a keyed enqueue keep the job already waiting under its key (and
+// return it) instead of replacing it.
+func KeepExisting() Option {
+	return func(o *Options) error {
+		o.KeepExisting = true
+		return nil
+	}
+}
+
+// SkipIfLate skips the job when it starts more than d after its due time (the time it
+// was enqueued for): a catch-up policy for jobs that are pointless late. Without it a
+// late job runs as soon as it can.
+func SkipIfLate(d time.Duration) Option {
+	return func(o *Options) error {
+		if d <= 0 {
+			return &OptionError{"SkipIfLate", d, "must be positive"}
+		}
+		o.LateBy = d
+		return nil
+	}
+}
+
+// ValidateKey checks a schedule key: 1 to 512 bytes, no control characters.
+func ValidateKey(key string) error {
+	if key == "" || len(key) > 512 {
+		return &OptionError{"Key", fmt.Sprintf("%q", key), "must be 1 to 512 bytes"}
+	}
+	for _, r := range key {
+		if r < ' ' || r == 0x7f {
+			return &OptionError{"Key", fmt.Sprintf("%q", key), "must not hold control characters"}
+		}
+	}
+	return nil
 }
 
 // Estimate states how long the job will run, overriding the learned prediction.

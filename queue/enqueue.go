@@ -120,6 +120,13 @@ func (c *Client) EnqueueBatch(ctx context.Context, reqs []Request) ([]*Handle, e
 	byQueue := map[string][]store.NewJob{}
 	var order []string
 	handles := make([]*Handle, len(reqs))
+	type keyed struct {
+		i     int
+		queue string
+		job   store.NewJob
+		opts  job.Options
+	}
+	var keyedJobs []keyed // stored one by one, after the batch: each may replace a job
 	for i, r := range reqs {
 		if err := job.ValidateTaskName(r.Task); err != nil {
 			return nil, indexed(len(reqs), i, err)
@@ -138,20 +145,25 @@ func (c *Client) EnqueueBatch(ctx context.Context, reqs []Request) ([]*Handle, e
 		if err != nil {
 			return nil, indexed(len(reqs), i, err)
 		}
-		j := &job.Job{ID: job.NewID(), Task: r.Task, Payload: r.Payload, Options: o, EnqueuedAt: now}
+		j := &job.Job{ID: job.NewID(), Task: r.Task, Payload: r.Payload, Options: o, EnqueuedAt: now, DueAt: due}
 		rec, err := job.MarshalRecord(j)
 		if err != nil {
 			return nil, indexed(len(reqs), i, err)
-		}
-		if _, ok := byQueue[o.Queue]; !ok {
-			order = append(order, o.Queue)
 		}
 		lane, err := c.store.Lane(ctx, o.Queue, o.Priority, r.Task, o.Cost, o.Estimate)
 		if err != nil {
 			return nil, err
 		}
-		byQueue[o.Queue] = append(byQueue[o.Queue], store.NewJob{ID: j.ID, Lane: lane, Record: rec, Due: due})
+		nj := store.NewJob{ID: j.ID, Lane: lane, Record: rec, Due: due}
 		handles[i] = &Handle{ID: j.ID, Queue: o.Queue, Task: r.Task, c: c}
+		if o.Key != "" {
+			keyedJobs = append(keyedJobs, keyed{i, o.Queue, nj, o})
+			continue
+		}
+		if _, ok := byQueue[o.Queue]; !ok {
+			order = append(order, o.Queue)
+		}
+		byQueue[o.Queue] = append(byQueue[o.Queue], nj)
 	}
 	for _, q := range order {
 		if err := c.registerQueue(ctx, q); err != nil {
@@ -160,6 +172,16 @@ func (c *Client) EnqueueBatch(ctx context.Context, reqs []Request) ([]*Handle, e
 		if err := c.store.Enqueue(ctx, q, byQueue[q]); err != nil {
 			return nil, fmt.Errorf("chronoq: enqueue to %q: %w", q, err)
 		}
+	}
+	for _, k := range keyedJobs {
+		if err := c.registerQueue(ctx, k.queue); err != nil {
+			return nil, err
+		}
+		id, kept, err := c.store.EnqueueKeyed(ctx, k.queue, k.job, k.opts.Key, k.opts.KeepExisting)
+		if err != nil {
+			return nil, fmt.Errorf("chronoq: enqueue to %q under key %q: %w", k.queue, k.opts.Key, err)
+		}
+		handles[k.i].ID, handles[k.i].Existing = id, kept
 	}
 	return handles, nil
 }

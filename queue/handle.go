@@ -13,7 +13,10 @@ type Handle struct {
 	ID    string
 	Queue string
 	Task  string
-	c     *Client
+	// Existing is true when a keyed enqueue kept the job already waiting under its key
+	// (job.KeepExisting): ID is that job's.
+	Existing bool
+	c        *Client
 }
 
 // Handle returns a handle on a job known by queue and id (e.g. from a log line).

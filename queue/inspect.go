@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
@@ -127,3 +128,43 @@ func (c *Client) Resume(ctx context.Context, queue string) error { return c.stor
 
 // Workers lists the live workers.
 func (c *Client) Workers(ctx context.Context) ([]WorkerInfo, error) { return c.store.Workers(ctx) }
+
+// JobByKey reads the job last enqueued under schedule key in queue, while it has not
+// ended (a job's key is released when it succeeds, fails for good or is canceled).
+func (c *Client) JobByKey(ctx context.Context, queue, key string) (*job.Job, error) {
+	id, err := c.store.IDByKey(ctx, queue, key)
+	if err != nil {
+		return nil, keyErr(err, key)
+	}
+	return c.Job(ctx, queue, id)
+}
+
+// CancelKey cancels the job waiting under schedule key (the seed scenario: an employee
+// punched out by hand, so the automatic punch-out goes). An unknown key gives an error
+// wrapping job.ErrNotFound that names the key.
+func (c *Client) CancelKey(ctx context.Context, queue, key string) error {
+	id, err := c.store.IDByKey(ctx, queue, key)
+	if err != nil {
+		return keyErr(err, key)
+	}
+	return c.Cancel(ctx, queue, id)
+}
+
+// Upcoming lists queue's scheduled jobs due from from to to, earliest first, at most limit.
+func (c *Client) Upcoming(ctx context.Context, queue string, from, to time.Time, limit int) ([]*job.Job, error) {
+	if limit <= 0 || to.Before(from) {
+		return nil, fmt.Errorf("chronoq: upcoming needs from <= to and limit > 0")
+	}
+	ids, err := c.store.Upcoming(ctx, queue, from, to, limit)
+	if err != nil {
+		return nil, err
+	}
+	return c.store.Jobs(ctx, queue, ids)
+}
+
+func keyErr(err error, key string) error {
+	if err == store.ErrNotFound {
+		return fmt.Errorf("%w: no job waits under schedule key %q", job.ErrNotFound, key)
+	}
+	return err
+}

@@ -82,6 +82,10 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 		} else if j.Attempt > j.Options.MaxRetries+1 {
 			// taken back from lost workers more often than it may be retried
 			early = job.SkipRetry(fmt.Errorf("%w after %d attempts", job.ErrLeaseExpired, j.Attempt-1))
+		} else if late := now.Sub(j.DueAt); j.Options.LateBy > 0 && j.Attempt == 1 && late > j.Options.LateBy {
+			// its catch-up policy: pointless this late (after an outage, say)
+			early = job.SkipRetry(fmt.Errorf("%w: due %s, starting %s late (SkipIfLate %s)", job.ErrLate,
+				j.DueAt.Format(time.RFC3339), late.Round(time.Millisecond), j.Options.LateBy))
 		}
 	}
 	ctx, cancel := context.WithCancel(w.jobsCtx)
@@ -191,10 +195,10 @@ func (w *Worker) finish(r *running, out outcome) {
 	if out.err == nil {
 		w.log.Debug("job succeeded", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt, "ms", dur.Milliseconds())
 		w.acks <- ackItem{queue: r.queue, done: store.Done{ID: j.ID, Retention: j.Options.Retention, Result: payload, Started: r.started,
-			Sample: w.sample(j, r, out.ran)}}
+			Sample: w.sample(j, r, out.ran), Key: j.Options.Key}}
 		return
 	}
-	f := store.Failure{ID: j.ID, Error: out.err.Error(), Stack: out.stack, Started: r.started}
+	f := store.Failure{ID: j.ID, Error: out.err.Error(), Stack: out.stack, Started: r.started, Key: j.Options.Key}
 	var after *job.RetryAfterError
 	switch {
 	case job.IsSkipRetry(out.err) || j.Attempt > j.Options.MaxRetries:

@@ -672,3 +672,28 @@ func TestRankingModeSwitchUnderLoad(t *testing.T) {
 		t.Fatalf("learned from %d jobs; only those finished outside fifo mode count", learned)
 	}
 }
+
+func TestSkipIfLateAfterAnOutage(t *testing.T) {
+	clock := testutil.NewClock(time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC))
+	e := newEnv(t, queue.Config{Now: clock.Now})
+	strict, err := e.c.EnqueueByName(e.ctx, "remind", nil, job.In(time.Hour), job.SkipIfLate(10*time.Minute))
+	must(t, err)
+	lenient, err := e.c.EnqueueByName(e.ctx, "remind", nil, job.In(time.Hour), job.SkipIfLate(3*time.Hour))
+	must(t, err)
+	always, err := e.c.EnqueueByName(e.ctx, "remind", nil, job.In(time.Hour))
+	must(t, err)
+	clock.Advance(3 * time.Hour) // every worker was down; now one comes back
+	var ran atomic.Int32
+	start(t, e, worker.Config{}, func(w *worker.Worker) {
+		w.HandleFunc("remind", func(ctx context.Context, j *job.Job) (any, error) { ran.Add(1); return nil, nil })
+	})
+	j := waitState(t, e, strict, job.StateFailed)
+	if !strings.Contains(j.LastError, "too late") || j.Attempt != 1 {
+		t.Fatalf("strict: %q", j.LastError)
+	}
+	waitState(t, e, lenient, job.StateSucceeded)
+	waitState(t, e, always, job.StateSucceeded)
+	if ran.Load() != 2 {
+		t.Fatalf("ran %d", ran.Load())
+	}
+}

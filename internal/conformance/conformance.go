@@ -64,6 +64,7 @@ func Run(t *testing.T, backend Backend) {
 		{"UnclaimedHandOffCostsNoAttempt", testUnclaimedHandOff},
 	}
 	cases = append(cases, rankingCases()...)
+	cases = append(cases, scheduleCases()...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, setup(t, backend)) })
 	}

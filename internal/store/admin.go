@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chronoq/chronoq/job"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -28,13 +29,15 @@ func (s *Store) Cancel(ctx context.Context, queue, id string, del bool) (string,
 		}
 		return "", err
 	}
-	lane, _, _ := cutRecord(rec)
+	lane, body, _ := cutRecord(rec)
+	var j job.Job
+	_ = job.UnmarshalRecord([]byte(body), &j) // for its schedule key; a bad record has none
 	mode := "cancel"
 	if del {
 		mode = "delete"
 	}
-	keys := []string{k.Records, k.Scheduled, k.Index, k.Active, k.Failed, k.Succeeded, k.Attempts, k.Errors, k.Stacks, k.Results, k.Timings, k.Lane(lane)}
-	how, err := scriptCancel.Run(ctx, s.rdb, keys, id, lane, k.DoneChannel, mode).Text()
+	keys := []string{k.Records, k.Scheduled, k.Index, k.Active, k.Failed, k.Succeeded, k.Attempts, k.Errors, k.Stacks, k.Results, k.Timings, k.Lane(lane), k.SchedKeys}
+	how, err := scriptCancel.Run(ctx, s.rdb, keys, id, lane, k.DoneChannel, mode, j.Options.Key).Text()
 	if err != nil {
 		return "", err
 	}

@@ -84,6 +84,8 @@ type Done struct {
 	// Sample feeds the learned order (outside fifo mode): the job's task, prediction,
 	// run time and timestamps. A zero Sample (no Task) feeds nothing.
 	Sample Sample
+	// Key is the job's schedule key ("" for none): released as the job ends.
+	Key string
 }
 
 // Sample is one finished job as the ranking statistics and quality window see it.
@@ -129,8 +131,8 @@ func (s *Store) Ack(ctx context.Context, queue, worker string, done []Done) (los
 	}
 	k := s.Keys(queue)
 	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Succeeded, k.Results, k.Timings, k.Counters, k.Errors, k.Stacks,
-		k.Rank, k.TaskStats, k.Window, k.Models}
-	args := make([]any, 0, 6+8*len(done))
+		k.Rank, k.TaskStats, k.Window, k.Models, k.SchedKeys}
+	args := make([]any, 0, 6+9*len(done))
 	trim := "0"
 	if every := uint64(max(s.TrimEvery, 1)); (s.ackCalls.Add(1)-1)%every == 0 {
 		trim = "1"
@@ -146,7 +148,7 @@ func (s *Store) Ack(ctx context.Context, queue, worker string, done []Done) (los
 			started = strconv.FormatInt(d.Started.UnixMilli(), 10)
 		}
 		args = append(args, d.ID, d.Retention.Milliseconds(), d.Result, started,
-			d.Sample.Task, strconv.FormatFloat(float64(d.Sample.Ran.Microseconds())/1000, 'f', 3, 64), sample, d.Sample.encodeCost())
+			d.Sample.Task, strconv.FormatFloat(float64(d.Sample.Ran.Microseconds())/1000, 'f', 3, 64), sample, d.Sample.encodeCost(), d.Key)
 	}
 	return scriptAck.Run(ctx, s.rdb, keys, args...).StringSlice()
 }
@@ -159,19 +161,20 @@ type Failure struct {
 	Error   string
 	Stack   string
 	Started time.Time
+	Key     string // the job's schedule key, released when it fails for good
 }
 
 // Fail records a failed attempt of a job held by worker ("" skips the ownership check).
 // It reports false when the worker no longer held the job.
 func (s *Store) Fail(ctx context.Context, queue, worker string, f Failure) (bool, error) {
 	k := s.Keys(queue)
-	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Scheduled, k.Failed, k.Errors, k.Stacks, k.Counters, k.Timings, k.Results}
+	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Scheduled, k.Failed, k.Errors, k.Stacks, k.Counters, k.Timings, k.Results, k.SchedKeys}
 	mode, due := "fail", int64(0)
 	if f.Retry {
 		mode, due = "retry", f.Due.UnixMilli()
 	}
 	n, err := scriptFail.Run(ctx, s.rdb, keys, s.nowMs(), worker, f.ID, mode, due, f.Error, f.Stack,
-		f.Started.UnixMilli(), k.SchedChannel, k.DoneChannel, s.MaxFailed, s.FailedAge.Milliseconds()).Int()
+		f.Started.UnixMilli(), k.SchedChannel, k.DoneChannel, s.MaxFailed, s.FailedAge.Milliseconds(), f.Key).Int()
 	return n == 1, err
 }
 

@@ -16,6 +16,7 @@ var scriptFS embed.FS
 var (
 	scriptEnqueue       = load("enqueue")
 	scriptEnqueueOne    = load("enqueue_one")
+	scriptEnqueueKeyed  = load("enqueue_keyed")
 	scriptFetch         = load("fetch")
 	scriptAck           = load("ack")
 	scriptFail          = load("fail")
@@ -42,7 +43,7 @@ func load(name string) *redis.Script {
 // AllScripts lists every script, for tests and for preloading.
 func AllScripts() map[string]*redis.Script {
 	return map[string]*redis.Script{
-		"enqueue": scriptEnqueue, "enqueue_one": scriptEnqueueOne, "fetch": scriptFetch, "ack": scriptAck, "fail": scriptFail,
+		"enqueue": scriptEnqueue, "enqueue_one": scriptEnqueueOne, "enqueue_keyed": scriptEnqueueKeyed, "fetch": scriptFetch, "ack": scriptAck, "fail": scriptFail,
 		"requeue_active": scriptRequeueActive, "promote": scriptPromote, "cancel": scriptCancel,
 		"requeue_failed": scriptRequeueFailed, "purge": scriptPurge, "claim": scriptClaim,
 	}

@@ -179,3 +179,8 @@ func IsConnError(err error) bool {
 type redisZ = redis.Z
 
 var errRedisNil = redis.Nil
+
+func redisZRangeArgs(key string, from, to time.Time, limit int) redis.ZRangeArgs {
+	return redis.ZRangeArgs{Key: key, ByScore: true, Start: strconv.FormatInt(from.UnixMilli(), 10),
+		Stop: strconv.FormatInt(to.UnixMilli(), 10), Count: int64(limit)}
+}

@@ -3,26 +3,27 @@
 -- KEYS[5] succeeded set (scored by expiry)  KEYS[6] results  KEYS[7] timings
 -- KEYS[8] counters  KEYS[9] errors  KEYS[10] stacks  KEYS[11] ranking settings
 -- KEYS[12] task stats  KEYS[13] quality window  KEYS[14] cost models
+-- KEYS[15] schedule keys
 -- ARGV[1] now ms  ARGV[2] worker id  ARGV[3] done channel  ARGV[4] n
 -- ARGV[5] max succeeded jobs kept  ARGV[6] '1' to trim the succeeded set in this call
--- then per job, 8 values: id, retention ms, result ('' for none), lease start ms ('':
+-- then per job, 9 values: id, retention ms, result ('' for none), lease start ms ('':
 -- any lease of this worker), task
 -- ('' to teach nothing), ran ms, its sample "task|predicted ms|ran ms|enqueued ms|
 -- started ms" for the quality window ('' but for the first 8 of a call) and its cost
--- hint "name|log1p(value)" ('' for none)
+-- hint "name|log1p(value)" ('' for none), and its schedule key ('' for none), released
 -- Outside fifo mode each recorded job's run time is folded into its task's statistics
 -- (and the queue-wide "*"), exactly once: only a job this worker still held counts.
 -- Returns the ids this worker no longer held (their lease was taken back): not recorded.
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[4])
 local ids = {}
-for i = 0, n - 1 do ids[#ids + 1] = ARGV[7 + i * 8] end
+for i = 0, n - 1 do ids[#ids + 1] = ARGV[7 + i * 9] end
 local owners = redis.call('HMGET', KEYS[2], unpack(ids))
 local ok, lost, drop = {}, {}, {}
 local done, res, fin, samples, costs, runs = {}, {}, {}, {}, {}, {}
 local seen_ids = {}
 for i = 0, n - 1 do
-  local b = 7 + i * 8
+  local b = 7 + i * 9
   local id = ARGV[b]
   local o = owners[i + 1]
   -- the owner entry must be this worker's lease from this fetch (its start ms), so an
@@ -31,6 +32,9 @@ for i = 0, n - 1 do
   if ARGV[b + 3] ~= '' then mine = mine .. ARGV[b + 3] .. '|' end
   if o and not seen_ids[id] and string.sub(o, 1, #mine) == mine then
     seen_ids[id] = true
+    if ARGV[b + 8] ~= '' and redis.call('HGET', KEYS[15], ARGV[b + 8]) == id then
+      redis.call('HDEL', KEYS[15], ARGV[b + 8])
+    end
     ok[#ok + 1] = id
     if ARGV[b + 4] ~= '' then
       runs[#runs + 1] = {ARGV[b + 4], tonumber(ARGV[b + 5])}

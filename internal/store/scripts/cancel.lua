@@ -2,8 +2,9 @@
 -- failed or succeeded one. An active job is never touched.
 -- KEYS[1] job records  KEYS[2] scheduled  KEYS[3] lane index  KEYS[4] active
 -- KEYS[5] failed  KEYS[6] succeeded  KEYS[7] attempts  KEYS[8] errors  KEYS[9] stacks
--- KEYS[10] results  KEYS[11] timings  KEYS[12] the job's lane
+-- KEYS[10] results  KEYS[11] timings  KEYS[12] the job's lane  KEYS[13] schedule keys
 -- ARGV[1] id  ARGV[2] lane member  ARGV[3] done channel  ARGV[4] 'cancel' or 'delete'
+-- ARGV[5] the job's schedule key ('' for none), released
 -- Returns "canceled", "deleted", "active", "finished" (cancel of an ended job) or "notfound".
 local id = ARGV[1]
 local how = nil
@@ -25,5 +26,6 @@ else
   return 'notfound'
 end
 forget({id}, KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
+if ARGV[5] ~= '' and redis.call('HGET', KEYS[13], ARGV[5]) == id then redis.call('HDEL', KEYS[13], ARGV[5]) end
 if how == 'canceled' then redis.call('PUBLISH', ARGV[3], 'c ' .. id) end
 return how

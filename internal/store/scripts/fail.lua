@@ -2,11 +2,12 @@
 -- or move it to the failed set when it has no retries left.
 -- KEYS[1] active  KEYS[2] owners  KEYS[3] job records  KEYS[4] attempts
 -- KEYS[5] scheduled  KEYS[6] failed  KEYS[7] errors  KEYS[8] stacks  KEYS[9] counters
--- KEYS[10] timings  KEYS[11] results
+-- KEYS[10] timings  KEYS[11] results  KEYS[12] schedule keys
 -- ARGV[1] now ms  ARGV[2] worker id ('' to skip the ownership check)  ARGV[3] id
 -- ARGV[4] 'retry' or 'fail'  ARGV[5] due ms (retry)  ARGV[6] error  ARGV[7] stack
 -- ARGV[8] start ms  ARGV[9] schedule channel  ARGV[10] done channel
 -- ARGV[11] failed jobs kept at most  ARGV[12] failed jobs kept for ms
+-- ARGV[13] the job's schedule key ('' for none), released when it fails for good
 -- Returns 1, or 0 when the worker no longer held the job.
 local id = ARGV[3]
 if ARGV[2] ~= '' then
@@ -29,6 +30,7 @@ if ARGV[4] == 'retry' then
 end
 redis.call('ZADD', KEYS[6], now, id)
 redis.call('HSET', KEYS[10], id, ARGV[8] .. '|' .. ARGV[1])
+if ARGV[13] ~= '' and redis.call('HGET', KEYS[12], ARGV[13]) == id then redis.call('HDEL', KEYS[12], ARGV[13]) end
 redis.call('HINCRBY', KEYS[9], 'failed', 1)
 -- trim the dead letters by age, then by count
 local old = redis.call('ZRANGE', KEYS[6], '-inf', now - tonumber(ARGV[12]), 'BYSCORE', 'LIMIT', 0, 500)

@@ -1,0 +1,119 @@
+package conformance
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/chronoq/chronoq/internal/store"
+	"github.com/chronoq/chronoq/job"
+)
+
+func scheduleCases() []struct {
+	name string
+	fn   func(t *testing.T, b *bundle)
+} {
+	return []struct {
+		name string
+		fn   func(t *testing.T, b *bundle)
+	}{
+		{"KeyedScheduleReplaceKeepCancel", testKeyedSchedule},
+		{"KeyedPendingReplaced", testKeyedPending},
+		{"KeyReleasedWhenJobEnds", testKeyReleased},
+		{"UpcomingByTimeRange", testUpcoming},
+	}
+}
+
+// The seed scenario: an employee punches in, an automatic punch-out is scheduled 24 h
+// after the shift starts, keyed by the employee; punching in again moves it; punching
+// out by hand cancels it.
+func testKeyedSchedule(t *testing.T, b *bundle) {
+	key := "auto-punch-out:employee:42"
+	first := enqueue(t, b, "punch-out", job.Key(key), job.In(24*time.Hour))
+	second := enqueue(t, b, "punch-out", job.Key(key), job.In(25*time.Hour))
+	if first.ID == second.ID || second.Existing {
+		t.Fatal("the second schedule did not replace the first")
+	}
+	if _, err := first.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("replaced job still there: %v", err)
+	}
+	j, err := b.c.JobByKey(b.ctx, "default", key)
+	must(t, err)
+	if j.ID != second.ID || j.State != job.StateScheduled || !j.DueAt.Equal(b.clock.Now().Add(25*time.Hour)) || j.Options.Key != key {
+		t.Fatalf("by key: %+v", j)
+	}
+	kept := enqueue(t, b, "punch-out", job.Key(key), job.In(time.Hour), job.KeepExisting())
+	if !kept.Existing || kept.ID != second.ID {
+		t.Fatalf("keep policy: %+v", kept)
+	}
+	if c := counts(t, b, "default"); c.Scheduled != 1 {
+		t.Fatalf("scheduled %d, want 1", c.Scheduled)
+	}
+	must(t, b.c.CancelKey(b.ctx, "default", key))
+	if err := b.c.CancelKey(b.ctx, "default", key); !errors.Is(err, job.ErrNotFound) || !contains(err.Error(), key) {
+		t.Fatalf("cancel of an unknown key: %v", err)
+	}
+	if _, err := b.c.JobByKey(b.ctx, "default", key); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("lookup after cancel: %v", err)
+	}
+	if _, err := b.c.EnqueueByName(b.ctx, "t", nil, job.Key("")); !errors.Is(err, job.ErrInvalidOption) {
+		t.Fatalf("empty key: %v", err)
+	}
+}
+
+func testKeyedPending(t *testing.T, b *bundle) {
+	a := enqueue(t, b, "sync", job.Key("sync:tenant:7"))
+	b.clock.Advance(time.Millisecond)
+	other := enqueue(t, b, "sync")
+	b.clock.Advance(time.Millisecond)
+	c := enqueue(t, b, "sync", job.Key("sync:tenant:7"), job.Priority(9))
+	if _, err := a.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("replaced pending job still there: %v", err)
+	}
+	equal(t, "pending after the replacement", fetchIDs(t, b, "default", "w", 10), []string{c.ID, other.ID})
+}
+
+func testKeyReleased(t *testing.T, b *bundle) {
+	h := enqueue(t, b, "t", job.Key("once"))
+	got, err := b.s.Fetch(b.ctx, "default", "w", 1, time.Minute)
+	must(t, err)
+	// running: a new job under the key is a new job, not a replacement of the running one
+	again := enqueue(t, b, "t", job.Key("once"))
+	if again.ID == h.ID || again.Existing {
+		t.Fatal("a running job was treated as waiting")
+	}
+	_, err = b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: got[0].ID, Started: got[0].At, Key: "once", Retention: time.Minute}})
+	must(t, err)
+	j, err := b.c.JobByKey(b.ctx, "default", "once")
+	must(t, err) // the key now names the newer job, which the older one's end leaves alone
+	if j.ID != again.ID {
+		t.Fatalf("key names %s, want %s", j.ID, again.ID)
+	}
+	got, err = b.s.Fetch(b.ctx, "default", "w", 1, time.Minute)
+	must(t, err)
+	_, err = b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: got[0].ID, Started: got[0].At, Key: "once"}})
+	must(t, err)
+	if _, err := b.c.JobByKey(b.ctx, "default", "once"); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("key not released: %v", err)
+	}
+}
+
+func testUpcoming(t *testing.T, b *bundle) {
+	now := b.clock.Now()
+	var ids []string
+	for _, d := range []time.Duration{3 * time.Hour, time.Hour, 48 * time.Hour, 2 * time.Hour} {
+		ids = append(ids, enqueue(t, b, "t", job.In(d)).ID)
+	}
+	js, err := b.c.Upcoming(b.ctx, "default", now, now.Add(24*time.Hour), 10)
+	must(t, err)
+	var got []string
+	for _, j := range js {
+		got = append(got, j.ID)
+	}
+	equal(t, "due within a day, earliest first", got, []string{ids[1], ids[3], ids[0]})
+	js, err = b.c.Upcoming(b.ctx, "default", now, now.Add(24*time.Hour), 1)
+	must(t, err)
+	if len(js) != 1 || js[0].ID != ids[1] {
+		t.Fatalf("limit: %v", js)
+	}
+}
