@@ -43,8 +43,8 @@ type record struct {
 	Payload  []byte             `msgpack:"p"`
 	Enqueued int64              `msgpack:"e"` // unix ms
 	Retries  int                `msgpack:"r"`
-	Timeout  int64              `msgpack:"t"` // ms
-	Keep     int64              `msgpack:"k"` // retention ms
+	Timeout  int64              `msgpack:"t"` // ms, minus DefaultTimeout's (0, one byte, for most jobs)
+	Keep     int64              `msgpack:"k"` // retention ms, minus DefaultRetention's
 	Backoff  *Backoff           `msgpack:"b"` // nil: DefaultBackoff
 	Cost     map[string]float64 `msgpack:"c"`
 }
@@ -64,8 +64,8 @@ func MarshalRecord(j *Job) ([]byte, error) {
 		Payload:  j.Payload,
 		Enqueued: j.EnqueuedAt.UnixMilli(),
 		Retries:  j.Options.MaxRetries,
-		Timeout:  j.Options.Timeout.Milliseconds(),
-		Keep:     j.Options.Retention.Milliseconds(),
+		Timeout:  (j.Options.Timeout - DefaultTimeout).Milliseconds(),
+		Keep:     (j.Options.Retention - DefaultRetention).Milliseconds(),
 		Cost:     j.Options.Cost,
 	}
 	if j.Options.Backoff != DefaultBackoff {
@@ -111,8 +111,8 @@ func UnmarshalRecord(data []byte, j *Job) error {
 	j.Payload = r.Payload
 	j.EnqueuedAt = time.UnixMilli(r.Enqueued).UTC()
 	j.Options.MaxRetries = r.Retries
-	j.Options.Timeout = time.Duration(r.Timeout) * time.Millisecond
-	j.Options.Retention = time.Duration(r.Keep) * time.Millisecond
+	j.Options.Timeout = DefaultTimeout + time.Duration(r.Timeout)*time.Millisecond
+	j.Options.Retention = DefaultRetention + time.Duration(r.Keep)*time.Millisecond
 	j.Options.Backoff = DefaultBackoff
 	if r.Backoff != nil {
 		j.Options.Backoff = *r.Backoff
