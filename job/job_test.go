@@ -107,6 +107,8 @@ func TestDueAt(t *testing.T) {
 		{"at wins over in", Options{Delay: time.Hour, At: now.Add(time.Minute)}, now.Add(time.Minute), false},
 		{"past runs now", Options{At: now.Add(-time.Hour)}, time.Time{}, false},
 		{"absurd", Options{At: now.AddDate(11, 0, 0)}, time.Time{}, true},
+		{"past rejected", Options{At: now.Add(-time.Second), RejectPast: true}, time.Time{}, true},
+		{"future with RejectPast", Options{At: now.Add(time.Second), RejectPast: true}, now.Add(time.Second), false},
 	}
 	for _, tc := range cases {
 		got, err := tc.o.DueAt(now)

@@ -102,6 +102,8 @@ type Options struct {
 	// LateBy, when positive, skips the job if it starts more than LateBy after its due
 	// time (after an outage, say): it fails with ErrLate instead of running late.
 	LateBy time.Duration
+	// RejectPast makes an At in the past an error instead of "run at once".
+	RejectPast bool
 }
 
 // DefaultOptions returns the options of a job that sets none.
@@ -179,6 +181,9 @@ func (o Options) DueAt(now time.Time) (time.Time, error) {
 		return time.Time{}, &OptionError{"At", due.UTC().Format(time.RFC3339), "is more than 10 years ahead"}
 	}
 	if !due.After(now) {
+		if o.RejectPast && !o.At.IsZero() && o.At.Before(now) {
+			return time.Time{}, &OptionError{"At", o.At.UTC().Format(time.RFC3339Nano), "is in the past (RejectPast)"}
+		}
 		return time.Time{}, nil // in the past or now: runs at once
 	}
 	return due.UTC(), nil
@@ -308,6 +313,15 @@ func Key(key string) Option {
 func KeepExisting() Option {
 	return func(o *Options) error {
 		o.KeepExisting = true
+		return nil
+	}
+}
+
+// RejectPast makes At with a time in the past an error, instead of running the job at
+// once.
+func RejectPast() Option {
+	return func(o *Options) error {
+		o.RejectPast = true
 		return nil
 	}
 }

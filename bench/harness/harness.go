@@ -285,6 +285,40 @@ func drain(ctx context.Context, sys System, rdb *redis.Client, n, conc int, tag 
 	return l, nil
 }
 
+// runChildWhile starts a worker process, waits until it is ready, runs during (the
+// producer's part), then waits for the process to finish and reads its result line.
+func runChildWhile(ctx context.Context, rdb *redis.Client, cmd *Cmd, during func() error) (ChildResult, error) {
+	if err := rdb.Del(ctx, "bench:ready").Err(); err != nil {
+		return ChildResult{}, err
+	}
+	var stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return ChildResult{}, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for rdb.Exists(ctx, "bench:ready").Val() == 0 {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			return ChildResult{}, fmt.Errorf("worker process never got ready")
+		}
+		time.Sleep(10 * time.Millisecond) // a bench harness waiting for a process to start
+	}
+	if err := during(); err != nil {
+		_ = cmd.Process.Kill()
+		return ChildResult{}, err
+	}
+	if err := cmd.Wait(); err != nil {
+		return ChildResult{}, fmt.Errorf("worker process: %w", err)
+	}
+	var res ChildResult
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		return ChildResult{}, fmt.Errorf("worker process printed no result: %v", err)
+	}
+	return res, nil
+}
+
 // runChild runs one worker process and reads its result line.
 func runChild(ctx context.Context, sys System, workload string, conc, n int) (ChildResult, error) {
 	cmd := sys.WorkerCmd("--child-workload", workload, "--conc", strconv.Itoa(conc), "--jobs", strconv.Itoa(n))
