@@ -697,3 +697,80 @@ func TestSkipIfLateAfterAnOutage(t *testing.T) {
 		t.Fatalf("ran %d", ran.Load())
 	}
 }
+
+func TestDowntimeCatchUpInDueOrder(t *testing.T) {
+	clock := testutil.NewClock(time.Date(2026, 7, 1, 9, 0, 0, 0, time.UTC))
+	e := newEnv(t, queue.Config{Now: clock.Now})
+	var want []string
+	byOffset := map[int]string{}
+	for _, k := range []int{4, 1, 6, 3, 5, 2} { // enqueued out of due order
+		h, err := e.c.EnqueueByName(e.ctx, "tick", nil, job.In(time.Duration(k)*10*time.Minute))
+		must(t, err)
+		byOffset[k] = h.ID
+	}
+	for k := 1; k <= 6; k++ {
+		want = append(want, byOffset[k])
+	}
+	clock.Advance(2 * time.Hour) // every worker was stopped; all six came due meanwhile
+	var mu sync.Mutex
+	var got []string
+	start(t, e, worker.Config{Concurrency: 1}, func(w *worker.Worker) {
+		w.HandleFunc("tick", func(ctx context.Context, j *job.Job) (any, error) {
+			mu.Lock()
+			got = append(got, j.ID)
+			mu.Unlock()
+			return nil, nil
+		})
+	})
+	testutil.Eventually(t, 10*time.Second, "all ran", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 6 })
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("order %v, want due order %v", got, want)
+	}
+}
+
+// Nothing about a scheduled job lives in a worker: stop every worker, start new ones,
+// and every job runs, once.
+func TestRestartLosesNothing(t *testing.T) {
+	clock := testutil.NewClock(time.Date(2026, 7, 1, 9, 0, 0, 0, time.UTC))
+	e := newEnv(t, queue.Config{Now: clock.Now})
+	var mu sync.Mutex
+	runs := map[string]int{}
+	handler := func(ctx context.Context, j *job.Job) (any, error) {
+		mu.Lock()
+		runs[j.ID]++
+		mu.Unlock()
+		return nil, nil
+	}
+	first, err := worker.New(e.c, worker.Config{Logger: quiet})
+	must(t, err)
+	first.HandleFunc("later", handler)
+	must(t, first.Start(e.ctx))
+	const n = 30
+	for i := 1; i <= n; i++ {
+		_, err := e.c.EnqueueByName(e.ctx, "later", nil, job.In(time.Duration(i)*time.Minute), job.Key(fmt.Sprintf("k%d", i%7)))
+		must(t, err)
+	}
+	must(t, first.Stop(context.Background())) // every process goes away
+	clock.Advance(time.Hour)
+	for r := 0; r < 2; r++ { // and comes back, twice over
+		w := start(t, e, worker.Config{}, func(w *worker.Worker) { w.HandleFunc("later", handler) })
+		if r == 0 {
+			testutil.Eventually(t, 10*time.Second, "the due jobs ran", func() bool {
+				c, _ := e.c.Counts(e.ctx, "default")
+				return c.Scheduled == 0 && c.Pending == 0 && c.Active == 0
+			})
+		}
+		must(t, w.Stop(context.Background()))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// 30 jobs over 7 keys: a key's later schedule replaced its earlier one, 7 remain
+	if len(runs) != 7 {
+		t.Fatalf("%d jobs ran, want 7 (one per key)", len(runs))
+	}
+	for id, k := range runs {
+		if k != 1 {
+			t.Fatalf("job %s ran %d times", id, k)
+		}
+	}
+}
