@@ -2,11 +2,16 @@ package conformance
 
 import (
 	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/queue"
 )
 
 func scheduleCases() []struct {
@@ -21,6 +26,8 @@ func scheduleCases() []struct {
 		{"KeyedPendingReplaced", testKeyedPending},
 		{"KeyReleasedWhenJobEnds", testKeyReleased},
 		{"UpcomingByTimeRange", testUpcoming},
+		{"ConcurrentPromotersMoveEachJobOnce", testConcurrentPromote},
+		{"PayloadLimit", testPayloadLimit},
 	}
 }
 
@@ -115,5 +122,52 @@ func testUpcoming(t *testing.T, b *bundle) {
 	must(t, err)
 	if len(js) != 1 || js[0].ID != ids[1] {
 		t.Fatalf("limit: %v", js)
+	}
+}
+
+func testConcurrentPromote(t *testing.T, b *bundle) {
+	reqs := make([]queue.Request, 3000)
+	for i := range reqs {
+		reqs[i] = queue.Request{Task: fmt.Sprintf("t%d", i%3), Options: []job.Option{job.In(time.Duration(1+i%50) * time.Second)}}
+	}
+	_, err := b.c.EnqueueBatch(b.ctx, reqs)
+	must(t, err)
+	b.clock.Advance(time.Minute)
+	var wg sync.WaitGroup
+	var moved atomic.Int64
+	for p := 0; p < 4; p++ { // four promoters, as four workers would run them
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := store.New(b.s.Redis(), b.s.Namespace(), b.clock.Now)
+			for {
+				n, _, err := s.Promote(b.ctx, "default", 100)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				moved.Add(int64(n))
+				if n == 0 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if c := counts(t, b, "default"); moved.Load() != 3000 || c.Pending != 3000 || c.Scheduled != 0 {
+		t.Fatalf("moved %d, counts %+v", moved.Load(), c)
+	}
+}
+
+func testPayloadLimit(t *testing.T, b *bundle) {
+	c := queue.NewClient(b.s.Redis(), queue.Config{MaxPayload: 1024})
+	defer c.Close()
+	big, _ := job.EncodeArgs(strings.Repeat("x", 2000))
+	_, err := c.EnqueueRaw(b.ctx, "t", big, job.In(time.Hour))
+	if !errors.Is(err, job.ErrBadPayload) || !contains(err.Error(), "1024 byte limit") {
+		t.Fatalf("oversized payload: %v", err)
+	}
+	if n := counts(t, b, "default"); n.Scheduled != 0 {
+		t.Fatal("an oversized job was stored")
 	}
 }
