@@ -1,9 +1,10 @@
 -- lib.lua: prepended to every script. The one home of the dequeue score.
 --
--- Pending jobs live in lanes (one sorted set per priority band and task type). Inside
--- a lane a job's score is job_score(...); the lane index holds each lane scored by
--- lane_offset(member) + its head's score, so the index minimum is the global next job.
--- In the core every lane is FIFO (w = 0): job_score is the arrival time in ms.
+-- Pending jobs live in lanes (one sorted set per priority band and task type, maybe with
+-- a size bucket). Inside a lane a job's score is job_score(...), its arrival; the lane
+-- index holds each lane scored by lane_offset(member) + its head's score. In fifo and
+-- shadow mode the index minimum is the next lane; in active mode fetch.lua ranks the
+-- highest band's lane heads by the learned predictions (see docs/ranking.md).
 
 local BAND = 1e13 -- one strict priority band, in score units (ms): > any arrival + w*prediction
 
@@ -86,80 +87,6 @@ local function predict(stats_key, tasks)
     out[tasks[i]] = stat_mean(st[i]) or tonumber(st[n + 1 + i] or '') or qmean
   end
   return out
-end
-
--- The prediction of a lane from its task's prediction: lanes of jobs with their own
--- estimate (" =b") predict 2^(b/8) ms; lanes of a cost-hint size bucket (" ~b") predict
--- the task's mean times 2^(b/8); plain lanes the task's mean. nil when nothing is known.
-local function lane_prediction(member, task_pred)
-  local kind, b = string.match(member, ' ([=~])(%-?%d+)$')
-  if kind == '=' then return 2 ^ (tonumber(b) / 8) end
-  if kind == '~' and task_pred then return task_pred * 2 ^ (tonumber(b) / 8) end
-  return task_pred
-end
-
--- Fold (x, y) into a cost model entry "name|n|sx|sy|sxx|sxy" (decayed sums of a
--- regression of log run time on log1p(cost)), for the cost hint named name.
-local MODEL_ALPHA = 0.02
-local function model_add(entry, name, x, y)
-  local n, sx, sy, sxx, sxy = 0, 0, 0, 0, 0
-  if entry then
-    local en, rest = string.match(entry, '^(.-)|(.*)$')
-    if en ~= name then return entry end -- a task's model follows one cost hint
-    n, sx, sy, sxx, sxy = string.match(rest, '^([^|]+)|([^|]+)|([^|]+)|([^|]+)|([^|]+)$')
-    n, sx, sy, sxx, sxy = tonumber(n), tonumber(sx), tonumber(sy), tonumber(sxx), tonumber(sxy)
-  end
-  local k = 1 - MODEL_ALPHA
-  local f = '%.9g'
-  return name .. '|' .. string.format(f, k * n + 1) .. '|' .. string.format(f, k * sx + x) .. '|' ..
-    string.format(f, k * sy + y) .. '|' .. string.format(f, k * sxx + x * x) .. '|' .. string.format(f, k * sxy + x * y)
-end
-
--- A queue's ranking settings: mode ('fifo', 'shadow', 'active'), rule ('fixed',
--- 'hrrn'), w (aging weight; math.huge for 'inf') and alpha (EWMA weight).
-local function rank_settings(key)
-  local c = redis.call('HMGET', key, 'mode', 'rule', 'w', 'alpha')
-  local w = c[3]
-  if w == 'inf' then w = math.huge else w = tonumber(w or '16') end
-  return c[1] or 'fifo', c[2] or 'hrrn', w, tonumber(c[4] or '0.1')
-end
-
--- The learned mean of a stats entry "count|mean|variance".
-local function stat_mean(entry)
-  if not entry then return nil end
-  return tonumber(string.match(entry, '^[^|]+|([^|]+)'))
-end
-
--- Predicted ms for each of tasks (a list of distinct names): the learned mean (field
--- "t:<task>"), else the configured prior ("p:<task>"), else the queue-wide mean ("*");
--- nil when nothing is known. One HMGET. (The prefixes keep any task name clear of "*".)
-local function predict(stats_key, tasks)
-  local n = #tasks
-  local names = {}
-  for i = 1, n do
-    names[i] = 't:' .. tasks[i]
-    names[n + 1 + i] = 'p:' .. tasks[i]
-  end
-  names[n + 1] = '*'
-  local st = redis.call('HMGET', stats_key, unpack(names))
-  local qmean = stat_mean(st[n + 1])
-  local out = {}
-  for i = 1, n do
-    out[tasks[i]] = stat_mean(st[i]) or tonumber(st[n + 1 + i] or '') or qmean
-  end
-  return out
-end
-
--- Fold one duration into a stats entry (exponentially weighted mean and variance).
-local function stat_add(entry, ms, alpha)
-  if not entry then return '1|' .. ms .. '|0' end
-  local n, mean, var = string.match(entry, '^([^|]+)|([^|]+)|([^|]+)$')
-  n, mean, var = tonumber(n), tonumber(mean), tonumber(var)
-  local diff = ms - mean
-  local incr = alpha * diff
-  mean = mean + incr
-  var = (1 - alpha) * (var + diff * incr)
-  return (n + 1) .. '|' .. string.format('%.6g', mean) .. '|' .. string.format('%.6g', var)
 end
 
 -- lane_keys: map from lane member to its key, built from KEYS[first..] and ARGV[afirst..].
