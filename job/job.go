@@ -43,11 +43,19 @@ type record struct {
 	Payload  []byte             `msgpack:"p"`
 	Enqueued int64              `msgpack:"e"` // unix ms
 	Retries  int                `msgpack:"r"`
-	Timeout  int64              `msgpack:"t"` // ms, minus DefaultTimeout's (0, one byte, for most jobs)
-	Keep     int64              `msgpack:"k"` // retention ms, minus DefaultRetention's
+	Timeout  int64              `msgpack:"t"` // ms, minus recordBaseTimeout (0, one byte, for most jobs)
+	Keep     int64              `msgpack:"k"` // retention ms, minus recordBaseRetention
 	Backoff  *Backoff           `msgpack:"b"` // nil: DefaultBackoff
 	Cost     map[string]float64 `msgpack:"c"`
 }
+
+// The bases a record's timeout and retention are stored against: part of the record
+// format, so never to change (even if the defaults do). Equal to today's defaults, so an
+// ordinary job stores zeros, one byte each.
+const (
+	recordBaseTimeout   = 30 * time.Minute
+	recordBaseRetention = 10 * time.Minute
+)
 
 // extras are the rarely set parts of a record, encoded after the record's array only
 // when one of them is set, so an ordinary job pays nothing for them.
@@ -64,8 +72,8 @@ func MarshalRecord(j *Job) ([]byte, error) {
 		Payload:  j.Payload,
 		Enqueued: j.EnqueuedAt.UnixMilli(),
 		Retries:  j.Options.MaxRetries,
-		Timeout:  (j.Options.Timeout - DefaultTimeout).Milliseconds(),
-		Keep:     (j.Options.Retention - DefaultRetention).Milliseconds(),
+		Timeout:  (j.Options.Timeout - recordBaseTimeout).Milliseconds(),
+		Keep:     (j.Options.Retention - recordBaseRetention).Milliseconds(),
 		Cost:     j.Options.Cost,
 	}
 	if j.Options.Backoff != DefaultBackoff {
@@ -79,9 +87,12 @@ func MarshalRecord(j *Job) ([]byte, error) {
 		return nil, err
 	}
 	if x := (extras{Key: j.Options.Key, LateBy: j.Options.LateBy.Milliseconds()}); x.Key != "" || x.LateBy > 0 {
-		if !j.DueAt.IsZero() {
+		switch {
+		case !j.DueAt.IsZero():
 			x.Due = j.DueAt.UnixMilli()
-		} else {
+		case !j.Options.At.IsZero(): // asked for a time already past: due then
+			x.Due = j.Options.At.UnixMilli()
+		default:
 			x.Due = j.EnqueuedAt.UnixMilli()
 		}
 		if err := enc.Encode(&x); err != nil {
@@ -111,8 +122,8 @@ func UnmarshalRecord(data []byte, j *Job) error {
 	j.Payload = r.Payload
 	j.EnqueuedAt = time.UnixMilli(r.Enqueued).UTC()
 	j.Options.MaxRetries = r.Retries
-	j.Options.Timeout = DefaultTimeout + time.Duration(r.Timeout)*time.Millisecond
-	j.Options.Retention = DefaultRetention + time.Duration(r.Keep)*time.Millisecond
+	j.Options.Timeout = recordBaseTimeout + time.Duration(r.Timeout)*time.Millisecond
+	j.Options.Retention = recordBaseRetention + time.Duration(r.Keep)*time.Millisecond
 	j.Options.Backoff = DefaultBackoff
 	if r.Backoff != nil {
 		j.Options.Backoff = *r.Backoff

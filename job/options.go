@@ -18,9 +18,11 @@ const (
 	DefaultRetries   = 3
 	DefaultTimeout   = 30 * time.Minute
 	DefaultRetention = 10 * time.Minute // how long a succeeded job and its result stay readable
-	MaxPriority      = 9
-	MaxHorizon       = 10 * 365 * 24 * time.Hour
-	MaxRetriesLimit  = 1000
+	// (records store timeout and retention against fixed bases, not these defaults, so
+	// changing a default never changes a stored job)
+	MaxPriority     = 9
+	MaxHorizon      = 10 * 365 * 24 * time.Hour
+	MaxRetriesLimit = 1000
 )
 
 // DefaultBackoff is exponential from 2s, doubling, capped at 10 minutes, with up to half
@@ -331,8 +333,8 @@ func RejectPast() Option {
 // late job runs as soon as it can.
 func SkipIfLate(d time.Duration) Option {
 	return func(o *Options) error {
-		if d <= 0 {
-			return &OptionError{"SkipIfLate", d, "must be positive"}
+		if d < time.Millisecond {
+			return &OptionError{"SkipIfLate", d, "must be at least 1ms"}
 		}
 		o.LateBy = d
 		return nil

@@ -69,13 +69,13 @@ func (c *Client) FindJob(ctx context.Context, id string) (*job.Job, error) {
 // Cancel removes a pending or scheduled job. A running job gives ErrJobActive, an
 // ended one ErrJobEnded, an unknown one job.ErrNotFound. Waiters get job.ErrCanceled.
 func (c *Client) Cancel(ctx context.Context, queue, id string) error {
-	_, err := c.store.Cancel(ctx, queue, id, false)
+	_, _, err := c.store.Cancel(ctx, queue, id, "", false)
 	return mapErr(err, id)
 }
 
 // Delete removes a job in any state but active.
 func (c *Client) Delete(ctx context.Context, queue, id string) error {
-	_, err := c.store.Cancel(ctx, queue, id, true)
+	_, _, err := c.store.Cancel(ctx, queue, id, "", true)
 	return mapErr(err, id)
 }
 
@@ -136,18 +136,22 @@ func (c *Client) JobByKey(ctx context.Context, queue, key string) (*job.Job, err
 	if err != nil {
 		return nil, keyErr(err, key)
 	}
-	return c.Job(ctx, queue, id)
+	j, err := c.store.Job(ctx, queue, id)
+	if err != nil {
+		return nil, keyErr(err, key)
+	}
+	return j, nil
 }
 
 // CancelKey cancels the job waiting under schedule key (the seed scenario: an employee
 // punched out by hand, so the automatic punch-out goes). An unknown key gives an error
 // wrapping job.ErrNotFound that names the key.
 func (c *Client) CancelKey(ctx context.Context, queue, key string) error {
-	id, err := c.store.IDByKey(ctx, queue, key)
-	if err != nil {
+	how, id, err := c.store.Cancel(ctx, queue, "", key, false)
+	if how == "notfound" {
 		return keyErr(err, key)
 	}
-	return c.Cancel(ctx, queue, id)
+	return mapErr(err, id)
 }
 
 // Upcoming lists queue's scheduled jobs due from from to to, earliest first, at most limit.

@@ -82,10 +82,10 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 		} else if j.Attempt > j.Options.MaxRetries+1 {
 			// taken back from lost workers more often than it may be retried
 			early = job.SkipRetry(fmt.Errorf("%w after %d attempts", job.ErrLeaseExpired, j.Attempt-1))
-		} else if late := now.Sub(j.DueAt); j.Options.LateBy > 0 && j.Attempt == 1 && late > j.Options.LateBy {
+		} else if due := attemptDue(j, f); j.Options.LateBy > 0 && now.Sub(due) > j.Options.LateBy {
 			// its catch-up policy: pointless this late (after an outage, say)
 			early = job.SkipRetry(fmt.Errorf("%w: due %s, starting %s late (SkipIfLate %s)", job.ErrLate,
-				j.DueAt.Format(time.RFC3339), late.Round(time.Millisecond), j.Options.LateBy))
+				due.Format(time.RFC3339), now.Sub(due).Round(time.Millisecond), j.Options.LateBy))
 		}
 	}
 	ctx, cancel := context.WithCancel(w.jobsCtx)
@@ -151,6 +151,17 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 	return r
 }
 
+// attemptDue is when this attempt became due: the in-lane score (arrival, promotion or
+// retry due time, kept across lease reclaims), or, for a first attempt asked for at a
+// time already past when enqueued, that time.
+func attemptDue(j *job.Job, f store.Fetched) time.Time {
+	due := f.Due
+	if due.IsZero() || (j.Attempt == 1 && !j.DueAt.IsZero() && j.DueAt.Before(due)) {
+		due = j.DueAt
+	}
+	return due
+}
+
 // handler returns the task's handler wrapped in the middleware, or nil.
 func (w *Worker) handler(task string) Handler {
 	w.mu.Lock()
@@ -198,7 +209,7 @@ func (w *Worker) finish(r *running, out outcome) {
 			Sample: w.sample(j, r, out.ran), Key: j.Options.Key}}
 		return
 	}
-	f := store.Failure{ID: j.ID, Error: out.err.Error(), Stack: out.stack, Started: r.started, Key: j.Options.Key}
+	f := store.Failure{ID: j.ID, Error: out.err.Error(), Stack: out.stack, Started: r.started}
 	var after *job.RetryAfterError
 	switch {
 	case job.IsSkipRetry(out.err) || j.Attempt > j.Options.MaxRetries:

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chronoq/chronoq/job"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -19,37 +18,37 @@ var (
 	ErrEnded    = errors.New("job has ended")
 )
 
-// Cancel removes a pending or scheduled job; with del it also removes an ended one.
-func (s *Store) Cancel(ctx context.Context, queue, id string, del bool) (string, error) {
+// Cancel removes a pending or scheduled job named by id, or (id "") by schedule key;
+// with del it also removes an ended one. It returns how and the job's id.
+func (s *Store) Cancel(ctx context.Context, queue, id, key string, del bool) (string, string, error) {
 	k := s.Keys(queue)
-	rec, err := s.rdb.HGet(ctx, k.Records, id).Result()
-	if err != nil {
-		if errors.Is(err, errRedisNil) {
-			return "", ErrNotFound
-		}
-		return "", err
-	}
-	lane, body, _ := cutRecord(rec)
-	var j job.Job
-	_ = job.UnmarshalRecord([]byte(body), &j) // for its schedule key; a bad record has none
 	mode := "cancel"
 	if del {
 		mode = "delete"
 	}
-	keys := []string{k.Records, k.Scheduled, k.Index, k.Active, k.Failed, k.Succeeded, k.Attempts, k.Errors, k.Stacks, k.Results, k.Timings, k.Lane(lane), k.SchedKeys}
-	how, err := scriptCancel.Run(ctx, s.rdb, keys, id, lane, k.DoneChannel, mode, j.Options.Key).Text()
+	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
+		keys := append([]string{k.Records, k.Scheduled, k.Index, k.Active, k.Failed, k.Succeeded, k.Attempts, k.Errors,
+			k.Stacks, k.Results, k.Timings, k.SchedKeys, k.JobKeys}, laneKeys...)
+		args := make([]any, 0, 5+len(members))
+		args = append(args, id, key, k.DoneChannel, mode, len(members))
+		for _, m := range members {
+			args = append(args, m)
+		}
+		return scriptCancel.Run(ctx, s.rdb, keys, args...).Slice()
+	})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
+	how, jid := toStr(res[0]), toStr(res[1])
 	switch how {
 	case "active":
-		return how, ErrActive
+		return how, jid, ErrActive
 	case "finished":
-		return how, ErrEnded
+		return how, jid, ErrEnded
 	case "notfound":
-		return how, ErrNotFound
+		return how, jid, ErrNotFound
 	}
-	return how, nil
+	return how, jid, nil
 }
 
 // RequeueFailed moves failed jobs (all of them, up to 1000 a call, when ids is empty)
@@ -57,7 +56,7 @@ func (s *Store) Cancel(ctx context.Context, queue, id string, del bool) (string,
 func (s *Store) RequeueFailed(ctx context.Context, queue string, ids []string) (int, error) {
 	k := s.Keys(queue)
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
-		keys := append([]string{k.Failed, k.Records, k.Index, k.Wake, k.Attempts, k.Timings}, laneKeys...)
+		keys := append([]string{k.Failed, k.Records, k.Index, k.Wake, k.Attempts, k.Timings, k.SchedKeys, k.JobKeys}, laneKeys...)
 		args := make([]any, 0, 2+len(members)+len(ids))
 		args = append(args, s.nowMs(), len(members))
 		for _, m := range members {
@@ -100,7 +99,7 @@ func (s *Store) Purge(ctx context.Context, queue, state string, limit int) (int,
 		notify = "1"
 	}
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
-		keys := append([]string{k.Index, k.Records, k.Attempts, k.Errors, k.Stacks, k.Results, k.Timings, set}, laneKeys...)
+		keys := append([]string{k.Index, k.Records, k.Attempts, k.Errors, k.Stacks, k.Results, k.Timings, set, k.SchedKeys, k.JobKeys}, laneKeys...)
 		args := make([]any, 0, 5+len(members))
 		args = append(args, mode, limit, len(members))
 		for _, m := range members {
@@ -261,8 +260,9 @@ func (s *Store) WaitForWork(ctx context.Context, rdb redis.UniversalClient, read
 		if len(parts) == 4 {
 			if lane, body, ok := cutRecord(parts[3]); ok {
 				ms, _ := strconv.ParseInt(parts[1], 10, 64)
+				due, _ := strconv.ParseFloat(parts[2], 64)
 				w.HandedAt = time.UnixMilli(ms)
-				w.HandOff = &Fetched{ID: parts[0], Lane: lane, Record: []byte(body), At: w.HandedAt}
+				w.HandOff = &Fetched{ID: parts[0], Lane: lane, Record: []byte(body), At: w.HandedAt, Due: time.UnixMilli(int64(due))}
 			}
 		}
 	}

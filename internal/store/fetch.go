@@ -23,6 +23,9 @@ type Fetched struct {
 	// At is when the lease began, as the owner entry records it (ms): acknowledging
 	// with Done.Started = At ties the acknowledgement to this very lease.
 	At time.Time
+	// Due is when this attempt became due: the job's arrival, or the due time of its
+	// promotion or retry.
+	Due time.Time
 }
 
 // MaxFetch is the most jobs one fetch takes.
@@ -49,8 +52,8 @@ func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease ti
 	if len(res) > 0 && res[0] == "paused" {
 		return nil, ErrPaused
 	}
-	out := make([]Fetched, 0, (len(res)-1)/4)
-	for i := 1; i+3 < len(res); i += 4 {
+	out := make([]Fetched, 0, (len(res)-1)/5)
+	for i := 1; i+4 < len(res); i += 5 {
 		f := Fetched{ID: toStr(res[i]), At: time.UnixMilli(now.UnixMilli())}
 		rec := toStr(res[i+1])
 		if lane, body, ok := cutRecord(rec); ok {
@@ -58,6 +61,9 @@ func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease ti
 		}
 		f.Attempts, _ = strconv.Atoi(toStr(res[i+2]))
 		f.Predicted, _ = strconv.ParseFloat(toStr(res[i+3]), 64)
+		if due, err := strconv.ParseFloat(toStr(res[i+4]), 64); err == nil {
+			f.Due = time.UnixMilli(int64(due))
+		}
 		out = append(out, f)
 	}
 	return out, nil
@@ -131,7 +137,7 @@ func (s *Store) Ack(ctx context.Context, queue, worker string, done []Done) (los
 	}
 	k := s.Keys(queue)
 	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Succeeded, k.Results, k.Timings, k.Counters, k.Errors, k.Stacks,
-		k.Rank, k.TaskStats, k.Window, k.Models, k.SchedKeys}
+		k.Rank, k.TaskStats, k.Window, k.Models, k.SchedKeys, k.JobKeys}
 	args := make([]any, 0, 6+9*len(done))
 	trim := "0"
 	if every := uint64(max(s.TrimEvery, 1)); (s.ackCalls.Add(1)-1)%every == 0 {
@@ -161,21 +167,20 @@ type Failure struct {
 	Error   string
 	Stack   string
 	Started time.Time
-	Key     string // the job's schedule key, released when it fails for good
 }
 
 // Fail records a failed attempt of a job held by worker ("" skips the ownership check).
 // It reports false when the worker no longer held the job.
 func (s *Store) Fail(ctx context.Context, queue, worker string, f Failure) (bool, error) {
 	k := s.Keys(queue)
-	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Scheduled, k.Failed, k.Errors, k.Stacks, k.Counters, k.Timings, k.Results, k.SchedKeys}
+	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Scheduled, k.Failed, k.Errors, k.Stacks, k.Counters, k.Timings, k.Results, k.SchedKeys, k.JobKeys}
 	mode, due := "fail", int64(0)
 	if f.Retry {
 		mode, due = "retry", f.Due.UnixMilli()
 	}
 	n, err := scriptFail.Run(ctx, s.rdb, keys, s.nowMs(), worker, f.ID, mode, due, f.Error, f.Stack,
-		f.Started.UnixMilli(), k.SchedChannel, k.DoneChannel, s.MaxFailed, s.FailedAge.Milliseconds(), f.Key).Int()
-	return n == 1, err
+		f.Started.UnixMilli(), k.SchedChannel, k.DoneChannel, s.MaxFailed, s.FailedAge.Milliseconds()).Int()
+	return n != 0, err
 }
 
 // HandBack returns jobs a worker holds to their lanes at once, ahead of later
@@ -198,12 +203,14 @@ func (s *Store) ReclaimExpired(ctx context.Context, queue, reason string) (int, 
 func (s *Store) requeueActive(ctx context.Context, queue, worker, mode, reason string, ids []string) (int, time.Time, error) {
 	k := s.Keys(queue)
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
-		keys := append([]string{k.Active, k.Owners, k.Index, k.Wake, k.Attempts, k.Errors}, laneKeys...)
-		args := make([]any, 0, 5+len(members)+len(ids))
+		keys := append([]string{k.Active, k.Owners, k.Index, k.Wake, k.Attempts, k.Errors, k.Records, k.Stacks, k.Results,
+			k.Timings, k.SchedKeys, k.JobKeys}, laneKeys...)
+		args := make([]any, 0, 6+len(members)+len(ids))
 		args = append(args, s.nowMs(), worker, mode, reason, len(members))
 		for _, m := range members {
 			args = append(args, m)
 		}
+		args = append(args, k.DoneChannel)
 		for _, id := range ids {
 			args = append(args, id)
 		}

@@ -3,14 +3,14 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
+	"sort"
 	"strconv"
 	"time"
 )
 
 // EnqueueKeyed stores one job under a schedule key: the job waiting under key (if any)
-// is replaced, or kept when keep is set. It returns the id now waiting under the key
-// and whether that is the kept, older job.
+// is replaced, or kept when keep is set, atomically. It returns the id now waiting
+// under the key and whether that is the kept, older job.
 func (s *Store) EnqueueKeyed(ctx context.Context, queue string, j NewJob, key string, keep bool) (string, bool, error) {
 	k := s.Keys(queue)
 	due := "0"
@@ -21,53 +21,37 @@ func (s *Store) EnqueueKeyed(ctx context.Context, queue string, j NewJob, key st
 	if keep {
 		keepArg = "1"
 	}
-	for try := 0; try < 10; try++ {
-		old, oldLane, err := s.keyed(ctx, queue, key)
-		if err != nil {
-			return "", false, err
+	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
+		laneKeys, members = withMember(k, laneKeys, members, j.Lane)
+		keys := append([]string{k.Records, k.Index, k.Lanes, k.Scheduled, k.Wake, k.SchedKeys, k.JobKeys,
+			k.Attempts, k.Errors, k.Stacks, k.Results, k.Timings}, laneKeys...)
+		args := make([]any, 0, 10+len(members))
+		args = append(args, s.nowMs(), j.ID, j.Lane, j.Record, due, key, keepArg, k.SchedChannel, k.DoneChannel, len(members))
+		for _, m := range members {
+			args = append(args, m)
 		}
-		oldLaneKey := k.Lane(j.Lane)
-		if oldLane != "" {
-			oldLaneKey = k.Lane(oldLane)
-		}
-		keys := []string{k.Records, k.Index, k.Lanes, k.Scheduled, k.Wake, k.SchedKeys, k.Lane(j.Lane), oldLaneKey,
-			k.Attempts, k.Errors, k.Stacks, k.Results, k.Timings}
-		res, err := scriptEnqueueKeyed.Run(ctx, s.rdb, keys, s.nowMs(), j.ID, j.Lane, j.Record, due, key, keepArg,
-			old, oldLane, k.SchedChannel, k.DoneChannel).Slice()
-		if err != nil {
-			return "", false, err
-		}
-		switch toStr(res[0]) {
-		case "ok":
-			return j.ID, false, nil
-		case "kept":
-			return toStr(res[1]), true, nil
-		}
-		// the key moved between our read and the script: read again
-	}
-	return "", false, fmt.Errorf("chronoq: schedule key %q kept changing; try again", key)
-}
-
-// keyed reads the id under key and, when its record exists, its lane member.
-func (s *Store) keyed(ctx context.Context, queue, key string) (id, lane string, err error) {
-	k := s.Keys(queue)
-	id, err = s.rdb.HGet(ctx, k.SchedKeys, key).Result()
-	if errors.Is(err, errRedisNil) {
-		return "", "", nil
-	}
+		return scriptEnqueueKeyed.Run(ctx, s.rdb, keys, args...).Slice()
+	})
 	if err != nil {
-		return "", "", err
+		return "", false, err
 	}
-	rec, err := s.rdb.HGet(ctx, k.Records, id).Result()
-	if err != nil && !errors.Is(err, errRedisNil) {
-		return "", "", err
+	if toStr(res[0]) == "kept" {
+		return toStr(res[1]), true, nil
 	}
-	lane, _, _ = cutRecord(rec)
-	return id, lane, nil
+	return j.ID, false, nil
 }
 
-// IDByKey returns the id of the job last enqueued under key (ErrNotFound when none,
-// or when that job has ended and its key was released).
+// withMember adds lane member m (and its key) to a lane list that lacks it.
+func withMember(k Keys, laneKeys, members []string, m string) ([]string, []string) {
+	i := sort.SearchStrings(members, m)
+	if i < len(members) && members[i] == m {
+		return laneKeys, members
+	}
+	return append(append([]string(nil), laneKeys...), k.Lane(m)), append(append([]string(nil), members...), m)
+}
+
+// IDByKey returns the id of the job waiting (or running) under key; ErrNotFound when
+// none, or when that job has ended and released its key.
 func (s *Store) IDByKey(ctx context.Context, queue, key string) (string, error) {
 	id, err := s.rdb.HGet(ctx, s.Keys(queue).SchedKeys, key).Result()
 	if errors.Is(err, errRedisNil) {

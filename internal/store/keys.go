@@ -35,6 +35,7 @@ type Keys struct {
 	Window    string // list: recent "task|predicted|ran|enqueued ms|started ms" samples
 	Models    string // hash: task -> "cost name|n|Σx|Σy|Σx²|Σxy", log run time on log1p(cost)
 	SchedKeys string // hash: schedule key -> id of the job enqueued under it
+	JobKeys   string // hash: id of a keyed job -> its schedule key
 
 	DoneChannel  string // pub/sub: "s id id ...", "f id", "c id" as jobs end
 	SchedChannel string // pub/sub: due ms of a job that became the earliest scheduled
@@ -49,7 +50,7 @@ func KeysFor(ns, queue string) Keys {
 		Errors: p + "err", Stacks: p + "stk", Results: p + "res", Timings: p + "fin",
 		Active: p + "act", Owners: p + "own", Scheduled: p + "sch", Failed: p + "fail",
 		Succeeded: p + "done", Wake: p + "wake", Idle: p + "idle", Ready: p + "ready", Paused: p + "paused", Counters: p + "stat",
-		Rank: p + "rank", TaskStats: p + "tstat", Window: p + "qwin", Models: p + "cmodel", SchedKeys: p + "skey",
+		Rank: p + "rank", TaskStats: p + "tstat", Window: p + "qwin", Models: p + "cmodel", SchedKeys: p + "skey", JobKeys: p + "jkey",
 		DoneChannel: p + "ev:done", SchedChannel: p + "ev:sched",
 	}
 }

@@ -3,7 +3,7 @@
 -- KEYS[5] succeeded set (scored by expiry)  KEYS[6] results  KEYS[7] timings
 -- KEYS[8] counters  KEYS[9] errors  KEYS[10] stacks  KEYS[11] ranking settings
 -- KEYS[12] task stats  KEYS[13] quality window  KEYS[14] cost models
--- KEYS[15] schedule keys
+-- KEYS[15] schedule keys  KEYS[16] keys of keyed jobs
 -- ARGV[1] now ms  ARGV[2] worker id  ARGV[3] done channel  ARGV[4] n
 -- ARGV[5] max succeeded jobs kept  ARGV[6] '1' to trim the succeeded set in this call
 -- then per job, 9 values: id, retention ms, result ('' for none), lease start ms ('':
@@ -32,9 +32,7 @@ for i = 0, n - 1 do
   if ARGV[b + 3] ~= '' then mine = mine .. ARGV[b + 3] .. '|' end
   if o and not seen_ids[id] and string.sub(o, 1, #mine) == mine then
     seen_ids[id] = true
-    if ARGV[b + 8] ~= '' and redis.call('HGET', KEYS[15], ARGV[b + 8]) == id then
-      redis.call('HDEL', KEYS[15], ARGV[b + 8])
-    end
+    if ARGV[b + 8] ~= '' then release_key(KEYS[15], KEYS[16], id) end
     ok[#ok + 1] = id
     if ARGV[b + 4] ~= '' then
       runs[#runs + 1] = {ARGV[b + 4], tonumber(ARGV[b + 5])}

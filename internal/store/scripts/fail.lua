@@ -2,13 +2,13 @@
 -- or move it to the failed set when it has no retries left.
 -- KEYS[1] active  KEYS[2] owners  KEYS[3] job records  KEYS[4] attempts
 -- KEYS[5] scheduled  KEYS[6] failed  KEYS[7] errors  KEYS[8] stacks  KEYS[9] counters
--- KEYS[10] timings  KEYS[11] results  KEYS[12] schedule keys
+-- KEYS[10] timings  KEYS[11] results  KEYS[12] schedule keys  KEYS[13] keys of keyed jobs
 -- ARGV[1] now ms  ARGV[2] worker id ('' to skip the ownership check)  ARGV[3] id
 -- ARGV[4] 'retry' or 'fail'  ARGV[5] due ms (retry)  ARGV[6] error  ARGV[7] stack
 -- ARGV[8] start ms  ARGV[9] schedule channel  ARGV[10] done channel
 -- ARGV[11] failed jobs kept at most  ARGV[12] failed jobs kept for ms
--- ARGV[13] the job's schedule key ('' for none), released when it fails for good
--- Returns 1, or 0 when the worker no longer held the job.
+-- Returns 1, 0 when the worker no longer held the job, or 2 when a retry was dropped
+-- because a newer job was enqueued under the job's schedule key meanwhile.
 local id = ARGV[3]
 if ARGV[2] ~= '' then
   local o = redis.call('HGET', KEYS[2], id)
@@ -20,6 +20,12 @@ redis.call('HDEL', KEYS[2], id)
 redis.call('HINCRBY', KEYS[4], id, 1)
 redis.call('HSET', KEYS[7], id, ARGV[6])
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[8], id, ARGV[7]) else redis.call('HDEL', KEYS[8], id) end
+if ARGV[4] == 'retry' and superseded(KEYS[12], KEYS[13], id) then
+  forget({id}, KEYS[3], KEYS[4], KEYS[7], KEYS[8], KEYS[11], KEYS[10])
+  redis.call('HDEL', KEYS[13], id)
+  redis.call('PUBLISH', ARGV[10], 'c ' .. id)
+  return 2
+end
 if ARGV[4] == 'retry' then
   local due = tonumber(ARGV[5])
   local head = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
@@ -30,7 +36,7 @@ if ARGV[4] == 'retry' then
 end
 redis.call('ZADD', KEYS[6], now, id)
 redis.call('HSET', KEYS[10], id, ARGV[8] .. '|' .. ARGV[1])
-if ARGV[13] ~= '' and redis.call('HGET', KEYS[12], ARGV[13]) == id then redis.call('HDEL', KEYS[12], ARGV[13]) end
+release_key(KEYS[12], KEYS[13], id)
 redis.call('HINCRBY', KEYS[9], 'failed', 1)
 -- trim the dead letters by age, then by count
 local old = redis.call('ZRANGE', KEYS[6], '-inf', now - tonumber(ARGV[12]), 'BYSCORE', 'LIMIT', 0, 500)

@@ -5,7 +5,8 @@
 -- (a lane is "<prio>:<task>", or with a size bucket " =b" or " ~b": see lib.lua)
 -- ARGV[1] now ms  ARGV[2] n  ARGV[3] lease deadline ms  ARGV[4] worker id
 -- ARGV[5] number of lanes  ARGV[6..] lane members (same order as KEYS[10..])
--- Returns {"ok", id, record, attempts, predicted ms or "", ...}, {"paused"}, or
+-- Returns {"ok", id, record, attempts, predicted ms or "", in-lane score (the time the
+-- job became due: arrival, promotion, retry), ...}, {"paused"}, or
 -- {"stale", member} when the caller's lane list lacks a lane (it refreshes the list and
 -- calls again).
 --
@@ -21,7 +22,7 @@ local now = tonumber(ARGV[1])
 local want = math.min(tonumber(ARGV[2]), 1000) -- unpack() below takes ~8000 values at most
 local lanes = lane_map(10, 6, tonumber(ARGV[5]))
 local mode, rule, w = rank_settings(KEYS[8])
-local ids, own, act, preds = {}, {}, {}, {}
+local ids, own, act, preds, scores = {}, {}, {}, {}, {}
 local got = 0
 
 local function fmt(x) -- a script returning a Lua number would truncate it to an integer
@@ -42,6 +43,7 @@ local function take(lane, member, popped, pred, bounded)
     act[#act + 1] = ARGV[3]
     act[#act + 1] = id
     preds[#preds + 1] = p
+    scores[#scores + 1] = popped[i + 1]
   end
   got = got + k
 end
@@ -200,5 +202,6 @@ for i = 1, got do
   out[#out + 1] = recs[i] or ''
   out[#out + 1] = atts[i] or '0'
   out[#out + 1] = preds[i]
+  out[#out + 1] = scores[i]
 end
 return out

@@ -145,6 +145,33 @@ local function call_chunked(cmd, key, list)
   end
 end
 
+-- Schedule keys: skey maps a key to the job waiting under it, jkey maps a keyed job
+-- back to its key (only keyed jobs have an entry).
+
+-- Release job id's key, if it still names the job, and drop the job's jkey entry.
+local function release_key(skey, jkey, id)
+  local k = redis.call('HGET', jkey, id)
+  if k then
+    if redis.call('HGET', skey, k) == id then redis.call('HDEL', skey, k) end
+    redis.call('HDEL', jkey, id)
+  end
+end
+
+-- Whether keyed job id, about to wait again (retry, hand-back, reclaim, requeue), has
+-- been superseded: a newer job was enqueued under its key meanwhile. A free key is
+-- taken back.
+local function superseded(skey, jkey, id)
+  local k = redis.call('HGET', jkey, id)
+  if not k then return false end
+  local cur = redis.call('HGET', skey, k)
+  if cur == id then return false end
+  if not cur then
+    redis.call('HSET', skey, k, id)
+    return false
+  end
+  return true
+end
+
 -- Forget everything stored about jobs `ids` (their record and side hashes).
 local function forget(ids, jk, ak, ek, sk, rk, fk)
   if #ids == 0 then return end

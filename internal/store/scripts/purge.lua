@@ -1,7 +1,8 @@
 -- purge.lua: delete up to `limit` jobs of one state; the caller repeats until 0.
 -- KEYS[1] lane index  KEYS[2] job records  KEYS[3] attempts  KEYS[4] errors
 -- KEYS[5] stacks  KEYS[6] results  KEYS[7] timings  KEYS[8] the state's set
--- (scheduled, failed or succeeded; unused for pending)  KEYS[9..] lane keys
+-- (scheduled, failed or succeeded; unused for pending)  KEYS[9] schedule keys
+-- KEYS[10] keys of keyed jobs  KEYS[11..] lane keys
 -- ARGV[1] 'pending' or 'set'  ARGV[2] limit  ARGV[3] number of lanes  ARGV[4..] members
 -- then ARGV[4+lanes] the done channel, ARGV[5+lanes] '1' when the purged jobs had not
 -- ended (pending, scheduled): their waiters are told they were canceled.
@@ -9,7 +10,12 @@
 local nl = tonumber(ARGV[3])
 local channel, notify = ARGV[4 + nl], ARGV[5 + nl] == '1'
 local function told(ids)
-  if notify and #ids > 0 then redis.call('PUBLISH', channel, 'c ' .. table.concat(ids, ' ')) end
+  if #ids == 0 then return end
+  local ks = redis.call('HMGET', KEYS[10], unpack(ids))
+  for i, id in ipairs(ids) do
+    if ks[i] then release_key(KEYS[9], KEYS[10], id) end
+  end
+  if notify then redis.call('PUBLISH', channel, 'c ' .. table.concat(ids, ' ')) end
 end
 local limit = tonumber(ARGV[2])
 local removed = 0
@@ -23,7 +29,7 @@ if ARGV[1] == 'set' then
 end
 for i = 0, nl - 1 do
   if removed >= limit then break end
-  local lane, member = KEYS[9 + i], ARGV[4 + i]
+  local lane, member = KEYS[11 + i], ARGV[4 + i]
   local ids = redis.call('ZRANGE', lane, 0, limit - removed - 1)
   if #ids > 0 then
     redis.call('ZREMRANGEBYRANK', lane, 0, #ids - 1)

@@ -2,18 +2,22 @@
 -- later arrivals. Used for a worker's hand-back on shutdown (no attempt spent) and for
 -- leases that expired (an attempt spent, error recorded).
 -- KEYS[1] active  KEYS[2] owners  KEYS[3] lane index  KEYS[4] wake-up list
--- KEYS[5] attempts  KEYS[6] errors  KEYS[7..] lane keys
+-- KEYS[5] attempts  KEYS[6] errors  KEYS[7] job records  KEYS[8] stacks  KEYS[9] results
+-- KEYS[10] timings  KEYS[11] schedule keys  KEYS[12] keys of keyed jobs  KEYS[13..] lanes
 -- ARGV[1] now ms  ARGV[2] worker id ('' = any)  ARGV[3] 'handback' or 'expired'
 -- ARGV[4] error for expired leases  ARGV[5] number of lanes  ARGV[6..] lane members
+-- then ARGV[6+lanes] the done channel, then (handback) the ids
+-- A keyed job superseded meanwhile (a newer job under its key) is dropped, not requeued.
 -- then, for 'handback', the job ids. 'expired' takes up to 200 leases older than now.
 -- Returns {"ok", moved, next lease deadline or ""} or {"stale", member}.
 local nl = tonumber(ARGV[5])
-local lanes = lane_map(7, 6, nl)
+local lanes = lane_map(13, 6, nl)
+local channel = ARGV[6 + nl]
 local ids = {}
 if ARGV[3] == 'expired' then
   ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, 200)
 else
-  for i = 6 + nl, #ARGV do ids[#ids + 1] = ARGV[i] end
+  for i = 7 + nl, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
 if #ids == 0 then
   local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
@@ -33,19 +37,27 @@ for i, id in ipairs(ids) do
     redis.call('ZREM', KEYS[1], id) -- no owner: a half-finished state change; drop the lease
   end
 end
+local moved = 0
 for _, p in ipairs(plan) do
   local id, score, member = p[1], p[2], p[3]
-  redis.call('ZADD', lanes[member], score, id)
-  index_lane_after_add(KEYS[3], member, score)
   redis.call('ZREM', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
+  if superseded(KEYS[11], KEYS[12], id) then
+    forget({id}, KEYS[7], KEYS[5], KEYS[6], KEYS[8], KEYS[9], KEYS[10])
+    redis.call('HDEL', KEYS[12], id)
+    redis.call('PUBLISH', channel, 'c ' .. id)
+  else
+    moved = moved + 1
+    redis.call('ZADD', lanes[member], score, id)
+    index_lane_after_add(KEYS[3], member, score)
   -- an expired lease spends an attempt, unless the job was handed to an idle worker
   -- that never claimed it (owner "*"): it never ran
-  if ARGV[3] == 'expired' and p[4] ~= '*' then
-    redis.call('HINCRBY', KEYS[5], id, 1)
-    redis.call('HSET', KEYS[6], id, ARGV[4])
+    if ARGV[3] == 'expired' and p[4] ~= '*' then
+      redis.call('HINCRBY', KEYS[5], id, 1)
+      redis.call('HSET', KEYS[6], id, ARGV[4])
+    end
   end
 end
-if #plan > 0 then wake(KEYS[4]) end
+if moved > 0 then wake(KEYS[4]) end
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {'ok', #plan, head[2] or ''}

@@ -1,11 +1,12 @@
 -- requeue_failed.lua: move failed jobs back to pending with a fresh set of retries.
 -- KEYS[1] failed  KEYS[2] job records  KEYS[3] lane index  KEYS[4] wake-up list
--- KEYS[5] attempts  KEYS[6] timings  KEYS[7..] lane keys
+-- KEYS[5] attempts  KEYS[6] timings  KEYS[7] schedule keys  KEYS[8] keys of keyed jobs
+-- KEYS[9..] lane keys
 -- ARGV[1] now ms  ARGV[2] number of lanes  ARGV[3..] lane members, then the ids
 -- (none: up to 1000 of the oldest failed jobs).
 -- Returns {"ok", moved} or {"stale", member}.
 local nl = tonumber(ARGV[2])
-local lanes = lane_map(7, 3, nl)
+local lanes = lane_map(9, 3, nl)
 local ids = {}
 for i = 3 + nl, #ARGV do ids[#ids + 1] = ARGV[i] end
 if #ids == 0 then ids = redis.call('ZRANGE', KEYS[1], 0, 999) end
@@ -13,7 +14,9 @@ if #ids == 0 then return {'ok', 0} end
 local recs = redis.call('HMGET', KEYS[2], unpack(ids))
 local plan = {}
 for i, id in ipairs(ids) do
-  if recs[i] and redis.call('ZSCORE', KEYS[1], id) then
+  -- a keyed job stays failed when a newer job waits under its key; else it takes its
+  -- key back
+  if recs[i] and redis.call('ZSCORE', KEYS[1], id) and not superseded(KEYS[7], KEYS[8], id) then
     local member = record_lane(recs[i])
     if not lanes[member] then return {'stale', member} end
     plan[#plan + 1] = {id, member}
