@@ -774,3 +774,40 @@ func TestRestartLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// Lateness is judged per attempt: a retry that comes due during an outage is skipped
+// too, and a job asked for at a time already past is late from that time.
+func TestSkipIfLateRetriesAndPastTimes(t *testing.T) {
+	clock := testutil.NewClock(time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC))
+	e := newEnv(t, queue.Config{Now: clock.Now})
+	past, err := e.c.EnqueueByName(e.ctx, "remind", nil, job.At(clock.Now().Add(-5*time.Hour)), job.SkipIfLate(time.Hour))
+	must(t, err)
+	var attempts atomic.Int32
+	w := start(t, e, worker.Config{}, func(w *worker.Worker) {
+		w.HandleFunc("remind", func(ctx context.Context, j *job.Job) (any, error) { return nil, nil })
+		w.HandleFunc("flaky", func(ctx context.Context, j *job.Job) (any, error) {
+			attempts.Add(1)
+			return nil, job.RetryAfter(time.Minute, errors.New("not now"))
+		})
+	})
+	j := waitState(t, e, past, job.StateFailed)
+	if !strings.Contains(j.LastError, "too late") {
+		t.Fatalf("past At: %q", j.LastError)
+	}
+	retried, err := e.c.EnqueueByName(e.ctx, "flaky", nil, job.SkipIfLate(10*time.Minute), job.MaxRetries(3))
+	must(t, err)
+	testutil.Eventually(t, 10*time.Second, "first attempt", func() bool { return attempts.Load() == 1 })
+	waitState(t, e, retried, job.StateScheduled)
+	must(t, w.Stop(context.Background()))
+	clock.Advance(5 * time.Hour) // an outage; the retry came due meanwhile
+	start(t, e, worker.Config{}, func(w *worker.Worker) {
+		w.HandleFunc("flaky", func(ctx context.Context, j *job.Job) (any, error) {
+			attempts.Add(1)
+			return nil, nil
+		})
+	})
+	j = waitState(t, e, retried, job.StateFailed)
+	if !strings.Contains(j.LastError, "too late") || attempts.Load() != 1 {
+		t.Fatalf("late retry: %q, %d attempts ran", j.LastError, attempts.Load())
+	}
+}

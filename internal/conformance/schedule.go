@@ -171,3 +171,138 @@ func testPayloadLimit(t *testing.T, b *bundle) {
 		t.Fatal("an oversized job was stored")
 	}
 }
+
+func scheduleFixCases() []struct {
+	name string
+	fn   func(t *testing.T, b *bundle)
+} {
+	return []struct {
+		name string
+		fn   func(t *testing.T, b *bundle)
+	}{
+		{"SupersededRetryDropped", testSupersededRetry},
+		{"SupersededHandBackAndReclaimDropped", testSupersededRequeue},
+		{"RequeueFailedKeyed", testRequeueFailedKeyed},
+		{"PurgeReleasesKeys", testPurgeReleasesKeys},
+		{"ConcurrentKeyedEnqueues", testConcurrentKeyed},
+	}
+}
+
+// A running keyed job whose key got a newer job is dropped when it would retry: two
+// automatic punch-outs must never both wait.
+func testSupersededRetry(t *testing.T, b *bundle) {
+	old := enqueue(t, b, "punch-out", job.Key("k"), job.MaxRetries(3))
+	got, err := b.s.Fetch(b.ctx, "default", "w", 1, time.Minute)
+	must(t, err)
+	newer := enqueue(t, b, "punch-out", job.Key("k"), job.In(time.Hour))
+	ok, err := b.s.Fail(b.ctx, "default", "w", store.Failure{ID: got[0].ID, Retry: true, Due: b.clock.Now().Add(time.Second), Error: "flaky"})
+	must(t, err)
+	if !ok {
+		t.Fatal("failure not recorded")
+	}
+	if _, err := old.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("the superseded job came back: %v", err)
+	}
+	if c := counts(t, b, "default"); c.Scheduled != 1 {
+		t.Fatalf("scheduled %d, want only the newer job", c.Scheduled)
+	}
+	must(t, b.c.CancelKey(b.ctx, "default", "k"))
+	if c := counts(t, b, "default"); c.Scheduled != 0 || c.Pending != 0 {
+		t.Fatalf("after CancelKey %+v", c)
+	}
+	if _, err := newer.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("newer job: %v", err)
+	}
+}
+
+func testSupersededRequeue(t *testing.T, b *bundle) {
+	for _, mode := range []string{"handback", "expired"} {
+		enqueue(t, b, "t", job.Key("k-"+mode))
+		got, err := b.s.Fetch(b.ctx, "default", "w", 1, time.Second)
+		must(t, err)
+		enqueue(t, b, "t", job.Key("k-"+mode)) // pending, under the same key
+		if mode == "handback" {
+			_, err = b.s.HandBack(b.ctx, "default", "w", []string{got[0].ID})
+		} else {
+			b.clock.Advance(2 * time.Second)
+			_, _, err = b.s.ReclaimExpired(b.ctx, "default", "gone")
+		}
+		must(t, err)
+		if _, err := b.c.Job(b.ctx, "default", got[0].ID); !errors.Is(err, job.ErrNotFound) {
+			t.Fatalf("%s: the superseded job came back: %v", mode, err)
+		}
+		ids := fetchIDs(t, b, "default", "w2", 10)
+		if len(ids) != 1 {
+			t.Fatalf("%s: %d jobs waited under one key", mode, len(ids))
+		}
+	}
+}
+
+func testRequeueFailedKeyed(t *testing.T, b *bundle) {
+	old := enqueue(t, b, "t", job.Key("k"), job.MaxRetries(0))
+	got, err := b.s.Fetch(b.ctx, "default", "w", 1, time.Minute)
+	must(t, err)
+	_, err = b.s.Fail(b.ctx, "default", "w", store.Failure{ID: got[0].ID, Error: "x"})
+	must(t, err)
+	newer := enqueue(t, b, "t", job.Key("k"))
+	n, err := b.c.Requeue(b.ctx, "default", old.ID)
+	must(t, err)
+	if n != 0 {
+		t.Fatal("a failed job was requeued beside the newer job under its key")
+	}
+	must(t, b.c.CancelKey(b.ctx, "default", "k")) // the newer one goes; the key is free
+	if _, err := newer.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
+		t.Fatal(err)
+	}
+	n, err = b.c.Requeue(b.ctx, "default", old.ID)
+	must(t, err)
+	j, err := b.c.JobByKey(b.ctx, "default", "k")
+	must(t, err)
+	if n != 1 || j.ID != old.ID || j.State != job.StatePending {
+		t.Fatalf("requeued %d; key names %+v", n, j)
+	}
+}
+
+func testPurgeReleasesKeys(t *testing.T, b *bundle) {
+	for i := 0; i < 5; i++ {
+		enqueue(t, b, "t", job.Key(fmt.Sprintf("s%d", i)), job.In(time.Hour))
+		enqueue(t, b, "t", job.Key(fmt.Sprintf("p%d", i)))
+	}
+	_, err := b.c.Purge(b.ctx, "default", job.StateScheduled, nil)
+	must(t, err)
+	_, err = b.c.Purge(b.ctx, "default", job.StatePending, nil)
+	must(t, err)
+	k := b.s.Keys("default")
+	if n, _ := b.s.Redis().HLen(b.ctx, k.SchedKeys).Result(); n != 0 {
+		t.Fatalf("%d keys left after purge", n)
+	}
+	if n, _ := b.s.Redis().HLen(b.ctx, k.JobKeys).Result(); n != 0 {
+		t.Fatalf("%d job keys left after purge", n)
+	}
+	if _, err := b.c.JobByKey(b.ctx, "default", "s1"); !errors.Is(err, job.ErrNotFound) || !contains(err.Error(), `"s1"`) {
+		t.Fatalf("lookup after purge: %v", err)
+	}
+}
+
+func testConcurrentKeyed(t *testing.T, b *bundle) {
+	var wg sync.WaitGroup
+	var failures atomic.Int32
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 30; i++ {
+				if _, err := b.c.EnqueueByName(b.ctx, "t", nil, job.Key("hot"), job.In(time.Duration(1+i)*time.Minute)); err != nil {
+					failures.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failures.Load(); f != 0 {
+		t.Fatalf("%d of 480 keyed enqueues failed", f)
+	}
+	if c := counts(t, b, "default"); c.Scheduled != 1 {
+		t.Fatalf("%d jobs wait under one key", c.Scheduled)
+	}
+}

@@ -36,7 +36,7 @@ if ARGV[4] == 'retry' then
 end
 redis.call('ZADD', KEYS[6], now, id)
 redis.call('HSET', KEYS[10], id, ARGV[8] .. '|' .. ARGV[1])
-release_key(KEYS[12], KEYS[13], id)
+release_key(KEYS[12], KEYS[13], id, true)
 redis.call('HINCRBY', KEYS[9], 'failed', 1)
 -- trim the dead letters by age, then by count
 local old = redis.call('ZRANGE', KEYS[6], '-inf', now - tonumber(ARGV[12]), 'BYSCORE', 'LIMIT', 0, 500)
@@ -47,6 +47,7 @@ end
 if #old > 0 then
   redis.call('ZREM', KEYS[6], unpack(old))
   forget(old, KEYS[3], KEYS[4], KEYS[7], KEYS[8], KEYS[11], KEYS[10])
+  redis.call('HDEL', KEYS[13], unpack(old)) -- trimmed keyed jobs drop their jkey entry
 end
 redis.call('PUBLISH', ARGV[10], 'f ' .. id)
 return 1

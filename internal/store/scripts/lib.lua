@@ -148,12 +148,13 @@ end
 -- Schedule keys: skey maps a key to the job waiting under it, jkey maps a keyed job
 -- back to its key (only keyed jobs have an entry).
 
--- Release job id's key, if it still names the job, and drop the job's jkey entry.
-local function release_key(skey, jkey, id)
+-- Release job id's key, if it still names the job, and drop the job's jkey entry
+-- (kept with keep_jkey: a failed job remembers its key, so a requeue can take it back).
+local function release_key(skey, jkey, id, keep_jkey)
   local k = redis.call('HGET', jkey, id)
   if k then
     if redis.call('HGET', skey, k) == id then redis.call('HDEL', skey, k) end
-    redis.call('HDEL', jkey, id)
+    if not keep_jkey then redis.call('HDEL', jkey, id) end
   end
 end
 
