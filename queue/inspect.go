@@ -172,3 +172,12 @@ func keyErr(err error, key string) error {
 	}
 	return err
 }
+
+// DeclareQueue registers a queue before anything is enqueued to it (beat entries may
+// only name known queues). Workers declare the queues they serve.
+func (c *Client) DeclareQueue(ctx context.Context, name string) error {
+	if err := job.ValidateQueueName(name); err != nil {
+		return err
+	}
+	return c.registerQueue(ctx, name)
+}

@@ -107,6 +107,11 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err := w.store.LoadScripts(ctx); err != nil {
 		w.log.Warn("cannot load scripts yet; will retry as Redis answers", "err", err)
 	}
+	for _, q := range w.cfg.Queues {
+		if err := w.store.RegisterQueue(ctx, q.Name); err != nil {
+			w.log.Warn("cannot declare queue yet", "queue", q.Name, "err", err)
+		}
+	}
 	bgCtx, bgStop := context.WithCancel(context.WithoutCancel(ctx))
 	fetchCtx, fetchStop := context.WithCancel(bgCtx)
 	w.bgStop, w.fetchStop = bgStop, fetchStop

@@ -26,6 +26,7 @@ var (
 	scriptRequeueFailed = load("requeue_failed")
 	scriptPurge         = load("purge")
 	scriptClaim         = load("claim")
+	scriptBeatFire      = load("beat_fire")
 )
 
 func load(name string) *redis.Script {
@@ -45,7 +46,7 @@ func AllScripts() map[string]*redis.Script {
 	return map[string]*redis.Script{
 		"enqueue": scriptEnqueue, "enqueue_one": scriptEnqueueOne, "enqueue_keyed": scriptEnqueueKeyed, "fetch": scriptFetch, "ack": scriptAck, "fail": scriptFail,
 		"requeue_active": scriptRequeueActive, "promote": scriptPromote, "cancel": scriptCancel,
-		"requeue_failed": scriptRequeueFailed, "purge": scriptPurge, "claim": scriptClaim,
+		"requeue_failed": scriptRequeueFailed, "purge": scriptPurge, "claim": scriptClaim, "beat_fire": scriptBeatFire,
 	}
 }
 

@@ -1,0 +1,340 @@
+package beat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/chronoq/chronoq/internal/store"
+	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/queue"
+)
+
+// Config configures a Beat.
+type Config struct {
+	// Entries defined in Go; Start stores them in Redis (replacing stored entries of the
+	// same name), where every replica and the dynamic API see them.
+	Entries []Entry
+	// MissedAfter: a tick more than this late when the beat looks is missed (every beat
+	// was down), and the entry's catch-up policy applies (default 1 minute).
+	MissedAfter time.Duration
+	// ClaimTTL is how long a fired tick's claim is kept (default 24 h); a replica only
+	// tries ticks after an entry's last one, so this only bounds concurrent attempts.
+	ClaimTTL time.Duration
+	Logger   *slog.Logger
+}
+
+// Beat fires entries' ticks. Run one in every worker process, or several as their
+// own processes: each tick fires once.
+type Beat struct {
+	c     *queue.Client
+	store *store.Store
+	cfg   Config
+	log   *slog.Logger
+}
+
+// New checks the Go-defined entries; the error names every bad one.
+func New(c *queue.Client, cfg Config) (*Beat, error) {
+	if cfg.MissedAfter <= 0 {
+		cfg.MissedAfter = time.Minute
+	}
+	if cfg.ClaimTTL <= 0 {
+		cfg.ClaimTTL = 24 * time.Hour
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	var errs []error
+	seen := map[string]bool{}
+	for i := range cfg.Entries {
+		e := &cfg.Entries[i]
+		if seen[e.Name] {
+			errs = append(errs, fmt.Errorf("%w %q: defined twice", ErrInvalidEntry, e.Name))
+		}
+		seen[e.Name] = true
+		if _, err := e.compile(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return &Beat{c: c, store: c.Store(), cfg: cfg, log: cfg.Logger}, errors.Join(errs...)
+}
+
+// Start stores the Go-defined entries. An entry whose queue is unknown (never enqueued
+// to or declared) is refused with an error naming it; the others are stored.
+func (b *Beat) Start(ctx context.Context) error {
+	var errs []error
+	for _, e := range b.cfg.Entries {
+		if err := b.Set(ctx, e); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Set adds or replaces an entry at run time; every replica follows from its next look.
+func (b *Beat) Set(ctx context.Context, e Entry) error {
+	if _, err := e.compile(); err != nil {
+		return err
+	}
+	qs, err := b.store.Queues(ctx)
+	if err != nil {
+		return err
+	}
+	known := false
+	for _, q := range qs {
+		known = known || q == e.Queue
+	}
+	if !known {
+		return fmt.Errorf("%w %q: queue %q does not exist yet (declare it, or enqueue to it once)", ErrInvalidEntry, e.Name, e.Queue)
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return b.store.SetBeatEntry(ctx, e.Name, string(data))
+}
+
+// Delete removes an entry.
+func (b *Beat) Delete(ctx context.Context, name string) error {
+	if err := b.store.DeleteBeatEntry(ctx, name); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w: no beat entry %q", job.ErrNotFound, name)
+		}
+		return err
+	}
+	return nil
+}
+
+// Enable and Disable switch an entry on and off without forgetting it.
+func (b *Beat) Enable(ctx context.Context, name string) error  { return b.setDisabled(ctx, name, false) }
+func (b *Beat) Disable(ctx context.Context, name string) error { return b.setDisabled(ctx, name, true) }
+
+func (b *Beat) setDisabled(ctx context.Context, name string, off bool) error {
+	entries, bad, err := b.entries(ctx)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name == name {
+			e.Disabled = off
+			return b.Set(ctx, e.Entry)
+		}
+	}
+	if msg, ok := bad[name]; ok {
+		return fmt.Errorf("%w %q: %s", ErrInvalidEntry, name, msg)
+	}
+	return fmt.Errorf("%w: no beat entry %q", job.ErrNotFound, name)
+}
+
+type compiled struct {
+	Entry
+	sched schedule
+}
+
+// entries reads the stored entries; broken ones are reported by name, never fatal.
+func (b *Beat) entries(ctx context.Context) ([]compiled, map[string]string, error) {
+	raw, err := b.store.BeatEntries(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	bad := map[string]string{}
+	var out []compiled
+	for name, data := range raw {
+		var e Entry
+		if err := json.Unmarshal([]byte(data), &e); err != nil {
+			bad[name] = "stored entry does not decode: " + err.Error()
+			continue
+		}
+		s, err := e.compile()
+		if err != nil {
+			bad[name] = err.Error()
+			continue
+		}
+		out = append(out, compiled{e, s})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, bad, nil
+}
+
+// Tick fires every tick that is due at the store's clock's now, in tick order, and
+// returns the earliest next tick of any enabled entry (zero if none). Safe to run in
+// any number of replicas at once.
+func (b *Beat) Tick(ctx context.Context) (time.Time, error) {
+	now := b.store.Now()
+	entries, bad, err := b.entries(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	for name, msg := range bad {
+		b.log.Error("beat entry skipped", "entry", name, "err", msg)
+	}
+	byQueue := map[string][]string{}
+	for _, e := range entries {
+		byQueue[e.Queue] = append(byQueue[e.Queue], e.Name)
+	}
+	last := map[string]time.Time{}
+	for q, names := range byQueue {
+		l, _, err := b.store.BeatProgress(ctx, q, names)
+		if err != nil {
+			return time.Time{}, err
+		}
+		for n, t := range l {
+			last[n] = t
+		}
+	}
+	var next time.Time
+	var errs []error
+	for _, e := range entries {
+		if e.Disabled {
+			continue
+		}
+		from, ok := last[e.Name]
+		if !ok { // a new entry starts from now: nothing of its past is owed
+			if _, err := b.fire(ctx, e, now, true); err != nil {
+				errs = append(errs, err)
+			}
+			from = now
+		}
+		var due []time.Time
+		for t := e.sched.Next(from); !t.IsZero() && !t.After(now) && len(due) < 100000; t = e.sched.Next(t) {
+			due = append(due, t)
+		}
+		if err := b.fireDue(ctx, e, now, due); err != nil {
+			errs = append(errs, err) // one broken entry never stops the others
+		}
+		if n := e.sched.Next(now); !n.IsZero() && (next.IsZero() || n.Before(next)) {
+			next = n
+		}
+	}
+	return next, errors.Join(errs...)
+}
+
+// fireDue applies the catch-up policy to the due ticks and fires them in order.
+func (b *Beat) fireDue(ctx context.Context, e compiled, now time.Time, due []time.Time) error {
+	if len(due) == 0 {
+		return nil
+	}
+	var missed, recent []time.Time
+	for _, t := range due {
+		if now.Sub(t) > b.cfg.MissedAfter {
+			missed = append(missed, t)
+		} else {
+			recent = append(recent, t)
+		}
+	}
+	fire := recent
+	switch e.CatchUp {
+	case CatchUpLatest:
+		if len(missed) > 0 {
+			fire = append([]time.Time{missed[len(missed)-1]}, recent...)
+		}
+	case CatchUpAll:
+		if len(missed) > e.CatchUpLimit {
+			missed = missed[len(missed)-e.CatchUpLimit:]
+		}
+		fire = append(missed, recent...)
+	}
+	if len(missed) > 0 {
+		b.log.Info("beat entry missed ticks", "entry", e.Name, "missed", len(missed), "policy", e.CatchUp)
+	}
+	for _, t := range fire {
+		if _, err := b.fire(ctx, e, t, false); err != nil {
+			return err
+		}
+	}
+	// mark the skipped ones done, up to the latest due tick
+	_, err := b.fire(ctx, e, due[len(due)-1], true)
+	return err
+}
+
+func (b *Beat) fire(ctx context.Context, e compiled, tick time.Time, advance bool) (store.BeatFire, error) {
+	o, err := job.DefaultOptions().Apply(e.options()...)
+	if err != nil {
+		return store.BeatFire{}, fmt.Errorf("beat entry %q: %w", e.Name, err)
+	}
+	j := &job.Job{ID: job.NewID(), Task: e.Task, Payload: e.Args, Options: o, EnqueuedAt: b.store.Now()}
+	rec, err := job.MarshalRecord(j)
+	if err != nil {
+		return store.BeatFire{}, err
+	}
+	nj := store.NewJob{ID: j.ID, Lane: store.LaneMember(o.Priority, e.Task), Record: rec}
+	f, err := b.store.FireBeat(ctx, e.Queue, e.Name, tick, nj, e.Overlap == OverlapSkip, advance, b.cfg.ClaimTTL)
+	if err != nil {
+		return f, fmt.Errorf("beat entry %q, tick %s: %w", e.Name, tick.UTC().Format(time.RFC3339), err)
+	}
+	if f.Outcome == "ok" {
+		b.log.Debug("beat fired", "entry", e.Name, "tick", tick, "job", f.JobID)
+	}
+	return f, nil
+}
+
+// Run fires ticks until ctx is done: it sleeps until the next tick, or until an entry
+// changes (a notice on the beat channel), at most a minute.
+func (b *Beat) Run(ctx context.Context) error {
+	if err := b.Start(ctx); err != nil {
+		b.log.Error("some beat entries were refused", "err", err)
+	}
+	ps := b.store.Redis().Subscribe(ctx, b.store.BeatChannel())
+	defer ps.Close()
+	changes := ps.Channel()
+	for {
+		next, err := b.Tick(ctx)
+		if err != nil && ctx.Err() == nil {
+			b.log.Error("beat tick", "err", err)
+		}
+		wait := time.Minute
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(b.store.Now()), 0))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-changes:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// Status is an entry as the dashboard and CLI show it.
+type Status struct {
+	Entry
+	Next     time.Time
+	LastTick time.Time
+	LastJob  *job.Job // nil when none or gone
+	Error    string   // why the entry cannot run
+}
+
+// List reports every stored entry with its next and last run and its last job.
+func (b *Beat) List(ctx context.Context) ([]Status, error) {
+	entries, bad, err := b.entries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Status
+	for _, e := range entries {
+		l, jobs, err := b.store.BeatProgress(ctx, e.Queue, []string{e.Name})
+		if err != nil {
+			return nil, err
+		}
+		st := Status{Entry: e.Entry, LastTick: l[e.Name]}
+		from := b.store.Now()
+		if !e.Disabled {
+			st.Next = e.sched.Next(from)
+		}
+		if id := jobs[e.Name]; id != "" {
+			st.LastJob, _ = b.c.Job(ctx, e.Queue, id)
+		}
+		out = append(out, st)
+	}
+	for name, msg := range bad {
+		out = append(out, Status{Entry: Entry{Name: name}, Error: msg})
+	}
+	return out, nil
+}

@@ -1,0 +1,267 @@
+package beat_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chronoq/chronoq/beat"
+	"github.com/chronoq/chronoq/internal/redistest"
+	"github.com/chronoq/chronoq/internal/testutil"
+	"github.com/chronoq/chronoq/queue"
+	"github.com/redis/go-redis/v9"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+type env struct {
+	ctx   context.Context
+	rdb   *redis.Client
+	clock *testutil.Clock
+	c     *queue.Client
+}
+
+func newEnv(t *testing.T, start time.Time) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	rdb := redistest.Client(t)
+	clock := testutil.NewClock(start)
+	c := queue.NewClient(rdb, queue.Config{Now: clock.Now, Logger: quiet})
+	t.Cleanup(func() { _ = c.Close() })
+	for _, q := range []string{"default", "ml", "data"} {
+		if err := c.DeclareQueue(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &env{ctx, rdb, clock, c}
+}
+
+// replica is another beat process: its own client, the same Redis and clock.
+func (e *env) replica(t *testing.T, entries ...beat.Entry) *beat.Beat {
+	t.Helper()
+	c := queue.NewClient(e.rdb, queue.Config{Now: e.clock.Now, Logger: quiet})
+	t.Cleanup(func() { _ = c.Close() })
+	b, err := beat.New(c, beat.Config{Entries: entries, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (e *env) jobs(t *testing.T, q string) int64 {
+	t.Helper()
+	c, err := e.c.Counts(e.ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Pending
+}
+
+func tickAll(t *testing.T, e *env, bs ...*beat.Beat) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, b := range bs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := b.Tick(e.ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestThreeReplicasFireEachTickOnce(t *testing.T) {
+	e := newEnv(t, time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC))
+	entry := beat.Entry{Name: "every-minute", Spec: "* * * * *", Task: "sync"}
+	a, b, c := e.replica(t, entry), e.replica(t, entry), e.replica(t, entry)
+	tickAll(t, e, a, b, c) // the entry starts now
+	for i := 0; i < 1000; i++ {
+		e.clock.Advance(time.Minute)
+		tickAll(t, e, a, b, c)
+	}
+	if n := e.jobs(t, "default"); n != 1000 {
+		t.Fatalf("%d jobs for 1000 ticks", n)
+	}
+}
+
+func TestReplicaStoppingMidRunLosesNoTick(t *testing.T) {
+	e := newEnv(t, time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC))
+	entry := beat.Entry{Name: "every-minute", Spec: "* * * * *", Task: "sync", CatchUp: beat.CatchUpAll, CatchUpLimit: 100}
+	a, b := e.replica(t, entry), e.replica(t, entry)
+	tickAll(t, e, a, b)
+	for i := 0; i < 300; i++ {
+		e.clock.Advance(time.Minute)
+		switch {
+		case i < 100:
+			tickAll(t, e, a, b)
+		case i < 110:
+			// a dies; b is slow to notice: ticks pile up for 10 minutes
+		default:
+			tickAll(t, e, b)
+		}
+	}
+	if n := e.jobs(t, "default"); n != 300 {
+		t.Fatalf("%d jobs for 300 ticks", n)
+	}
+}
+
+// A 02:30 entry fires once a day, on spring-forward and fall-back days too, in two zones
+// with different DST dates.
+func TestDSTDaysInTwoZones(t *testing.T) {
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	e := newEnv(t, start)
+	zones := []string{"America/New_York", "Europe/Berlin"}
+	var entries []beat.Entry
+	for i, z := range zones {
+		entries = append(entries, beat.Entry{Name: fmt.Sprintf("nightly-%d", i), Spec: "30 2 * * *", TimeZone: z, Task: "nightly", Queue: []string{"ml", "data"}[i]})
+	}
+	b := e.replica(t, entries...)
+	tickAll(t, e, b)
+	// two windows around the changes: March 2026 (US 8th, EU 29th), Oct-Nov 2026
+	for _, window := range [][2]time.Time{
+		{start, time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 10, 20, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC)},
+	} {
+		e.clock.Set(window[0])
+		_, _ = b.Tick(e.ctx) // the jump between windows: missed ticks skipped
+		before := []int64{e.jobs(t, "ml"), e.jobs(t, "data")}
+		days := int64(window[1].Sub(window[0]) / (24 * time.Hour))
+		for now := window[0]; now.Before(window[1]); now = now.Add(10 * time.Minute) {
+			e.clock.Set(now)
+			tickAll(t, e, b)
+		}
+		for i, q := range []string{"ml", "data"} {
+			if got := e.jobs(t, q) - before[i]; got != days {
+				t.Errorf("%s, %s to %s: %d fires in %d days", zones[i], window[0].Format("01-02"), window[1].Format("01-02"), got, days)
+			}
+		}
+	}
+}
+
+func TestCatchUpPolicies(t *testing.T) {
+	e := newEnv(t, time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC))
+	entries := []beat.Entry{
+		{Name: "skip", Spec: "* * * * *", Task: "t", Queue: "default", CatchUp: beat.CatchUpSkip},
+		{Name: "latest", Spec: "* * * * *", Task: "t", Queue: "ml", CatchUp: beat.CatchUpLatest},
+		{Name: "all", Spec: "* * * * *", Task: "t", Queue: "data", CatchUp: beat.CatchUpAll, CatchUpLimit: 5},
+	}
+	b := e.replica(t, entries...)
+	tickAll(t, e, b)
+	e.clock.Advance(10 * time.Minute) // every beat was down; 10 ticks missed, one just due
+	tickAll(t, e, b)
+	for q, want := range map[string]int64{"default": 1, "ml": 2, "data": 6} {
+		if n := e.jobs(t, q); n != want {
+			t.Errorf("queue %s: %d jobs, want %d", q, n, want)
+		}
+	}
+}
+
+func TestOverlapSkipWhilePreviousJobWaits(t *testing.T) {
+	e := newEnv(t, time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC))
+	b := e.replica(t, beat.Entry{Name: "hourly-sync", Spec: "@every 1h", Task: "sync", Overlap: beat.OverlapSkip})
+	tickAll(t, e, b)
+	e.clock.Advance(time.Hour)
+	tickAll(t, e, b)
+	e.clock.Advance(time.Hour) // the first job still waits: skipped
+	tickAll(t, e, b)
+	if n := e.jobs(t, "default"); n != 1 {
+		t.Fatalf("%d jobs, want 1 (the second tick skipped)", n)
+	}
+	if _, err := e.c.Purge(e.ctx, "default", "pending", nil); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Hour)
+	tickAll(t, e, b)
+	if n := e.jobs(t, "default"); n != 1 {
+		t.Fatalf("%d jobs after the previous one went, want 1", n)
+	}
+}
+
+func TestDynamicEntriesSeenByEveryReplica(t *testing.T) {
+	e := newEnv(t, time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC))
+	a, b := e.replica(t), e.replica(t)
+	if err := a.Set(e.ctx, beat.Entry{Name: "cleanup", Spec: "*/10 * * * *", Task: "cleanup"}); err != nil {
+		t.Fatal(err)
+	}
+	tickAll(t, e, b)
+	e.clock.Advance(10 * time.Minute)
+	tickAll(t, e, b) // b never saw a Set call: it reads Redis
+	if n := e.jobs(t, "default"); n != 1 {
+		t.Fatalf("%d jobs", n)
+	}
+	if err := b.Disable(e.ctx, "cleanup"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(10 * time.Minute)
+	tickAll(t, e, a, b)
+	if n := e.jobs(t, "default"); n != 1 {
+		t.Fatalf("disabled entry fired: %d jobs", n)
+	}
+	st, err := a.List(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 1 || !st[0].Disabled || st[0].LastJob == nil || st[0].LastTick.IsZero() {
+		t.Fatalf("status %+v", st)
+	}
+	if err := a.Delete(e.ctx, "cleanup"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Delete(e.ctx, "cleanup"); err == nil {
+		t.Fatal("deleted twice")
+	}
+}
+
+func TestBadEntriesNamedAndIsolated(t *testing.T) {
+	e := newEnv(t, time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC))
+	_, err := beat.New(e.c, beat.Config{Logger: quiet, Entries: []beat.Entry{
+		{Name: "bad-spec", Spec: "61 * * * *", Task: "t"},
+		{Name: "bad-zone", Spec: "@daily", TimeZone: "Mars/Olympus", Task: "t"},
+		{Name: "dup", Spec: "@daily", Task: "t"},
+		{Name: "dup", Spec: "@daily", Task: "t"},
+	}})
+	for _, want := range []string{`"bad-spec"`, `"bad-zone"`, "Mars/Olympus", `"dup": defined twice`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %s", err, want)
+		}
+	}
+	if !errors.Is(err, beat.ErrInvalidEntry) {
+		t.Fatal(err)
+	}
+	b := e.replica(t, beat.Entry{Name: "good", Spec: "* * * * *", Task: "t"})
+	if err := b.Set(e.ctx, beat.Entry{Name: "nowhere", Spec: "@daily", Task: "t", Queue: "no-such-queue"}); err == nil || !strings.Contains(err.Error(), `"nowhere"`) {
+		t.Fatalf("unknown queue: %v", err)
+	}
+	// an entry broken in Redis (by hand, or by an older version) never stops the others
+	if err := e.rdb.HSet(e.ctx, "chronoq:beat:entries", "broken", "{not json").Err(); err != nil {
+		t.Fatal(err)
+	}
+	tickAll(t, e, b)
+	e.clock.Advance(time.Minute)
+	tickAll(t, e, b)
+	if n := e.jobs(t, "default"); n != 1 {
+		t.Fatalf("%d jobs from the good entry", n)
+	}
+	st, _ := b.List(e.ctx)
+	found := false
+	for _, s := range st {
+		found = found || (s.Name == "broken" && s.Error != "")
+	}
+	if !found {
+		t.Fatalf("broken entry not reported: %+v", st)
+	}
+}

@@ -1,0 +1,157 @@
+package beat
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/chronoq/chronoq/job"
+	"github.com/robfig/cron/v3"
+)
+
+// ErrInvalidEntry is wrapped by every entry error; the error names the entry.
+var ErrInvalidEntry = errors.New("chronoq: invalid beat entry")
+
+// Overlap is what an entry does at a tick while its previous job still waits or runs.
+type Overlap string
+
+// CatchUp is what an entry does with ticks missed while every beat was down.
+type CatchUp string
+
+// Overlap and catch-up policies.
+const (
+	OverlapAllow Overlap = "allow" // enqueue anyway (default)
+	OverlapSkip  Overlap = "skip"  // skip the tick while the previous job is pending or running
+
+	CatchUpSkip   CatchUp = "skip"   // fire none of the missed ticks (default)
+	CatchUpLatest CatchUp = "latest" // fire the latest missed tick once
+	CatchUpAll    CatchUp = "all"    // fire every missed tick, oldest first, up to CatchUpLimit
+)
+
+// Entry is one recurring job.
+type Entry struct {
+	Name string `json:"name"`
+	// Spec is a cron spec: 5 fields, or 6 with seconds first, or a descriptor such as
+	// @daily, @hourly, @every 90s.
+	Spec     string `json:"spec"`
+	TimeZone string `json:"time_zone,omitempty"` // IANA name; "" is UTC
+	Task     string `json:"task"`
+	Args     []byte `json:"args,omitempty"` // msgpack payload
+	Queue    string `json:"queue,omitempty"`
+	Priority *int   `json:"priority,omitempty"`
+	Retries  *int   `json:"retries,omitempty"`
+	// Timeout of each job (0: the default).
+	Timeout      time.Duration `json:"timeout,omitempty"`
+	Overlap      Overlap       `json:"overlap,omitempty"`
+	CatchUp      CatchUp       `json:"catch_up,omitempty"`
+	CatchUpLimit int           `json:"catch_up_limit,omitempty"` // for CatchUpAll (default 10)
+	Disabled     bool          `json:"disabled,omitempty"`
+}
+
+var parser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// schedule is an entry's parsed spec in its time zone.
+type schedule struct {
+	spec cron.Schedule
+	loc  *time.Location
+}
+
+// Next is the first tick after t. Cron specs are evaluated on wall-clock time in the
+// entry's zone; each wall-clock time maps to one instant (a time inside a spring-forward
+// gap to the instant after it, a repeated fall-back time to its first occurrence).
+// Constant delays (@every) are plain durations.
+func (s schedule) Next(t time.Time) time.Time {
+	if _, ok := s.spec.(cron.ConstantDelaySchedule); ok {
+		return s.spec.Next(t)
+	}
+	w := t.In(s.loc)
+	naive := time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), w.Nanosecond(), time.UTC)
+	for i := 0; i < 1000; i++ {
+		n := s.spec.Next(naive)
+		if n.IsZero() {
+			return time.Time{}
+		}
+		real := time.Date(n.Year(), n.Month(), n.Day(), n.Hour(), n.Minute(), n.Second(), 0, s.loc)
+		if real.After(t) {
+			return real
+		}
+		naive = n // a wall time whose instant is not after t (around a fall-back): go on
+	}
+	return time.Time{}
+}
+
+// compile checks e and returns its schedule. Errors name the entry and the field.
+func (e *Entry) compile() (schedule, error) {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w %q: %s", ErrInvalidEntry, e.Name, fmt.Sprintf(format, a...))
+	}
+	if e.Name == "" {
+		return schedule{}, fmt.Errorf("%w: an entry has no name", ErrInvalidEntry)
+	}
+	if err := job.ValidateTaskName(e.Task); err != nil {
+		return schedule{}, bad("task: %v", err)
+	}
+	if e.Queue == "" {
+		e.Queue = job.DefaultQueue
+	}
+	if err := job.ValidateQueueName(e.Queue); err != nil {
+		return schedule{}, bad("queue: %v", err)
+	}
+	if e.Priority != nil && (*e.Priority < 0 || *e.Priority > job.MaxPriority) {
+		return schedule{}, bad("priority %d is not between 0 and 9", *e.Priority)
+	}
+	if e.Retries != nil && *e.Retries < 0 {
+		return schedule{}, bad("retries %d is negative", *e.Retries)
+	}
+	if e.Timeout < 0 {
+		return schedule{}, bad("timeout %s is negative", e.Timeout)
+	}
+	switch e.Overlap {
+	case "":
+		e.Overlap = OverlapAllow
+	case OverlapAllow, OverlapSkip:
+	default:
+		return schedule{}, bad("overlap %q (allow or skip)", e.Overlap)
+	}
+	switch e.CatchUp {
+	case "":
+		e.CatchUp = CatchUpSkip
+	case CatchUpSkip, CatchUpLatest, CatchUpAll:
+	default:
+		return schedule{}, bad("catch_up %q (skip, latest or all)", e.CatchUp)
+	}
+	if e.CatchUpLimit <= 0 {
+		e.CatchUpLimit = 10
+	}
+	if err := job.ValidPayload(e.Args); err != nil {
+		return schedule{}, bad("args: %v", err)
+	}
+	loc := time.UTC
+	if e.TimeZone != "" {
+		l, err := time.LoadLocation(e.TimeZone)
+		if err != nil {
+			return schedule{}, bad("unknown time zone %q", e.TimeZone)
+		}
+		loc = l
+	}
+	spec, err := parser.Parse(e.Spec)
+	if err != nil {
+		return schedule{}, bad("cron spec %q: %v", e.Spec, err)
+	}
+	return schedule{spec: spec, loc: loc}, nil
+}
+
+// options are the enqueue options of the entry's jobs.
+func (e *Entry) options() []job.Option {
+	opts := []job.Option{job.Queue(e.Queue)}
+	if e.Priority != nil {
+		opts = append(opts, job.Priority(*e.Priority))
+	}
+	if e.Retries != nil {
+		opts = append(opts, job.MaxRetries(*e.Retries))
+	}
+	if e.Timeout > 0 {
+		opts = append(opts, job.Timeout(e.Timeout))
+	}
+	return opts
+}
