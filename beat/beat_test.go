@@ -265,3 +265,57 @@ func TestBadEntriesNamedAndIsolated(t *testing.T) {
 		t.Fatalf("broken entry not reported: %+v", st)
 	}
 }
+
+func TestLoadFile(t *testing.T) {
+	good := `
+entries:
+  - name: nightly-retrain
+    spec: "0 2 * * *"
+    time_zone: Europe/Berlin
+    task: ml.retrain
+    args: {model: ranker, epochs: 3}
+    queue: ml
+    priority: 7
+    timeout: 2h
+    overlap: skip
+    catch_up: latest
+  - name: hourly-sync
+    spec: "@hourly"
+    task: data.sync
+    queue: data
+  - name: cleanup
+    spec: "*/10 * * * *"
+    task: cleanup
+`
+	es, err := beat.LoadFile(strings.NewReader(good))
+	if err != nil || len(es) != 3 || es[0].Timeout != 2*time.Hour || *es[0].Priority != 7 || len(es[0].Args) == 0 {
+		t.Fatalf("%+v %v", es, err)
+	}
+	bad := `
+entries:
+  - name: typo
+    spec: "@daily"
+    task: t
+    queu: ml
+`
+	if _, err := beat.LoadFile(strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "queu") {
+		t.Fatalf("unknown key: %v", err)
+	}
+	several := `
+entries:
+  - {name: a, spec: "99 * * * *", task: t}
+  - {name: b, spec: "@daily", task: t, time_zone: Nowhere/Land}
+  - {name: c, spec: "@daily", task: t, timeout: soon}
+  - {spec: "@daily", task: t}
+  - {name: ok, spec: "@daily", task: t}
+`
+	es, err = beat.LoadFile(strings.NewReader(several))
+	for _, want := range []string{`"a"`, `"b"`, `"c"`, "no name"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %s", err, want)
+		}
+	}
+	if len(es) != 1 || es[0].Name != "ok" {
+		t.Fatalf("the good entry must load beside the bad ones: %+v", es)
+	}
+}

@@ -50,7 +50,8 @@ type env struct {
 func commands() []command {
 	return []command{
 		{"dev", "run everything in one process on an embedded Redis, with demo jobs", cmdDev},
-		{"run", "run a worker", cmdRun},
+		{"run", "run a worker (with --beat, a beat beside it)", cmdRun},
+		{"beat", "run a beat: recurring jobs from cron specs, safe in any number of replicas", cmdBeat},
 		{"enqueue", "enqueue a job by task name: enqueue TASK [--args JSON] [--queue Q] ...", cmdEnqueue},
 		{"version", "print the version", func(ctx context.Context, e *env, args []string) int {
 			fmt.Fprintln(e.out, "chronoq-worker", Version)
@@ -187,6 +188,8 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	strict := fs.Bool("strict", false, "take queues in the order given instead of by weight")
 	conc := fs.Int("concurrency", envInt("CHRONOQ_CONCURRENCY", 10), "jobs run at once (env CHRONOQ_CONCURRENCY)")
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long running jobs may finish on SIGTERM")
+	withBeat := fs.Bool("beat", false, "run a beat in this worker too (safe in every worker)")
+	beatConfig := fs.String("beat-config", envOr("CHRONOQ_BEAT_CONFIG", ""), "YAML file of beat entries, with --beat")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
@@ -210,6 +213,20 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		return ExitUsage
 	}
 	e.register(w)
+	if *withBeat {
+		for _, q := range qs { // so that entries for this worker's queues are accepted
+			if err := c.DeclareQueue(ctx, q.Name); err != nil {
+				fmt.Fprintln(e.err, "chronoq-worker run:", err)
+				return ExitFailure
+			}
+		}
+		stopBeat, err := startBeat(ctx, c, *beatConfig, log)
+		if err != nil {
+			fmt.Fprintln(e.err, "chronoq-worker run: --beat:", err)
+			return ExitUsage
+		}
+		defer stopBeat()
+	}
 	if err := w.Run(ctx); err != nil {
 		fmt.Fprintln(e.err, "chronoq-worker run:", err)
 		return ExitFailure

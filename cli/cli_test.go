@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,6 +94,39 @@ func TestBinary(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("beat file errors name the entry", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "beat.yaml")
+		os.WriteFile(bad, []byte("entries:\n  - {name: broken, spec: \"77 * * * *\", task: t}\n"), 0o644)
+		_, errOut, code := runBin(t, bin, nil, "beat", "--config", bad, "--redis", redisURL)
+		if code != 2 || !strings.Contains(errOut, `"broken"`) {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+	})
+
+	t.Run("run --beat fires a recurring job in the worker", func(t *testing.T) {
+		rdb := redistest.Client(t) // flushed once, before the worker starts
+		cfg := filepath.Join(t.TempDir(), "beat.yaml")
+		os.WriteFile(cfg, []byte("entries:\n  - {name: tick, spec: \"@every 1s\", task: demo.add, args: {a: 1, b: 2}}\n"), 0o644)
+		w := exec.Command(bin, "run", "--redis", redisURL, "--beat", "--beat-config", cfg)
+		var werr bytes.Buffer
+		w.Stderr = &werr
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = w.Process.Signal(os.Interrupt); _ = w.Wait() }()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			n, _ := rdb.HGet(context.Background(), "chronoq:{default}:stat", "succeeded").Int()
+			if n >= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no recurring job ran:\n%s", werr.String())
+			}
+			time.Sleep(50 * time.Millisecond) // watching another process
+		}
+	})
 
 	t.Run("run a worker, enqueue with --wait, SIGTERM stops it", func(t *testing.T) {
 		w := exec.Command(bin, "run", "--redis", redisURL, "--queues", "default")

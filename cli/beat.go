@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/chronoq/chronoq/beat"
+	"github.com/chronoq/chronoq/queue"
+)
+
+// cmdBeat runs a beat: the entries of --config (stored in Redis, where every replica
+// sees them) plus any stored there already. Run as many replicas as you like.
+func cmdBeat(ctx context.Context, e *env, args []string) int {
+	fs := flag.NewFlagSet("beat", flag.ContinueOnError)
+	fs.SetOutput(e.err)
+	var cf connFlags
+	cf.add(fs)
+	config := fs.String("config", envOr("CHRONOQ_BEAT_CONFIG", ""), "YAML file of beat entries (env CHRONOQ_BEAT_CONFIG)")
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	entries, err := loadBeatFile(*config)
+	if err != nil {
+		fmt.Fprintln(e.err, "chronoq-worker beat:", err)
+		return ExitUsage
+	}
+	rdb, err := cf.connect(ctx)
+	if err != nil {
+		fmt.Fprintln(e.err, "chronoq-worker beat:", err)
+		return ExitFailure
+	}
+	defer rdb.Close()
+	log := cf.logger(e.err)
+	c := queue.NewClient(rdb, queue.Config{Namespace: cf.namespace, Logger: log})
+	defer c.Close()
+	b, err := beat.New(c, beat.Config{Entries: entries, Logger: log})
+	if err != nil {
+		fmt.Fprintln(e.err, "chronoq-worker beat:", err)
+		return ExitUsage
+	}
+	runCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("beat started", "entries from file", len(entries))
+	if err := b.Run(runCtx); err != nil {
+		fmt.Fprintln(e.err, "chronoq-worker beat:", err)
+		return ExitFailure
+	}
+	log.Info("beat stopped")
+	return ExitOK
+}
+
+func loadBeatFile(path string) ([]beat.Entry, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return beat.LoadFile(f)
+}
+
+// startBeat runs a beat beside a worker (run --beat): every worker can carry one.
+func startBeat(ctx context.Context, c *queue.Client, path string, log *slog.Logger) (func(), error) {
+	entries, err := loadBeatFile(path)
+	if err != nil {
+		return nil, err
+	}
+	b, err := beat.New(c, beat.Config{Entries: entries, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	bctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = b.Run(bctx) }()
+	return func() { cancel(); <-done }, nil
+}
