@@ -188,35 +188,46 @@ func (b *Beat) Tick(ctx context.Context) (time.Time, error) {
 	}
 	var next time.Time
 	var errs []error
+	var ticks []store.BeatTick
 	for _, e := range entries {
 		if e.Disabled {
 			continue
 		}
 		from, ok := last[e.Name]
 		if !ok { // a new entry starts from now: nothing of its past is owed
-			if _, err := b.fire(ctx, e, now, true); err != nil {
-				errs = append(errs, err)
+			t, err := b.tick(e, now, true)
+			if err != nil {
+				errs = append(errs, err) // one broken entry never stops the others
+				continue
 			}
+			ticks = append(ticks, t)
 			from = now
 		}
 		var due []time.Time
 		for t := e.sched.Next(from); !t.IsZero() && !t.After(now) && len(due) < 100000; t = e.sched.Next(t) {
 			due = append(due, t)
 		}
-		if err := b.fireDue(ctx, e, now, due); err != nil {
-			errs = append(errs, err) // one broken entry never stops the others
+		more, err := b.dueTicks(e, now, due)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
+		ticks = append(ticks, more...)
 		if n := e.sched.Next(now); !n.IsZero() && (next.IsZero() || n.Before(next)) {
 			next = n
 		}
 	}
+	if _, err := b.store.FireBeats(ctx, ticks, b.cfg.ClaimTTL); err != nil {
+		errs = append(errs, err)
+	}
 	return next, errors.Join(errs...)
 }
 
-// fireDue applies the catch-up policy to the due ticks and fires them in order.
-func (b *Beat) fireDue(ctx context.Context, e compiled, now time.Time, due []time.Time) error {
+// dueTicks applies the catch-up policy to the due ticks: the ticks to fire, in order,
+// then the mark that everything up to the latest due tick is done.
+func (b *Beat) dueTicks(e compiled, now time.Time, due []time.Time) ([]store.BeatTick, error) {
 	if len(due) == 0 {
-		return nil
+		return nil, nil
 	}
 	var missed, recent []time.Time
 	for _, t := range due {
@@ -241,35 +252,34 @@ func (b *Beat) fireDue(ctx context.Context, e compiled, now time.Time, due []tim
 	if len(missed) > 0 {
 		b.log.Info("beat entry missed ticks", "entry", e.Name, "missed", len(missed), "policy", e.CatchUp)
 	}
+	var out []store.BeatTick
 	for _, t := range fire {
-		if _, err := b.fire(ctx, e, t, false); err != nil {
-			return err
+		bt, err := b.tick(e, t, false)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, bt)
 	}
-	// mark the skipped ones done, up to the latest due tick
-	_, err := b.fire(ctx, e, due[len(due)-1], true)
-	return err
+	bt, err := b.tick(e, due[len(due)-1], true) // the skipped ones are done too
+	if err != nil {
+		return nil, err
+	}
+	return append(out, bt), nil
 }
 
-func (b *Beat) fire(ctx context.Context, e compiled, tick time.Time, advance bool) (store.BeatFire, error) {
+// tick prepares one tick of e: its job (unless advance) and where it goes.
+func (b *Beat) tick(e compiled, at time.Time, advance bool) (store.BeatTick, error) {
 	o, err := job.DefaultOptions().Apply(e.options()...)
 	if err != nil {
-		return store.BeatFire{}, fmt.Errorf("beat entry %q: %w", e.Name, err)
+		return store.BeatTick{}, fmt.Errorf("beat entry %q: %w", e.Name, err)
 	}
 	j := &job.Job{ID: job.NewID(), Task: e.Task, Payload: e.Args, Options: o, EnqueuedAt: b.store.Now()}
 	rec, err := job.MarshalRecord(j)
 	if err != nil {
-		return store.BeatFire{}, err
+		return store.BeatTick{}, fmt.Errorf("beat entry %q: %w", e.Name, err)
 	}
-	nj := store.NewJob{ID: j.ID, Lane: store.LaneMember(o.Priority, e.Task), Record: rec}
-	f, err := b.store.FireBeat(ctx, e.Queue, e.Name, tick, nj, e.Overlap == OverlapSkip, advance, b.cfg.ClaimTTL)
-	if err != nil {
-		return f, fmt.Errorf("beat entry %q, tick %s: %w", e.Name, tick.UTC().Format(time.RFC3339), err)
-	}
-	if f.Outcome == "ok" {
-		b.log.Debug("beat fired", "entry", e.Name, "tick", tick, "job", f.JobID)
-	}
-	return f, nil
+	return store.BeatTick{Queue: e.Queue, Name: e.Name, Tick: at, Advance: advance, OverlapSkip: e.Overlap == OverlapSkip,
+		Job: store.NewJob{ID: j.ID, Lane: store.LaneMember(o.Priority, e.Task), Record: rec}}, nil
 }
 
 // Run fires ticks until ctx is done: it sleeps until the next tick, or until an entry

@@ -45,28 +45,68 @@ type BeatFire struct {
 	JobID   string // the job enqueued (ok) or still waiting (skipped)
 }
 
-// FireBeat fires (or with advance, only marks done) tick of entry name on queue.
-func (s *Store) FireBeat(ctx context.Context, queue, name string, tick time.Time, j NewJob, overlapSkip, advance bool, claimTTL time.Duration) (BeatFire, error) {
-	k := s.Keys(queue)
-	claim := k.prefix + "beat:" + name + ":" + strconv.FormatInt(tick.UnixMilli(), 10)
-	skip, adv := "", ""
-	if overlapSkip {
-		skip = "skip"
+// BeatTick is one tick to fire (or, with Advance, only to mark done).
+type BeatTick struct {
+	Queue, Name string
+	Tick        time.Time
+	Job         NewJob
+	OverlapSkip bool
+	Advance     bool
+}
+
+// FireBeats fires ticks in order, pipelined 1000 to a round trip; each tick is one
+// script run (claim and enqueue together). It returns each tick's outcome.
+func (s *Store) FireBeats(ctx context.Context, ticks []BeatTick, claimTTL time.Duration) ([]BeatFire, error) {
+	out := make([]BeatFire, 0, len(ticks))
+	for start := 0; start < len(ticks); start += 1000 {
+		batch := ticks[start:min(start+1000, len(ticks))]
+		res, err := s.fireBatch(ctx, batch, claimTTL)
+		if isNoScript(err) { // pipelined EVALSHA cannot fall back to EVAL: load, send again
+			if err = s.LoadScripts(ctx); err == nil {
+				res, err = s.fireBatch(ctx, batch, claimTTL)
+			}
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, res...)
 	}
-	if advance {
-		adv = "advance"
+	return out, nil
+}
+
+func (s *Store) fireBatch(ctx context.Context, ticks []BeatTick, claimTTL time.Duration) ([]BeatFire, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]interface{ Slice() ([]any, error) }, len(ticks))
+	now := s.nowMs()
+	for i, t := range ticks {
+		k := s.Keys(t.Queue)
+		claim := k.prefix + "beat:" + t.Name + ":" + strconv.FormatInt(t.Tick.UnixMilli(), 10)
+		skip, adv := "", ""
+		if t.OverlapSkip {
+			skip = "skip"
+		}
+		if t.Advance {
+			adv = "advance"
+		}
+		keys := []string{claim, k.prefix + "beat", k.Records, k.Index, k.Lanes, k.Wake, k.Lane(t.Job.Lane), k.Scheduled, k.Active}
+		cmds[i] = scriptBeatFire.EvalSha(ctx, pipe, keys, now, t.Tick.UnixMilli(), t.Name, claimTTL.Milliseconds(),
+			t.Job.ID, t.Job.Lane, t.Job.Record, skip, adv)
 	}
-	keys := []string{claim, k.prefix + "beat", k.Records, k.Index, k.Lanes, k.Wake, k.Lane(j.Lane), k.Scheduled, k.Active}
-	res, err := scriptBeatFire.Run(ctx, s.rdb, keys, s.nowMs(), tick.UnixMilli(), name, claimTTL.Milliseconds(),
-		j.ID, j.Lane, j.Record, skip, adv).Slice()
-	if err != nil {
-		return BeatFire{}, err
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
 	}
-	f := BeatFire{Outcome: toStr(res[0])}
-	if len(res) > 1 {
-		f.JobID = toStr(res[1])
+	out := make([]BeatFire, len(ticks))
+	for i, c := range cmds {
+		res, err := c.Slice()
+		if err != nil {
+			return nil, err
+		}
+		out[i].Outcome = toStr(res[0])
+		if len(res) > 1 {
+			out[i].JobID = toStr(res[1])
+		}
 	}
-	return f, nil
+	return out, nil
 }
 
 // BeatProgress reads, for entries of one queue, the last tick done and the last job.
