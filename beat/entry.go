@@ -155,3 +155,12 @@ func (e *Entry) options() []job.Option {
 	}
 	return opts
 }
+
+// NextRun is when e next fires after t (checking e first).
+func NextRun(e Entry, t time.Time) (time.Time, error) {
+	s, err := e.compile()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return s.Next(t), nil
+}
