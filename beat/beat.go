@@ -28,6 +28,9 @@ type Config struct {
 	Logger   *slog.Logger
 }
 
+// maxKept bounds the missed ticks a catch-up can fire (and CatchUpLimit).
+const maxKept = 1000
+
 // Beat fires entries' ticks. Run one in every worker process, or several as their
 // own processes: each tick fires once.
 type Beat struct {
@@ -95,7 +98,8 @@ func (b *Beat) Set(ctx context.Context, e Entry) error {
 	if err != nil {
 		return err
 	}
-	return b.store.SetBeatEntry(ctx, e.Name, string(data))
+	_, err = b.store.SetBeatEntry(ctx, e.Queue, e.Name, string(data))
+	return err
 }
 
 // Delete removes an entry.
@@ -203,9 +207,14 @@ func (b *Beat) Tick(ctx context.Context) (time.Time, error) {
 			ticks = append(ticks, t)
 			from = now
 		}
+		// every due tick, keeping the latest ones: a catch-up limit applies to the whole
+		// outage, however long (a per-second entry down for days has millions)
 		var due []time.Time
-		for t := e.sched.Next(from); !t.IsZero() && !t.After(now) && len(due) < 100000; t = e.sched.Next(t) {
+		for t, n := e.sched.Next(from), 0; !t.IsZero() && !t.After(now) && n < 50_000_000; t, n = e.sched.Next(t), n+1 {
 			due = append(due, t)
+			if len(due) > 2*maxKept {
+				due = append(due[:0], due[len(due)-maxKept:]...)
+			}
 		}
 		more, err := b.dueTicks(e, now, due)
 		if err != nil {
@@ -213,7 +222,11 @@ func (b *Beat) Tick(ctx context.Context) (time.Time, error) {
 			continue
 		}
 		ticks = append(ticks, more...)
-		if n := e.sched.Next(now); !n.IsZero() && (next.IsZero() || n.Before(next)) {
+		anchor := from // @every ticks count from the last one, not from now
+		if len(due) > 0 {
+			anchor = due[len(due)-1]
+		}
+		if n := e.sched.Next(anchor); !n.IsZero() && (next.IsZero() || n.Before(next)) {
 			next = n
 		}
 	}
@@ -306,6 +319,13 @@ func (b *Beat) Run(ctx context.Context) error {
 			t.Stop()
 			return nil
 		case <-changes:
+			for drained := false; !drained; { // many changes at once: one look at them all
+				select {
+				case <-changes:
+				default:
+					drained = true
+				}
+			}
 		case <-t.C:
 		}
 		t.Stop()
@@ -334,9 +354,15 @@ func (b *Beat) List(ctx context.Context) ([]Status, error) {
 			return nil, err
 		}
 		st := Status{Entry: e.Entry, LastTick: l[e.Name]}
-		from := b.store.Now()
 		if !e.Disabled {
+			from := st.LastTick
+			if from.IsZero() {
+				from = b.store.Now()
+			}
 			st.Next = e.sched.Next(from)
+			for now := b.store.Now(); !st.Next.IsZero() && st.Next.Before(now.Add(-b.cfg.MissedAfter)); {
+				st.Next = e.sched.Next(st.Next) // ticks this far behind are missed, not next
+			}
 		}
 		if id := jobs[e.Name]; id != "" {
 			st.LastJob, _ = b.c.Job(ctx, e.Queue, id)

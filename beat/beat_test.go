@@ -319,3 +319,106 @@ entries:
 		t.Fatalf("the good entry must load beside the bad ones: %+v", es)
 	}
 }
+
+func TestDSTInstantsAndPrefixes(t *testing.T) {
+	ny, _ := time.LoadLocation("America/New_York")
+	cases := []struct {
+		name string
+		e    beat.Entry
+		from time.Time
+		want time.Time
+	}{
+		// a time in the spring-forward gap is that wall time read at the offset before
+		// the gap, in every zone: 02:30 becomes 03:30
+		{"NY gap", beat.Entry{Name: "a", Spec: "30 2 * * *", TimeZone: "America/New_York", Task: "t"},
+			time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC), time.Date(2026, 3, 8, 7, 30, 0, 0, time.UTC)},
+		{"Berlin gap", beat.Entry{Name: "b", Spec: "30 2 * * *", TimeZone: "Europe/Berlin", Task: "t"},
+			time.Date(2026, 3, 28, 12, 0, 0, 0, time.UTC), time.Date(2026, 3, 29, 1, 30, 0, 0, time.UTC)},
+		// during the repeated fall-back hour a seconds entry keeps firing
+		{"NY repeated hour", beat.Entry{Name: "c", Spec: "*/2 * * * * *", TimeZone: "America/New_York", Task: "t"},
+			time.Date(2026, 11, 1, 1, 10, 0, 0, ny).Add(time.Hour), time.Date(2026, 11, 1, 6, 10, 2, 0, time.UTC)},
+	}
+	for _, tc := range cases {
+		got, err := beat.NextRun(tc.e, tc.from)
+		if err != nil || !got.Equal(tc.want) {
+			t.Errorf("%s: %v %v, want %v", tc.name, got.UTC(), err, tc.want)
+		}
+	}
+	if _, err := beat.NextRun(beat.Entry{Name: "z", Spec: "CRON_TZ=Asia/Tokyo 0 9 * * *", Task: "t"}, time.Now()); err == nil {
+		t.Error("a CRON_TZ prefix must be refused (time_zone says it)")
+	}
+}
+
+func TestChangesReplayNothing(t *testing.T) {
+	e := newEnv(t, time.Date(2026, 1, 5, 12, 0, 30, 0, time.UTC))
+	b := e.replica(t, beat.Entry{Name: "m", Spec: "* * * * *", Task: "t", CatchUp: beat.CatchUpAll, CatchUpLimit: 100})
+	tickAll(t, e, b)
+	if err := b.Disable(e.ctx, "m"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Hour)
+	tickAll(t, e, b)
+	if err := b.Enable(e.ctx, "m"); err != nil {
+		t.Fatal(err)
+	}
+	tickAll(t, e, b)
+	if n := e.jobs(t, "default"); n != 0 {
+		t.Fatalf("enabling replayed %d disabled ticks", n)
+	}
+	e.clock.Advance(time.Minute)
+	tickAll(t, e, b)
+	if n := e.jobs(t, "default"); n != 1 {
+		t.Fatalf("%d jobs after a minute enabled", n)
+	}
+	// a spec change starts the entry afresh too
+	if err := b.Set(e.ctx, beat.Entry{Name: "m", Spec: "*/5 * * * *", Task: "t", CatchUp: beat.CatchUpAll, CatchUpLimit: 100}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(5 * time.Minute)
+	tickAll(t, e, b)
+	if n := e.jobs(t, "default"); n != 2 {
+		t.Fatalf("%d jobs after the spec change, want 2", n)
+	}
+}
+
+func TestLongOutageCatchUpLimits(t *testing.T) {
+	e := newEnv(t, time.Date(2026, 1, 5, 12, 0, 0, 500_000_000, time.UTC))
+	b := e.replica(t,
+		beat.Entry{Name: "latest", Spec: "* * * * * *", Task: "t", Queue: "ml", CatchUp: beat.CatchUpLatest},
+		beat.Entry{Name: "all", Spec: "* * * * * *", Task: "t", Queue: "data", CatchUp: beat.CatchUpAll, CatchUpLimit: 10})
+	tickAll(t, e, b)
+	e.clock.Advance(3 * 24 * time.Hour) // three days down: 259,200 ticks each
+	tickAll(t, e, b)
+	// the last minute's 60 ticks are due, not missed; of the rest, 1 and 10
+	if ml, data := e.jobs(t, "ml"), e.jobs(t, "data"); ml != 61 || data != 70 {
+		t.Fatalf("latest fired %d (want 61), all fired %d (want 70)", ml, data)
+	}
+}
+
+func TestEveryIsAnchoredOnItsLastTick(t *testing.T) {
+	e := newEnv(t, time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC))
+	b := e.replica(t, beat.Entry{Name: "e", Spec: "@every 50s", Task: "t"})
+	tickAll(t, e, b) // starts now: 00:00:00
+	e.clock.Advance(40 * time.Second)
+	next, err := b.Tick(e.ctx)
+	if err != nil || !next.Equal(time.Date(2026, 1, 5, 0, 0, 50, 0, time.UTC)) {
+		t.Fatalf("next %v %v, want 00:00:50", next, err)
+	}
+}
+
+func TestRestartingReplicaAnnouncesNothing(t *testing.T) {
+	e := newEnv(t, time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC))
+	entries := []beat.Entry{{Name: "a", Spec: "@hourly", Task: "t"}, {Name: "b", Spec: "@daily", Task: "t"}}
+	e.replica(t, entries...)
+	ps := e.rdb.Subscribe(e.ctx, "chronoq:beat:ev")
+	defer ps.Close()
+	if _, err := ps.Receive(e.ctx); err != nil { // the subscription's confirmation
+		t.Fatal(err)
+	}
+	e.replica(t, entries...) // a replica restarts with the same entries
+	e.rdb.Publish(e.ctx, "chronoq:beat:ev", "sentinel")
+	msg, err := ps.ReceiveMessage(e.ctx)
+	if err != nil || msg.Payload != "sentinel" {
+		t.Fatalf("a restart with unchanged entries announced %v %v", msg, err)
+	}
+}

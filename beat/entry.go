@@ -3,6 +3,7 @@ package beat
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/chronoq/chronoq/job"
@@ -57,25 +58,48 @@ type schedule struct {
 }
 
 // Next is the first tick after t. Cron specs are evaluated on wall-clock time in the
-// entry's zone; each wall-clock time maps to one instant (a time inside a spring-forward
-// gap to the instant after it, a repeated fall-back time to its first occurrence).
-// Constant delays (@every) are plain durations.
+// entry's zone, and each wall-clock time maps to one instant: a time inside a
+// spring-forward gap to the same wall time read at the offset before the gap (02:30
+// becomes 03:30 after a 02:00 -> 03:00 jump), a time repeated at a fall-back to its first
+// occurrence, or to its second when the first is already past. Constant delays (@every)
+// are plain durations.
 func (s schedule) Next(t time.Time) time.Time {
 	if _, ok := s.spec.(cron.ConstantDelaySchedule); ok {
 		return s.spec.Next(t)
 	}
 	w := t.In(s.loc)
 	naive := time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), w.Nanosecond(), time.UTC)
-	for i := 0; i < 1000; i++ {
+	for i := 0; i < 100; i++ {
 		n := s.spec.Next(naive)
 		if n.IsZero() {
 			return time.Time{}
 		}
-		real := time.Date(n.Year(), n.Month(), n.Day(), n.Hour(), n.Minute(), n.Second(), 0, s.loc)
-		if real.After(t) {
+		if real := s.instant(n, t); !real.IsZero() {
 			return real
 		}
-		naive = n // a wall time whose instant is not after t (around a fall-back): go on
+		naive = n
+	}
+	return time.Time{}
+}
+
+// instant maps wall time n (given in UTC fields) to the first instant after t that
+// shows it, or zero if none does.
+func (s schedule) instant(n, t time.Time) time.Time {
+	real := time.Date(n.Year(), n.Month(), n.Day(), n.Hour(), n.Minute(), n.Second(), 0, s.loc)
+	rw := real.In(s.loc)
+	if rw.Hour() != n.Hour() || rw.Minute() != n.Minute() || rw.Day() != n.Day() {
+		// in a spring-forward gap: read the wall time at the offset before the gap
+		_, before := real.Add(-3 * time.Hour).In(s.loc).Zone()
+		real = time.Date(n.Year(), n.Month(), n.Day(), n.Hour(), n.Minute(), n.Second(), 0, time.FixedZone("", before))
+	}
+	if real.After(t) {
+		return real.In(s.loc)
+	}
+	// a fall-back repeats this wall time later: its second occurrence may be after t
+	_, after := real.Add(3 * time.Hour).In(s.loc).Zone()
+	second := time.Date(n.Year(), n.Month(), n.Day(), n.Hour(), n.Minute(), n.Second(), 0, time.FixedZone("", after))
+	if sw := second.In(s.loc); second.After(t) && sw.Hour() == n.Hour() && sw.Minute() == n.Minute() {
+		return sw
 	}
 	return time.Time{}
 }
@@ -123,6 +147,9 @@ func (e *Entry) compile() (schedule, error) {
 	if e.CatchUpLimit <= 0 {
 		e.CatchUpLimit = 10
 	}
+	if e.CatchUpLimit > maxKept {
+		return schedule{}, bad("catch_up_limit %d is over %d", e.CatchUpLimit, maxKept)
+	}
 	if err := job.ValidPayload(e.Args); err != nil {
 		return schedule{}, bad("args: %v", err)
 	}
@@ -133,6 +160,9 @@ func (e *Entry) compile() (schedule, error) {
 			return schedule{}, bad("unknown time zone %q", e.TimeZone)
 		}
 		loc = l
+	}
+	if strings.HasPrefix(e.Spec, "CRON_TZ=") || strings.HasPrefix(e.Spec, "TZ=") {
+		return schedule{}, bad("cron spec %q: give the zone in time_zone, not in the spec", e.Spec)
 	}
 	spec, err := parser.Parse(e.Spec)
 	if err != nil {

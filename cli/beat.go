@@ -26,8 +26,11 @@ func cmdBeat(ctx context.Context, e *env, args []string) int {
 	}
 	entries, err := loadBeatFile(*config)
 	if err != nil {
+		// every bad entry is named; the good ones still run, unless there is none
 		fmt.Fprintln(e.err, "chronoq-worker beat:", err)
-		return ExitUsage
+		if len(entries) == 0 {
+			return ExitUsage
+		}
 	}
 	rdb, err := cf.connect(ctx)
 	if err != nil {
@@ -70,7 +73,10 @@ func loadBeatFile(path string) ([]beat.Entry, error) {
 func startBeat(ctx context.Context, c *queue.Client, path string, log *slog.Logger) (func(), error) {
 	entries, err := loadBeatFile(path)
 	if err != nil {
-		return nil, err
+		if len(entries) == 0 {
+			return nil, err
+		}
+		log.Error("some beat entries were refused; the others run", "err", err)
 	}
 	b, err := beat.New(c, beat.Config{Entries: entries, Logger: log})
 	if err != nil {

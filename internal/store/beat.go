@@ -19,12 +19,25 @@ func (s *Store) BeatEntries(ctx context.Context) (map[string]string, error) {
 	return s.rdb.HGetAll(ctx, beatEntriesKey(s.ns)).Result()
 }
 
-// SetBeatEntry stores an entry and tells every replica.
-func (s *Store) SetBeatEntry(ctx context.Context, name, data string) error {
-	if err := s.rdb.HSet(ctx, beatEntriesKey(s.ns), name, data).Err(); err != nil {
-		return err
+// SetBeatEntry stores an entry of queue and tells every replica, unless it is stored
+// already exactly so (a replica restarting with the same entries changes nothing and
+// wakes nobody). A new or changed entry starts from now: no tick before the change is
+// owed, so enabling an entry or changing its spec never replays ticks as catch-up, and a
+// new entry's first tick does not depend on which replica sees it first.
+func (s *Store) SetBeatEntry(ctx context.Context, queue, name, data string) (bool, error) {
+	old, err := s.rdb.HGet(ctx, beatEntriesKey(s.ns), name).Result()
+	if err != nil && !errors.Is(err, errRedisNil) {
+		return false, err
 	}
-	return s.rdb.Publish(ctx, s.BeatChannel(), name).Err()
+	if old == data {
+		return false, nil
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.HSet(ctx, s.Keys(queue).prefix+"beat", name+"|last", s.nowMs())
+	pipe.HSet(ctx, beatEntriesKey(s.ns), name, data)
+	pipe.Publish(ctx, s.BeatChannel(), name)
+	_, err = pipe.Exec(ctx)
+	return true, err
 }
 
 // DeleteBeatEntry removes an entry; ErrNotFound when there is none.
