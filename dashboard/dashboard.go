@@ -1,0 +1,198 @@
+package dashboard
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chronoq/chronoq/beat"
+	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/queue"
+	"github.com/chronoq/chronoq/ranking"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config configures the handler.
+type Config struct {
+	// User and Password turn on basic auth; Token turns on bearer auth. With neither,
+	// the handler is open: mount it behind your own auth, or bind to loopback.
+	User, Password, Token string
+	// ReadOnly refuses every action.
+	ReadOnly bool
+	// Beat, when set, shows and steers the beat's entries.
+	Beat   *beat.Beat
+	Logger *slog.Logger
+}
+
+// Handler is the dashboard.
+type Handler struct {
+	c   *queue.Client
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns the dashboard for c.
+func New(c *queue.Client, cfg Config) *Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &Handler{c: c, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&collector{c: c})
+	h.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	h.mux.HandleFunc("GET /api/csrf", h.csrf)
+	h.mux.HandleFunc("GET /api/queues", h.queues)
+	h.mux.HandleFunc("GET /api/queues/{queue}", h.queueInfo)
+	h.mux.HandleFunc("GET /api/queues/{queue}/jobs", h.jobs)
+	h.mux.HandleFunc("GET /api/queues/{queue}/jobs/{id}", h.job)
+	h.mux.HandleFunc("GET /api/queues/{queue}/ranking", h.ranking)
+	h.mux.HandleFunc("GET /api/workers", h.workers)
+	h.mux.HandleFunc("GET /api/beat", h.beatList)
+	h.mux.HandleFunc("POST /api/queues/{queue}/jobs", h.action("enqueue", h.enqueue))
+	h.mux.HandleFunc("POST /api/queues/{queue}/jobs/{id}/cancel", h.action("cancel", h.cancel))
+	h.mux.HandleFunc("POST /api/queues/{queue}/jobs/{id}/delete", h.action("delete", h.delete))
+	h.mux.HandleFunc("POST /api/queues/{queue}/jobs/{id}/requeue", h.action("requeue", h.requeue))
+	h.mux.HandleFunc("POST /api/queues/{queue}/requeue", h.action("requeue all", h.requeue))
+	h.mux.HandleFunc("POST /api/queues/{queue}/purge", h.action("purge", h.purge))
+	h.mux.HandleFunc("POST /api/queues/{queue}/pause", h.action("pause", h.pause))
+	h.mux.HandleFunc("POST /api/queues/{queue}/resume", h.action("resume", h.resume))
+	h.mux.HandleFunc("POST /api/queues/{queue}/ranking", h.action("ranking mode", h.setRanking))
+	h.mux.HandleFunc("POST /api/beat/{name}/enable", h.action("beat enable", h.beatSwitch(true)))
+	h.mux.HandleFunc("POST /api/beat/{name}/disable", h.action("beat disable", h.beatSwitch(false)))
+	return h
+}
+
+// ServeHTTP checks credentials, then routes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.authorized(r) {
+		if h.cfg.Token == "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="chronoq"`)
+		}
+		writeErr(w, http.StatusUnauthorized, errors.New("credentials required"))
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+func (h *Handler) authorized(r *http.Request) bool {
+	if h.cfg.Token == "" && h.cfg.User == "" {
+		return true
+	}
+	if h.cfg.Token != "" {
+		if t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok &&
+			subtle.ConstantTimeCompare([]byte(t), []byte(h.cfg.Token)) == 1 {
+			return true
+		}
+	}
+	if h.cfg.User != "" {
+		u, p, ok := r.BasicAuth()
+		return ok && subtle.ConstantTimeCompare([]byte(u), []byte(h.cfg.User)) == 1 &&
+			subtle.ConstantTimeCompare([]byte(p), []byte(h.cfg.Password)) == 1
+	}
+	return false
+}
+
+const csrfCookie = "chronoq_csrf"
+
+// csrf hands out a token (and its cookie) that actions must send back.
+func (h *Handler) csrf(w http.ResponseWriter, r *http.Request) {
+	token := ""
+	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 32 {
+		token = c.Value
+	} else {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		token = hex.EncodeToString(b[:])
+		http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	}
+	writeJSON(w, map[string]string{"csrf_token": token, "header": "X-CSRF-Token"})
+}
+
+// action wraps a state change: refused in read-only mode, refused without a matching
+// CSRF token, logged when done.
+func (h *Handler) action(name string, fn func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if h.cfg.ReadOnly {
+			writeErr(w, http.StatusForbidden, errors.New("the dashboard is read-only"))
+			return
+		}
+		c, err := r.Cookie(csrfCookie)
+		tok := r.Header.Get("X-CSRF-Token")
+		if tok == "" {
+			tok = r.FormValue("csrf_token")
+		}
+		if err != nil || tok == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(tok)) != 1 {
+			writeErr(w, http.StatusForbidden, errors.New("missing or wrong CSRF token (GET /api/csrf, send it in X-CSRF-Token)"))
+			return
+		}
+		if err := fn(w, r); err != nil {
+			writeErr(w, status(err), err)
+			return
+		}
+		h.log.Info("dashboard action", "action", name, "queue", r.PathValue("queue"), "id", r.PathValue("id"), "from", r.RemoteAddr)
+	}
+}
+
+func status(err error) int {
+	switch {
+	case errors.Is(err, job.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, job.ErrInvalidOption), errors.Is(err, job.ErrBadPayload), errors.Is(err, ranking.ErrInvalidConfig),
+		errors.Is(err, errBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, queue.ErrJobActive), errors.Is(err, queue.ErrJobEnded):
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+var errBadRequest = errors.New("bad request")
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true) // <script> in a job's args stays text wherever it is shown
+	_ = enc.Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+func ctxOf(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), 10*time.Second)
+}
+
+func intParam(r *http.Request, name string, def, max int) int {
+	n, err := strconv.Atoi(r.URL.Query().Get(name))
+	if err != nil || n < 0 {
+		return def
+	}
+	return min(n, max)
+}
+
+func must200(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	writeJSON(w, v)
+}
+
+func fmtErr(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errBadRequest}, a...)...)
+}

@@ -1,0 +1,180 @@
+package dashboard
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/queue"
+	"github.com/chronoq/chronoq/ranking"
+)
+
+// jobView is a job as the API shows it: arguments and result decoded from msgpack.
+type jobView struct {
+	ID         string     `json:"id"`
+	Task       string     `json:"task"`
+	Queue      string     `json:"queue"`
+	Priority   int        `json:"priority"`
+	State      job.State  `json:"state"`
+	Attempt    int        `json:"attempt"`
+	MaxRetries int        `json:"max_retries"`
+	Key        string     `json:"key,omitempty"`
+	Args       any        `json:"args"`
+	Result     any        `json:"result,omitempty"`
+	LastError  string     `json:"last_error,omitempty"`
+	Stack      string     `json:"stack,omitempty"`
+	Worker     string     `json:"worker,omitempty"`
+	EnqueuedAt time.Time  `json:"enqueued_at"`
+	DueAt      *time.Time `json:"due_at,omitempty"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+func view(j *job.Job) jobView {
+	v := jobView{ID: j.ID, Task: j.Task, Queue: j.Options.Queue, Priority: j.Options.Priority, State: j.State,
+		Attempt: j.Attempt, MaxRetries: j.Options.MaxRetries, Key: j.Options.Key, LastError: j.LastError,
+		Stack: j.Stack, Worker: j.Worker, EnqueuedAt: j.EnqueuedAt, Args: decoded(j.Payload), Result: decoded(j.Result)}
+	for _, p := range []struct {
+		t   time.Time
+		dst **time.Time
+	}{{j.DueAt, &v.DueAt}, {j.StartedAt, &v.StartedAt}, {j.FinishedAt, &v.FinishedAt}} {
+		if !p.t.IsZero() {
+			t := p.t
+			*p.dst = &t
+		}
+	}
+	return v
+}
+
+// decoded turns msgpack into a JSON-able value (hex when it is not one).
+func decoded(p []byte) any {
+	if len(p) == 0 {
+		return nil
+	}
+	var v any
+	if err := job.DecodeArgs(p, &v); err != nil {
+		return map[string]string{"msgpack_hex": hex.EncodeToString(p)}
+	}
+	if _, err := json.Marshal(v); err != nil {
+		return map[string]string{"msgpack_hex": hex.EncodeToString(p)}
+	}
+	return v
+}
+
+type queueView struct {
+	Name    string         `json:"name"`
+	Counts  queue.Counts   `json:"counts"`
+	Ranking ranking.Config `json:"ranking"`
+}
+
+func (h *Handler) queueView(r *http.Request, name string) (queueView, error) {
+	ctx, cancel := ctxOf(r)
+	defer cancel()
+	c, err := h.c.Counts(ctx, name)
+	if err != nil {
+		return queueView{}, err
+	}
+	rc, err := h.c.Ranking(ctx, name)
+	return queueView{Name: name, Counts: c, Ranking: rc}, err
+}
+
+func (h *Handler) queues(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := ctxOf(r)
+	defer cancel()
+	names, err := h.c.Queues(ctx)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	out := []queueView{}
+	for _, n := range names {
+		v, err := h.queueView(r, n)
+		if err != nil {
+			writeErr(w, status(err), err)
+			return
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, out)
+}
+
+func (h *Handler) queueInfo(w http.ResponseWriter, r *http.Request) {
+	v, err := h.queueView(r, r.PathValue("queue"))
+	must200(w, v, err)
+}
+
+func (h *Handler) jobs(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := ctxOf(r)
+	defer cancel()
+	state := job.State(r.URL.Query().Get("state"))
+	if state == "" {
+		state = job.StatePending
+	}
+	switch state {
+	case job.StatePending, job.StateScheduled, job.StateActive, job.StateFailed, job.StateSucceeded:
+	default:
+		writeErr(w, http.StatusBadRequest, fmtErr("state %q (pending, scheduled, active, failed or succeeded)", state))
+		return
+	}
+	js, err := h.c.List(ctx, r.PathValue("queue"), state, intParam(r, "offset", 0, 1<<30), max(intParam(r, "limit", 50, 500), 1))
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	out := make([]jobView, len(js))
+	for i, j := range js {
+		out[i] = view(j)
+	}
+	writeJSON(w, out)
+}
+
+func (h *Handler) job(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := ctxOf(r)
+	defer cancel()
+	j, err := h.c.Job(ctx, r.PathValue("queue"), r.PathValue("id"))
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	writeJSON(w, view(j))
+}
+
+func (h *Handler) ranking(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := ctxOf(r)
+	defer cancel()
+	q := r.PathValue("queue")
+	stats, err := h.c.RankingStats(ctx, q)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	rep, err := h.c.RankingQuality(ctx, q, 1000)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	writeJSON(w, map[string]any{"config": rep.Config, "tasks": stats, "quality": rep.Overall, "quality_by_task": rep.ByTask})
+}
+
+func (h *Handler) workers(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := ctxOf(r)
+	defer cancel()
+	ws, err := h.c.Workers(ctx)
+	if ws == nil {
+		ws = []queue.WorkerInfo{}
+	}
+	must200(w, ws, err)
+}
+
+func (h *Handler) beatList(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Beat == nil {
+		writeJSON(w, []any{})
+		return
+	}
+	ctx, cancel := ctxOf(r)
+	defer cancel()
+	st, err := h.cfg.Beat.List(ctx)
+	must200(w, st, err)
+}
