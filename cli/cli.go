@@ -52,6 +52,7 @@ func commands() []command {
 		{"dev", "run everything in one process on an embedded Redis, with demo jobs", cmdDev},
 		{"run", "run a worker (with --beat, a beat beside it)", cmdRun},
 		{"beat", "run a beat: recurring jobs from cron specs, safe in any number of replicas", cmdBeat},
+		{"dashboard", "serve the dashboard's JSON API and /metrics (loopback unless credentials are set)", cmdDashboard},
 		{"enqueue", "enqueue a job by task name: enqueue TASK [--args JSON] [--queue Q] ...", cmdEnqueue},
 		{"version", "print the version", func(ctx context.Context, e *env, args []string) int {
 			fmt.Fprintln(e.out, "chronoq-worker", Version)

@@ -3,6 +3,8 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,6 +83,7 @@ func TestBinary(t *testing.T) {
 		{"no task", nil, []string{"enqueue"}, 2, "", "task name is required", ""},
 		{"bad queues", nil, []string{"run", "--queues", "ml:x"}, 2, "", `"x" is not a non-negative number`, ""},
 		{"unreachable redis, password redacted", nil, []string{"enqueue", "demo.add", "--redis", "redis://:hunter2@127.0.0.1:1/0"}, 1, "", "cannot reach Redis at redis://:xxxxx@127.0.0.1:1/0", "hunter2"},
+		{"dashboard refuses a public bind without credentials", nil, []string{"dashboard", "--addr", "0.0.0.0:0"}, 2, "", "is not loopback", ""},
 		{"enqueue prints the id", []string{"CHRONOQ_REDIS_URL=" + redisURL}, []string{"enqueue", "demo.add", "--args", `{"a":2,"b":40}`}, 0, "", "", ""},
 	}
 	for _, tc := range cases {
@@ -125,6 +128,35 @@ func TestBinary(t *testing.T) {
 				t.Fatalf("no recurring job ran:\n%s", werr.String())
 			}
 			time.Sleep(50 * time.Millisecond) // watching another process
+		}
+	})
+
+	t.Run("dashboard serves the API on loopback", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		d := exec.Command(bin, "dashboard", "--addr", addr, "--redis", redisURL)
+		if err := d.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = d.Process.Signal(os.Interrupt); _ = d.Wait() }()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			resp, err := http.Get("http://" + addr + "/api/queues")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("status %d", resp.StatusCode)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("dashboard never answered: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond) // waiting for another process to listen
 		}
 	})
 
