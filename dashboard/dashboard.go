@@ -2,9 +2,7 @@ package dashboard
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,6 +68,7 @@ func New(c *queue.Client, cfg Config) *Handler {
 	h.mux.HandleFunc("POST /api/queues/{queue}/ranking", h.action("ranking mode", h.setRanking))
 	h.mux.HandleFunc("POST /api/beat/{name}/enable", h.action("beat enable", h.beatSwitch(true)))
 	h.mux.HandleFunc("POST /api/beat/{name}/disable", h.action("beat disable", h.beatSwitch(false)))
+	h.routePages()
 	return h
 }
 
@@ -107,16 +106,7 @@ const csrfCookie = "chronoq_csrf"
 
 // csrf hands out a token (and its cookie) that actions must send back.
 func (h *Handler) csrf(w http.ResponseWriter, r *http.Request) {
-	token := ""
-	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 32 {
-		token = c.Value
-	} else {
-		var b [16]byte
-		_, _ = rand.Read(b[:])
-		token = hex.EncodeToString(b[:])
-		http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	}
-	writeJSON(w, map[string]string{"csrf_token": token, "header": "X-CSRF-Token"})
+	writeJSON(w, map[string]string{"csrf_token": h.csrfToken(w, r), "header": "X-CSRF-Token"})
 }
 
 // action wraps a state change: refused in read-only mode, refused without a matching

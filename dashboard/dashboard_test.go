@@ -192,3 +192,38 @@ func TestAuthAndReadOnly(t *testing.T) {
 		t.Fatalf("bearer: %d", code)
 	}
 }
+
+func TestPagesRenderAndEscape(t *testing.T) {
+	cl, c := setup(t, dashboard.Config{})
+	ctx := context.Background()
+	h, err := c.EnqueueByName(ctx, "emails.send", map[string]string{"to": "<script>alert(1)</script>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages := []struct{ path, want string }{
+		{"/", `href="/queues/default"`},
+		{"/queues/default", h.ID},
+		{"/queues/default?state=failed", "No failed job"},
+		{"/queues/default/jobs/" + h.ID, "emails.send"},
+		{"/queues/default/ranking", "Switch to active"},
+		{"/workers", "No live worker"},
+		{"/beat", "No beat entry"},
+		{"/static/app.js", "X-CSRF-Token"},
+	}
+	for _, p := range pages {
+		code, body := cl.do("GET", p.path, nil)
+		if code != 200 || !strings.Contains(string(body), p.want) {
+			t.Errorf("%s: %d, want %q in\n%s", p.path, code, p.want, body)
+		}
+		if strings.Contains(string(body), "<script>alert") {
+			t.Errorf("%s shows markup from a job unescaped", p.path)
+		}
+	}
+	_, body := cl.do("GET", "/queues/default/jobs/"+h.ID, nil)
+	if !strings.Contains(string(body), "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Errorf("the payload must show as text:\n%s", body)
+	}
+	if code, _ := cl.do("GET", "/queues/default/jobs/nope", nil); code != http.StatusNotFound {
+		t.Errorf("unknown job page: %d", code)
+	}
+}

@@ -1,0 +1,190 @@
+package dashboard
+
+import (
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"strings"
+
+	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/queue"
+	"github.com/chronoq/chronoq/ranking"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+var funcs = template.FuncMap{
+	// html/template escapes what this returns; escaping here too would show \u003c
+	"json": func(v any) string {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(v)
+		return b.String()
+	},
+	"pct": func(f float64) float64 { return f * 100 },
+}
+
+// page is a template set: the layout plus one page's content.
+func page(name string) *template.Template {
+	return template.Must(template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
+}
+
+var pages = map[string]*template.Template{}
+
+func init() {
+	for _, n := range []string{"overview", "queue", "job", "workers", "beat", "ranking"} {
+		pages[n] = page(n)
+	}
+}
+
+func (h *Handler) routePages() {
+	static, _ := fs.Sub(staticFS, "static")
+	h.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	h.mux.HandleFunc("GET /{$}", h.overviewPage)
+	h.mux.HandleFunc("GET /queues/{queue}", h.queuePage)
+	h.mux.HandleFunc("GET /queues/{queue}/jobs/{id}", h.jobPage)
+	h.mux.HandleFunc("GET /queues/{queue}/ranking", h.rankingPage)
+	h.mux.HandleFunc("GET /workers", h.workersPage)
+	h.mux.HandleFunc("GET /beat", h.beatPage)
+}
+
+// render writes a page; html/template escapes every value (a job whose args hold
+// <script> shows it as text).
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, name, title string, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'")
+	w.Header().Set("X-Frame-Options", "DENY")
+	err := pages[name].ExecuteTemplate(w, "layout", map[string]any{
+		"Title": title, "Data": data, "CSRF": h.csrfToken(w, r), "ReadOnly": h.cfg.ReadOnly,
+	})
+	if err != nil {
+		h.log.Error("dashboard page", "page", name, "err", err)
+	}
+}
+
+// csrfToken returns the request's token, setting the cookie when there is none.
+func (h *Handler) csrfToken(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 32 {
+		return c.Value
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	token := hex.EncodeToString(b[:])
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	return token
+}
+
+func (h *Handler) overviewPage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := ctxOf(r)
+	defer cancel()
+	names, err := h.c.Queues(ctx)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	var qs []queueView
+	for _, n := range names {
+		v, err := h.queueView(r, n)
+		if err != nil {
+			writeErr(w, status(err), err)
+			return
+		}
+		qs = append(qs, v)
+	}
+	h.render(w, r, "overview", "Queues", qs)
+}
+
+func (h *Handler) queuePage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := ctxOf(r)
+	defer cancel()
+	q := r.PathValue("queue")
+	state := job.State(r.URL.Query().Get("state"))
+	if state == "" {
+		state = job.StatePending
+	}
+	v, err := h.queueView(r, q)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	js, err := h.c.List(ctx, q, state, intParam(r, "offset", 0, 1<<30), 100)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	views := make([]jobView, len(js))
+	for i, j := range js {
+		views[i] = view(j)
+	}
+	h.render(w, r, "queue", "Queue "+q, map[string]any{"Queue": v, "State": state, "Jobs": views,
+		"States": []job.State{job.StatePending, job.StateScheduled, job.StateActive, job.StateFailed, job.StateSucceeded}})
+}
+
+func (h *Handler) jobPage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := ctxOf(r)
+	defer cancel()
+	j, err := h.c.Job(ctx, r.PathValue("queue"), r.PathValue("id"))
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	h.render(w, r, "job", "Job "+j.ID, view(j))
+}
+
+func (h *Handler) rankingPage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := ctxOf(r)
+	defer cancel()
+	q := r.PathValue("queue")
+	stats, err := h.c.RankingStats(ctx, q)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	rep, err := h.c.RankingQuality(ctx, q, 1000)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	h.render(w, r, "ranking", "Ranking of "+q, map[string]any{"Queue": q, "Config": rep.Config, "Quality": rep.Overall,
+		"Tasks": stats, "Modes": []ranking.Mode{ranking.ModeFIFO, ranking.ModeShadow, ranking.ModeActive}})
+}
+
+func (h *Handler) workersPage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := ctxOf(r)
+	defer cancel()
+	ws, err := h.c.Workers(ctx)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	if ws == nil {
+		ws = []queue.WorkerInfo{}
+	}
+	h.render(w, r, "workers", "Workers", ws)
+}
+
+func (h *Handler) beatPage(w http.ResponseWriter, r *http.Request) {
+	var st any = []any{}
+	if h.cfg.Beat != nil {
+		ctx, cancel := ctxOf(r)
+		defer cancel()
+		s, err := h.cfg.Beat.List(ctx)
+		if err != nil {
+			writeErr(w, status(err), err)
+			return
+		}
+		st = s
+	}
+	h.render(w, r, "beat", "Beat", st)
+}

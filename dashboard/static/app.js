@@ -1,0 +1,12 @@
+// Actions: a button with data-post asks for confirmation, then POSTs with the CSRF
+// token from the page and reloads. Pages refresh themselves every 5 s otherwise.
+document.addEventListener("click", async (ev) => {
+  const b = ev.target.closest("button[data-post]");
+  if (!b) return;
+  if (b.dataset.confirm && !confirm(b.dataset.confirm)) return;
+  const token = document.querySelector('meta[name="csrf-token"]').content;
+  const res = await fetch(b.dataset.post, {method: "POST", headers: {"X-CSRF-Token": token, "Content-Type": "application/json"}, body: b.dataset.body || null});
+  if (!res.ok) { alert((await res.json()).error); return; }
+  location.reload();
+});
+if (!location.search.includes("norefresh")) setTimeout(() => location.reload(), 5000);
