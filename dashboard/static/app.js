@@ -9,4 +9,7 @@ document.addEventListener("click", async (ev) => {
   if (!res.ok) { alert((await res.json()).error); return; }
   location.reload();
 });
-if (!location.search.includes("norefresh")) setTimeout(() => location.reload(), 5000);
+// ?norefresh (or the chronoq_norefresh cookie) keeps a page still, for reading or tests
+if (!location.search.includes("norefresh") && !document.cookie.includes("chronoq_norefresh=1")) {
+  setTimeout(() => location.reload(), 5000);
+}
