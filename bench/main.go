@@ -6,6 +6,7 @@
 //	go run ./bench w4 [--repeat 3]                 (dequeue rate, backlog 1k vs 1M)
 //	go run ./bench w5 [--jobs 1000000]             (far-future store: rate, bytes, due-lag, drain)
 //	go run ./bench beat [--jobs 10000]             (one beat, 10k entries due on the same minute)
+//	go run ./bench dashboard [--jobs 1000000]      (every page with 1M pending jobs)
 //	go run ./bench rules                           (the simulator: every rule, every workload)
 //	go run ./bench gen --workload seed|w3|bursty-seed|bursty-w3|drift [--jobs --slots --load --seed] > trace.csv
 //	go run ./bench replay --trace FILE --mode fifo|active|oracle [--sim] [--workers P --concurrency C --rule R --w W --time-scale F]
@@ -105,6 +106,10 @@ func main() {
 		fmt.Println(l)
 	case "beat":
 		l, err := harness.Beat(ctx, rdb, f.JobsOr(10000), func(s string) { fmt.Println(s) })
+		harness.Fail(err)
+		fmt.Println(l)
+	case "dashboard":
+		l, err := harness.Dashboard(ctx, rdb, f.JobsOr(1000000), func(s string) { fmt.Println(s) })
 		harness.Fail(err)
 		fmt.Println(l)
 	case "drift":
