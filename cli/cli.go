@@ -16,6 +16,7 @@ import (
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -191,6 +192,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long running jobs may finish on SIGTERM")
 	withBeat := fs.Bool("beat", false, "run a beat in this worker too (safe in every worker)")
 	beatConfig := fs.String("beat-config", envOr("CHRONOQ_BEAT_CONFIG", ""), "YAML file of beat entries, with --beat")
+	metricsAddr := fs.String("metrics-addr", envOr("CHRONOQ_METRICS_ADDR", ""), "serve Prometheus /metrics on this address, e.g. :9090 (env CHRONOQ_METRICS_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
@@ -208,12 +210,24 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	log := cf.logger(e.err)
 	c := queue.NewClient(rdb, queue.Config{Namespace: cf.namespace, Logger: log})
 	defer c.Close()
-	w, err := worker.New(c, worker.Config{Queues: qs, Strict: *strict, Concurrency: *conc, ShutdownTimeout: *grace, Logger: log})
+	var reg *prometheus.Registry
+	if *metricsAddr != "" {
+		reg = workerRegistry(c)
+	}
+	w, err := worker.New(c, worker.Config{Queues: qs, Strict: *strict, Concurrency: *conc, ShutdownTimeout: *grace, Logger: log, Metrics: registerer(reg)})
 	if err != nil {
 		fmt.Fprintln(e.err, "chronoq-worker run:", err)
 		return ExitUsage
 	}
 	e.register(w)
+	if reg != nil {
+		stop, err := serveMetrics(*metricsAddr, reg, log)
+		if err != nil {
+			fmt.Fprintln(e.err, "chronoq-worker run: --metrics-addr:", err)
+			return ExitUsage
+		}
+		defer stop()
+	}
 	if *withBeat {
 		for _, q := range qs { // so that entries for this worker's queues are accepted
 			if err := c.DeclareQueue(ctx, q.Name); err != nil {

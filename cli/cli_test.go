@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -132,12 +133,7 @@ func TestBinary(t *testing.T) {
 	})
 
 	t.Run("dashboard serves the API on loopback", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
+		addr := freeAddr(t)
 		d := exec.Command(bin, "dashboard", "--addr", addr, "--redis", redisURL)
 		if err := d.Start(); err != nil {
 			t.Fatal(err)
@@ -160,8 +156,9 @@ func TestBinary(t *testing.T) {
 		}
 	})
 
-	t.Run("run a worker, enqueue with --wait, SIGTERM stops it", func(t *testing.T) {
-		w := exec.Command(bin, "run", "--redis", redisURL, "--queues", "default")
+	t.Run("run a worker with --metrics-addr, enqueue with --wait, SIGTERM stops it", func(t *testing.T) {
+		metricsAddr := freeAddr(t)
+		w := exec.Command(bin, "run", "--redis", redisURL, "--queues", "default", "--metrics-addr", metricsAddr)
 		var werr bytes.Buffer
 		w.Stderr = &werr
 		if err := w.Start(); err != nil {
@@ -171,6 +168,18 @@ func TestBinary(t *testing.T) {
 		if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), "42") {
 			t.Fatalf("exit %d out %q err %q", code, out, errOut)
 		}
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			t.Fatalf("worker metrics: %v\n%s", err, werr.String())
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{`chronoq_job_duration_seconds_count{queue="default",task="demo.add"} 1`,
+			`chronoq_job_outcomes_total{outcome="succeeded",queue="default",task="demo.add"} 1`, `chronoq_jobs{queue="default",state="succeeded"}`, "go_goroutines"} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("worker metrics lack %s:\n%s", want, body)
+			}
+		}
 		_ = w.Process.Signal(os.Interrupt)
 		if err := w.Wait(); err != nil {
 			t.Fatalf("worker exit: %v\n%s", err, werr.String())
@@ -179,4 +188,15 @@ func TestBinary(t *testing.T) {
 			t.Fatalf("no graceful stop:\n%s", werr.String())
 		}
 	})
+}
+
+// freeAddr is a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

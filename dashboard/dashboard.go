@@ -28,8 +28,12 @@ type Config struct {
 	// ReadOnly refuses every action.
 	ReadOnly bool
 	// Beat, when set, shows and steers the beat's entries.
-	Beat   *beat.Beat
-	Logger *slog.Logger
+	Beat *beat.Beat
+	// Metrics, when set, is served on /metrics beside the Redis-wide gauges: in a
+	// process that also runs a worker, pass the registry given to worker.Config.Metrics
+	// so its histograms show too.
+	Metrics prometheus.Gatherer
+	Logger  *slog.Logger
 }
 
 // Handler is the dashboard.
@@ -47,8 +51,12 @@ func New(c *queue.Client, cfg Config) *Handler {
 	}
 	h := &Handler{c: c, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(&collector{c: c})
-	h.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	reg.MustRegister(NewCollector(c))
+	var g prometheus.Gatherer = reg
+	if cfg.Metrics != nil {
+		g = prometheus.Gatherers{reg, cfg.Metrics}
+	}
+	h.mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	h.mux.HandleFunc("GET /api/csrf", h.csrf)
 	h.mux.HandleFunc("GET /api/queues", h.queues)
 	h.mux.HandleFunc("GET /api/queues/{queue}", h.queueInfo)

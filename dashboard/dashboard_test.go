@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
+	"github.com/chronoq/chronoq/worker"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }
@@ -225,5 +228,75 @@ func TestPagesRenderAndEscape(t *testing.T) {
 	}
 	if code, _ := cl.do("GET", "/queues/default/jobs/nope", nil); code != http.StatusNotFound {
 		t.Errorf("unknown job page: %d", code)
+	}
+}
+
+// TestMetricsAndActivityFromAWorker runs a real worker whose registry the dashboard
+// serves: its histograms and outcome counters reach /metrics, and the overview shows
+// the queue's throughput, failure rate and wait from the activity ring.
+func TestMetricsAndActivityFromAWorker(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cl, c := setup(t, dashboard.Config{Metrics: reg})
+	ctx := context.Background()
+	w, err := worker.New(c, worker.Config{Queues: []worker.QueueConfig{{Name: "default"}}, Concurrency: 4, Logger: quiet, Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.HandleFunc("ok", func(ctx context.Context, j *job.Job) (any, error) { return nil, nil })
+	w.HandleFunc("bad", func(ctx context.Context, j *job.Job) (any, error) { return nil, job.SkipRetry(errors.New("no")) })
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	var hs []*queue.Handle
+	for i := range 10 {
+		task := "ok"
+		if i < 2 {
+			task = "bad"
+		}
+		h, err := c.EnqueueByName(ctx, task, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	for _, h := range hs {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, _ = h.Wait(wctx)
+		cancel()
+	}
+	code, data := cl.do("GET", "/metrics", nil)
+	text := string(data)
+	for _, want := range []string{
+		`chronoq_job_duration_seconds_count{queue="default",task="ok"} 8`,
+		`chronoq_enqueue_to_start_seconds_count{queue="default",task="bad"} 2`,
+		`chronoq_job_outcomes_total{outcome="failed",queue="default",task="bad"} 2`,
+		`chronoq_job_outcomes_total{outcome="succeeded",queue="default",task="ok"} 8`,
+		`chronoq_jobs{queue="default",state="failed"} 2`,
+	} {
+		if code != 200 || !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s (%d):\n%s", want, code, text)
+		}
+	}
+	var qs []struct {
+		Name   string `json:"name"`
+		Recent struct {
+			Succeeded   int64   `json:"succeeded"`
+			Failed      int64   `json:"failed"`
+			FailureRate float64 `json:"failure_rate"`
+			ByMinute    []any   `json:"by_minute"`
+		} `json:"recent"`
+	}
+	code, data = cl.do("GET", "/api/queues", nil)
+	if err := json.Unmarshal(data, &qs); code != 200 || err != nil || len(qs) != 1 {
+		t.Fatalf("queues: %d %v %s", code, err, data)
+	}
+	// every Wait has returned: the scripts that told the waiters also fed the ring
+	if r := qs[0].Recent; r.Succeeded != 8 || r.Failed != 2 || r.FailureRate != 0.2 || len(r.ByMinute) != 15 {
+		t.Errorf("recent activity %+v", r)
+	}
+	code, data = cl.do("GET", "/", nil)
+	if code != 200 || !bytes.Contains(data, []byte("1.6")) || !bytes.Contains(data, []byte("20.0%")) {
+		t.Errorf("overview lacks throughput 1.6/min and failure rate 20.0%%: %d %s", code, data)
 	}
 }

@@ -13,6 +13,12 @@ import (
 // ranges only, never scans.
 type collector struct{ c *queue.Client }
 
+// NewCollector returns the Redis-wide gauges and counters /metrics serves (depth by
+// queue and state, lifetime counters, workers, learned means, ranking quality), read
+// from Redis at each scrape. Register it in a worker's own registry to serve them on
+// the worker's port.
+func NewCollector(c *queue.Client) prometheus.Collector { return &collector{c: c} }
+
 var (
 	descJobs      = prometheus.NewDesc("chronoq_jobs", "Jobs by queue and state.", []string{"queue", "state"}, nil)
 	descProcessed = prometheus.NewDesc("chronoq_processed_total", "Jobs that succeeded, by queue.", []string{"queue"}, nil)

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/chronoq/chronoq/job"
@@ -32,6 +33,16 @@ var funcs = template.FuncMap{
 		return b.String()
 	},
 	"pct": func(f float64) float64 { return f * 100 },
+	// ms shows a duration in ms compactly: "0.4 ms", "35 ms", "2.1 s"
+	"ms": func(ms float64) string {
+		switch {
+		case ms >= 1000:
+			return strconv.FormatFloat(ms/1000, 'f', 1, 64) + " s"
+		case ms >= 10:
+			return strconv.FormatFloat(ms, 'f', 0, 64) + " ms"
+		}
+		return strconv.FormatFloat(ms, 'f', 1, 64) + " ms"
+	},
 }
 
 // page is a template set: the layout plus one page's content.

@@ -67,6 +67,83 @@ type queueView struct {
 	Name    string         `json:"name"`
 	Counts  queue.Counts   `json:"counts"`
 	Ranking ranking.Config `json:"ranking"`
+	Recent  recentView     `json:"recent"`
+}
+
+// recentMinutes is the overview's window: rates over the last 5 minutes, and a line of
+// the last 15.
+const recentMinutes, sparkMinutes = 5, 15
+
+// recentView is a queue's recent activity: throughput, failure rate and the wait from
+// due to start, from the activity ring every worker's outcomes feed.
+type recentView struct {
+	Minutes        int          `json:"minutes"`
+	Succeeded      int64        `json:"succeeded"`
+	Failed         int64        `json:"failed"`
+	Retried        int64        `json:"retried"`
+	PerMinute      float64      `json:"succeeded_per_minute"`
+	FailureRate    float64      `json:"failure_rate"` // failed attempts (retried or not) / attempts
+	WaitMeanMs     float64      `json:"wait_mean_ms"`
+	WaitMaxMs      float64      `json:"wait_max_ms"`
+	ByMinute       []minuteView `json:"by_minute"` // the last 15 minutes, oldest first
+	SucceededSpark string       `json:"-"`
+}
+
+type minuteView struct {
+	Start     time.Time `json:"start"`
+	Succeeded int64     `json:"succeeded"`
+	Failed    int64     `json:"failed"`
+	Retried   int64     `json:"retried"`
+	WaitMean  float64   `json:"wait_mean_ms"`
+}
+
+func recent(mins []queue.Minute) recentView {
+	v := recentView{Minutes: recentMinutes}
+	var waitSum time.Duration
+	var waitN int64
+	var peak int64
+	for i, m := range mins {
+		mv := minuteView{Start: m.Start, Succeeded: m.Succeeded, Failed: m.Failed, Retried: m.Retried}
+		if m.WaitCount > 0 {
+			mv.WaitMean = float64(m.WaitSum.Microseconds()) / 1000 / float64(m.WaitCount)
+		}
+		v.ByMinute = append(v.ByMinute, mv)
+		peak = max(peak, m.Succeeded)
+		if i < len(mins)-recentMinutes {
+			continue
+		}
+		v.Succeeded += m.Succeeded
+		v.Failed += m.Failed
+		v.Retried += m.Retried
+		waitSum += m.WaitSum
+		waitN += m.WaitCount
+		v.WaitMaxMs = max(v.WaitMaxMs, float64(m.WaitMax.Microseconds())/1000)
+	}
+	v.PerMinute = float64(v.Succeeded) / recentMinutes
+	if attempts := v.Succeeded + v.Failed + v.Retried; attempts > 0 {
+		v.FailureRate = float64(v.Failed+v.Retried) / float64(attempts)
+	}
+	if waitN > 0 {
+		v.WaitMeanMs = float64(waitSum.Microseconds()) / 1000 / float64(waitN)
+	}
+	v.SucceededSpark = spark(v.ByMinute, peak)
+	return v
+}
+
+// spark draws succeeded jobs per minute as block characters: text, so the strict
+// Content-Security-Policy needs no inline styles.
+func spark(ms []minuteView, peak int64) string {
+	const bars = "▁▂▃▄▅▆▇█"
+	levels := []rune(bars)
+	out := make([]rune, len(ms))
+	for i, m := range ms {
+		l := 0
+		if peak > 0 && m.Succeeded > 0 {
+			l = 1 + int(float64(m.Succeeded)/float64(peak)*float64(len(levels)-2)+0.5)
+		}
+		out[i] = levels[min(l, len(levels)-1)]
+	}
+	return string(out)
 }
 
 func (h *Handler) queueView(r *http.Request, name string) (queueView, error) {
@@ -77,7 +154,11 @@ func (h *Handler) queueView(r *http.Request, name string) (queueView, error) {
 		return queueView{}, err
 	}
 	rc, err := h.c.Ranking(ctx, name)
-	return queueView{Name: name, Counts: c, Ranking: rc}, err
+	if err != nil {
+		return queueView{}, err
+	}
+	mins, err := h.c.Activity(ctx, name, sparkMinutes)
+	return queueView{Name: name, Counts: c, Ranking: rc, Recent: recent(mins)}, err
 }
 
 func (h *Handler) queues(w http.ResponseWriter, r *http.Request) {

@@ -181,3 +181,17 @@ func (c *Client) DeclareQueue(ctx context.Context, name string) error {
 	}
 	return c.registerQueue(ctx, name)
 }
+
+// Minute is one minute of a queue's activity: jobs that succeeded, failed for good and
+// were scheduled for a retry, and the wait from due to start of the succeeded ones.
+type Minute = store.Minute
+
+// Activity returns the queue's last n minutes (n ≤ 60), oldest first, the current
+// minute last: the dashboard's throughput, failure rate and wait. Kept in Redis by the
+// scripts that record outcomes, so every dashboard sees every worker's activity.
+func (c *Client) Activity(ctx context.Context, queue string, minutes int) ([]Minute, error) {
+	if minutes <= 0 || minutes > store.ActivityMinutes {
+		return nil, fmt.Errorf("chronoq: activity needs 1 to %d minutes (got %d)", store.ActivityMinutes, minutes)
+	}
+	return c.store.Activity(ctx, queue, minutes)
+}

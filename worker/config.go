@@ -9,6 +9,7 @@ import (
 
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // QueueConfig is one queue a worker serves.
@@ -55,6 +56,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Random returns floats in [0,1) for backoff jitter (default math/rand); tests fix it.
 	Random func() float64
+	// Metrics, when set, receives the worker's histograms: chronoq_job_duration_seconds
+	// and chronoq_enqueue_to_start_seconds by queue and task, and
+	// chronoq_job_outcomes_total by queue, task and outcome. Serve it with promhttp on
+	// the worker's own port (chronoq-worker run --metrics-addr).
+	Metrics prometheus.Registerer
 }
 
 func (c *Config) defaults() error {

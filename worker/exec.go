@@ -68,7 +68,8 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 	}
 	j := &job.Job{ID: f.ID, Options: job.DefaultOptions(), State: job.StateActive, Attempt: f.Attempts + 1, StartedAt: now, Worker: w.cfg.ID}
 	j.Options.Queue = queueName
-	var early error // an outcome known before running
+	var early error   // an outcome known before running
+	var due time.Time // when this attempt became due, for the latency histogram
 	if prio, task, err := store.ParseLaneMember(f.Lane); err == nil {
 		j.Options.Priority, j.Task = prio, task
 	}
@@ -82,14 +83,14 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 		} else if j.Attempt > j.Options.MaxRetries+1 {
 			// taken back from lost workers more often than it may be retried
 			early = job.SkipRetry(fmt.Errorf("%w after %d attempts", job.ErrLeaseExpired, j.Attempt-1))
-		} else if due := attemptDue(j, f); j.Options.LateBy > 0 && now.Sub(due) > j.Options.LateBy {
+		} else if due = attemptDue(j, f); j.Options.LateBy > 0 && now.Sub(due) > j.Options.LateBy {
 			// its catch-up policy: pointless this late (after an outage, say)
 			early = job.SkipRetry(fmt.Errorf("%w: due %s, starting %s late (SkipIfLate %s)", job.ErrLate,
 				due.Format(time.RFC3339), now.Sub(due).Round(time.Millisecond), j.Options.LateBy))
 		}
 	}
 	ctx, cancel := context.WithCancel(w.jobsCtx)
-	r := &running{j: j, queue: queueName, started: now, cancel: cancel, unclaimed: claimed != nil, predicted: f.Predicted}
+	r := &running{j: j, queue: queueName, started: now, cancel: cancel, unclaimed: claimed != nil, predicted: f.Predicted, due: due}
 	w.mu.Lock()
 	w.held[j.ID] = r
 	w.perQueue[queueName]++
@@ -203,10 +204,15 @@ func (w *Worker) finish(r *running, out outcome) {
 	}
 	w.freeSlot(r)
 	dur := w.store.Now().Sub(r.started)
+	// observed before the outcome is recorded, so whoever waits on the job sees it counted
+	observe := func(result string) {
+		w.metrics.observe(r.queue, j.Task, out.ran, r.started.Sub(r.due), !r.due.IsZero(), result)
+	}
 	if out.err == nil {
+		observe("succeeded")
 		w.log.Debug("job succeeded", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt, "ms", dur.Milliseconds())
 		w.acks <- ackItem{queue: r.queue, done: store.Done{ID: j.ID, Retention: j.Options.Retention, Result: payload, Started: r.started,
-			Sample: w.sample(j, r, out.ran), Key: j.Options.Key}}
+			Sample: w.sample(j, r, out.ran), Key: j.Options.Key, Due: r.due}}
 		return
 	}
 	f := store.Failure{ID: j.ID, Error: out.err.Error(), Stack: out.stack, Started: r.started}
@@ -217,6 +223,11 @@ func (w *Worker) finish(r *running, out outcome) {
 		f.Retry, f.Due = true, w.store.Now().Add(after.Delay)
 	default:
 		f.Retry, f.Due = true, w.store.Now().Add(j.Options.Backoff.Delay(j.Attempt, w.cfg.Random))
+	}
+	if f.Retry {
+		observe("retried")
+	} else {
+		observe("failed")
 	}
 	w.log.Warn("job failed", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt,
 		"retry", f.Retry, "err", out.err)

@@ -20,9 +20,10 @@ import (
 // Worker runs jobs from one or more queues. Make it with New, register tasks, then
 // Run it (or Start and Stop it).
 type Worker struct {
-	cfg   Config
-	store *store.Store
-	log   *slog.Logger
+	cfg     Config
+	store   *store.Store
+	log     *slog.Logger
+	metrics *metrics
 
 	mu         sync.Mutex
 	handlers   map[string]Handler
@@ -59,7 +60,8 @@ type running struct {
 	done    bool // outcome decided (acked or failed), waiting for Redis
 	// unclaimed: a hand-off whose claim is in flight; its lease is not renewed yet
 	unclaimed bool
-	predicted float64 // ms, as the fetch predicted it (0: none)
+	predicted float64   // ms, as the fetch predicted it (0: none)
+	due       time.Time // when the attempt became due (zero: unknown)
 }
 
 type ackItem struct {
@@ -72,8 +74,12 @@ func New(c *queue.Client, cfg Config) (*Worker, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("worker: metrics: %w", err)
+	}
 	return &Worker{
-		cfg: cfg, store: c.Store(),
+		cfg: cfg, store: c.Store(), metrics: m,
 		log:       cfg.Logger.With("worker", cfg.ID),
 		handlers:  map[string]Handler{},
 		held:      map[string]*running{},

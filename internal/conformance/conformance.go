@@ -62,6 +62,7 @@ func Run(t *testing.T, backend Backend) {
 		{"WaitOnGoneJobs", testWaitGone},
 		{"PurgeSeesNewLanes", testPurgeNewLane},
 		{"UnclaimedHandOffCostsNoAttempt", testUnclaimedHandOff},
+		{"ActivityByMinute", testActivity},
 	}
 	cases = append(cases, rankingCases()...)
 	cases = append(cases, scheduleCases()...)
@@ -592,5 +593,65 @@ func testUnclaimedHandOff(t *testing.T, b *bundle) {
 	must(t, err)
 	if n != 1 || len(got) != 1 || got[0].ID != h.ID || got[0].Attempts != 0 {
 		t.Fatalf("reclaimed %d, then %+v: a job that never ran must keep its attempts", n, got)
+	}
+}
+
+func testActivity(t *testing.T, b *bundle) {
+	// minute 0: three jobs succeed after waiting 2 s; one attempt is retried, then fails
+	var hs []*queue.Handle
+	for range 4 {
+		hs = append(hs, enqueue(t, b, "t", job.MaxRetries(1)))
+	}
+	b.clock.Advance(2 * time.Second)
+	got, err := b.s.Fetch(b.ctx, "default", "w", 4, time.Minute)
+	must(t, err)
+	if len(got) != 4 {
+		t.Fatalf("fetched %d", len(got))
+	}
+	var done []store.Done
+	for _, f := range got[:3] {
+		done = append(done, store.Done{ID: f.ID, Retention: time.Minute, Started: f.At, Due: f.Due})
+	}
+	_, err = b.s.Ack(b.ctx, "default", "w", done)
+	must(t, err)
+	last := got[3]
+	_, err = b.s.Fail(b.ctx, "default", "w", store.Failure{ID: last.ID, Retry: true, Due: b.clock.Now(), Error: "x", Started: last.At})
+	must(t, err)
+	// two minutes later: the retry fails for good
+	b.clock.Advance(2 * time.Minute)
+	_, _, err = b.s.Promote(b.ctx, "default", 10)
+	must(t, err)
+	again := fetchIDs(t, b, "default", "w", 1)
+	equal(t, "retried", again, []string{last.ID})
+	_, err = b.s.Fail(b.ctx, "default", "w", store.Failure{ID: last.ID, Error: "x", Started: b.clock.Now()})
+	must(t, err)
+
+	mins, err := b.c.Activity(b.ctx, "default", 3)
+	must(t, err)
+	if len(mins) != 3 {
+		t.Fatalf("%d minutes", len(mins))
+	}
+	first, now := mins[0], mins[2]
+	if first.Succeeded != 3 || first.Retried != 1 || first.Failed != 0 || first.WaitCount != 3 ||
+		first.WaitSum != 6*time.Second || first.WaitMax != 2*time.Second {
+		t.Fatalf("first minute: %+v", first)
+	}
+	if mins[1] != (store.Minute{Start: mins[1].Start}) {
+		t.Fatalf("idle minute: %+v", mins[1])
+	}
+	if now.Succeeded != 0 || now.Failed != 1 || !now.Start.Equal(first.Start.Add(2*time.Minute)) {
+		t.Fatalf("current minute: %+v (first began %s)", now, first.Start)
+	}
+	// an hour later the ring's slots are reused: the old minutes are not counted again
+	b.clock.Advance(time.Hour)
+	mins, err = b.c.Activity(b.ctx, "default", 60)
+	must(t, err)
+	for _, m := range mins {
+		if m.Succeeded+m.Failed+m.Retried != 0 {
+			t.Fatalf("an hour later, minute %s still counts %+v", m.Start, m)
+		}
+	}
+	if _, err := b.c.Activity(b.ctx, "default", 61); err == nil {
+		t.Fatal("61 minutes accepted")
 	}
 }

@@ -221,3 +221,48 @@ func (s *Store) Job(ctx context.Context, queue, id string) (*job.Job, error) {
 	}
 	return js[0], nil
 }
+
+// Minute is one minute of a queue's activity.
+type Minute struct {
+	Start                      time.Time
+	Succeeded, Failed, Retried int64
+	WaitSum                    time.Duration // summed wait from due to start of the succeeded jobs that report it
+	WaitCount                  int64
+	WaitMax                    time.Duration
+}
+
+// ActivityMinutes is how far back the activity ring reaches.
+const ActivityMinutes = 60
+
+// Activity returns the queue's last n minutes (at most ActivityMinutes), oldest first,
+// the current minute last; minutes without activity are zero. One HGETALL of at most
+// 60 fields.
+func (s *Store) Activity(ctx context.Context, queue string, n int) ([]Minute, error) {
+	n = min(max(n, 1), ActivityMinutes)
+	raw, err := s.rdb.HGetAll(ctx, s.Keys(queue).Activity).Result()
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UnixMilli() / 60000
+	out := make([]Minute, n)
+	for i := range out {
+		out[i].Start = time.UnixMilli((now - int64(n-1-i)) * 60000)
+	}
+	for _, v := range raw {
+		p := strings.Split(v, "|")
+		if len(p) != 7 {
+			continue
+		}
+		var f [7]int64
+		for i := range p {
+			f[i], _ = strconv.ParseInt(p[i], 10, 64)
+		}
+		i := n - 1 - int(now-f[0])
+		if i < 0 || i >= n {
+			continue // older than asked, or from a clock ahead of ours
+		}
+		out[i] = Minute{Start: out[i].Start, Succeeded: f[1], Failed: f[2], Retried: f[3],
+			WaitSum: time.Duration(f[4]) * time.Millisecond, WaitCount: f[5], WaitMax: time.Duration(f[6]) * time.Millisecond}
+	}
+	return out, nil
+}

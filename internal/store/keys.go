@@ -30,6 +30,7 @@ type Keys struct {
 	Ready     string // list: jobs handed to idle workers: "id|handed ms|lane score|record"
 	Paused    string // string: exists while the queue is paused
 	Counters  string // hash: succeeded, failed, retried
+	Activity  string // hash: "m<minute mod 60>" -> "minute|succeeded|failed|retried|wait Σms|wait n|wait max ms"
 	Rank      string // hash: mode, rule, w, alpha (the learned order's settings)
 	TaskStats string // hash: task (and "*") -> "count|mean ms|variance" of run times; "p:<task>" -> prior ms
 	Window    string // list: recent "task|predicted|ran|enqueued ms|started ms" samples
@@ -49,7 +50,7 @@ func KeysFor(ns, queue string) Keys {
 		Index: p + "idx", Lanes: p + "lanes", Records: p + "j", Attempts: p + "a",
 		Errors: p + "err", Stacks: p + "stk", Results: p + "res", Timings: p + "fin",
 		Active: p + "act", Owners: p + "own", Scheduled: p + "sch", Failed: p + "fail",
-		Succeeded: p + "done", Wake: p + "wake", Idle: p + "idle", Ready: p + "ready", Paused: p + "paused", Counters: p + "stat",
+		Succeeded: p + "done", Wake: p + "wake", Idle: p + "idle", Ready: p + "ready", Paused: p + "paused", Counters: p + "stat", Activity: p + "min",
 		Rank: p + "rank", TaskStats: p + "tstat", Window: p + "qwin", Models: p + "cmodel", SchedKeys: p + "skey", JobKeys: p + "jkey",
 		DoneChannel: p + "ev:done", SchedChannel: p + "ev:sched",
 	}

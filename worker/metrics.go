@@ -1,0 +1,50 @@
+package worker
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the worker's own measurements; nil when Config.Metrics is not set.
+type metrics struct {
+	duration *prometheus.HistogramVec
+	latency  *prometheus.HistogramVec
+	outcomes *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	if reg == nil {
+		return nil, nil
+	}
+	buckets := prometheus.ExponentialBuckets(0.0005, 2.5, 16) // 0.5 ms to about 4 h
+	m := &metrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "chronoq_job_duration_seconds",
+			Help: "Run time of job attempts, by queue and task.", Buckets: buckets}, []string{"queue", "task"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "chronoq_enqueue_to_start_seconds",
+			Help: "Time from an attempt's due time (its enqueue, scheduled time or retry time) to its start, by queue and task.", Buckets: buckets}, []string{"queue", "task"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chronoq_job_outcomes_total",
+			Help: "Attempts by queue, task and outcome (succeeded, retried, failed)."}, []string{"queue", "task", "outcome"}),
+	}
+	for _, c := range []prometheus.Collector{m.duration, m.latency, m.outcomes} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// observe records one decided attempt. waited is from the attempt's due time (enqueue,
+// scheduled time or retry time) to its start, when known.
+func (m *metrics) observe(queue, task string, ran, waited time.Duration, known bool, outcome string) {
+	if m == nil {
+		return
+	}
+	m.duration.WithLabelValues(queue, task).Observe(ran.Seconds())
+	if known {
+		// a job enqueued while a fetch was in flight can start "before" it arrived,
+		// by the clock skew between the two calls: count it as no wait
+		m.latency.WithLabelValues(queue, task).Observe(max(waited, 0).Seconds())
+	}
+	m.outcomes.WithLabelValues(queue, task, outcome).Inc()
+}
