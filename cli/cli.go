@@ -16,7 +16,6 @@ import (
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -46,20 +45,110 @@ type command struct {
 type env struct {
 	register func(w *worker.Worker)
 	out, err io.Writer
+	cmd      string // the command running, for messages
+}
+
+// fail prints "chronoq-worker CMD: err" and returns the exit code err calls for.
+func (e *env) fail(err error) int {
+	var printed silentError
+	if errors.As(err, &printed) {
+		return exitFor(printed.err)
+	}
+	fmt.Fprintf(e.err, "chronoq-worker %s: %v\n", e.cmd, err)
+	return exitFor(err)
+}
+
+// usageErr prints a usage message and returns ExitUsage.
+func (e *env) usageErr(format string, a ...any) int {
+	fmt.Fprintf(e.err, "chronoq-worker %s: %s\n", e.cmd, fmt.Sprintf(format, a...))
+	return ExitUsage
+}
+
+// exitFor maps an error to the exit code a script can rely on.
+func exitFor(err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ue), errors.Is(err, job.ErrInvalidOption), errors.Is(err, job.ErrBadPayload):
+		return ExitUsage
+	case errors.Is(err, job.ErrNotFound):
+		return ExitNotFound
+	}
+	return ExitFailure
+}
+
+// usageError marks a bad argument found after flag parsing.
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+func badUsage(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// newFlags makes a command's flag set; --help prints the synopsis, then the flags.
+func newFlags(e *env, name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.err)
+	fs.Usage = func() {
+		fmt.Fprintf(e.err, "usage: chronoq-worker %s\n\nflags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseArgs parses flags placed anywhere among the positional arguments ("purge
+// default --state failed") and checks their number: at least least, at most most
+// (-1: any).
+func parseArgs(fs *flag.FlagSet, args []string, least, most int) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	switch {
+	case len(pos) < least:
+		fs.Usage()
+		return nil, badUsage("missing arguments")
+	case most >= 0 && len(pos) > most:
+		fs.Usage()
+		return nil, badUsage("unexpected arguments %q", pos[most:])
+	}
+	return pos, nil
 }
 
 func commands() []command {
 	return []command{
-		{"dev", "run everything in one process on an embedded Redis, with demo jobs", cmdDev},
+		{"dev", "run everything in one process on an embedded Redis: worker, beat, dashboard, demo jobs", cmdDev},
 		{"run", "run a worker (with --beat, a beat beside it)", cmdRun},
 		{"beat", "run a beat: recurring jobs from cron specs, safe in any number of replicas", cmdBeat},
-		{"dashboard", "serve the dashboard's JSON API and /metrics (loopback unless credentials are set)", cmdDashboard},
-		{"enqueue", "enqueue a job by task name: enqueue TASK [--args JSON] [--queue Q] ...", cmdEnqueue},
-		{"version", "print the version", func(ctx context.Context, e *env, args []string) int {
-			fmt.Fprintln(e.out, "chronoq-worker", Version)
-			return ExitOK
-		}},
+		{"dashboard", "serve the dashboard, its JSON API and /metrics (loopback unless credentials are set)", cmdDashboard},
+		{"info", "show queues, workers, beat entries and ranking (--watch refreshes)", cmdInfo},
+		{"enqueue", "enqueue a job by task name (enqueue TASK --args JSON), or many (--file jobs.jsonl)", cmdEnqueue},
+		{"job", "show one job: job ID", cmdJob},
+		{"requeue", "requeue failed jobs: requeue ID... | requeue --queue Q --all-failed", cmdRequeue},
+		{"cancel", "cancel a pending or scheduled job: cancel ID... (or --key K --queue Q)", cmdCancel},
+		{"purge", "delete a queue's jobs in one state: purge QUEUE --state pending|scheduled|failed|succeeded", cmdPurge},
+		{"pause", "stop workers taking a queue's jobs: pause QUEUE", cmdPause},
+		{"resume", "let workers take a paused queue's jobs again: resume QUEUE", cmdResume},
+		{"ranking", "the learned order: ranking show QUEUE | ranking mode QUEUE fifo|shadow|active", cmdRanking},
+		{"version", "print the version", cmdVersion},
 	}
+}
+
+func cmdVersion(ctx context.Context, e *env, args []string) int {
+	fs := newFlags(e, "version", "version")
+	if _, err := parseArgs(fs, args, 0, 0); err != nil {
+		return flagExit(err)
+	}
+	fmt.Fprintln(e.out, "chronoq-worker", Version)
+	return ExitOK
 }
 
 func run(args []string, register func(w *worker.Worker), out, errw io.Writer) int {
@@ -76,6 +165,7 @@ func run(args []string, register func(w *worker.Worker), out, errw io.Writer) in
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
+			e.cmd = c.name
 			return c.run(context.Background(), e, args[1:])
 		}
 	}
@@ -99,10 +189,13 @@ type connFlags struct {
 	verbose   bool
 }
 
-func (c *connFlags) add(fs *flag.FlagSet) {
-	c.url = envOr("CHRONOQ_REDIS_URL", "redis://127.0.0.1:6379/0")
-	fs.StringVar(&c.url, "redis", c.url, "Redis URL (env CHRONOQ_REDIS_URL)")
-	fs.StringVar(&c.namespace, "namespace", envOr("CHRONOQ_NAMESPACE", "chronoq"), "key namespace (env CHRONOQ_NAMESPACE)")
+func (c *connFlags) add(fs *flag.FlagSet) { c.addWith(fs, "", "") }
+
+// addWith takes defaults from a config file (below the environment).
+func (c *connFlags) addWith(fs *flag.FlagSet, fileURL, fileNamespace string) {
+	fs.StringVar(&c.url, "redis", pick("CHRONOQ_REDIS_URL", fileURL, "redis://127.0.0.1:6379/0"), "Redis URL, redis:// or rediss:// (env CHRONOQ_REDIS_URL)")
+	fs.Lookup("redis").DefValue = Redact(c.url) // --help must not show a password
+	fs.StringVar(&c.namespace, "namespace", pick("CHRONOQ_NAMESPACE", fileNamespace, "chronoq"), "key namespace (env CHRONOQ_NAMESPACE)")
 	fs.BoolVar(&c.verbose, "v", false, "debug logging")
 }
 
@@ -181,148 +274,6 @@ func parseQueues(s string) ([]worker.QueueConfig, error) {
 	return out, nil
 }
 
-func cmdRun(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(e.err)
-	var cf connFlags
-	cf.add(fs)
-	queues := fs.String("queues", envOr("CHRONOQ_QUEUES", "default"), "queues as name[:weight[:concurrency]],... (env CHRONOQ_QUEUES)")
-	strict := fs.Bool("strict", false, "take queues in the order given instead of by weight")
-	conc := fs.Int("concurrency", envInt("CHRONOQ_CONCURRENCY", 10), "jobs run at once (env CHRONOQ_CONCURRENCY)")
-	grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long running jobs may finish on SIGTERM")
-	withBeat := fs.Bool("beat", false, "run a beat in this worker too (safe in every worker)")
-	beatConfig := fs.String("beat-config", envOr("CHRONOQ_BEAT_CONFIG", ""), "YAML file of beat entries, with --beat")
-	metricsAddr := fs.String("metrics-addr", envOr("CHRONOQ_METRICS_ADDR", ""), "serve Prometheus /metrics on this address, e.g. :9090 (env CHRONOQ_METRICS_ADDR)")
-	if err := fs.Parse(args); err != nil {
-		return flagExit(err)
-	}
-	qs, err := parseQueues(*queues)
-	if err != nil {
-		fmt.Fprintln(e.err, "chronoq-worker run: --queues:", err)
-		return ExitUsage
-	}
-	rdb, err := cf.connect(ctx)
-	if err != nil {
-		fmt.Fprintln(e.err, "chronoq-worker run:", err)
-		return ExitFailure
-	}
-	defer rdb.Close()
-	log := cf.logger(e.err)
-	c := queue.NewClient(rdb, queue.Config{Namespace: cf.namespace, Logger: log})
-	defer c.Close()
-	var reg *prometheus.Registry
-	if *metricsAddr != "" {
-		reg = workerRegistry(c)
-	}
-	w, err := worker.New(c, worker.Config{Queues: qs, Strict: *strict, Concurrency: *conc, ShutdownTimeout: *grace, Logger: log, Metrics: registerer(reg)})
-	if err != nil {
-		fmt.Fprintln(e.err, "chronoq-worker run:", err)
-		return ExitUsage
-	}
-	e.register(w)
-	if reg != nil {
-		stop, err := serveMetrics(*metricsAddr, reg, log)
-		if err != nil {
-			fmt.Fprintln(e.err, "chronoq-worker run: --metrics-addr:", err)
-			return ExitUsage
-		}
-		defer stop()
-	}
-	if *withBeat {
-		for _, q := range qs { // so that entries for this worker's queues are accepted
-			if err := c.DeclareQueue(ctx, q.Name); err != nil {
-				fmt.Fprintln(e.err, "chronoq-worker run:", err)
-				return ExitFailure
-			}
-		}
-		stopBeat, err := startBeat(ctx, c, *beatConfig, log)
-		if err != nil {
-			fmt.Fprintln(e.err, "chronoq-worker run: --beat:", err)
-			return ExitUsage
-		}
-		defer stopBeat()
-	}
-	if err := w.Run(ctx); err != nil {
-		fmt.Fprintln(e.err, "chronoq-worker run:", err)
-		return ExitFailure
-	}
-	return ExitOK
-}
-
-func cmdEnqueue(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("enqueue", flag.ContinueOnError)
-	fs.SetOutput(e.err)
-	var cf connFlags
-	cf.add(fs)
-	argsJSON := fs.String("args", "", "task arguments as JSON")
-	q := fs.String("queue", job.DefaultQueue, "queue")
-	prio := fs.Int("priority", job.DefaultPriority, "priority 0-9 (9 runs first)")
-	retries := fs.Int("retries", job.DefaultRetries, "max retries")
-	in := fs.Duration("in", 0, "run after this delay")
-	at := fs.String("at", "", "run at this time (RFC 3339)")
-	wait := fs.Duration("wait", 0, "wait up to this long for the result and print it")
-	task, rest := "", args
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		task, rest = args[0], args[1:]
-	}
-	if err := fs.Parse(rest); err != nil {
-		return flagExit(err)
-	}
-	if task == "" && fs.NArg() > 0 {
-		task = fs.Arg(0)
-	}
-	if task == "" {
-		fmt.Fprintln(e.err, "chronoq-worker enqueue: a task name is required: enqueue TASK [--args JSON]")
-		return ExitUsage
-	}
-	opts := []job.Option{job.Queue(*q), job.Priority(*prio), job.MaxRetries(*retries)}
-	if *in > 0 {
-		opts = append(opts, job.In(*in))
-	}
-	if *at != "" {
-		t, err := time.Parse(time.RFC3339, *at)
-		if err != nil {
-			fmt.Fprintf(e.err, "chronoq-worker enqueue: --at %q is not an RFC 3339 time (e.g. 2026-12-24T18:00:00Z)\n", *at)
-			return ExitUsage
-		}
-		opts = append(opts, job.At(t))
-	}
-	if _, err := queue.DecodeJSONArgs([]byte(*argsJSON)); err != nil {
-		fmt.Fprintln(e.err, "chronoq-worker enqueue: --args:", err)
-		return ExitUsage
-	}
-	rdb, err := cf.connect(ctx)
-	if err != nil {
-		fmt.Fprintln(e.err, "chronoq-worker enqueue:", err)
-		return ExitFailure
-	}
-	defer rdb.Close()
-	c := queue.NewClient(rdb, queue.Config{Namespace: cf.namespace, Logger: cf.logger(e.err)})
-	defer c.Close()
-	h, err := c.EnqueueJSON(ctx, task, []byte(*argsJSON), opts...)
-	if err != nil {
-		fmt.Fprintln(e.err, "chronoq-worker enqueue:", err)
-		if errors.Is(err, job.ErrInvalidOption) {
-			return ExitUsage
-		}
-		return ExitFailure
-	}
-	fmt.Fprintln(e.out, h.ID)
-	if *wait > 0 {
-		wctx, cancel := context.WithTimeout(ctx, *wait)
-		defer cancel()
-		j, err := h.Wait(wctx)
-		if err != nil {
-			fmt.Fprintln(e.err, "chronoq-worker enqueue:", err)
-			return ExitFailure
-		}
-		var v any
-		_ = j.DecodeResult(&v)
-		fmt.Fprintf(e.out, "%v\n", v)
-	}
-	return ExitOK
-}
-
 func envInt(key string, def int) int {
 	if n, err := strconv.Atoi(os.Getenv(key)); err == nil {
 		return n
@@ -335,4 +286,15 @@ func flagExit(err error) int {
 		return ExitOK
 	}
 	return ExitUsage
+}
+
+// client connects to Redis and opens a queue client; on failure it has printed why
+// and returns the exit code.
+func (c *connFlags) client(ctx context.Context, e *env) (*queue.Client, func(), int) {
+	rdb, err := c.connect(ctx)
+	if err != nil {
+		return nil, nil, e.fail(err)
+	}
+	qc := queue.NewClient(rdb, queue.Config{Namespace: c.namespace, Logger: c.logger(e.err)})
+	return qc, func() { _ = qc.Close(); _ = rdb.Close() }, ExitOK
 }

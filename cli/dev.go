@@ -4,16 +4,23 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/chronoq/chronoq/beat"
+	"github.com/chronoq/chronoq/dashboard"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -23,6 +30,7 @@ func cmdDev(ctx context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(e.err)
 	addr := fs.String("addr", "127.0.0.1:0", "address of the embedded Redis (port 0: any free port)")
+	dashAddr := fs.String("dashboard-addr", "127.0.0.1:8080", "dashboard address (loopback; when taken, any free port)")
 	exit := fs.Bool("exit", false, "exit once the demo jobs have ended (for scripts and tests)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
@@ -44,9 +52,10 @@ func cmdDev(ctx context.Context, e *env, args []string) int {
 	log := cf.logger(e.err)
 	c := queue.NewClient(rdb, queue.Config{Logger: log})
 	defer c.Close()
+	reg := prometheus.NewRegistry()
 	w, err := worker.New(c, worker.Config{
 		Queues:      []worker.QueueConfig{{Name: "ml", Weight: 1}, {Name: "data", Weight: 2}, {Name: "default", Weight: 3}},
-		Concurrency: 8, Logger: log, ShutdownTimeout: 5 * time.Second,
+		Concurrency: 8, Logger: log, ShutdownTimeout: 5 * time.Second, Metrics: reg,
 	})
 	if err != nil {
 		fmt.Fprintln(e.err, "chronoq-worker dev:", err)
@@ -61,8 +70,30 @@ func cmdDev(ctx context.Context, e *env, args []string) int {
 		return ExitFailure
 	}
 	defer w.Stop(context.Background())
+	for _, q := range []string{"ml", "data", "default"} {
+		_ = c.DeclareQueue(runCtx, q)
+	}
+	b, err := beat.New(c, beat.Config{Entries: demoBeat(), Logger: log})
+	if err != nil {
+		fmt.Fprintln(e.err, "chronoq-worker dev: beat:", err)
+		return ExitFailure
+	}
+	if err := b.Start(runCtx); err != nil {
+		fmt.Fprintln(e.err, "chronoq-worker dev: beat:", err)
+		return ExitFailure
+	}
+	beatDone := make(chan struct{})
+	go func() { defer close(beatDone); _ = b.Run(runCtx) }()
+	defer func() { cancel(); <-beatDone }()
+	url, stopDash, err := serveDevDashboard(*dashAddr, c, b, reg, log)
+	if err != nil {
+		fmt.Fprintln(e.err, "chronoq-worker dev: dashboard:", err)
+		return ExitFailure
+	}
+	defer stopDash()
+	fmt.Fprintf(e.out, "chronoq dev: dashboard at %s\n", url)
 	fmt.Fprintf(e.out, "chronoq dev: embedded Redis at redis://%s (other commands: --redis redis://%s)\n", m.Addr(), m.Addr())
-	fmt.Fprintf(e.out, "chronoq dev: worker %s on queues ml, data, default; enqueueing demo jobs\n", w.ID())
+	fmt.Fprintf(e.out, "chronoq dev: worker %s on queues ml, data, default; beat entries %s; enqueueing demo jobs\n", w.ID(), demoBeatNames())
 
 	failed := runDemo(runCtx, e, c)
 	counts := map[string]queue.Counts{}
@@ -77,6 +108,52 @@ func cmdDev(ctx context.Context, e *env, args []string) int {
 	fmt.Fprintln(e.out, "chronoq dev: worker keeps running; enqueue more with 'chronoq-worker enqueue demo.add --args '{\"a\":1,\"b\":2}' --redis redis://"+m.Addr()+"' — Ctrl-C stops")
 	<-runCtx.Done()
 	return ExitOK
+}
+
+// demoBeat is what the dev beat fires: something to watch on the beat page.
+func demoBeat() []beat.Entry {
+	return []beat.Entry{
+		{Name: "demo-every-10s", Spec: "@every 10s", Task: DemoAdd.Name(), Args: mustArgs(AddArgs{A: 1, B: 1})},
+		{Name: "demo-nightly", Spec: "0 2 * * *", TimeZone: "Europe/Berlin", Task: DemoSleep.Name(), Queue: "data", Args: mustArgs(SleepArgs{Ms: 100})},
+	}
+}
+
+func demoBeatNames() string {
+	var names []string
+	for _, e := range demoBeat() {
+		names = append(names, e.Name+" ("+e.Spec+")")
+	}
+	return strings.Join(names, ", ")
+}
+
+func mustArgs(v any) []byte {
+	p, err := job.EncodeArgs(v)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// serveDevDashboard serves the dashboard on addr, or on any free loopback port when
+// addr is taken (a second dev, say).
+func serveDevDashboard(addr string, c *queue.Client, b *beat.Beat, reg prometheus.Gatherer, log *slog.Logger) (string, func(), error) {
+	if err := checkBind(addr, "", "", ""); err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", nil, err
+		}
+	}
+	srv := &http.Server{Handler: dashboard.New(c, dashboard.Config{Beat: b, Metrics: reg, Logger: log}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String() + "/", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
 }
 
 func registerMissingDemo(w *worker.Worker) {

@@ -99,33 +99,20 @@ type minuteView struct {
 
 func recent(mins []queue.Minute) recentView {
 	v := recentView{Minutes: recentMinutes}
-	var waitSum time.Duration
-	var waitN int64
 	var peak int64
-	for i, m := range mins {
+	for _, m := range mins {
 		mv := minuteView{Start: m.Start, Succeeded: m.Succeeded, Failed: m.Failed, Retried: m.Retried}
 		if m.WaitCount > 0 {
 			mv.WaitMean = float64(m.WaitSum.Microseconds()) / 1000 / float64(m.WaitCount)
 		}
 		v.ByMinute = append(v.ByMinute, mv)
 		peak = max(peak, m.Succeeded)
-		if i < len(mins)-recentMinutes {
-			continue
-		}
-		v.Succeeded += m.Succeeded
-		v.Failed += m.Failed
-		v.Retried += m.Retried
-		waitSum += m.WaitSum
-		waitN += m.WaitCount
-		v.WaitMaxMs = max(v.WaitMaxMs, float64(m.WaitMax.Microseconds())/1000)
 	}
-	v.PerMinute = float64(v.Succeeded) / recentMinutes
-	if attempts := v.Succeeded + v.Failed + v.Retried; attempts > 0 {
-		v.FailureRate = float64(v.Failed+v.Retried) / float64(attempts)
-	}
-	if waitN > 0 {
-		v.WaitMeanMs = float64(waitSum.Microseconds()) / 1000 / float64(waitN)
-	}
+	sum := queue.Summarize(mins[max(len(mins)-recentMinutes, 0):])
+	v.Succeeded, v.Failed, v.Retried = sum.Succeeded, sum.Failed, sum.Retried
+	v.PerMinute, v.FailureRate = sum.PerMinute, sum.FailureRate
+	v.WaitMeanMs = float64(sum.WaitMean.Microseconds()) / 1000
+	v.WaitMaxMs = float64(sum.WaitMax.Microseconds()) / 1000
 	v.SucceededSpark = spark(v.ByMinute, peak)
 	return v
 }

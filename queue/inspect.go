@@ -195,3 +195,37 @@ func (c *Client) Activity(ctx context.Context, queue string, minutes int) ([]Min
 	}
 	return c.store.Activity(ctx, queue, minutes)
 }
+
+// ActivitySummary sums minutes of a queue's activity.
+type ActivitySummary struct {
+	Minutes                    int
+	Succeeded, Failed, Retried int64
+	PerMinute                  float64 // succeeded jobs per minute
+	FailureRate                float64 // failed attempts (retried or not) / attempts; 0 without attempts
+	WaitMean, WaitMax          time.Duration
+}
+
+// Summarize sums the activity of mins (as Activity returns them).
+func Summarize(mins []Minute) ActivitySummary {
+	s := ActivitySummary{Minutes: len(mins)}
+	var waitSum time.Duration
+	var waitN int64
+	for _, m := range mins {
+		s.Succeeded += m.Succeeded
+		s.Failed += m.Failed
+		s.Retried += m.Retried
+		waitSum += m.WaitSum
+		waitN += m.WaitCount
+		s.WaitMax = max(s.WaitMax, m.WaitMax)
+	}
+	if len(mins) > 0 {
+		s.PerMinute = float64(s.Succeeded) / float64(len(mins))
+	}
+	if attempts := s.Succeeded + s.Failed + s.Retried; attempts > 0 {
+		s.FailureRate = float64(s.Failed+s.Retried) / float64(attempts)
+	}
+	if waitN > 0 {
+		s.WaitMean = waitSum / time.Duration(waitN)
+	}
+	return s
+}

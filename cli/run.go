@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/chronoq/chronoq/queue"
+	"github.com/chronoq/chronoq/worker"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func cmdRun(ctx context.Context, e *env, args []string) int {
+	fc, err := loadConfig(configPath(args))
+	if err != nil {
+		return e.usageErr("%v", err)
+	}
+	fs := newFlags(e, "run", "run [--queues ml:1:4,data:2,default] [--concurrency 10] [--beat] [--config FILE]")
+	var cf connFlags
+	cf.addWith(fs, fc.Redis, fc.Namespace)
+	fs.String("config", "", "YAML file of these settings (env CHRONOQ_CONFIG); flags and env override it")
+	queues := fs.String("queues", pick("CHRONOQ_QUEUES", fc.queuesSpec(), "default"),
+		"queues as name[:weight[:concurrency]],... (env CHRONOQ_QUEUES)")
+	strict := fs.Bool("strict", fc.Strict || envBool("CHRONOQ_STRICT"), "take queues in the order given instead of by weight (env CHRONOQ_STRICT)")
+	conc := fs.Int("concurrency", envInt("CHRONOQ_CONCURRENCY", orInt(fc.Concurrency, 10)), "jobs run at once (env CHRONOQ_CONCURRENCY)")
+	graceDefault, err := time.ParseDuration(pick("CHRONOQ_SHUTDOWN_TIMEOUT", durString(fc.ShutdownTimeout), "30s"))
+	if err != nil {
+		return e.usageErr("CHRONOQ_SHUTDOWN_TIMEOUT: %v", err)
+	}
+	grace := fs.Duration("shutdown-timeout", graceDefault, "how long running jobs may finish on SIGTERM (env CHRONOQ_SHUTDOWN_TIMEOUT)")
+	withBeat := fs.Bool("beat", fc.Beat || envBool("CHRONOQ_BEAT"), "run a beat in this worker too (safe in every worker; env CHRONOQ_BEAT)")
+	beatConfig := fs.String("beat-config", pick("CHRONOQ_BEAT_CONFIG", fc.BeatConfig, ""), "YAML file of beat entries, with --beat (env CHRONOQ_BEAT_CONFIG)")
+	metricsAddr := fs.String("metrics-addr", pick("CHRONOQ_METRICS_ADDR", fc.MetricsAddr, ""), "serve Prometheus /metrics on this address, e.g. :9090 (env CHRONOQ_METRICS_ADDR)")
+	if _, err := parseArgs(fs, args, 0, 0); err != nil {
+		return flagExit(err)
+	}
+	qs, err := parseQueues(*queues)
+	if err != nil {
+		return e.usageErr("--queues: %v", err)
+	}
+	rdb, err := cf.connect(ctx)
+	if err != nil {
+		return e.fail(err)
+	}
+	defer rdb.Close()
+	log := cf.logger(e.err)
+	c := queue.NewClient(rdb, queue.Config{Namespace: cf.namespace, Logger: log})
+	defer c.Close()
+	var reg *prometheus.Registry
+	if *metricsAddr != "" {
+		reg = workerRegistry(c)
+	}
+	w, err := worker.New(c, worker.Config{Queues: qs, Strict: *strict, Concurrency: *conc, ShutdownTimeout: *grace, Logger: log, Metrics: registerer(reg)})
+	if err != nil {
+		return e.usageErr("%v", err)
+	}
+	e.register(w)
+	if len(w.Tasks()) == 0 {
+		return e.usageErr("no task is registered: the shipped binary runs the demo tasks; your own main registers yours (see package cli)")
+	}
+	if reg != nil {
+		stop, err := serveMetrics(*metricsAddr, reg, log)
+		if err != nil {
+			return e.usageErr("--metrics-addr: %v", err)
+		}
+		defer stop()
+	}
+	if *withBeat {
+		for _, q := range qs { // so that entries for this worker's queues are accepted
+			if err := c.DeclareQueue(ctx, q.Name); err != nil {
+				return e.fail(err)
+			}
+		}
+		stopBeat, err := startBeat(ctx, c, *beatConfig, log)
+		if err != nil {
+			return e.usageErr("--beat: %v", err)
+		}
+		defer stopBeat()
+	}
+	log.Info("worker starting", "redis", Redact(cf.url), "queues", *queues, "concurrency", *conc, "tasks", w.Tasks())
+	if err := w.Run(ctx); err != nil {
+		return e.fail(err)
+	}
+	return ExitOK
+}
+
+func orInt(v, def int) int {
+	if v != 0 {
+		return v
+	}
+	return def
+}
+
+func durString(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
+}
+
+func envBool(key string) bool {
+	b, _ := strconv.ParseBool(envOr(key, "false"))
+	return b
+}
