@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,8 +15,7 @@ import (
 // cmdBeat runs a beat: the entries of --config (stored in Redis, where every replica
 // sees them) plus any stored there already. Run as many replicas as you like.
 func cmdBeat(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("beat", flag.ContinueOnError)
-	fs.SetOutput(e.err)
+	fs := newFlags(e, "beat", "beat --config beat.yaml")
 	var cf connFlags
 	cf.add(fs)
 	config := fs.String("config", envOr("CHRONOQ_BEAT_CONFIG", ""), "YAML file of beat entries (env CHRONOQ_BEAT_CONFIG)")

@@ -59,7 +59,8 @@ func TestBinary(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
-		for _, want := range []string{"demo.add 7+35 on ml, priority 9", "-> 42", "succeeded on attempt 3", "delayed by 1s", "FAILED after 1 attempt", "demo done"} {
+		for _, want := range []string{"demo.add 7+35 on ml, priority 9", "-> 42", "succeeded on attempt 3", "delayed by 1s", "FAILED after 1 attempt", "demo done",
+			"dashboard at http://127.0.0.1:", "beat entries demo-every-10s (@every 10s)"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("dev output lacks %q:\n%s", want, out)
 			}

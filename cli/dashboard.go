@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,8 +19,7 @@ import (
 // cmdDashboard serves the dashboard (JSON API and /metrics). It binds to loopback by
 // default; any other address needs credentials, or it refuses to start.
 func cmdDashboard(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("dashboard", flag.ContinueOnError)
-	fs.SetOutput(e.err)
+	fs := newFlags(e, "dashboard", "dashboard [--addr 127.0.0.1:8080] [--user U | --token T] [--read-only]")
 	var cf connFlags
 	cf.add(fs)
 	addr := fs.String("addr", envOr("CHRONOQ_DASHBOARD_ADDR", "127.0.0.1:8080"), "listen address (env CHRONOQ_DASHBOARD_ADDR)")

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -27,8 +26,7 @@ import (
 // cmdDev runs an embedded Redis (miniredis), a worker with the demo tasks and the
 // user's, and enqueues demo jobs whose results it prints. It needs no Redis installed.
 func cmdDev(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(e.err)
+	fs := newFlags(e, "dev", "dev [--exit] [--dashboard-addr 127.0.0.1:8080]")
 	addr := fs.String("addr", "127.0.0.1:0", "address of the embedded Redis (port 0: any free port)")
 	dashAddr := fs.String("dashboard-addr", "127.0.0.1:8080", "dashboard address (loopback; when taken, any free port)")
 	exit := fs.Bool("exit", false, "exit once the demo jobs have ended (for scripts and tests)")

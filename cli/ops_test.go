@@ -1,0 +1,226 @@
+package cli_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chronoq/chronoq/internal/redistest"
+	"github.com/chronoq/chronoq/internal/testutil"
+	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/queue"
+)
+
+// TestOpsCommands drives the operator commands through the built binary against a
+// real Redis, checking outputs, exit codes and what changed in Redis.
+func TestOpsCommands(t *testing.T) {
+	bin := binary(t)
+	rdb := redistest.Client(t)
+	env := []string{"CHRONOQ_REDIS_URL=redis://" + redistest.Addr() + "/0"}
+	ctx := context.Background()
+	c := queue.NewClient(rdb, queue.Config{})
+	t.Cleanup(func() { _ = c.Close() })
+	cq := func(t *testing.T, wantCode int, args ...string) (string, string) {
+		t.Helper()
+		out, errOut, code := runBin(t, bin, env, args...)
+		if code != wantCode {
+			t.Fatalf("%v: exit %d, want %d\nstdout: %s\nstderr: %s", args, code, wantCode, out, errOut)
+		}
+		return out, errOut
+	}
+
+	// a scheduled job, shown, then canceled by key
+	out, _ := cq(t, 0, "enqueue", "demo.add", "--args", `{"a":1,"b":2}`, "--in", "1h", "--key", "punch:7", "--queue", "timeclock", "--priority", "8")
+	id := strings.TrimSpace(out)
+	out, _ = cq(t, 0, "job", id)
+	for _, want := range []string{"state     scheduled", "queue     timeclock", "priority  8", "key       punch:7", `args      {"a":1,"b":2}`, "due"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("job output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _ = cq(t, 0, "job", id, "--json")
+	var jv map[string]any
+	if err := json.Unmarshal([]byte(out), &jv); err != nil || jv["state"] != "scheduled" || jv["key"] != "punch:7" {
+		t.Fatalf("job --json: %v %s", err, out)
+	}
+	cq(t, 0, "cancel", "--queue", "timeclock", "--key", "punch:7")
+	if n, _ := c.Counts(ctx, "timeclock"); n.Scheduled != 0 {
+		t.Fatalf("after cancel by key, %d scheduled", n.Scheduled)
+	}
+	_, errOut := cq(t, 3, "cancel", id)
+	if !strings.Contains(errOut, id) {
+		t.Errorf("cancel of a gone job does not name it: %s", errOut)
+	}
+	cq(t, 3, "job", "no-such-job")
+	cq(t, 3, "pause", "no-such-queue")
+
+	// bulk enqueue: every line checked first, a bad one enqueues nothing
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte("{\"task\":\"demo.add\",\"args\":{\"a\":1}}\n{\"task\":\"demo.add\",\"prio\":3}\n{\"task\":\"demo.add\",\"priority\":11}\n"), 0o644)
+	_, errOut = cq(t, 2, "enqueue", "--file", bad)
+	for _, want := range []string{"2 bad line(s), nothing enqueued", `line 2: json: unknown field "prio"`, "line 3", "Priority=11"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("bad file error lacks %q: %s", want, errOut)
+		}
+	}
+	if n, _ := c.Counts(ctx, "default"); n.Pending != 0 {
+		t.Fatalf("a bad file enqueued %d jobs", n.Pending)
+	}
+	good := filepath.Join(dir, "jobs.jsonl")
+	var lines strings.Builder
+	for i := range 2500 {
+		q := "default"
+		if i%5 == 0 {
+			q = "data"
+		}
+		lines.WriteString(`{"task":"demo.add","args":{"a":1,"b":2},"queue":"` + q + `"}` + "\n")
+	}
+	os.WriteFile(good, []byte(lines.String()), 0o644)
+	out, errOut = cq(t, 0, "enqueue", "--file", good)
+	if strings.TrimSpace(out) != "2500" || !strings.Contains(errOut, "enqueued 1000/2500 (40%") || !strings.Contains(errOut, "enqueued 2500/2500 (100%") {
+		t.Fatalf("bulk: %q %q", out, errOut)
+	}
+	if d, _ := c.Counts(ctx, "default"); d.Pending != 2000 {
+		t.Fatalf("default holds %d pending", d.Pending)
+	}
+
+	// pause, resume, ranking mode; info reflects each
+	cq(t, 0, "pause", "default")
+	cq(t, 0, "ranking", "mode", "data", "active")
+	out, _ = cq(t, 0, "info")
+	for _, want := range []string{"default", "2000", "paused", "data", "active", "(no live worker)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("info lacks %q:\n%s", want, out)
+		}
+	}
+	out, _ = cq(t, 0, "info", "--json")
+	var rep struct {
+		Queues []struct {
+			Name   string `json:"name"`
+			Counts struct{ Pending int64 }
+		} `json:"queues"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Queues) != 3 {
+		t.Fatalf("info --json: %v %s", err, out)
+	}
+	cq(t, 0, "resume", "default")
+	if n, _ := c.Counts(ctx, "default"); n.Paused {
+		t.Fatal("still paused")
+	}
+	_, errOut = cq(t, 2, "ranking", "mode", "data", "turbo")
+	if !strings.Contains(errOut, "turbo") {
+		t.Errorf("bad mode not named: %s", errOut)
+	}
+	out, _ = cq(t, 0, "ranking", "show", "data")
+	if !strings.Contains(out, "mode active") {
+		t.Errorf("ranking show: %s", out)
+	}
+
+	// purge: refused without --yes off a terminal, then done with progress
+	_, errOut = cq(t, 2, "purge", "default", "--state", "pending")
+	if !strings.Contains(errOut, "delete 2000 pending jobs") || !strings.Contains(errOut, "--yes") {
+		t.Errorf("purge without --yes: %s", errOut)
+	}
+	cq(t, 2, "purge", "default", "--state", "active", "--yes")
+	out, _ = cq(t, 0, "purge", "default", "--state", "pending", "--yes")
+	if strings.TrimSpace(out) != "deleted 2000" {
+		t.Fatalf("purge: %q", out)
+	}
+
+	// a failed job, requeued by id and then all at once
+	w := exec.Command(bin, "run", "--queues", "data")
+	w.Env = append(os.Environ(), env...)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Process.Signal(os.Interrupt); _ = w.Wait() }()
+	out, errOut = cq(t, 1, "enqueue", "demo.sleep", "--args", `{"ms":-1}`, "--queue", "data", "--wait", "30s")
+	failedID := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	if !strings.Contains(errOut, "must not be negative") {
+		t.Fatalf("a failed job's error is not shown: %s", errOut)
+	}
+	out, _ = cq(t, 0, "enqueue", "demo.add", "--queue", "timeclock") // no worker takes it
+	_, errOut = cq(t, 1, "requeue", strings.TrimSpace(out))
+	if !strings.Contains(errOut, "is pending, not failed") {
+		t.Errorf("requeue of a canceled job: %s", errOut)
+	}
+	out, _ = cq(t, 0, "requeue", failedID)
+	if strings.TrimSpace(out) != "requeued 1" {
+		t.Fatalf("requeue: %q", out)
+	}
+	testutil.Eventually(t, 30*time.Second, "the requeued job fails again", func() bool {
+		st, _ := c.Handle("data", failedID).State(ctx)
+		return st == job.StateFailed
+	})
+	out, _ = cq(t, 0, "requeue", "--queue", "data", "--all-failed")
+	if strings.TrimSpace(out) != "requeued 1" {
+		t.Fatalf("requeue --all-failed: %q", out)
+	}
+	cq(t, 2, "requeue", "--all-failed")
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	bin := binary(t)
+	for _, cmd := range []string{"dev", "run", "beat", "dashboard", "info", "enqueue", "job", "requeue", "cancel", "purge", "pause", "resume", "ranking", "version"} {
+		_, errOut, code := runBin(t, bin, nil, cmd, "--help")
+		if code != 0 || !strings.Contains(errOut, "usage: chronoq-worker "+cmd) || !strings.Contains(errOut, "-") {
+			t.Errorf("%s --help: exit %d\n%s", cmd, code, errOut)
+		}
+	}
+	_, errOut, code := runBin(t, bin, nil, "pause")
+	if code != 2 || !strings.Contains(errOut, "usage: chronoq-worker pause QUEUE") {
+		t.Errorf("pause without a queue: %d %s", code, errOut)
+	}
+}
+
+func TestRunConfigFile(t *testing.T) {
+	bin := binary(t)
+	rdb := redistest.Client(t)
+	url := "redis://" + redistest.Addr() + "/0"
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("redis: "+url+"\nconcurency: 4\n"), 0o644)
+	_, errOut, code := runBin(t, bin, nil, "run", "--config", bad)
+	if code != 2 || !strings.Contains(errOut, "concurency") || !strings.Contains(errOut, "line 2") {
+		t.Fatalf("unknown key: exit %d: %s", code, errOut)
+	}
+	good := filepath.Join(dir, "worker.yaml")
+	os.WriteFile(good, []byte("redis: "+url+"\nqueues:\n  - {name: ml, weight: 1, concurrency: 2}\n  - {name: default, weight: 3}\nconcurrency: 6\nshutdown_timeout: 5s\n"), 0o644)
+	w := exec.Command(bin, "run", "--config", good)
+	w.Env = append(os.Environ(), "CHRONOQ_CONCURRENCY=7") // the environment overrides the file
+	stderr, _ := w.StderrPipe()
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Process.Signal(os.Interrupt); _ = w.Wait() }()
+	started := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "worker started") {
+				started <- sc.Text()
+			}
+		}
+	}()
+	select {
+	case line := <-started:
+		if !strings.Contains(line, "queues=\"[ml default]\"") || !strings.Contains(line, "concurrency=7") {
+			t.Fatalf("config not applied: %s", line)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker did not start")
+	}
+	c := queue.NewClient(rdb, queue.Config{})
+	defer c.Close()
+	testutil.Eventually(t, 10*time.Second, "the worker's heartbeat with concurrency 7", func() bool {
+		ws, err := c.Workers(context.Background())
+		return err == nil && len(ws) == 1 && ws[0].Concurrency == 7
+	})
+}
