@@ -208,21 +208,66 @@ func (c *connFlags) logger(w io.Writer) *slog.Logger {
 }
 
 // connect opens Redis and checks it answers within 3s; the error names the URL with
-// its password redacted.
-func (c *connFlags) connect(ctx context.Context) (*redis.Client, error) {
-	opt, err := redis.ParseURL(c.url)
+// its password redacted. Three forms:
+//
+//	redis://[:password@]host:port/db            one server (rediss:// for TLS)
+//	redis://host:port/db?master_name=mymaster&addr=host2:port   Sentinel (the hosts are sentinels)
+//	redis+cluster://host:port?addr=host2:port                    Redis Cluster
+func (c *connFlags) connect(ctx context.Context) (redis.UniversalClient, error) {
+	rdb, err := openURL(c.url)
 	if err != nil {
-		return nil, fmt.Errorf("bad --redis URL %s: %v", Redact(c.url), err)
+		return nil, badUsage("bad --redis URL %s: %v", Redact(c.url), redactErr(err, c.url))
 	}
-	opt.DialTimeout = 3 * time.Second
-	rdb := redis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		_ = rdb.Close()
-		return nil, fmt.Errorf("cannot reach Redis at %s: %v", Redact(c.url), err)
+		return nil, fmt.Errorf("cannot reach Redis at %s: %v", Redact(c.url), redactErr(err, c.url))
 	}
 	return rdb, nil
+}
+
+func openURL(raw string) (redis.UniversalClient, error) {
+	if rest, ok := strings.CutPrefix(raw, "redis+cluster://"); ok {
+		return clusterClient("redis://" + rest)
+	}
+	if rest, ok := strings.CutPrefix(raw, "rediss+cluster://"); ok {
+		return clusterClient("rediss://" + rest)
+	}
+	if u, err := url.Parse(raw); err == nil && u.Query().Has("master_name") {
+		opt, err := redis.ParseFailoverURL(raw)
+		if err != nil {
+			return nil, err
+		}
+		opt.DialTimeout = 3 * time.Second
+		return redis.NewFailoverClient(opt), nil
+	}
+	opt, err := redis.ParseURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	opt.DialTimeout = 3 * time.Second
+	return redis.NewClient(opt), nil
+}
+
+func clusterClient(raw string) (redis.UniversalClient, error) {
+	opt, err := redis.ParseClusterURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	opt.DialTimeout = 3 * time.Second
+	return redis.NewClusterClient(opt), nil
+}
+
+// redactErr keeps a password out of an error that quotes the URL.
+func redactErr(err error, raw string) string {
+	msg := err.Error()
+	if u, perr := url.Parse(raw); perr == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "xxxxx")
+		}
+	}
+	return msg
 }
 
 // Redact hides the password of a Redis URL.

@@ -85,6 +85,9 @@ func TestBinary(t *testing.T) {
 		{"no task", nil, []string{"enqueue"}, 2, "", "task name is required", ""},
 		{"bad queues", nil, []string{"run", "--queues", "ml:x"}, 2, "", `"x" is not a non-negative number`, ""},
 		{"unreachable redis, password redacted", nil, []string{"enqueue", "demo.add", "--redis", "redis://:hunter2@127.0.0.1:1/0"}, 1, "", "cannot reach Redis at redis://:xxxxx@127.0.0.1:1/0", "hunter2"},
+		{"unreachable cluster", nil, []string{"info", "--redis", "redis+cluster://:hunter2@127.0.0.1:1"}, 1, "", "cannot reach Redis at redis+cluster://:xxxxx@127.0.0.1:1", "hunter2"},
+		{"unreachable sentinel", nil, []string{"info", "--redis", "redis://:hunter2@127.0.0.1:1/0?master_name=main"}, 1, "", "cannot reach Redis at redis://:xxxxx@127.0.0.1:1/0?master_name=main", "hunter2"},
+		{"bad url", nil, []string{"info", "--redis", "http://x"}, 2, "", "bad --redis URL http://x", ""},
 		{"dashboard refuses a public bind without credentials", nil, []string{"dashboard", "--addr", "0.0.0.0:0"}, 2, "", "is not loopback", ""},
 		{"enqueue prints the id", []string{"CHRONOQ_REDIS_URL=" + redisURL}, []string{"enqueue", "demo.add", "--args", `{"a":2,"b":40}`}, 0, "", "", ""},
 	}
