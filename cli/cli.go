@@ -193,7 +193,7 @@ func (c *connFlags) add(fs *flag.FlagSet) { c.addWith(fs, "", "") }
 
 // addWith takes defaults from a config file (below the environment).
 func (c *connFlags) addWith(fs *flag.FlagSet, fileURL, fileNamespace string) {
-	fs.StringVar(&c.url, "redis", pick("CHRONOQ_REDIS_URL", fileURL, "redis://127.0.0.1:6379/0"), "Redis URL, redis:// or rediss:// (env CHRONOQ_REDIS_URL)")
+	fs.StringVar(&c.url, "redis", pick("CHRONOQ_REDIS_URL", fileURL, "redis://127.0.0.1:6379/0"), "Redis URL: redis:// or rediss://, with ?master_name=M for Sentinel, redis+cluster:// for Cluster (env CHRONOQ_REDIS_URL)")
 	fs.Lookup("redis").DefValue = Redact(c.url) // --help must not show a password
 	fs.StringVar(&c.namespace, "namespace", pick("CHRONOQ_NAMESPACE", fileNamespace, "chronoq"), "key namespace (env CHRONOQ_NAMESPACE)")
 	fs.BoolVar(&c.verbose, "v", false, "debug logging")

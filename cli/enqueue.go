@@ -97,7 +97,7 @@ func cmdEnqueue(ctx context.Context, e *env, args []string) int {
 	cf.add(fs)
 	var spec jobSpec
 	argsJSON := fs.String("args", "", "task arguments as JSON")
-	fs.StringVar(&spec.Queue, "queue", "", "queue (default: the task's, else \"default\")")
+	fs.StringVar(&spec.Queue, "queue", "", "queue (default \"default\")")
 	prio := fs.Int("priority", job.DefaultPriority, "priority 0-9 (9 runs first)")
 	retries := fs.Int("retries", job.DefaultRetries, "max retries")
 	fs.StringVar(&spec.Timeout, "timeout", "", "time limit of one attempt, e.g. 5m")
