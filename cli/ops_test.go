@@ -224,3 +224,36 @@ func TestRunConfigFile(t *testing.T) {
 		return err == nil && len(ws) == 1 && ws[0].Concurrency == 7
 	})
 }
+
+func TestInfoWatchRefreshesUntilInterrupted(t *testing.T) {
+	bin := binary(t)
+	redistest.Client(t)
+	cmd := exec.Command(bin, "info", "--watch", "100ms")
+	cmd.Env = append(os.Environ(), "CHRONOQ_REDIS_URL=redis://"+redistest.Addr()+"/0")
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	refreshed := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		n := 0
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "(Ctrl-C stops)") {
+				if n++; n == 3 {
+					close(refreshed)
+				}
+			}
+		}
+	}()
+	select {
+	case <-refreshed:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("info --watch did not refresh three times")
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("info --watch after Ctrl-C: %v", err)
+	}
+}
