@@ -212,7 +212,7 @@ func (w *Worker) finish(r *running, out outcome) {
 		observe("succeeded")
 		w.log.Debug("job succeeded", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt, "ms", dur.Milliseconds())
 		w.acks <- ackItem{queue: r.queue, done: store.Done{ID: j.ID, Retention: j.Options.Retention, Result: payload, Started: r.started,
-			Sample: w.sample(j, r, out.ran), Key: j.Options.Key, Due: r.due}}
+			Sample: w.sample(j, r, out.ran), Key: j.Options.Key}, wait: r.started.Sub(r.due), known: !r.due.IsZero()}
 		return
 	}
 	f := store.Failure{ID: j.ID, Error: out.err.Error(), Stack: out.stack, Started: r.started}
@@ -231,10 +231,19 @@ func (w *Worker) finish(r *running, out outcome) {
 	}
 	w.log.Warn("job failed", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt,
 		"retry", f.Retry, "err", out.err)
+	var recorded bool
 	w.record(func(ctx context.Context) error {
-		_, err := w.store.Fail(ctx, r.queue, w.cfg.ID, f)
+		var err error
+		recorded, err = w.store.Fail(ctx, r.queue, w.cfg.ID, f)
 		return err
 	})
+	if recorded {
+		if f.Retry {
+			w.activity.add(r.queue, w.store.Now(), 0, 0, 1, 0, false)
+		} else {
+			w.activity.add(r.queue, w.store.Now(), 0, 1, 0, 0, false)
+		}
+	}
 	w.release(j.ID)
 }
 
@@ -302,6 +311,7 @@ func (w *Worker) ackLoop() {
 	defer w.bg.Done()
 	for first := range w.acks {
 		batch := map[string][]store.Done{first.queue: {first.done}}
+		items := map[string][]ackItem{first.queue: {first}}
 		total := 1
 	drain:
 		for total < 256 {
@@ -311,6 +321,7 @@ func (w *Worker) ackLoop() {
 					break drain
 				}
 				batch[a.queue] = append(batch[a.queue], a.done)
+				items[a.queue] = append(items[a.queue], a)
 				total++
 			default:
 				break drain
@@ -325,6 +336,16 @@ func (w *Worker) ackLoop() {
 			})
 			if len(lost) > 0 {
 				w.log.Warn("jobs finished after their lease was taken back; they may run twice", "queue", q, "jobs", lost)
+			}
+			gone := map[string]bool{}
+			for _, id := range lost {
+				gone[id] = true
+			}
+			now := w.store.Now()
+			for _, it := range items[q] {
+				if !gone[it.done.ID] {
+					w.activity.add(q, now, 1, 0, 0, it.wait, it.known)
+				}
 			}
 			ids := make([]string, len(done))
 			for i, d := range done {

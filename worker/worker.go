@@ -20,10 +20,11 @@ import (
 // Worker runs jobs from one or more queues. Make it with New, register tasks, then
 // Run it (or Start and Stop it).
 type Worker struct {
-	cfg     Config
-	store   *store.Store
-	log     *slog.Logger
-	metrics *metrics
+	cfg      Config
+	store    *store.Store
+	log      *slog.Logger
+	metrics  *metrics
+	activity activity
 
 	mu         sync.Mutex
 	handlers   map[string]Handler
@@ -67,6 +68,8 @@ type running struct {
 type ackItem struct {
 	queue string
 	done  store.Done
+	wait  time.Duration // from due to start, for the activity ring
+	known bool          // wait is known
 }
 
 // New returns a worker on the client's Redis. It checks cfg and fills its defaults.
@@ -123,8 +126,9 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.bgStop, w.fetchStop = bgStop, fetchStop
 	w.jobsCtx, w.jobsCancel = context.WithCancel(context.WithoutCancel(ctx))
 
-	w.bg.Add(5)
+	w.bg.Add(6)
 	go w.ackLoop()
+	go w.activityLoop(bgCtx)
 	go w.renewLoop(bgCtx)
 	go w.reapLoop(bgCtx)
 	go w.promoteLoop(bgCtx)
@@ -213,6 +217,7 @@ func (w *Worker) stop(ctx context.Context) error {
 	w.bg.Wait()
 	uctx, ucancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer ucancel()
+	w.flushActivity(uctx)
 	if err := w.store.Unregister(uctx, w.cfg.ID); err != nil {
 		w.log.Warn("unregister failed", "err", err)
 	}

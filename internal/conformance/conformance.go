@@ -597,34 +597,18 @@ func testUnclaimedHandOff(t *testing.T, b *bundle) {
 }
 
 func testActivity(t *testing.T, b *bundle) {
-	// minute 0: three jobs succeed after waiting 2 s; one attempt is retried, then fails
-	var hs []*queue.Handle
-	for range 4 {
-		hs = append(hs, enqueue(t, b, "t", job.MaxRetries(1)))
-	}
-	b.clock.Advance(2 * time.Second)
-	got, err := b.s.Fetch(b.ctx, "default", "w", 4, time.Minute)
-	must(t, err)
-	if len(got) != 4 {
-		t.Fatalf("fetched %d", len(got))
-	}
-	var done []store.Done
-	for _, f := range got[:3] {
-		done = append(done, store.Done{ID: f.ID, Retention: time.Minute, Started: f.At, Due: f.Due})
-	}
-	_, err = b.s.Ack(b.ctx, "default", "w", done)
-	must(t, err)
-	last := got[3]
-	_, err = b.s.Fail(b.ctx, "default", "w", store.Failure{ID: last.ID, Retry: true, Due: b.clock.Now(), Error: "x", Started: last.At})
-	must(t, err)
-	// two minutes later: the retry fails for good
+	at := func(m int) time.Time { return b.clock.Now().Truncate(time.Minute).Add(time.Duration(m) * time.Minute) }
+	// two workers' tallies for the current minute add up; one for two minutes later
+	must(t, b.s.AddActivity(b.ctx, "default", []store.Minute{
+		{Start: at(0), Succeeded: 2, Retried: 1, WaitSum: 4 * time.Second, WaitCount: 2, WaitMax: 3 * time.Second},
+	}))
+	must(t, b.s.AddActivity(b.ctx, "default", []store.Minute{
+		{Start: at(0), Succeeded: 1, WaitSum: 2 * time.Second, WaitCount: 1, WaitMax: 2 * time.Second},
+		{Start: at(2), Failed: 1},
+	}))
 	b.clock.Advance(2 * time.Minute)
-	_, _, err = b.s.Promote(b.ctx, "default", 10)
-	must(t, err)
-	again := fetchIDs(t, b, "default", "w", 1)
-	equal(t, "retried", again, []string{last.ID})
-	_, err = b.s.Fail(b.ctx, "default", "w", store.Failure{ID: last.ID, Error: "x", Started: b.clock.Now()})
-	must(t, err)
+	// a tally flushed late, for a minute the ring has since reused, is dropped
+	must(t, b.s.AddActivity(b.ctx, "default", []store.Minute{{Start: at(-60), Succeeded: 100}}))
 
 	mins, err := b.c.Activity(b.ctx, "default", 3)
 	must(t, err)
@@ -633,14 +617,18 @@ func testActivity(t *testing.T, b *bundle) {
 	}
 	first, now := mins[0], mins[2]
 	if first.Succeeded != 3 || first.Retried != 1 || first.Failed != 0 || first.WaitCount != 3 ||
-		first.WaitSum != 6*time.Second || first.WaitMax != 2*time.Second {
+		first.WaitSum != 6*time.Second || first.WaitMax != 3*time.Second || !first.Start.Equal(at(-2)) {
 		t.Fatalf("first minute: %+v", first)
 	}
 	if mins[1] != (store.Minute{Start: mins[1].Start}) {
 		t.Fatalf("idle minute: %+v", mins[1])
 	}
-	if now.Succeeded != 0 || now.Failed != 1 || !now.Start.Equal(first.Start.Add(2*time.Minute)) {
-		t.Fatalf("current minute: %+v (first began %s)", now, first.Start)
+	if now.Succeeded != 0 || now.Failed != 1 || !now.Start.Equal(at(0)) {
+		t.Fatalf("current minute: %+v", now)
+	}
+	sum := queue.Summarize(mins)
+	if sum.Succeeded != 3 || sum.PerMinute != 1 || sum.FailureRate != 0.4 || sum.WaitMean != 2*time.Second || sum.WaitMax != 3*time.Second {
+		t.Fatalf("summary %+v", sum)
 	}
 	// an hour later the ring's slots are reused: the old minutes are not counted again
 	b.clock.Advance(time.Hour)

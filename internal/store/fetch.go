@@ -92,9 +92,6 @@ type Done struct {
 	Sample Sample
 	// Key is the job's schedule key ("" for none): released as the job ends.
 	Key string
-	// Due is when the attempt became due (Fetched.Due): the activity ring averages the
-	// wait from Due to Started. Zero: unknown.
-	Due time.Time
 }
 
 // Sample is one finished job as the ranking statistics and quality window see it.
@@ -140,8 +137,8 @@ func (s *Store) Ack(ctx context.Context, queue, worker string, done []Done) (los
 	}
 	k := s.Keys(queue)
 	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Succeeded, k.Results, k.Timings, k.Counters, k.Errors, k.Stacks,
-		k.Rank, k.TaskStats, k.Window, k.Models, k.SchedKeys, k.JobKeys, k.Activity}
-	args := make([]any, 0, 6+10*len(done))
+		k.Rank, k.TaskStats, k.Window, k.Models, k.SchedKeys, k.JobKeys}
+	args := make([]any, 0, 6+9*len(done))
 	trim := "0"
 	if every := uint64(max(s.TrimEvery, 1)); (s.ackCalls.Add(1)-1)%every == 0 {
 		trim = "1"
@@ -156,12 +153,8 @@ func (s *Store) Ack(ctx context.Context, queue, worker string, done []Done) (los
 		if !d.Started.IsZero() {
 			started = strconv.FormatInt(d.Started.UnixMilli(), 10)
 		}
-		wait := ""
-		if !d.Due.IsZero() && !d.Started.IsZero() {
-			wait = strconv.FormatInt(max(d.Started.Sub(d.Due), 0).Milliseconds(), 10) // < 0: clock skew between calls
-		}
 		args = append(args, d.ID, d.Retention.Milliseconds(), d.Result, started,
-			d.Sample.Task, strconv.FormatFloat(float64(d.Sample.Ran.Microseconds())/1000, 'f', 3, 64), sample, d.Sample.encodeCost(), d.Key, wait)
+			d.Sample.Task, strconv.FormatFloat(float64(d.Sample.Ran.Microseconds())/1000, 'f', 3, 64), sample, d.Sample.encodeCost(), d.Key)
 	}
 	return scriptAck.Run(ctx, s.rdb, keys, args...).StringSlice()
 }
@@ -180,7 +173,7 @@ type Failure struct {
 // It reports false when the worker no longer held the job.
 func (s *Store) Fail(ctx context.Context, queue, worker string, f Failure) (bool, error) {
 	k := s.Keys(queue)
-	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Scheduled, k.Failed, k.Errors, k.Stacks, k.Counters, k.Timings, k.Results, k.SchedKeys, k.JobKeys, k.Activity}
+	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Scheduled, k.Failed, k.Errors, k.Stacks, k.Counters, k.Timings, k.Results, k.SchedKeys, k.JobKeys}
 	mode, due := "fail", int64(0)
 	if f.Retry {
 		mode, due = "retry", f.Due.UnixMilli()

@@ -231,6 +231,22 @@ type Minute struct {
 	WaitMax                    time.Duration
 }
 
+// AddActivity adds tallies to the queue's activity ring, in one script run. Each
+// Minute's Start names its minute; a tally for a minute the ring has moved past is
+// dropped.
+func (s *Store) AddActivity(ctx context.Context, queue string, mins []Minute) error {
+	if len(mins) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 1+7*len(mins))
+	args = append(args, len(mins))
+	for _, m := range mins {
+		args = append(args, m.Start.UnixMilli()/60000, m.Succeeded, m.Failed, m.Retried,
+			m.WaitSum.Milliseconds(), m.WaitCount, m.WaitMax.Milliseconds())
+	}
+	return scriptActivity.Run(ctx, s.rdb, []string{s.Keys(queue).Activity}, args...).Err()
+}
+
 // ActivityMinutes is how far back the activity ring reaches.
 const ActivityMinutes = 60
 

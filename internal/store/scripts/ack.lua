@@ -3,29 +3,27 @@
 -- KEYS[5] succeeded set (scored by expiry)  KEYS[6] results  KEYS[7] timings
 -- KEYS[8] counters  KEYS[9] errors  KEYS[10] stacks  KEYS[11] ranking settings
 -- KEYS[12] task stats  KEYS[13] quality window  KEYS[14] cost models
--- KEYS[15] schedule keys  KEYS[16] keys of keyed jobs  KEYS[17] activity ring
+-- KEYS[15] schedule keys  KEYS[16] keys of keyed jobs
 -- ARGV[1] now ms  ARGV[2] worker id  ARGV[3] done channel  ARGV[4] n
 -- ARGV[5] max succeeded jobs kept  ARGV[6] '1' to trim the succeeded set in this call
--- then per job, 10 values: id, retention ms, result ('' for none), lease start ms ('':
+-- then per job, 9 values: id, retention ms, result ('' for none), lease start ms ('':
 -- any lease of this worker), task
 -- ('' to teach nothing), ran ms, its sample "task|predicted ms|ran ms|enqueued ms|
 -- started ms" for the quality window ('' but for the first 8 of a call) and its cost
--- hint "name|log1p(value)" ('' for none), its schedule key ('' for none), released,
--- and its wait ms from due to start ('' when unknown)
+-- hint "name|log1p(value)" ('' for none), and its schedule key ('' for none), released
 -- Outside fifo mode each recorded job's run time is folded into its task's statistics
 -- (and the queue-wide "*"), exactly once: only a job this worker still held counts.
 -- Returns the ids this worker no longer held (their lease was taken back): not recorded.
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[4])
 local ids = {}
-for i = 0, n - 1 do ids[#ids + 1] = ARGV[7 + i * 10] end
+for i = 0, n - 1 do ids[#ids + 1] = ARGV[7 + i * 9] end
 local owners = redis.call('HMGET', KEYS[2], unpack(ids))
 local ok, lost, drop = {}, {}, {}
 local done, res, fin, samples, costs, runs = {}, {}, {}, {}, {}, {}
 local seen_ids = {}
-local wait_sum, wait_n, wait_max = 0, 0, 0
 for i = 0, n - 1 do
-  local b = 7 + i * 10
+  local b = 7 + i * 9
   local id = ARGV[b]
   local o = owners[i + 1]
   -- the owner entry must be this worker's lease from this fetch (its start ms), so an
@@ -36,10 +34,6 @@ for i = 0, n - 1 do
     seen_ids[id] = true
     if ARGV[b + 8] ~= '' then release_key(KEYS[15], KEYS[16], id) end
     ok[#ok + 1] = id
-    local wait = tonumber(ARGV[b + 9])
-    if wait and wait >= 0 then
-      wait_sum, wait_n, wait_max = wait_sum + wait, wait_n + 1, math.max(wait_max, wait)
-    end
     if ARGV[b + 4] ~= '' then
       runs[#runs + 1] = {ARGV[b + 4], tonumber(ARGV[b + 5])}
       costs[#runs] = ARGV[b + 7]
@@ -72,7 +66,6 @@ if #done > 0 then
 end
 forget(drop, KEYS[3], KEYS[4], KEYS[9], KEYS[10], KEYS[6], KEYS[7])
 redis.call('HINCRBY', KEYS[8], 'succeeded', #ok)
-activity_add(KEYS[17], now, #ok, 0, 0, wait_sum, wait_n, wait_max)
 
 if #runs > 0 then
   local mode, _, _, alpha = rank_settings(KEYS[11])

@@ -3,7 +3,6 @@
 -- KEYS[1] active  KEYS[2] owners  KEYS[3] job records  KEYS[4] attempts
 -- KEYS[5] scheduled  KEYS[6] failed  KEYS[7] errors  KEYS[8] stacks  KEYS[9] counters
 -- KEYS[10] timings  KEYS[11] results  KEYS[12] schedule keys  KEYS[13] keys of keyed jobs
--- KEYS[14] activity ring
 -- ARGV[1] now ms  ARGV[2] worker id ('' to skip the ownership check)  ARGV[3] id
 -- ARGV[4] 'retry' or 'fail'  ARGV[5] due ms (retry)  ARGV[6] error  ARGV[7] stack
 -- ARGV[8] start ms  ARGV[9] schedule channel  ARGV[10] done channel
@@ -33,14 +32,12 @@ if ARGV[4] == 'retry' then
   redis.call('ZADD', KEYS[5], due, id)
   if (not head[1]) or due < tonumber(head[2]) then redis.call('PUBLISH', ARGV[9], ARGV[5]) end
   redis.call('HINCRBY', KEYS[9], 'retried', 1)
-  activity_add(KEYS[14], now, 0, 0, 1, 0, 0, 0)
   return 1
 end
 redis.call('ZADD', KEYS[6], now, id)
 redis.call('HSET', KEYS[10], id, ARGV[8] .. '|' .. ARGV[1])
 release_key(KEYS[12], KEYS[13], id, true)
 redis.call('HINCRBY', KEYS[9], 'failed', 1)
-activity_add(KEYS[14], now, 0, 1, 0, 0, 0, 0)
 -- trim the dead letters by age, then by count
 local old = redis.call('ZRANGE', KEYS[6], '-inf', now - tonumber(ARGV[12]), 'BYSCORE', 'LIMIT', 0, 500)
 if #old == 0 then

@@ -185,22 +185,3 @@ local function forget(ids, jk, ak, ek, sk, rk, fk)
 end
 
 
--- The per-minute activity ring (the dashboard's throughput, failure rate and wait):
--- field "m<minute mod 60>" holds "minute|succeeded|failed|retried|wait sum ms|wait n|
--- wait max ms"; a slot last written in another minute starts afresh, so the ring needs
--- no trimming and costs one read and one write per call.
-local function activity_add(key, now, succeeded, failed, retried, wait_sum, wait_n, wait_max)
-  local minute = math.floor(now / 60000)
-  local field = 'm' .. (minute % 60)
-  local v = {minute, 0, 0, 0, 0, 0, 0}
-  local cur = redis.call('HGET', key, field)
-  if cur then
-    local p = {}
-    for x in string.gmatch(cur, '[^|]+') do p[#p + 1] = tonumber(x) end
-    if #p == 7 and p[1] == minute then v = p end
-  end
-  v[2], v[3], v[4] = v[2] + succeeded, v[3] + failed, v[4] + retried
-  v[5], v[6], v[7] = v[5] + wait_sum, v[6] + wait_n, math.max(v[7], wait_max)
-  for i = 1, 7 do v[i] = string.format('%d', v[i]) end
-  redis.call('HSET', key, field, table.concat(v, '|'))
-end

@@ -1,0 +1,574 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chronoq/chronoq/beat"
+	"github.com/chronoq/chronoq/internal/store"
+	"github.com/chronoq/chronoq/internal/testutil"
+	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/queue"
+	"github.com/chronoq/chronoq/ranking"
+	"github.com/chronoq/chronoq/worker"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestRedisCluster runs the conformance suite on a 3-master Redis Cluster started by
+// the test itself. It checks the promise that every key of a queue carries the hash
+// tag {queue}, so that each script touches one slot and the same code runs on a
+// single Redis and on a cluster. It needs redis-server and redis-cli and runs only
+// with CHRONOQ_TEST_CLUSTER=1.
+func TestRedisCluster(t *testing.T) {
+	if os.Getenv("CHRONOQ_TEST_CLUSTER") != "1" {
+		t.Skip("set CHRONOQ_TEST_CLUSTER=1 to run the suite on a Redis Cluster")
+	}
+	addrs := startCluster(t, 3)
+	backend := func(t *testing.T) redis.UniversalClient {
+		rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+		t.Cleanup(func() { _ = rdb.Close() })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var masters atomic.Int32
+		err := rdb.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			masters.Add(1)
+			return m.FlushAll(ctx).Err()
+		})
+		if err != nil {
+			t.Fatalf("cluster: flush: %v", err)
+		}
+		if n := masters.Load(); n != int32(len(addrs)) {
+			t.Fatalf("cluster: client sees %d masters, want %d", n, len(addrs))
+		}
+		return rdb
+	}
+	Run(t, backend)
+	// What the shared suite cannot see on a single node: where the keys land, and the
+	// worker's and the beat's own commands across several queues and masters.
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, rdb *redis.ClusterClient)
+	}{
+		{"KeysOnOneSlotPerQueue", testClusterKeyPlacement},
+		{"WaitAcrossMasters", testClusterWaitAcross},
+		{"BeatAcrossMasters", testClusterBeat},
+		{"WorkerOneQueue", testClusterWorkerOneQueue},
+		{"WorkerQueuesOnTwoMasters", testClusterWorkerTwoQueues},
+	} {
+		t.Run("Cluster/"+tc.name, func(t *testing.T) { tc.fn(t, backend(t).(*redis.ClusterClient)) })
+	}
+}
+
+// startCluster starts n redis-server processes in cluster mode on free loopback
+// ports, joins them into a cluster of n masters without replicas, waits until every
+// node reports cluster_state:ok, and stops them at test end. It returns their
+// addresses.
+func startCluster(t *testing.T, n int) []string {
+	t.Helper()
+	server, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("cluster: redis-server not on PATH: %v", err)
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatalf("cluster: redis-cli not on PATH: %v", err)
+	}
+	dir := t.TempDir()
+	ready := new(bool) // the servers' logs are shown if the cluster never came up
+	ports := clusterPorts(t, n)
+	addrs := make([]string, n)
+	for i, port := range ports {
+		addrs[i] = "127.0.0.1:" + strconv.Itoa(port)
+		logPath := filepath.Join(dir, fmt.Sprintf("redis-%d.log", i))
+		logFile, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(server,
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", i)),
+			"--save", "", "--appendonly", "no",
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--dir", dir, "--daemonize", "no", "--loglevel", "warning")
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		if err := cmd.Start(); err != nil {
+			_ = logFile.Close()
+			t.Fatalf("cluster: start redis-server on %d: %v", port, err)
+		}
+		t.Cleanup(func() {
+			died := cmd.Process.Signal(syscall.Signal(0)) != nil // it exited on its own
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			_ = logFile.Close()
+			if died || !*ready {
+				if b, err := os.ReadFile(logPath); err == nil && len(b) > 0 {
+					t.Logf("redis-server %s log:\n%s", addrs[i], b)
+				}
+			}
+		})
+	}
+
+	// every node answers PING before the cluster is created
+	nodes := make([]*redis.Client, n)
+	for i, a := range addrs {
+		nodes[i] = redis.NewClient(&redis.Options{Addr: a})
+		defer nodes[i].Close()
+	}
+	waitFor(t, 10*time.Second, "nodes answer PING", func() error {
+		for i, c := range nodes {
+			if err := ping(c); err != nil {
+				return fmt.Errorf("%s: %w", addrs[i], err)
+			}
+		}
+		return nil
+	})
+
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("cluster: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+
+	// every node sees the whole cluster: all slots assigned, all nodes known, state ok
+	waitFor(t, 20*time.Second, "cluster_state:ok on every node", func() error {
+		for i, c := range nodes {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			info, err := c.ClusterInfo(ctx).Result()
+			cancel()
+			if err != nil {
+				return fmt.Errorf("%s: %w", addrs[i], err)
+			}
+			for _, want := range []string{"cluster_state:ok", "cluster_slots_assigned:16384",
+				"cluster_known_nodes:" + strconv.Itoa(n), "cluster_size:" + strconv.Itoa(n)} {
+				if !strings.Contains(info, want+"\r\n") && !strings.HasSuffix(strings.TrimSpace(info), want) {
+					return fmt.Errorf("%s: no %q in CLUSTER INFO", addrs[i], want)
+				}
+			}
+		}
+		return nil
+	})
+	*ready = true
+	return addrs
+}
+
+func ping(c *redis.Client) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	return c.Ping(ctx).Err()
+}
+
+// waitFor calls cond until it returns nil or timeout passes, then fails the test with
+// the last error.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster: timed out after %s waiting for %s: %v", timeout, what, err)
+		}
+		time.Sleep(20 * time.Millisecond) // a re-check interval, not synchronisation
+	}
+}
+
+// clusterPorts picks n distinct free loopback ports whose cluster bus ports (port +
+// 10000) are free too.
+func clusterPorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			_ = l.Close()
+		}
+	}()
+	for tries := 0; len(ports) < n && tries < 200; tries++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("cluster: free port: %v", err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		if p+10000 > 65535 {
+			_ = l.Close()
+			continue
+		}
+		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
+		if err != nil {
+			_ = l.Close()
+			continue
+		}
+		held = append(held, l, bus) // held until all are chosen, so none repeats
+		ports = append(ports, p)
+	}
+	if len(ports) < n {
+		t.Fatalf("cluster: found only %d free port pairs", len(ports))
+	}
+	return ports
+}
+
+var clusterQuiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// queuesOnMasters returns n queue names whose keys live on n different masters.
+func queuesOnMasters(t *testing.T, rdb *redis.ClusterClient, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	seen := map[string]bool{}
+	var out []string
+	for i := 0; len(out) < n && i < 1000; i++ {
+		q := "q" + strconv.Itoa(i)
+		m, err := rdb.MasterForKey(ctx, store.KeysFor("chronoq", q).Records)
+		if err != nil {
+			t.Fatalf("master for queue %s: %v", q, err)
+		}
+		if addr := m.Options().Addr; !seen[addr] {
+			seen[addr] = true
+			out = append(out, q)
+		}
+	}
+	if len(out) < n {
+		t.Fatalf("found queues on %d masters, want %d", len(out), n)
+	}
+	return out
+}
+
+// testClusterKeyPlacement touches every kind of key on queues that live on three
+// masters, then lists the keys of every master (KEYS on a cluster client reaches one
+// node only): each key is a documented global key, or carries exactly one queue's
+// tag, and all keys of a queue are in that queue's slot.
+func testClusterKeyPlacement(t *testing.T, rdb *redis.ClusterClient) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	clock := testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	c := queue.NewClient(rdb, queue.Config{Now: clock.Now, Logger: clusterQuiet})
+	t.Cleanup(func() { _ = c.Close() })
+	s := c.Store()
+	qs := queuesOnMasters(t, rdb, 3)
+	for _, q := range qs {
+		for _, opts := range [][]job.Option{
+			{job.Queue(q)},
+			{job.Queue(q), job.Priority(9)},
+			{job.Queue(q), job.In(time.Hour)},
+			{job.Queue(q), job.Key("k"), job.In(time.Minute)},
+			{job.Queue(q), job.Estimate(time.Second)},
+		} {
+			if _, err := c.EnqueueByName(ctx, "t", nil, opts...); err != nil {
+				t.Fatalf("enqueue on %s: %v", q, err)
+			}
+		}
+		got, err := s.Fetch(ctx, q, "w", 2, time.Minute)
+		must(t, err)
+		if len(got) != 2 {
+			t.Fatalf("fetched %d from %s", len(got), q)
+		}
+		_, err = s.Ack(ctx, q, "w", []store.Done{{ID: got[0].ID, Retention: time.Minute,
+			Sample: store.Sample{Task: "t", Ran: time.Millisecond, Enqueued: clock.Now(), Started: clock.Now()}}})
+		must(t, err)
+		_, err = s.Fail(ctx, q, "w", store.Failure{ID: got[1].ID, Error: "x", Stack: "s", Started: clock.Now()})
+		must(t, err)
+		must(t, c.SetRankingMode(ctx, q, ranking.ModeShadow))
+		must(t, c.Pause(ctx, q))
+		_, err = s.SetBeatEntry(ctx, q, "e-"+q, "{}")
+		must(t, err)
+	}
+	must(t, s.Heartbeat(ctx, store.WorkerInfo{ID: "w", Queues: qs}, time.Minute))
+	must(t, s.MarkIdle(ctx, qs, "w", clock.Now().Add(time.Minute), time.Minute))
+	must(t, s.Poke(ctx, "w"))
+	var ticks []store.BeatTick
+	for _, q := range qs {
+		ticks = append(ticks, store.BeatTick{Queue: q, Name: "e-" + q, Tick: clock.Now(),
+			Job: store.NewJob{ID: job.NewID(), Lane: store.LaneMember(5, "t"), Record: []byte{0x80}}})
+	}
+	_, err := s.FireBeats(ctx, ticks, time.Hour)
+	must(t, err)
+
+	type placed struct{ key, node string }
+	var mu sync.Mutex
+	var all []placed
+	must(t, rdb.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		keys, err := m.Keys(ctx, "*").Result()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, k := range keys {
+			all = append(all, placed{k, m.Options().Addr})
+		}
+		return err
+	}))
+	global := func(k string) bool {
+		switch k {
+		case "chronoq:queues", "chronoq:workers", "chronoq:beat:entries":
+			return true
+		}
+		return strings.HasPrefix(k, "chronoq:worker:") || strings.HasPrefix(k, "chronoq:poke:")
+	}
+	nodeOf := map[string]map[string]bool{}
+	perQueue := map[string]int{}
+	for _, p := range all {
+		if global(p.key) {
+			continue
+		}
+		i := strings.IndexByte(p.key, '{')
+		j := strings.IndexByte(p.key[i+1:], '}')
+		if i < 0 || j <= 0 {
+			t.Errorf("key %q (on %s) has no hash tag and is not a documented global key", p.key, p.node)
+			continue
+		}
+		tag := p.key[i+1 : i+1+j]
+		want, err := rdb.ClusterKeySlot(ctx, "{"+tag+"}").Result()
+		must(t, err)
+		got, err := rdb.ClusterKeySlot(ctx, p.key).Result()
+		must(t, err)
+		if got != want {
+			t.Errorf("key %q is in slot %d, not its queue's slot %d", p.key, got, want)
+		}
+		if nodeOf[tag] == nil {
+			nodeOf[tag] = map[string]bool{}
+		}
+		nodeOf[tag][p.node] = true
+		perQueue[tag]++
+	}
+	for _, q := range qs {
+		if len(nodeOf[q]) != 1 || perQueue[q] < 15 {
+			t.Errorf("queue %s: %d keys on nodes %v, want all on one node", q, perQueue[q], nodeOf[q])
+		}
+	}
+	for tag := range nodeOf {
+		if !slices.Contains(qs, tag) {
+			t.Errorf("keys tagged {%s}, which is no queue", tag)
+		}
+	}
+	// the suite's KeysShareHashTag lists keys with one KEYS on the cluster client: it
+	// only sees every key if the client sends KEYS to every shard
+	viaClient, err := rdb.Keys(ctx, "*").Result()
+	must(t, err)
+	t.Logf("%d keys on 3 masters (KEYS through the cluster client sees %d); per queue %v", len(all), len(viaClient), perQueue)
+}
+
+// testClusterWaitAcross waits on jobs of queues on two masters with one client (its
+// pub/sub connection is on one node; PUBLISH reaches every node of a cluster).
+func testClusterWaitAcross(t *testing.T, rdb *redis.ClusterClient) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c := queue.NewClient(rdb, queue.Config{Logger: clusterQuiet})
+	t.Cleanup(func() { _ = c.Close() })
+	s := c.Store()
+	qs := queuesOnMasters(t, rdb, 2)
+	var hs []*queue.Handle
+	for _, q := range qs {
+		h, err := c.EnqueueByName(ctx, "t", nil, job.Queue(q))
+		must(t, err)
+		hs = append(hs, h)
+	}
+	errs := make(chan error, len(hs))
+	for i, h := range hs {
+		go func() {
+			out, err := queue.WaitResult[string](ctx, h)
+			if err == nil && out != qs[i] {
+				err = fmt.Errorf("result %q, want %q", out, qs[i])
+			}
+			errs <- err
+		}()
+	}
+	for i, q := range qs {
+		got, err := s.Fetch(ctx, q, "w", 1, time.Minute)
+		must(t, err)
+		if len(got) != 1 {
+			t.Fatalf("fetched %d from %s", len(got), q)
+		}
+		res, _ := job.EncodeArgs(q)
+		_, err = s.Ack(ctx, q, "w", []store.Done{{ID: hs[i].ID, Retention: time.Minute, Result: res}})
+		must(t, err)
+	}
+	for range hs {
+		if err := <-errs; err != nil {
+			t.Errorf("wait: %v", err)
+		}
+	}
+}
+
+// testClusterBeat fires entries of queues on three masters in one pipelined round.
+func testClusterBeat(t *testing.T, rdb *redis.ClusterClient) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	clock := testutil.NewClock(time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC))
+	c := queue.NewClient(rdb, queue.Config{Now: clock.Now, Logger: clusterQuiet})
+	t.Cleanup(func() { _ = c.Close() })
+	qs := queuesOnMasters(t, rdb, 3)
+	var entries []beat.Entry
+	for _, q := range qs {
+		must(t, c.DeclareQueue(ctx, q))
+		entries = append(entries, beat.Entry{Name: "every-minute-" + q, Spec: "* * * * *", Task: "sync", Queue: q})
+	}
+	b, err := beat.New(c, beat.Config{Entries: entries, Logger: clusterQuiet})
+	must(t, err)
+	must(t, b.Start(ctx))
+	_, err = b.Tick(ctx) // the entries start now
+	must(t, err)
+	for range 3 {
+		clock.Advance(time.Minute)
+		_, err = b.Tick(ctx)
+		must(t, err)
+	}
+	for _, q := range qs {
+		if n := counts(t, &bundle{ctx: ctx, c: c}, q).Pending; n != 3 {
+			t.Errorf("queue %s: %d jobs for 3 ticks", q, n)
+		}
+	}
+	st, err := b.List(ctx)
+	must(t, err)
+	if len(st) != len(qs) {
+		t.Errorf("beat lists %d entries, want %d", len(st), len(qs))
+	}
+}
+
+// logBuffer collects a component's log lines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// runWorker starts a real worker on the cluster serving queues; its warnings and
+// errors go to the returned buffer.
+func runWorker(t *testing.T, c *queue.Client, queues []string) *logBuffer {
+	t.Helper()
+	logs := &logBuffer{}
+	var qcs []worker.QueueConfig
+	for _, q := range queues {
+		qcs = append(qcs, worker.QueueConfig{Name: q})
+	}
+	w, err := worker.New(c, worker.Config{Queues: qcs, Concurrency: 4, IdleBlock: time.Second, Lease: 2 * time.Second,
+		HeartbeatInterval: 500 * time.Millisecond, ShutdownTimeout: 2 * time.Second, ID: "cluster-w",
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	must(t, err)
+	w.HandleFunc("echo", func(ctx context.Context, j *job.Job) (any, error) { return j.Options.Queue, nil })
+	must(t, w.Start(context.Background()))
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	return logs
+}
+
+// workerRound enqueues one echo job per queue and waits for its result, each within
+// limit; it reports the jobs that did not finish in time.
+func workerRound(t *testing.T, c *queue.Client, queues []string, limit time.Duration) []string {
+	t.Helper()
+	var late []string
+	for _, q := range queues {
+		h, err := c.EnqueueByName(context.Background(), "echo", nil, job.Queue(q))
+		must(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), limit)
+		start := time.Now()
+		out, err := queue.WaitResult[string](ctx, h)
+		cancel()
+		if err != nil || out != q {
+			state := "unknown"
+			if j, _ := c.Job(context.Background(), q, h.ID); j != nil {
+				state = string(j.State)
+			}
+			late = append(late, fmt.Sprintf("job %s on %s: result %q, err %v after %s, state now %s",
+				h.ID, q, out, err, time.Since(start).Round(time.Millisecond), state))
+		}
+	}
+	return late
+}
+
+// testClusterWorkerOneQueue runs jobs through a real worker serving one queue: first
+// one the worker fetches at once, then, with the worker idle (blocked waiting for
+// work), jobs that must wake it.
+func testClusterWorkerOneQueue(t *testing.T, rdb *redis.ClusterClient) {
+	c := queue.NewClient(rdb, queue.Config{Logger: clusterQuiet})
+	t.Cleanup(func() { _ = c.Close() })
+	qs := []string{"default"}
+	logs := runWorker(t, c, qs)
+	late := workerRound(t, c, qs, 5*time.Second)
+	waitIdle(t, c, "default", logs)
+	late = append(late, workerRound(t, c, qs, time.Second)...)
+	reportWorker(t, c, qs, logs, late)
+}
+
+// testClusterWorkerTwoQueues is the same with the worker serving queues on two masters.
+func testClusterWorkerTwoQueues(t *testing.T, rdb *redis.ClusterClient) {
+	c := queue.NewClient(rdb, queue.Config{Logger: clusterQuiet})
+	t.Cleanup(func() { _ = c.Close() })
+	qs := queuesOnMasters(t, rdb, 2)
+	logs := runWorker(t, c, qs)
+	late := workerRound(t, c, qs, 5*time.Second)
+	waitIdle(t, c, qs[0], logs)
+	late = append(late, workerRound(t, c, qs, time.Second)...)
+	reportWorker(t, c, qs, logs, late)
+}
+
+// waitIdle waits until the worker, with nothing to do, has gone idle: it has marked
+// itself idle on queue (and blocks waiting for work), or it has logged why it could
+// not wait.
+func waitIdle(t *testing.T, c *queue.Client, q string, logs *logBuffer) {
+	t.Helper()
+	testutil.Eventually(t, 5*time.Second, "worker idle on "+q, func() bool {
+		n, err := c.Store().Redis().ZCard(context.Background(), c.Store().Keys(q).Idle).Result()
+		return (err == nil && n > 0) || logs.String() != ""
+	})
+}
+
+// reportWorker fails the test for jobs not done in time (with what is left in the
+// queues' hand-off lists) and for the worker's warnings, each distinct one once with
+// how often it came.
+func reportWorker(t *testing.T, c *queue.Client, queues []string, logs *logBuffer, late []string) {
+	t.Helper()
+	for _, l := range late {
+		t.Errorf("not done in time: %s", l)
+	}
+	if len(late) > 0 {
+		for _, q := range queues {
+			n, _ := c.Store().Redis().LLen(context.Background(), c.Store().Keys(q).Ready).Result()
+			t.Logf("queue %s: %d jobs handed off to an idle worker and never taken", q, n)
+		}
+	}
+	var order []string
+	seen := map[string]int{}
+	first := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		key := line
+		if i := strings.Index(line, " level="); i >= 0 {
+			key = line[i+1:] // without the time
+		}
+		if seen[key] == 0 {
+			order = append(order, key)
+			first[key] = line
+		}
+		seen[key]++
+	}
+	for _, k := range order {
+		t.Errorf("worker logged %d times: %s", seen[k], first[k])
+	}
+}
