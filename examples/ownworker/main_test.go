@@ -30,7 +30,15 @@ func TestOwnMainGetsEverySubcommand(t *testing.T) {
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = w.Process.Signal(os.Interrupt); _ = w.Wait() }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			_ = w.Process.Signal(os.Interrupt)
+			_ = w.Wait()
+		}
+	}
+	defer stop()
 	enq := exec.Command(bin, "enqueue", "reports.build", "--args", `{"month":"2026-11"}`, "--queue", "reports", "--wait", "30s")
 	enq.Env = env
 	done := make(chan struct{})
@@ -43,6 +51,7 @@ func TestOwnMainGetsEverySubcommand(t *testing.T) {
 		_ = enq.Process.Kill()
 		t.Fatal("enqueue --wait hung")
 	}
+	stop() // the worker's log is read once it has exited
 	if err != nil || !strings.Contains(string(out), `"report for 2026-11: 42 rows"`) {
 		t.Fatalf("enqueue: %v\n%s\nworker:\n%s", err, out, werr.String())
 	}
