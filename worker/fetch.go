@@ -21,11 +21,16 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 	go func() { // Stop interrupts an idle wait by closing its connection
 		select {
 		case <-ctx.Done():
+			if w.store.IsCluster() { // the shared cluster client cannot be closed: poke
+				pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_ = w.store.Poke(pctx, w.cfg.ID, w.queueNames())
+				cancel()
+			}
 		case <-stopped:
 		}
 		closeBlocking()
 	}()
-	errs := 0
+	errs, waitErrs := 0, 0
 	handedOff := false
 	wokeFor := "" // the queue whose wake-up token ended the last idle wait
 	for ctx.Err() == nil {
@@ -60,9 +65,13 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 		}
 		handedOff, wokeFor, err = w.waitIdle(ctx, blocking, gen)
 		if err != nil && ctx.Err() == nil {
-			errs++
-			w.log.Warn("waiting for work failed; retrying", "err", err, "in", backoff(errs))
-			sleepCtx(ctx, backoff(errs))
+			// counted apart from fetch errors, which a good fetch round resets: a wait
+			// that keeps failing must back off, not spin
+			waitErrs++
+			w.log.Warn("waiting for work failed; retrying", "err", err, "in", backoff(waitErrs))
+			sleepCtx(ctx, backoff(waitErrs))
+		} else if err == nil {
+			waitErrs = 0
 		}
 	}
 }
@@ -86,7 +95,7 @@ func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient, g
 	if err := w.store.MarkIdle(ctx, queues, w.cfg.ID, w.store.Now().Add(w.cfg.IdleBlock+2*time.Second), lease); err != nil {
 		return false, "", err
 	}
-	wake, err := w.store.WaitForWork(ctx, blocking, queues, queues, w.store.PokeKey(w.cfg.ID), w.cfg.IdleBlock)
+	wake, err := w.store.WaitForWork(ctx, blocking, queues, queues, w.cfg.ID, w.cfg.IdleBlock)
 	if err == nil && wake.HandOff != nil {
 		w.startHandOff(wake.Queue, *wake.HandOff, wake.HandedAt, queues)
 		return true, "", nil

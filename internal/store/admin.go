@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -216,54 +217,154 @@ func (s *Store) ClaimAndUnidle(ctx context.Context, queue, id, worker string, id
 }
 
 // PokeKey is a worker's own wake-up list: the worker pushes to it to end its own
-// blocking wait (a slot freed on a queue it had stopped listening to).
+// blocking wait (a slot freed on a queue it had stopped listening to). On a Redis
+// Cluster each queue has its own (QueuePokeKey), in the queue's slot.
 func (s *Store) PokeKey(worker string) string { return s.ns + ":poke:" + worker }
 
-// Poke ends worker's blocking wait.
-func (s *Store) Poke(ctx context.Context, worker string) error {
+// QueuePokeKey is worker's wake-up list beside queue's keys (Redis Cluster).
+func (s *Store) QueuePokeKey(queue, worker string) string {
+	return s.Keys(queue).prefix + "poke:" + worker
+}
+
+// IsCluster reports whether the store runs on a Redis Cluster.
+func (s *Store) IsCluster() bool {
+	_, ok := s.rdb.(*redis.ClusterClient)
+	return ok
+}
+
+// Poke ends worker's blocking wait; queues are the queues it serves (on a cluster it
+// waits beside each of them).
+func (s *Store) Poke(ctx context.Context, worker string, queues []string) error {
+	keys := []string{s.PokeKey(worker)}
+	if s.IsCluster() {
+		keys = keys[:0]
+		for _, q := range queues {
+			keys = append(keys, s.QueuePokeKey(q, worker))
+		}
+	}
 	pipe := s.rdb.Pipeline()
-	pipe.RPush(ctx, s.PokeKey(worker), "1")
-	pipe.PExpire(ctx, s.PokeKey(worker), time.Minute) // a dead worker's poke goes away
+	for _, k := range keys {
+		pipe.RPush(ctx, k, "1")
+		pipe.PExpire(ctx, k, time.Minute) // a dead worker's poke goes away
+	}
 	_, err := pipe.Exec(ctx)
 	return err
 }
 
 // WaitForWork blocks on rdb (see BlockingClient) until a job is handed off on one of
-// ready's queues, a wake-up token arrives on one of wake's queues, the worker is poked
-// (poke: PokeKey), or timeout passes. It is one BLPOP over all lists, hand-offs first;
-// on a Redis Cluster that would need one call per slot.
-func (s *Store) WaitForWork(ctx context.Context, rdb redis.UniversalClient, ready, wake []string, poke string, timeout time.Duration) (Wake, error) {
-	keys := make([]string, 0, len(ready)+len(wake)+1)
-	byKey := make(map[string]string, len(ready)+len(wake))
-	for _, q := range ready {
-		k := s.Keys(q)
-		keys = append(keys, k.Ready)
-		byKey[k.Ready] = q
+// ready's queues, a wake-up token arrives on one of wake's queues, worker is poked
+// (Poke), or timeout passes. On one server it is one BLPOP over all lists, hand-offs
+// first. On a Redis Cluster, where one BLPOP cannot span slots, it is one BLPOP per
+// queue (each with the queue's own poke list), run at once: the first to return pokes
+// the others awake, and a hand-off one of them popped meanwhile goes back to the head
+// of its list for the next wait.
+func (s *Store) WaitForWork(ctx context.Context, rdb redis.UniversalClient, ready, wake []string, worker string, timeout time.Duration) (Wake, error) {
+	if _, ok := rdb.(*redis.ClusterClient); !ok {
+		keys := make([]string, 0, len(ready)+len(wake)+1)
+		for _, q := range ready {
+			keys = append(keys, s.Keys(q).Ready)
+		}
+		for _, q := range wake {
+			keys = append(keys, s.Keys(q).Wake)
+		}
+		keys = append(keys, s.PokeKey(worker))
+		res, err := rdb.BLPop(ctx, timeout, keys...).Result()
+		return s.parseWake(res, err, append(ready, wake...))
 	}
-	for _, q := range wake {
-		k := s.Keys(q)
-		keys = append(keys, k.Wake)
-		byKey[k.Wake] = q
+	queues := make([]string, 0, len(ready)+len(wake))
+	for _, q := range append(append([]string{}, ready...), wake...) {
+		if !slices.Contains(queues, q) {
+			queues = append(queues, q)
+		}
 	}
-	keys = append(keys, poke)
-	res, err := rdb.BLPop(ctx, timeout, keys...).Result()
+	type popped struct {
+		k   Keys
+		res []string
+		err error
+	}
+	results := make(chan popped, len(queues))
+	for _, q := range queues {
+		var keys []string
+		if slices.Contains(ready, q) {
+			keys = append(keys, s.Keys(q).Ready)
+		}
+		if slices.Contains(wake, q) {
+			keys = append(keys, s.Keys(q).Wake)
+		}
+		keys = append(keys, s.QueuePokeKey(q, worker))
+		go func() {
+			res, err := rdb.BLPop(ctx, timeout, keys...).Result()
+			results <- popped{s.Keys(q), res, err}
+		}()
+	}
+	first := <-results
+	all := []popped{first}
+	if len(queues) > 1 {
+		if errors.Is(first.err, errRedisNil) {
+			// a timeout: the others time out at the same moment
+		} else {
+			_ = s.Poke(context.WithoutCancel(ctx), worker, queues)
+		}
+		for range queues[1:] {
+			all = append(all, <-results)
+		}
+	}
+	// the best of what came: a hand-off, then a wake-up token, then anything
+	best := -1
+	rank := func(p popped) int {
+		switch {
+		case p.err != nil:
+			return 0
+		case p.res[0] == p.k.Ready:
+			return 3
+		case p.res[0] == p.k.Wake:
+			return 2
+		}
+		return 1
+	}
+	for i, p := range all {
+		if best < 0 || rank(p) > rank(all[best]) {
+			best = i
+		}
+	}
+	for i, p := range all {
+		if i != best && p.err == nil && p.res[0] == p.k.Ready {
+			// a hand-off this wait will not start: back to the head of its list
+			_ = rdb.LPush(context.WithoutCancel(ctx), p.res[0], p.res[1]).Err()
+		}
+	}
+	return s.parseWake(all[best].res, all[best].err, queues)
+}
+
+// parseWake reads what a BLPOP returned: the list it came from and its item.
+func (s *Store) parseWake(res []string, err error, queues []string) (Wake, error) {
 	if errors.Is(err, errRedisNil) {
 		return Wake{}, nil
 	}
 	if err != nil {
 		return Wake{}, err
 	}
-	w := Wake{Queue: byKey[res[0]]}
-	if w.Queue != "" && res[0] == s.Keys(w.Queue).Ready {
-		// "id|handed ms|lane score|lane\nrecord"
-		parts := strings.SplitN(res[1], "|", 4)
-		if len(parts) == 4 {
-			if lane, body, ok := cutRecord(parts[3]); ok {
-				ms, _ := strconv.ParseInt(parts[1], 10, 64)
-				due, _ := strconv.ParseFloat(parts[2], 64)
-				w.HandedAt = time.UnixMilli(ms)
-				w.HandOff = &Fetched{ID: parts[0], Lane: lane, Record: []byte(body), At: w.HandedAt, Due: time.UnixMilli(int64(due))}
+	var w Wake
+	for _, q := range queues {
+		k := s.Keys(q)
+		switch res[0] {
+		case k.Wake:
+			w.Queue = q
+		case k.Ready:
+			w.Queue = q
+			// "id|handed ms|lane score|lane\nrecord"
+			parts := strings.SplitN(res[1], "|", 4)
+			if len(parts) == 4 {
+				if lane, body, ok := cutRecord(parts[3]); ok {
+					ms, _ := strconv.ParseInt(parts[1], 10, 64)
+					due, _ := strconv.ParseFloat(parts[2], 64)
+					w.HandedAt = time.UnixMilli(ms)
+					w.HandOff = &Fetched{ID: parts[0], Lane: lane, Record: []byte(body), At: w.HandedAt, Due: time.UnixMilli(int64(due))}
+				}
 			}
+		}
+		if w.Queue != "" {
+			break
 		}
 	}
 	return w, nil
