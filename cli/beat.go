@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/chronoq/chronoq/beat"
+	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 )
 
@@ -39,6 +40,9 @@ func cmdBeat(ctx context.Context, e *env, args []string) int {
 	log := cf.logger(e.err)
 	c := queue.NewClient(rdb, queue.Config{Namespace: cf.namespace, Logger: log})
 	defer c.Close()
+	if err := declareEntryQueues(ctx, c, entries); err != nil {
+		return e.fail(err)
+	}
 	b, err := beat.New(c, beat.Config{Entries: entries, Logger: log})
 	if err != nil {
 		fmt.Fprintln(e.err, "chronoq-worker beat:", err)
@@ -76,6 +80,9 @@ func startBeat(ctx context.Context, c *queue.Client, path string, log *slog.Logg
 		}
 		log.Error("some beat entries were refused; the others run", "err", err)
 	}
+	if err := declareEntryQueues(ctx, c, entries); err != nil {
+		return nil, err
+	}
 	b, err := beat.New(c, beat.Config{Entries: entries, Logger: log})
 	if err != nil {
 		return nil, err
@@ -84,4 +91,19 @@ func startBeat(ctx context.Context, c *queue.Client, path string, log *slog.Logg
 	done := make(chan struct{})
 	go func() { defer close(done); _ = b.Run(bctx) }()
 	return func() { cancel(); <-done }, nil
+}
+
+// declareEntryQueues declares the queues a beat file names: the file is the operator's
+// word that they exist, so a beat started before any worker does not refuse them.
+func declareEntryQueues(ctx context.Context, c *queue.Client, entries []beat.Entry) error {
+	for _, en := range entries {
+		q := en.Queue
+		if q == "" {
+			q = job.DefaultQueue
+		}
+		if err := c.DeclareQueue(ctx, q); err != nil {
+			return fmt.Errorf("entry %q: queue %q: %w", en.Name, q, err)
+		}
+	}
+	return nil
 }

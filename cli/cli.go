@@ -156,6 +156,9 @@ func run(args []string, register func(w *worker.Worker), out, errw io.Writer) in
 		register = RegisterDemo
 	}
 	e := &env{register: register, out: out, err: errw}
+	if len(args) == 2 && args[0] == "help" { // help COMMAND is COMMAND --help
+		args = []string{args[1], "--help"}
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(errw)
 		if len(args) == 0 {
@@ -214,6 +217,7 @@ func (c *connFlags) logger(w io.Writer) *slog.Logger {
 //	redis://host:port/db?master_name=mymaster&addr=host2:port   Sentinel (the hosts are sentinels)
 //	redis+cluster://host:port?addr=host2:port                    Redis Cluster
 func (c *connFlags) connect(ctx context.Context) (redis.UniversalClient, error) {
+	redis.SetLogger(redisLog{verbose: c.verbose})
 	rdb, err := openURL(c.url)
 	if err != nil {
 		return nil, badUsage("bad --redis URL %s: %v", Redact(c.url), redactErr(err, c.url))
@@ -262,24 +266,68 @@ func clusterClient(raw string) (redis.UniversalClient, error) {
 // redactErr keeps a password out of an error that quotes the URL.
 func redactErr(err error, raw string) string {
 	msg := err.Error()
-	if u, perr := url.Parse(raw); perr == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			msg = strings.ReplaceAll(msg, p, "xxxxx")
-		}
+	for _, p := range secrets(raw) {
+		msg = strings.ReplaceAll(msg, p, "xxxxx")
 	}
 	return msg
 }
 
-// Redact hides the password of a Redis URL.
+// Redact hides the passwords of a Redis URL: the user part's and the password and
+// sentinel_password query parameters (Sentinel URLs).
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
+	if err != nil {
 		return raw
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	q := u.Query()
+	changed := false
+	for _, k := range passwordParams {
+		if q.Has(k) {
+			q.Set(k, "xxxxx")
+			changed = true
+		}
+	}
+	if changed {
+		u.RawQuery = q.Encode()
 	}
 	return u.String()
+}
+
+var passwordParams = []string{"password", "sentinel_password"}
+
+// secrets are the passwords a Redis URL holds.
+func secrets(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	if u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			out = append(out, p)
+		}
+	}
+	for _, k := range passwordParams {
+		if p := u.Query().Get(k); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// redisLog routes go-redis's own messages (pool dial failures, reconnects) to stderr
+// with -v only: without it they would repeat what the command's one message says.
+type redisLog struct{ verbose bool }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	if l.verbose {
+		fmt.Fprintf(os.Stderr, "redis: "+format+"\n", v...)
+	}
 }
 
 func envOr(key, def string) string {

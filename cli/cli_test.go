@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/chronoq/chronoq/internal/redistest"
+	"github.com/chronoq/chronoq/internal/testutil"
+	"github.com/chronoq/chronoq/queue"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }
@@ -87,6 +89,8 @@ func TestBinary(t *testing.T) {
 		{"unreachable redis, password redacted", nil, []string{"enqueue", "demo.add", "--redis", "redis://:hunter2@127.0.0.1:1/0"}, 1, "", "cannot reach Redis at redis://:xxxxx@127.0.0.1:1/0", "hunter2"},
 		{"unreachable cluster", nil, []string{"info", "--redis", "redis+cluster://:hunter2@127.0.0.1:1"}, 1, "", "cannot reach Redis at redis+cluster://:xxxxx@127.0.0.1:1", "hunter2"},
 		{"unreachable sentinel", nil, []string{"info", "--redis", "redis://:hunter2@127.0.0.1:1/0?master_name=main"}, 1, "", "cannot reach Redis at redis://:xxxxx@127.0.0.1:1/0?master_name=main", "hunter2"},
+		{"sentinel password in the query redacted", nil, []string{"info", "--redis", "redis://127.0.0.1:1/0?master_name=main&password=hunter2"}, 1, "", "password=xxxxx", "hunter2"},
+		{"no go-redis noise without -v", nil, []string{"info", "--redis", "redis://127.0.0.1:1/0"}, 1, "", "cannot reach Redis", "pool.go"},
 		{"bad url", nil, []string{"info", "--redis", "http://x"}, 2, "", "bad --redis URL http://x", ""},
 		{"dashboard refuses a public bind without credentials", nil, []string{"dashboard", "--addr", "0.0.0.0:0"}, 2, "", "is not loopback", ""},
 		{"enqueue prints the id", []string{"CHRONOQ_REDIS_URL=" + redisURL}, []string{"enqueue", "demo.add", "--args", `{"a":2,"b":40}`}, 0, "", "", ""},
@@ -110,6 +114,25 @@ func TestBinary(t *testing.T) {
 		if code != 2 || !strings.Contains(errOut, `"broken"`) {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
+	})
+
+	t.Run("a dedicated beat started before any worker fires into its file's queues", func(t *testing.T) {
+		rdb := redistest.Client(t)
+		cfg := filepath.Join(t.TempDir(), "beat.yaml")
+		os.WriteFile(cfg, []byte("entries:\n  - {name: early, spec: \"@every 1s\", task: demo.add, queue: reports}\n"), 0o644)
+		b := exec.Command(bin, "beat", "--redis", redisURL, "--config", cfg)
+		var berr bytes.Buffer
+		b.Stderr = &berr
+		if err := b.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = b.Process.Signal(os.Interrupt); _ = b.Wait() }()
+		c := queue.NewClient(rdb, queue.Config{})
+		defer c.Close()
+		testutil.Eventually(t, 20*time.Second, "a job enqueued on queue reports", func() bool {
+			n, _ := c.Counts(context.Background(), "reports")
+			return n.Pending >= 1
+		})
 	})
 
 	t.Run("run --beat fires a recurring job in the worker", func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,7 @@ import (
 func cmdDev(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "dev", "dev [--exit] [--dashboard-addr 127.0.0.1:8080]")
 	addr := fs.String("addr", "127.0.0.1:0", "address of the embedded Redis (port 0: any free port)")
+	queues := fs.String("queues", "ml:1,data:2,default:3", "queues the worker serves, as for run: add your own tasks' queues")
 	dashAddr := fs.String("dashboard-addr", "127.0.0.1:8080", "dashboard address (loopback; when taken, any free port)")
 	exit := fs.Bool("exit", false, "exit once the demo jobs have ended (for scripts and tests)")
 	verbose := fs.Bool("v", false, "debug logging")
@@ -50,11 +52,17 @@ func cmdDev(ctx context.Context, e *env, args []string) int {
 	log := cf.logger(e.err)
 	c := queue.NewClient(rdb, queue.Config{Logger: log})
 	defer c.Close()
+	qs, err := parseQueues(*queues)
+	if err != nil {
+		return e.usageErr("--queues: %v", err)
+	}
+	for _, need := range []string{"ml", "data", "default"} { // the demo jobs' queues
+		if !slices.ContainsFunc(qs, func(q worker.QueueConfig) bool { return q.Name == need }) {
+			qs = append(qs, worker.QueueConfig{Name: need})
+		}
+	}
 	reg := prometheus.NewRegistry()
-	w, err := worker.New(c, worker.Config{
-		Queues:      []worker.QueueConfig{{Name: "ml", Weight: 1}, {Name: "data", Weight: 2}, {Name: "default", Weight: 3}},
-		Concurrency: 8, Logger: log, ShutdownTimeout: 5 * time.Second, Metrics: reg,
-	})
+	w, err := worker.New(c, worker.Config{Queues: qs, Concurrency: 8, Logger: log, ShutdownTimeout: 5 * time.Second, Metrics: reg})
 	if err != nil {
 		fmt.Fprintln(e.err, "chronoq-worker dev:", err)
 		return ExitFailure
@@ -68,8 +76,8 @@ func cmdDev(ctx context.Context, e *env, args []string) int {
 		return ExitFailure
 	}
 	defer w.Stop(context.Background())
-	for _, q := range []string{"ml", "data", "default"} {
-		_ = c.DeclareQueue(runCtx, q)
+	for _, q := range qs {
+		_ = c.DeclareQueue(runCtx, q.Name)
 	}
 	b, err := beat.New(c, beat.Config{Entries: demoBeat(), Logger: log})
 	if err != nil {
@@ -91,7 +99,11 @@ func cmdDev(ctx context.Context, e *env, args []string) int {
 	defer stopDash()
 	fmt.Fprintf(e.out, "chronoq dev: dashboard at %s\n", url)
 	fmt.Fprintf(e.out, "chronoq dev: embedded Redis at redis://%s (other commands: --redis redis://%s)\n", m.Addr(), m.Addr())
-	fmt.Fprintf(e.out, "chronoq dev: worker %s on queues ml, data, default; beat entries %s; enqueueing demo jobs\n", w.ID(), demoBeatNames())
+	var names []string
+	for _, q := range qs {
+		names = append(names, q.Name)
+	}
+	fmt.Fprintf(e.out, "chronoq dev: worker %s on queues %s; beat entries %s; enqueueing demo jobs\n", w.ID(), strings.Join(names, ", "), demoBeatNames())
 
 	failed := runDemo(runCtx, e, c)
 	counts := map[string]queue.Counts{}

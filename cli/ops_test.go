@@ -174,6 +174,9 @@ func TestHelpOnEveryCommand(t *testing.T) {
 			t.Errorf("%s --help: exit %d\n%s", cmd, code, errOut)
 		}
 	}
+	if _, errOut, code := runBin(t, bin, nil, "help", "purge"); code != 0 || !strings.Contains(errOut, "usage: chronoq-worker purge") {
+		t.Errorf("help purge: %d %s", code, errOut)
+	}
 	_, errOut, code := runBin(t, bin, nil, "pause")
 	if code != 2 || !strings.Contains(errOut, "usage: chronoq-worker pause QUEUE") {
 		t.Errorf("pause without a queue: %d %s", code, errOut)

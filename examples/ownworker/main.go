@@ -6,7 +6,7 @@
 //	go build -o myworker ./examples/ownworker
 //	./myworker run --queues reports:2,default --concurrency 20     # a worker
 //	./myworker enqueue reports.build --args '{"month":"2026-11"}' --queue reports --wait 30s
-//	./myworker dev                                                 # all in one, embedded Redis
+//	./myworker dev --queues reports                                # all in one, embedded Redis
 package main
 
 import (
