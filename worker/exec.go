@@ -273,7 +273,7 @@ func (w *Worker) freeSlot(r *running) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_ = w.store.Poke(ctx, w.cfg.ID, w.queueNames())
+			_ = w.store.Poke(ctx, w.cfg.ID)
 		}()
 	}
 }

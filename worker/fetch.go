@@ -23,7 +23,7 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 		case <-ctx.Done():
 			if w.store.IsCluster() { // the shared cluster client cannot be closed: poke
 				pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				_ = w.store.Poke(pctx, w.cfg.ID, w.queueNames())
+				_ = w.store.Poke(pctx, w.cfg.ID)
 				cancel()
 			}
 		case <-stopped:

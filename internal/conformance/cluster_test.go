@@ -71,6 +71,9 @@ func TestRedisCluster(t *testing.T) {
 		{"BeatAcrossMasters", testClusterBeat},
 		{"WorkerOneQueue", testClusterWorkerOneQueue},
 		{"WorkerQueuesOnTwoMasters", testClusterWorkerTwoQueues},
+		{"WorkerAtItsQueueCap", testClusterCapped},
+		{"IdleWorkerDoesNotSpin", testClusterNoSpin},
+		{"WaitReportsNodeErrors", testClusterWaitError},
 	} {
 		t.Run("Cluster/"+tc.name, func(t *testing.T) { tc.fn(t, backend(t).(*redis.ClusterClient)) })
 	}
@@ -294,7 +297,7 @@ func testClusterKeyPlacement(t *testing.T, rdb *redis.ClusterClient) {
 	}
 	must(t, s.Heartbeat(ctx, store.WorkerInfo{ID: "w", Queues: qs}, time.Minute))
 	must(t, s.MarkIdle(ctx, qs, "w", clock.Now().Add(time.Minute), time.Minute))
-	must(t, s.Poke(ctx, "w", qs))
+	must(t, s.Poke(ctx, "w"))
 	var ticks []store.BeatTick
 	for _, q := range qs {
 		ticks = append(ticks, store.BeatTick{Queue: q, Name: "e-" + q, Tick: clock.Now(),
@@ -573,5 +576,115 @@ func reportWorker(t *testing.T, c *queue.Client, queues []string, logs *logBuffe
 	}
 	for _, k := range order {
 		t.Errorf("worker logged %d times: %s", seen[k], first[k])
+	}
+}
+
+// testClusterCapped: a worker whose only queue is at its cap waits on its poke list
+// alone, is poked awake as the slot frees, runs the rest, and stops.
+func testClusterCapped(t *testing.T, rdb *redis.ClusterClient) {
+	c := queue.NewClient(rdb, queue.Config{Logger: clusterQuiet})
+	t.Cleanup(func() { _ = c.Close() })
+	w, err := worker.New(c, worker.Config{Queues: []worker.QueueConfig{{Name: "capped", Concurrency: 1}}, Concurrency: 4,
+		IdleBlock: time.Second, Logger: clusterQuiet})
+	must(t, err)
+	w.HandleFunc("slow", func(ctx context.Context, j *job.Job) (any, error) {
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return nil, nil
+	})
+	must(t, w.Start(context.Background()))
+	var hs []*queue.Handle
+	for range 3 {
+		h, err := c.EnqueueByName(context.Background(), "slow", nil, job.Queue("capped"))
+		must(t, err)
+		hs = append(hs, h)
+	}
+	for _, h := range hs {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := h.Wait(ctx)
+		cancel()
+		must(t, err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- w.Stop(context.Background()) }()
+	select {
+	case err := <-stopped:
+		must(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop hung")
+	}
+}
+
+// testClusterNoSpin: once a job has woken it, an idle worker on queues of two masters
+// goes back to blocking; it does not wake itself again and again.
+func testClusterNoSpin(t *testing.T, rdb *redis.ClusterClient) {
+	c := queue.NewClient(rdb, queue.Config{Logger: clusterQuiet})
+	t.Cleanup(func() { _ = c.Close() })
+	qs := queuesOnMasters(t, rdb, 2)
+	logs := runWorker(t, c, qs)
+	waitIdle(t, c, qs[0], logs)
+	if late := workerRound(t, c, qs, 5*time.Second); len(late) > 0 {
+		t.Fatalf("late: %v", late)
+	}
+	waitIdle(t, c, qs[0], logs)
+	blpops := func() int64 {
+		var n atomic.Int64
+		_ = rdb.ForEachMaster(context.Background(), func(ctx context.Context, m *redis.Client) error {
+			info, err := m.Info(ctx, "commandstats").Result()
+			if err != nil {
+				return err
+			}
+			for _, line := range strings.Split(info, "\n") {
+				if rest, ok := strings.CutPrefix(line, "cmdstat_blpop:calls="); ok {
+					v, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+					n.Add(v)
+				}
+			}
+			return nil
+		})
+		return n.Load()
+	}
+	before := blpops()
+	// IdleBlock is 1s: over 2s an idle worker makes at most a few waits of 3 BLPOPs
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if blpops()-before > 30 {
+			t.Fatalf("an idle worker made %d BLPOPs within 2s: it spins", blpops()-before)
+		}
+		time.Sleep(100 * time.Millisecond) // sampling another process's counters
+	}
+	if s := logs.String(); s != "" {
+		t.Errorf("worker warnings: %s", s)
+	}
+}
+
+// testClusterWaitError: an error on one node's BLPOP ends the wait with that error,
+// rather than being taken for a wake-up.
+func testClusterWaitError(t *testing.T, rdb *redis.ClusterClient) {
+	c := queue.NewClient(rdb, queue.Config{Logger: clusterQuiet})
+	t.Cleanup(func() { _ = c.Close() })
+	s := c.Store()
+	qs := queuesOnMasters(t, rdb, 2)
+	// a wrong type where the wait blocks: its BLPOP fails at once
+	must(t, rdb.Set(context.Background(), s.Keys(qs[1]).Wake, "x", time.Minute).Err())
+	for range 3 {
+		_, err := s.WaitForWork(context.Background(), rdb, qs, qs, "w-err", time.Second)
+		if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+			t.Fatalf("wait returned %v, want the WRONGTYPE error", err)
+		}
+	}
+	// with nothing in the way, an empty wait times out quietly, and a nudge ends it
+	must(t, rdb.Del(context.Background(), s.Keys(qs[1]).Wake).Err())
+	start := time.Now()
+	wk, err := s.WaitForWork(context.Background(), rdb, qs, qs, "w-err", 300*time.Millisecond)
+	if err != nil || wk.Queue != "" || time.Since(start) < 250*time.Millisecond {
+		t.Fatalf("empty wait: %+v %v after %s", wk, err, time.Since(start))
+	}
+	must(t, s.Nudge(context.Background(), qs[1]))
+	wk, err = s.WaitForWork(context.Background(), rdb, qs, qs, "w-err", 5*time.Second)
+	if err != nil || wk.Queue != qs[1] {
+		t.Fatalf("nudged wait: %+v %v", wk, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chronoq/chronoq/job"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -217,12 +218,12 @@ func (s *Store) ClaimAndUnidle(ctx context.Context, queue, id, worker string, id
 }
 
 // PokeKey is a worker's own wake-up list: the worker pushes to it to end its own
-// blocking wait (a slot freed on a queue it had stopped listening to). On a Redis
-// Cluster each queue has its own (QueuePokeKey), in the queue's slot.
+// blocking wait (a slot freed on a queue it had stopped listening to, or Stop).
 func (s *Store) PokeKey(worker string) string { return s.ns + ":poke:" + worker }
 
-// QueuePokeKey is worker's wake-up list beside queue's keys (Redis Cluster).
-func (s *Store) QueuePokeKey(queue, worker string) string {
+// cancelKey is a list in queue's slot that ends one of worker's per-queue waits on a
+// Redis Cluster (see WaitForWork).
+func (s *Store) cancelKey(queue, worker string) string {
 	return s.Keys(queue).prefix + "poke:" + worker
 }
 
@@ -232,21 +233,11 @@ func (s *Store) IsCluster() bool {
 	return ok
 }
 
-// Poke ends worker's blocking wait; queues are the queues it serves (on a cluster it
-// waits beside each of them).
-func (s *Store) Poke(ctx context.Context, worker string, queues []string) error {
-	keys := []string{s.PokeKey(worker)}
-	if s.IsCluster() {
-		keys = keys[:0]
-		for _, q := range queues {
-			keys = append(keys, s.QueuePokeKey(q, worker))
-		}
-	}
+// Poke ends worker's blocking wait.
+func (s *Store) Poke(ctx context.Context, worker string) error {
 	pipe := s.rdb.Pipeline()
-	for _, k := range keys {
-		pipe.RPush(ctx, k, "1")
-		pipe.PExpire(ctx, k, time.Minute) // a dead worker's poke goes away
-	}
+	pipe.RPush(ctx, s.PokeKey(worker), "1")
+	pipe.PExpire(ctx, s.PokeKey(worker), time.Minute) // a dead worker's poke goes away
 	_, err := pipe.Exec(ctx)
 	return err
 }
@@ -254,35 +245,55 @@ func (s *Store) Poke(ctx context.Context, worker string, queues []string) error 
 // WaitForWork blocks on rdb (see BlockingClient) until a job is handed off on one of
 // ready's queues, a wake-up token arrives on one of wake's queues, worker is poked
 // (Poke), or timeout passes. On one server it is one BLPOP over all lists, hand-offs
-// first. On a Redis Cluster, where one BLPOP cannot span slots, it is one BLPOP per
-// queue (each with the queue's own poke list), run at once: the first to return pokes
-// the others awake, and a hand-off one of them popped meanwhile goes back to the head
-// of its list for the next wait.
+// first. On a Redis Cluster, where one BLPOP cannot span slots, see waitCluster.
 func (s *Store) WaitForWork(ctx context.Context, rdb redis.UniversalClient, ready, wake []string, worker string, timeout time.Duration) (Wake, error) {
-	if _, ok := rdb.(*redis.ClusterClient); !ok {
-		keys := make([]string, 0, len(ready)+len(wake)+1)
-		for _, q := range ready {
-			keys = append(keys, s.Keys(q).Ready)
-		}
-		for _, q := range wake {
-			keys = append(keys, s.Keys(q).Wake)
-		}
-		keys = append(keys, s.PokeKey(worker))
-		res, err := rdb.BLPop(ctx, timeout, keys...).Result()
-		return s.parseWake(res, err, append(ready, wake...))
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		return s.waitCluster(ctx, rdb, ready, wake, worker, timeout)
 	}
+	keys := make([]string, 0, len(ready)+len(wake)+1)
+	for _, q := range ready {
+		keys = append(keys, s.Keys(q).Ready)
+	}
+	for _, q := range wake {
+		keys = append(keys, s.Keys(q).Wake)
+	}
+	keys = append(keys, s.PokeKey(worker))
+	res, err := rdb.BLPop(ctx, timeout, keys...).Result()
+	return s.parseWake(res, err, append(ready, wake...))
+}
+
+// waitCluster waits with one BLPOP per queue (its lists share the queue's slot) plus
+// one on the worker's poke list, all at once. The first that brings something ends the
+// wait: the others are ended by a token unique to this wait, pushed to a list in each
+// one's slot, and collected in the background, where a hand-off or wake-up token one
+// of them popped meanwhile goes back to its list, and the tokens are removed. An error
+// from one node ends the wait with that error (the caller backs off); timeouts only
+// end it when every BLPOP has timed out.
+func (s *Store) waitCluster(ctx context.Context, rdb redis.UniversalClient, ready, wake []string, worker string, timeout time.Duration) (Wake, error) {
 	queues := make([]string, 0, len(ready)+len(wake))
 	for _, q := range append(append([]string{}, ready...), wake...) {
 		if !slices.Contains(queues, q) {
 			queues = append(queues, q)
 		}
 	}
-	type popped struct {
-		k   Keys
-		res []string
-		err error
+	token := waitToken + job.NewID()
+	results := make(chan clusterPop, len(queues)+1)
+	deadline := time.Now().Add(timeout)
+	blpop := func(queue string, keys ...string) {
+		for {
+			res, err := rdb.BLPop(ctx, max(time.Until(deadline), 10*time.Millisecond), keys...).Result()
+			if err == nil && strings.HasPrefix(res[1], waitToken) && res[1] != token {
+				// an earlier wait's token, not yet removed: not a wake-up
+				if time.Now().Before(deadline) {
+					continue
+				}
+				err = errRedisNil
+			}
+			results <- clusterPop{queue, res, err}
+			return
+		}
 	}
-	results := make(chan popped, len(queues))
+	var cancelKeys []string
 	for _, q := range queues {
 		var keys []string
 		if slices.Contains(ready, q) {
@@ -291,49 +302,85 @@ func (s *Store) WaitForWork(ctx context.Context, rdb redis.UniversalClient, read
 		if slices.Contains(wake, q) {
 			keys = append(keys, s.Keys(q).Wake)
 		}
-		keys = append(keys, s.QueuePokeKey(q, worker))
-		go func() {
-			res, err := rdb.BLPop(ctx, timeout, keys...).Result()
-			results <- popped{s.Keys(q), res, err}
-		}()
+		ck := s.cancelKey(q, worker)
+		cancelKeys = append(cancelKeys, ck)
+		keys = append(keys, ck)
+		go blpop(q, keys...)
 	}
-	first := <-results
-	all := []popped{first}
-	if len(queues) > 1 {
-		if errors.Is(first.err, errRedisNil) {
-			// a timeout: the others time out at the same moment
-		} else {
-			_ = s.Poke(context.WithoutCancel(ctx), worker, queues)
-		}
-		for range queues[1:] {
-			all = append(all, <-results)
+	cancelKeys = append(cancelKeys, s.PokeKey(worker))
+	go blpop("", s.PokeKey(worker))
+	outstanding := len(queues) + 1
+	var got *clusterPop
+	for got == nil && outstanding > 0 {
+		p := <-results
+		outstanding--
+		if !errors.Is(p.err, errRedisNil) {
+			got = &p // something came, or an error
 		}
 	}
-	// the best of what came: a hand-off, then a wake-up token, then anything
-	best := -1
-	rank := func(p popped) int {
-		switch {
-		case p.err != nil:
-			return 0
-		case p.res[0] == p.k.Ready:
-			return 3
-		case p.res[0] == p.k.Wake:
-			return 2
-		}
-		return 1
+	if outstanding > 0 {
+		go s.endClusterWait(rdb, results, outstanding, cancelKeys, token)
 	}
-	for i, p := range all {
-		if best < 0 || rank(p) > rank(all[best]) {
-			best = i
-		}
+	if got == nil {
+		return Wake{}, nil // every BLPOP timed out
 	}
-	for i, p := range all {
-		if i != best && p.err == nil && p.res[0] == p.k.Ready {
-			// a hand-off this wait will not start: back to the head of its list
-			_ = rdb.LPush(context.WithoutCancel(ctx), p.res[0], p.res[1]).Err()
-		}
+	if got.err != nil {
+		return Wake{}, got.err
 	}
-	return s.parseWake(all[best].res, all[best].err, queues)
+	return s.parseWake(got.res, nil, queues)
+}
+
+// waitToken starts the tokens that end a cluster wait's other BLPOPs.
+const waitToken = "end:"
+
+// clusterPop is what one BLPOP of a cluster wait returned.
+type clusterPop struct {
+	queue string // "" for the worker's poke list
+	res   []string
+	err   error
+}
+
+// endClusterWait ends the BLPOPs still blocked after a cluster wait returned, puts back
+// what they popped meanwhile, and removes the wait's tokens. Each step is bounded, so a
+// node that hangs costs a goroutine until its timeout, never the worker's next wait.
+func (s *Store) endClusterWait(rdb redis.UniversalClient, results <-chan clusterPop, n int, cancelKeys []string, token string) {
+	bounded := func(f func(ctx context.Context)) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		f(ctx)
+	}
+	bounded(func(ctx context.Context) {
+		pipe := rdb.Pipeline()
+		for _, k := range cancelKeys {
+			pipe.RPush(ctx, k, token)
+			pipe.PExpire(ctx, k, time.Minute)
+		}
+		_, _ = pipe.Exec(ctx)
+	})
+	for range n {
+		p := <-results
+		if p.err != nil || strings.HasPrefix(p.res[1], waitToken) {
+			continue
+		}
+		bounded(func(ctx context.Context) {
+			switch {
+			case p.queue == "":
+				// a poke meant for the wait that just ended: it has done its work
+			case p.res[0] == s.Keys(p.queue).Ready:
+				// a hand-off this wait will not start: back to the head of its list
+				_ = rdb.LPush(ctx, p.res[0], p.res[1]).Err()
+			case p.res[0] == s.Keys(p.queue).Wake:
+				_ = rdb.RPush(ctx, p.res[0], p.res[1]).Err() // work may be waiting there
+			}
+		})
+	}
+	bounded(func(ctx context.Context) {
+		pipe := rdb.Pipeline()
+		for _, k := range cancelKeys {
+			pipe.LRem(ctx, k, 0, token) // tokens whose BLPOP had ended before they came
+		}
+		_, _ = pipe.Exec(ctx)
+	})
 }
 
 // parseWake reads what a BLPOP returned: the list it came from and its item.
