@@ -20,7 +20,7 @@ func cmdBeat(ctx context.Context, e *env, args []string) int {
 	var cf connFlags
 	cf.add(fs)
 	config := fs.String("config", envOr("CHRONOQ_BEAT_CONFIG", ""), "YAML file of beat entries (env CHRONOQ_BEAT_CONFIG)")
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return flagExit(err)
 	}
 	entries, err := loadBeatFile(*config)

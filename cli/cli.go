@@ -112,13 +112,17 @@ func parseArgs(fs *flag.FlagSet, args []string, least, most int) ([]string, erro
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+	var err error
 	switch {
 	case len(pos) < least:
-		fs.Usage()
-		return nil, badUsage("missing arguments")
+		err = badUsage("missing arguments")
 	case most >= 0 && len(pos) > most:
+		err = badUsage("unexpected arguments %q", pos[most:])
+	}
+	if err != nil {
+		fmt.Fprintf(fs.Output(), "chronoq-worker %s: %v\n", fs.Name(), err)
 		fs.Usage()
-		return nil, badUsage("unexpected arguments %q", pos[most:])
+		return nil, err
 	}
 	return pos, nil
 }
@@ -220,7 +224,12 @@ func (c *connFlags) connect(ctx context.Context) (redis.UniversalClient, error) 
 	redis.SetLogger(redisLog{verbose: c.verbose})
 	rdb, err := openURL(c.url)
 	if err != nil {
-		return nil, badUsage("bad --redis URL %s: %v", Redact(c.url), redactErr(err, c.url))
+		// the parser's message quotes the URL: show it redacted
+		msg := strings.ReplaceAll(redactErr(err, c.url), c.url, Redact(c.url))
+		if _, perr := url.Parse(c.url); perr != nil {
+			msg = "not a URL (passwords with %, # or / must be percent-encoded)"
+		}
+		return nil, badUsage("bad --redis URL %s: %s", Redact(c.url), msg)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -243,14 +252,18 @@ func openURL(raw string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, err
 		}
-		opt.DialTimeout = 3 * time.Second
+		if opt.DialTimeout == 0 {
+			opt.DialTimeout = 3 * time.Second
+		}
 		return redis.NewFailoverClient(opt), nil
 	}
 	opt, err := redis.ParseURL(raw)
 	if err != nil {
 		return nil, err
 	}
-	opt.DialTimeout = 3 * time.Second
+	if opt.DialTimeout == 0 {
+		opt.DialTimeout = 3 * time.Second
+	}
 	return redis.NewClient(opt), nil
 }
 
@@ -259,7 +272,9 @@ func clusterClient(raw string) (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	opt.DialTimeout = 3 * time.Second
+	if opt.DialTimeout == 0 {
+		opt.DialTimeout = 3 * time.Second
+	}
 	return redis.NewClusterClient(opt), nil
 }
 
@@ -277,7 +292,7 @@ func redactErr(err error, raw string) string {
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return raw
+		return maskUserinfo(raw)
 	}
 	if u.User != nil {
 		if _, has := u.User.Password(); has {
@@ -299,6 +314,20 @@ func Redact(raw string) string {
 }
 
 var passwordParams = []string{"password", "sentinel_password"}
+
+// maskUserinfo hides everything between "://" and the last "@" of a URL that does not
+// parse (a password with a stray % or # in it, say), and any query.
+func maskUserinfo(raw string) string {
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i] + "?xxxxx"
+	}
+	start := strings.Index(raw, "://")
+	at := strings.LastIndexByte(raw, '@')
+	if start < 0 || at < start {
+		return raw
+	}
+	return raw[:start+3] + "xxxxx" + raw[at:]
+}
 
 // secrets are the passwords a Redis URL holds.
 func secrets(raw string) []string {
@@ -367,11 +396,31 @@ func parseQueues(s string) ([]worker.QueueConfig, error) {
 	return out, nil
 }
 
-func envInt(key string, def int) int {
-	if n, err := strconv.Atoi(os.Getenv(key)); err == nil {
-		return n
+// envInt reads a number from the environment, def when unset; a value that is not a
+// number is an error naming the variable, never silently ignored.
+func envInt(key string, def int) (int, error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return def, nil
 	}
-	return def
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, badUsage("%s=%q is not a number", key, v)
+	}
+	return n, nil
+}
+
+// envBool reads a boolean (true, false, 1, 0) from the environment, def when unset.
+func envBool(key string, def bool) (bool, error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badUsage("%s=%q is not true or false", key, v)
+	}
+	return b, nil
 }
 
 func flagExit(err error) int {

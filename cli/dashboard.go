@@ -26,7 +26,7 @@ func cmdDashboard(ctx context.Context, e *env, args []string) int {
 	user := fs.String("user", envOr("CHRONOQ_DASHBOARD_USER", ""), "basic auth user (env CHRONOQ_DASHBOARD_USER)")
 	token := fs.String("token", "", "bearer token (better: env CHRONOQ_DASHBOARD_TOKEN)")
 	readOnly := fs.Bool("read-only", false, "refuse every action")
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return flagExit(err)
 	}
 	password := os.Getenv("CHRONOQ_DASHBOARD_PASSWORD") // never a flag: flags show in ps

@@ -33,7 +33,7 @@ func cmdDev(ctx context.Context, e *env, args []string) int {
 	dashAddr := fs.String("dashboard-addr", "127.0.0.1:8080", "dashboard address (loopback; when taken, any free port)")
 	exit := fs.Bool("exit", false, "exit once the demo jobs have ended (for scripts and tests)")
 	verbose := fs.Bool("v", false, "debug logging")
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return flagExit(err)
 	}
 	m := miniredis.NewMiniRedis()

@@ -59,6 +59,9 @@ func (s jobSpec) request() (queue.Request, error) {
 		}
 		opts = append(opts, d.opt(dur))
 	}
+	if s.In != "" && s.At != "" {
+		return queue.Request{}, badUsage("give in or at, not both")
+	}
 	if s.At != "" {
 		t, err := time.Parse(time.RFC3339, s.At)
 		if err != nil {
@@ -185,6 +188,9 @@ func enqueueFile(ctx context.Context, e *env, cf *connFlags, path string) int {
 		dec := json.NewDecoder(bytes.NewReader(text))
 		dec.DisallowUnknownFields()
 		err := dec.Decode(&s)
+		if rest := bytes.TrimSpace(text[min(int(dec.InputOffset()), len(text)):]); err == nil && len(rest) > 0 {
+			err = fmt.Errorf("text after the JSON object: %.20q", rest)
+		}
 		var req queue.Request
 		if err == nil {
 			req, err = s.request()

@@ -27,6 +27,7 @@ type opsCommand struct {
 	synopsis    string
 	least, most int
 	flags       func(fs *flag.FlagSet)
+	check       func(pos []string) error // usage checks, before connecting
 	run         func(ctx context.Context, e *env, c *queue.Client, pos []string) error
 }
 
@@ -40,6 +41,11 @@ func (o opsCommand) exec(ctx context.Context, e *env, args []string) int {
 	pos, err := parseArgs(fs, args, o.least, o.most)
 	if err != nil {
 		return flagExit(err)
+	}
+	if o.check != nil {
+		if err := o.check(pos); err != nil {
+			return e.fail(err)
+		}
 	}
 	c, closeAll, code := cf.client(ctx, e)
 	if code != ExitOK {
@@ -166,13 +172,20 @@ func cmdRequeue(ctx context.Context, e *env, args []string) int {
 			fs.StringVar(&q, "queue", "", "the jobs' queue (default: look each job up)")
 			fs.BoolVar(&all, "all-failed", false, "requeue every failed job of --queue")
 		},
-		run: func(ctx context.Context, e *env, c *queue.Client, ids []string) error {
+		check: func(ids []string) error {
 			switch {
 			case all && (q == "" || len(ids) > 0):
 				return badUsage("--all-failed needs --queue and no ids")
 			case !all && len(ids) == 0:
 				return badUsage("name the failed jobs to requeue, or --queue Q --all-failed")
-			case all:
+			}
+			return nil
+		},
+		run: func(ctx context.Context, e *env, c *queue.Client, ids []string) error {
+			if all {
+				if err := knownQueue(ctx, c, q); err != nil {
+					return err
+				}
 				n, err := c.Requeue(ctx, q)
 				if err != nil {
 					return err
@@ -209,19 +222,22 @@ func cmdCancel(ctx context.Context, e *env, args []string) int {
 			fs.StringVar(&q, "queue", "", "the jobs' queue (default: look each job up)")
 			fs.StringVar(&key, "key", "", "cancel the job waiting under this schedule key (with --queue)")
 		},
+		check: func(ids []string) error {
+			switch {
+			case key != "" && (q == "" || len(ids) > 0):
+				return badUsage("--key needs --queue and no ids")
+			case key == "" && len(ids) == 0:
+				return badUsage("name the jobs to cancel, or --queue Q --key K")
+			}
+			return nil
+		},
 		run: func(ctx context.Context, e *env, c *queue.Client, ids []string) error {
 			if key != "" {
-				if q == "" || len(ids) > 0 {
-					return badUsage("--key needs --queue and no ids")
-				}
 				if err := c.CancelKey(ctx, q, key); err != nil {
 					return err
 				}
 				fmt.Fprintf(e.out, "canceled the job under key %q\n", key)
 				return nil
-			}
-			if len(ids) == 0 {
-				return badUsage("name the jobs to cancel, or --queue Q --key K")
 			}
 			var firstErr error
 			for _, id := range ids {
@@ -269,12 +285,17 @@ func cmdPurge(ctx context.Context, e *env, args []string) int {
 			fs.StringVar(&state, "state", "", "which jobs to delete (required); active jobs are never purged")
 			fs.BoolVar(&yes, "yes", false, "do not ask for confirmation")
 		},
+		check: func([]string) error {
+			switch job.State(state) {
+			case job.StatePending, job.StateScheduled, job.StateFailed, job.StateSucceeded:
+				return nil
+			}
+			return badUsage("--state %q: purge takes pending, scheduled, failed or succeeded", state)
+		},
 		run: func(ctx context.Context, e *env, c *queue.Client, pos []string) error {
 			st := job.State(state)
-			switch st {
-			case job.StatePending, job.StateScheduled, job.StateFailed, job.StateSucceeded:
-			default:
-				return badUsage("--state %q: purge takes pending, scheduled, failed or succeeded", state)
+			if err := knownQueue(ctx, c, pos[0]); err != nil {
+				return err
 			}
 			counts, err := c.Counts(ctx, pos[0])
 			if err != nil {
@@ -359,11 +380,27 @@ func knownQueue(ctx context.Context, c *queue.Client, name string) error {
 			return nil
 		}
 	}
+	if len(qs) == 0 {
+		return fmt.Errorf("%w: queue %q (no queue exists yet)", job.ErrNotFound, name)
+	}
 	return fmt.Errorf("%w: queue %q (known: %s)", job.ErrNotFound, name, strings.Join(qs, ", "))
 }
 
 func cmdRanking(ctx context.Context, e *env, args []string) int {
 	return opsCommand{synopsis: "ranking show QUEUE | ranking mode QUEUE fifo|shadow|active", least: 2, most: 3,
+		check: func(pos []string) error {
+			switch {
+			case pos[0] == "mode" && len(pos) == 3:
+				_, err := ranking.ParseMode(pos[2])
+				if err != nil {
+					return badUsage("%v", err)
+				}
+				return nil
+			case pos[0] == "show" && len(pos) == 2:
+				return nil
+			}
+			return badUsage("use: ranking show QUEUE | ranking mode QUEUE fifo|shadow|active")
+		},
 		run: func(ctx context.Context, e *env, c *queue.Client, pos []string) error {
 			if err := knownQueue(ctx, c, pos[1]); err != nil {
 				return err
@@ -494,7 +531,7 @@ func gatherInfo(ctx context.Context, c *queue.Client) (infoReport, error) {
 		if err != nil {
 			return r, err
 		}
-		r.Queues = append(r.Queues, infoQueue{Name: n, Counts: counts, Ranking: rc, Recent: queue.Summarize(mins)})
+		r.Queues = append(r.Queues, infoQueue{Name: n, Counts: counts, Ranking: rc, Recent: queue.Summarize(mins, time.Now())})
 	}
 	if r.Workers, err = c.Workers(ctx); err != nil {
 		return r, err

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/chronoq/chronoq/queue"
@@ -21,14 +20,26 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	fs.String("config", "", "YAML file of these settings (env CHRONOQ_CONFIG); flags and env override it")
 	queues := fs.String("queues", pick("CHRONOQ_QUEUES", fc.queuesSpec(), "default"),
 		"queues as name[:weight[:concurrency]],... (env CHRONOQ_QUEUES)")
-	strict := fs.Bool("strict", fc.Strict || envBool("CHRONOQ_STRICT"), "take queues in the order given instead of by weight (env CHRONOQ_STRICT)")
-	conc := fs.Int("concurrency", envInt("CHRONOQ_CONCURRENCY", orInt(fc.Concurrency, 10)), "jobs run at once (env CHRONOQ_CONCURRENCY)")
+	strictDefault, err := envBool("CHRONOQ_STRICT", fc.Strict)
+	if err != nil {
+		return e.fail(err)
+	}
+	concDefault, err := envInt("CHRONOQ_CONCURRENCY", orInt(fc.Concurrency, 10))
+	if err != nil {
+		return e.fail(err)
+	}
+	beatDefault, err := envBool("CHRONOQ_BEAT", fc.Beat)
+	if err != nil {
+		return e.fail(err)
+	}
+	strict := fs.Bool("strict", strictDefault, "take queues in the order given instead of by weight (env CHRONOQ_STRICT)")
+	conc := fs.Int("concurrency", concDefault, "jobs run at once (env CHRONOQ_CONCURRENCY)")
 	graceDefault, err := time.ParseDuration(pick("CHRONOQ_SHUTDOWN_TIMEOUT", durString(fc.ShutdownTimeout), "30s"))
 	if err != nil {
 		return e.usageErr("CHRONOQ_SHUTDOWN_TIMEOUT: %v", err)
 	}
 	grace := fs.Duration("shutdown-timeout", graceDefault, "how long running jobs may finish on SIGTERM (env CHRONOQ_SHUTDOWN_TIMEOUT)")
-	withBeat := fs.Bool("beat", fc.Beat || envBool("CHRONOQ_BEAT"), "run a beat in this worker too (safe in every worker; env CHRONOQ_BEAT)")
+	withBeat := fs.Bool("beat", beatDefault, "run a beat in this worker too (safe in every worker; env CHRONOQ_BEAT)")
 	beatConfig := fs.String("beat-config", pick("CHRONOQ_BEAT_CONFIG", fc.BeatConfig, ""), "YAML file of beat entries, with --beat (env CHRONOQ_BEAT_CONFIG)")
 	metricsAddr := fs.String("metrics-addr", pick("CHRONOQ_METRICS_ADDR", fc.MetricsAddr, ""), "serve Prometheus /metrics on this address, e.g. :9090 (env CHRONOQ_METRICS_ADDR)")
 	if _, err := parseArgs(fs, args, 0, 0); err != nil {
@@ -96,9 +107,4 @@ func durString(d time.Duration) string {
 		return ""
 	}
 	return d.String()
-}
-
-func envBool(key string) bool {
-	b, _ := strconv.ParseBool(envOr(key, "false"))
-	return b
 }

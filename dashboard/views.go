@@ -108,7 +108,7 @@ func recent(mins []queue.Minute) recentView {
 		v.ByMinute = append(v.ByMinute, mv)
 		peak = max(peak, m.Succeeded)
 	}
-	sum := queue.Summarize(mins[max(len(mins)-recentMinutes, 0):])
+	sum := queue.Summarize(mins[max(len(mins)-recentMinutes, 0):], time.Now())
 	v.Succeeded, v.Failed, v.Retried = sum.Succeeded, sum.Failed, sum.Retried
 	v.PerMinute, v.FailureRate = sum.PerMinute, sum.FailureRate
 	v.WaitMeanMs = float64(sum.WaitMean.Microseconds()) / 1000

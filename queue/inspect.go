@@ -205,8 +205,10 @@ type ActivitySummary struct {
 	WaitMean, WaitMax          time.Duration
 }
 
-// Summarize sums the activity of mins (as Activity returns them).
-func Summarize(mins []Minute) ActivitySummary {
+// Summarize sums the activity of mins (as Activity returns them, the current minute
+// last) as of now: the rate is per minute of time elapsed in the window, so a current
+// minute only begun does not dilute it.
+func Summarize(mins []Minute, now time.Time) ActivitySummary {
 	s := ActivitySummary{Minutes: len(mins)}
 	var waitSum time.Duration
 	var waitN int64
@@ -219,7 +221,9 @@ func Summarize(mins []Minute) ActivitySummary {
 		s.WaitMax = max(s.WaitMax, m.WaitMax)
 	}
 	if len(mins) > 0 {
-		s.PerMinute = float64(s.Succeeded) / float64(len(mins))
+		elapsed := now.Sub(mins[0].Start).Minutes()
+		elapsed = min(max(elapsed, float64(len(mins)-1)+1.0/60), float64(len(mins)))
+		s.PerMinute = float64(s.Succeeded) / elapsed
 	}
 	if attempts := s.Succeeded + s.Failed + s.Retried; attempts > 0 {
 		s.FailureRate = float64(s.Failed+s.Retried) / float64(attempts)

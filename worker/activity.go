@@ -81,7 +81,8 @@ func (w *Worker) activityLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			// not canceled by Stop midway: what was taken would be lost
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			w.flushActivity(fctx)
 			cancel()
 		}

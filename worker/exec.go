@@ -204,15 +204,10 @@ func (w *Worker) finish(r *running, out outcome) {
 	}
 	w.freeSlot(r)
 	dur := w.store.Now().Sub(r.started)
-	// observed before the outcome is recorded, so whoever waits on the job sees it counted
-	observe := func(result string) {
-		w.metrics.observe(r.queue, j.Task, out.ran, r.started.Sub(r.due), !r.due.IsZero(), result)
-	}
 	if out.err == nil {
-		observe("succeeded")
 		w.log.Debug("job succeeded", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt, "ms", dur.Milliseconds())
 		w.acks <- ackItem{queue: r.queue, done: store.Done{ID: j.ID, Retention: j.Options.Retention, Result: payload, Started: r.started,
-			Sample: w.sample(j, r, out.ran), Key: j.Options.Key}, wait: r.started.Sub(r.due), known: !r.due.IsZero()}
+			Sample: w.sample(j, r, out.ran), Key: j.Options.Key}, task: j.Task, ran: out.ran, wait: r.started.Sub(r.due), known: !r.due.IsZero()}
 		return
 	}
 	f := store.Failure{ID: j.ID, Error: out.err.Error(), Stack: out.stack, Started: r.started}
@@ -224,24 +219,24 @@ func (w *Worker) finish(r *running, out outcome) {
 	default:
 		f.Retry, f.Due = true, w.store.Now().Add(j.Options.Backoff.Delay(j.Attempt, w.cfg.Random))
 	}
-	if f.Retry {
-		observe("retried")
-	} else {
-		observe("failed")
-	}
 	w.log.Warn("job failed", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt,
 		"retry", f.Retry, "err", out.err)
-	var recorded bool
-	w.record(func(ctx context.Context) error {
+	var res store.FailOutcome
+	err := w.record(func(ctx context.Context) error {
 		var err error
-		recorded, err = w.store.Fail(ctx, r.queue, w.cfg.ID, f)
+		res, err = w.store.FailResult(ctx, r.queue, w.cfg.ID, f)
 		return err
 	})
-	if recorded {
+	// counted once Redis has said what happened: a lease taken back or a superseded
+	// keyed retry is no outcome of this worker's
+	if err == nil && res == store.FailRecorded {
+		wait, known := r.started.Sub(r.due), !r.due.IsZero()
 		if f.Retry {
 			w.activity.add(r.queue, w.store.Now(), 0, 0, 1, 0, false)
+			w.metrics.observe(r.queue, j.Task, out.ran, wait, known, "retried")
 		} else {
 			w.activity.add(r.queue, w.store.Now(), 0, 1, 0, 0, false)
+			w.metrics.observe(r.queue, j.Task, out.ran, wait, known, "failed")
 		}
 	}
 	w.release(j.ID)
@@ -289,7 +284,7 @@ func (w *Worker) release(ids ...string) {
 
 // record runs a state change, retrying while Redis is unreachable (up to a minute:
 // after that the lease has long expired and the job runs again elsewhere).
-func (w *Worker) record(op func(ctx context.Context) error) {
+func (w *Worker) record(op func(ctx context.Context) error) error {
 	deadline := time.Now().Add(time.Minute)
 	for n := 1; ; n++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -299,7 +294,7 @@ func (w *Worker) record(op func(ctx context.Context) error) {
 			if err != nil {
 				w.log.Error("could not record a job's outcome", "err", err)
 			}
-			return
+			return err
 		}
 		time.Sleep(backoff(n)) // Redis is away: nothing to wait on but time
 	}
@@ -329,7 +324,7 @@ func (w *Worker) ackLoop() {
 		}
 		for q, done := range batch {
 			var lost []string
-			w.record(func(ctx context.Context) error {
+			err := w.record(func(ctx context.Context) error {
 				var err error
 				lost, err = w.store.Ack(ctx, q, w.cfg.ID, done)
 				return err
@@ -343,8 +338,9 @@ func (w *Worker) ackLoop() {
 			}
 			now := w.store.Now()
 			for _, it := range items[q] {
-				if !gone[it.done.ID] {
+				if err == nil && !gone[it.done.ID] { // counted once Redis has recorded it
 					w.activity.add(q, now, 1, 0, 0, it.wait, it.known)
+					w.metrics.observe(q, it.task, it.ran, it.wait, it.known, "succeeded")
 				}
 			}
 			ids := make([]string, len(done))

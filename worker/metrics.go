@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,12 +27,30 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chronoq_job_outcomes_total",
 			Help: "Attempts by queue, task and outcome (succeeded, retried, failed)."}, []string{"queue", "task", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.duration, m.latency, m.outcomes} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	// several workers in one process may share a registry: the second takes the
+	// first one's collectors
+	var err error
+	if m.duration, err = register(reg, m.duration); err != nil {
+		return nil, err
+	}
+	if m.latency, err = register(reg, m.latency); err != nil {
+		return nil, err
+	}
+	if m.outcomes, err = register(reg, m.outcomes); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
 }
 
 // observe records one decided attempt. waited is from the attempt's due time (enqueue,
@@ -40,7 +59,9 @@ func (m *metrics) observe(queue, task string, ran, waited time.Duration, known b
 	if m == nil {
 		return
 	}
-	m.duration.WithLabelValues(queue, task).Observe(ran.Seconds())
+	if ran > 0 { // outcomes decided before the handler ran (no record, too late) have no run time
+		m.duration.WithLabelValues(queue, task).Observe(ran.Seconds())
+	}
 	if known {
 		// a job enqueued while a fetch was in flight can start "before" it arrived,
 		// by the clock skew between the two calls: count it as no wait

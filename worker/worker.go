@@ -68,6 +68,8 @@ type running struct {
 type ackItem struct {
 	queue string
 	done  store.Done
+	task  string
+	ran   time.Duration // the handler's run time
 	wait  time.Duration // from due to start, for the activity ring
 	known bool          // wait is known
 }

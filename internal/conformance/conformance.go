@@ -626,8 +626,8 @@ func testActivity(t *testing.T, b *bundle) {
 	if now.Succeeded != 0 || now.Failed != 1 || !now.Start.Equal(at(0)) {
 		t.Fatalf("current minute: %+v", now)
 	}
-	sum := queue.Summarize(mins)
-	if sum.Succeeded != 3 || sum.PerMinute != 1 || sum.FailureRate != 0.4 || sum.WaitMean != 2*time.Second || sum.WaitMax != 3*time.Second {
+	sum := queue.Summarize(mins, b.clock.Now().Truncate(time.Minute).Add(30*time.Second)) // 2.5 minutes of the 3
+	if sum.Succeeded != 3 || sum.PerMinute != 3/2.5 || sum.FailureRate != 0.4 || sum.WaitMean != 2*time.Second || sum.WaitMax != 3*time.Second {
 		t.Fatalf("summary %+v", sum)
 	}
 	// an hour later the ring's slots are reused: the old minutes are not counted again

@@ -172,6 +172,22 @@ type Failure struct {
 // Fail records a failed attempt of a job held by worker ("" skips the ownership check).
 // It reports false when the worker no longer held the job.
 func (s *Store) Fail(ctx context.Context, queue, worker string, f Failure) (bool, error) {
+	r, err := s.FailResult(ctx, queue, worker, f)
+	return r != FailNotHeld, err
+}
+
+// FailOutcome is what recording a failed attempt did.
+type FailOutcome int
+
+// The outcomes of FailResult.
+const (
+	FailNotHeld    FailOutcome = 0 // the worker no longer held the job: nothing recorded
+	FailRecorded   FailOutcome = 1 // retry scheduled, or moved to the failed set
+	FailSuperseded FailOutcome = 2 // a retry dropped: a newer job waits under its key
+)
+
+// FailResult is Fail, telling the three outcomes apart.
+func (s *Store) FailResult(ctx context.Context, queue, worker string, f Failure) (FailOutcome, error) {
 	k := s.Keys(queue)
 	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Scheduled, k.Failed, k.Errors, k.Stacks, k.Counters, k.Timings, k.Results, k.SchedKeys, k.JobKeys}
 	mode, due := "fail", int64(0)
@@ -180,7 +196,7 @@ func (s *Store) Fail(ctx context.Context, queue, worker string, f Failure) (bool
 	}
 	n, err := scriptFail.Run(ctx, s.rdb, keys, s.nowMs(), worker, f.ID, mode, due, f.Error, f.Stack,
 		f.Started.UnixMilli(), k.SchedChannel, k.DoneChannel, s.MaxFailed, s.FailedAge.Milliseconds()).Int()
-	return n != 0, err
+	return FailOutcome(n), err
 }
 
 // HandBack returns jobs a worker holds to their lanes at once, ahead of later
