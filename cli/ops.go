@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chronoq/chronoq/beat"
+	"github.com/chronoq/chronoq/dashboard"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/ranking"
@@ -79,7 +80,7 @@ func cmdJob(ctx context.Context, e *env, args []string) int {
 			if err != nil {
 				return err
 			}
-			v := jobJSON(j)
+			v := dashboard.View(j)
 			if asJSON {
 				return printJSON(e.out, v)
 			}
@@ -94,7 +95,7 @@ func cmdJob(ctx context.Context, e *env, args []string) int {
 			if j.Options.Key != "" {
 				row("key", j.Options.Key)
 			}
-			args, _ := json.Marshal(v["args"])
+			args, _ := json.Marshal(v.Args)
 			row("args", string(args))
 			for _, t := range []struct {
 				name string
@@ -107,8 +108,8 @@ func cmdJob(ctx context.Context, e *env, args []string) int {
 			if j.Worker != "" {
 				row("worker", j.Worker)
 			}
-			if r, ok := v["result"]; ok {
-				out, _ := json.Marshal(r)
+			if v.Result != nil {
+				out, _ := json.Marshal(v.Result)
 				row("result", string(out))
 			}
 			if j.LastError != "" {
@@ -122,40 +123,6 @@ func cmdJob(ctx context.Context, e *env, args []string) int {
 			}
 			return nil
 		}}.exec(ctx, e, args)
-}
-
-// jobJSON is a job with its arguments and result decoded.
-func jobJSON(j *job.Job) map[string]any {
-	v := map[string]any{"id": j.ID, "task": j.Task, "queue": j.Options.Queue, "state": j.State,
-		"priority": j.Options.Priority, "attempt": j.Attempt, "max_retries": j.Options.MaxRetries,
-		"enqueued_at": j.EnqueuedAt}
-	decode := func(name string, p []byte) {
-		if len(p) == 0 {
-			return
-		}
-		var x any
-		if err := job.DecodeArgs(p, &x); err == nil {
-			if _, err := json.Marshal(x); err == nil {
-				v[name] = x
-				return
-			}
-		}
-		v[name] = map[string]string{"msgpack_hex": fmt.Sprintf("%x", p)}
-	}
-	v["args"] = nil
-	decode("args", j.Payload)
-	decode("result", j.Result)
-	for k, t := range map[string]time.Time{"due_at": j.DueAt, "started_at": j.StartedAt, "finished_at": j.FinishedAt} {
-		if !t.IsZero() {
-			v[k] = t
-		}
-	}
-	for k, s := range map[string]string{"key": j.Options.Key, "worker": j.Worker, "last_error": j.LastError, "stack": j.Stack} {
-		if s != "" {
-			v[k] = s
-		}
-	}
-	return v
 }
 
 func printJSON(w io.Writer, v any) error {

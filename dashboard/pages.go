@@ -134,9 +134,9 @@ func (h *Handler) queuePage(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
-	views := make([]jobView, len(js))
+	views := make([]JobView, len(js))
 	for i, j := range js {
-		views[i] = view(j)
+		views[i] = View(j)
 	}
 	h.render(w, r, "queue", "Queue "+q, map[string]any{"Queue": v, "State": state, "Jobs": views,
 		"States": []job.State{job.StatePending, job.StateScheduled, job.StateActive, job.StateFailed, job.StateSucceeded}})
@@ -150,7 +150,7 @@ func (h *Handler) jobPage(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, status(err), err)
 		return
 	}
-	h.render(w, r, "job", "Job "+j.ID, view(j))
+	h.render(w, r, "job", "Job "+j.ID, View(j))
 }
 
 func (h *Handler) rankingPage(w http.ResponseWriter, r *http.Request) {

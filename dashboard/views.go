@@ -11,8 +11,9 @@ import (
 	"github.com/chronoq/chronoq/ranking"
 )
 
-// jobView is a job as the API shows it: arguments and result decoded from msgpack.
-type jobView struct {
+// JobView is a job as the JSON API (and the CLI's job --json) shows it: arguments and
+// result decoded from msgpack.
+type JobView struct {
 	ID         string     `json:"id"`
 	Task       string     `json:"task"`
 	Queue      string     `json:"queue"`
@@ -32,8 +33,9 @@ type jobView struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 }
 
-func view(j *job.Job) jobView {
-	v := jobView{ID: j.ID, Task: j.Task, Queue: j.Options.Queue, Priority: j.Options.Priority, State: j.State,
+// View is j as the JSON API shows it.
+func View(j *job.Job) JobView {
+	v := JobView{ID: j.ID, Task: j.Task, Queue: j.Options.Queue, Priority: j.Options.Priority, State: j.State,
 		Attempt: j.Attempt, MaxRetries: j.Options.MaxRetries, Key: j.Options.Key, LastError: j.LastError,
 		Stack: j.Stack, Worker: j.Worker, EnqueuedAt: j.EnqueuedAt, Args: decoded(j.Payload), Result: decoded(j.Result)}
 	for _, p := range []struct {
@@ -191,9 +193,9 @@ func (h *Handler) jobs(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, status(err), err)
 		return
 	}
-	out := make([]jobView, len(js))
+	out := make([]JobView, len(js))
 	for i, j := range js {
-		out[i] = view(j)
+		out[i] = View(j)
 	}
 	writeJSON(w, out)
 }
@@ -206,7 +208,7 @@ func (h *Handler) job(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, status(err), err)
 		return
 	}
-	writeJSON(w, view(j))
+	writeJSON(w, View(j))
 }
 
 func (h *Handler) ranking(w http.ResponseWriter, r *http.Request) {
