@@ -26,6 +26,7 @@ func cmdDashboard(ctx context.Context, e *env, args []string) int {
 	user := fs.String("user", envOr("CHRONOQ_DASHBOARD_USER", ""), "basic auth user (env CHRONOQ_DASHBOARD_USER)")
 	token := fs.String("token", "", "bearer token (better: env CHRONOQ_DASHBOARD_TOKEN)")
 	readOnly := fs.Bool("read-only", false, "refuse every action")
+	basePath := fs.String("base-path", envOr("CHRONOQ_DASHBOARD_BASE_PATH", ""), "path a proxy serves it under (and strips), e.g. /chronoq: the pages' links carry it (env CHRONOQ_DASHBOARD_BASE_PATH)")
 	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return flagExit(err)
 	}
@@ -48,7 +49,7 @@ func cmdDashboard(ctx context.Context, e *env, args []string) int {
 	defer c.Close()
 	b, _ := beat.New(c, beat.Config{Logger: log}) // to show and switch the stored entries
 	srv := &http.Server{Addr: *addr, ReadHeaderTimeout: 10 * time.Second,
-		Handler: dashboard.New(c, dashboard.Config{User: *user, Password: password, Token: *token, ReadOnly: *readOnly, Beat: b, Logger: log})}
+		Handler: dashboard.New(c, dashboard.Config{User: *user, Password: password, Token: *token, ReadOnly: *readOnly, BasePath: *basePath, Beat: b, Logger: log})}
 	runCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {

@@ -29,6 +29,10 @@ type Config struct {
 	ReadOnly bool
 	// Beat, when set, shows and steers the beat's entries.
 	Beat *beat.Beat
+	// BasePath is where the handler is mounted when not at the root, e.g. "/chronoq"
+	// with mux.Handle("/chronoq/", http.StripPrefix("/chronoq", h)): the pages' links
+	// start with it.
+	BasePath string
 	// Metrics, when set, is served on /metrics beside the Redis-wide gauges: in a
 	// process that also runs a worker, pass the registry given to worker.Config.Metrics
 	// so its histograms show too.
@@ -48,6 +52,10 @@ type Handler struct {
 func New(c *queue.Client, cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	cfg.BasePath = strings.TrimRight(cfg.BasePath, "/")
+	if cfg.BasePath != "" && !strings.HasPrefix(cfg.BasePath, "/") {
+		cfg.BasePath = "/" + cfg.BasePath
 	}
 	h := &Handler{c: c, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	reg := prometheus.NewRegistry()

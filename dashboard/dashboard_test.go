@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -310,5 +311,43 @@ func TestMetricsAndActivityFromAWorker(t *testing.T) {
 	code, data := cl.do("GET", "/", nil)
 	if code != 200 || !bytes.Contains(data, []byte(`class="spark"`)) || !bytes.Contains(data, []byte("20.0%")) {
 		t.Errorf("overview lacks the throughput line and failure rate 20.0%%: %d %s", code, data)
+	}
+}
+
+// TestMountedUnderAPrefix: mounted at /ops/chronoq/ in a user's own mux, every link and
+// action of a page starts with the prefix, and following them works.
+func TestMountedUnderAPrefix(t *testing.T) {
+	c := queue.NewClient(redistest.Client(t), queue.Config{Logger: quiet})
+	t.Cleanup(func() { _ = c.Close() })
+	if _, err := c.EnqueueByName(context.Background(), "t", nil); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ops/chronoq/", http.StripPrefix("/ops/chronoq", dashboard.New(c, dashboard.Config{BasePath: "/ops/chronoq/", Logger: quiet})))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	get := func(path string) string {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+		return string(body)
+	}
+	page := get("/ops/chronoq/queues/default")
+	links := regexp.MustCompile(`(?:href|src|data-post)="([^"]*)"`).FindAllStringSubmatch(page, -1)
+	if len(links) < 5 {
+		t.Fatalf("few links: %v", links)
+	}
+	for _, l := range links {
+		if !strings.HasPrefix(l[1], "/ops/chronoq/") {
+			t.Errorf("link %q lacks the prefix", l[1])
+		} else if !strings.Contains(l[1], "/api/") {
+			get(l[1]) // pages, assets
+		}
 	}
 }

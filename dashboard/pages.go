@@ -77,7 +77,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, name, title str
 	w.Header().Set("Content-Security-Policy", "default-src 'self'")
 	w.Header().Set("X-Frame-Options", "DENY")
 	err := pages[name].ExecuteTemplate(w, "layout", map[string]any{
-		"Title": title, "Data": data, "CSRF": h.csrfToken(w, r), "ReadOnly": h.cfg.ReadOnly,
+		"Title": title, "Data": data, "CSRF": h.csrfToken(w, r), "ReadOnly": h.cfg.ReadOnly, "Base": h.cfg.BasePath,
 	})
 	if err != nil {
 		h.log.Error("dashboard page", "page", name, "err", err)
