@@ -54,7 +54,12 @@ func (w *Worker) renewLoop(ctx context.Context) {
 func (w *Worker) reapLoop(ctx context.Context) {
 	defer w.bg.Done()
 	reason := job.ErrLeaseExpired.Error()
+	var lastTrim time.Time
 	for {
+		if time.Since(lastTrim) >= trimInterval {
+			lastTrim = time.Now()
+			w.trimEnded(ctx)
+		}
 		next := w.store.Now().Add(w.cfg.Lease)
 		for _, q := range w.cfg.Queues {
 			for {
@@ -80,6 +85,29 @@ func (w *Worker) reapLoop(ctx context.Context) {
 		wait := max(next.Sub(w.store.Now())+50*time.Millisecond, 50*time.Millisecond)
 		if !sleepCtx(ctx, wait) {
 			return
+		}
+	}
+}
+
+// trimInterval is how often a worker trims ended jobs past their keeping; the reaper
+// loop, which wakes at least once a lease, does it.
+const trimInterval = 10 * time.Second
+
+// trimEnded drops succeeded jobs past their retention and failed jobs past their age
+// on every served queue, so an idle queue honours retention too.
+func (w *Worker) trimEnded(ctx context.Context) {
+	for _, q := range w.cfg.Queues {
+		for range 20 { // a long backlog of expired jobs goes over a few rounds
+			n, err := w.store.Trim(ctx, q.Name)
+			if err != nil {
+				if ctx.Err() == nil {
+					w.log.Debug("trim failed", "queue", q.Name, "err", err)
+				}
+				break
+			}
+			if n < 500 { // neither set had a full call's worth left
+				break
+			}
 		}
 	}
 }

@@ -63,6 +63,7 @@ func Run(t *testing.T, backend Backend) {
 		{"PurgeSeesNewLanes", testPurgeNewLane},
 		{"UnclaimedHandOffCostsNoAttempt", testUnclaimedHandOff},
 		{"ActivityByMinute", testActivity},
+		{"TrimIdleQueue", testTrimIdle},
 	}
 	cases = append(cases, rankingCases()...)
 	cases = append(cases, scheduleCases()...)
@@ -641,5 +642,50 @@ func testActivity(t *testing.T, b *bundle) {
 	}
 	if _, err := b.c.Activity(b.ctx, "default", 61); err == nil {
 		t.Fatal("61 minutes accepted")
+	}
+}
+
+func testTrimIdle(t *testing.T, b *bundle) {
+	done := enqueue(t, b, "t", job.Retention(time.Minute))
+	failed := enqueue(t, b, "t", job.MaxRetries(0), job.Key("k1"))
+	fetchIDs(t, b, "default", "w", 2)
+	_, err := b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: done.ID, Retention: time.Minute}})
+	must(t, err)
+	_, err = b.s.Fail(b.ctx, "default", "w", store.Failure{ID: failed.ID, Error: "x", Started: b.clock.Now()})
+	must(t, err)
+	if n, err := b.s.Trim(b.ctx, "default"); err != nil || n != 0 {
+		t.Fatalf("nothing is due for trimming yet: %d %v", n, err)
+	}
+	// no acknowledgement comes: the trim alone honours the retention
+	b.clock.Advance(2 * time.Minute)
+	n, err := b.s.Trim(b.ctx, "default")
+	must(t, err)
+	if c := counts(t, b, "default"); n != 1 || c.Succeeded != 0 || c.Failed != 1 {
+		t.Fatalf("after the retention: trimmed %d, %+v", n, c)
+	}
+	if _, err := done.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("expired job still readable: %v", err)
+	}
+	b.clock.Advance(b.s.FailedAge + time.Minute)
+	n, err = b.s.Trim(b.ctx, "default")
+	must(t, err)
+	if c := counts(t, b, "default"); n != 1 || c.Failed != 0 {
+		t.Fatalf("after the failed age: trimmed %d, %+v", n, c)
+	}
+	if left, _ := b.s.Redis().HLen(b.ctx, b.s.Keys("default").JobKeys).Result(); left != 0 {
+		t.Fatalf("a trimmed keyed job left %d jkey entries", left)
+	}
+	// the caps: the oldest beyond them go
+	b.s.MaxSucceeded = 2
+	for range 4 {
+		h := enqueue(t, b, "t")
+		fetchIDs(t, b, "default", "w", 1)
+		_, err := b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: h.ID, Retention: time.Hour}})
+		must(t, err)
+	}
+	_, err = b.s.Trim(b.ctx, "default")
+	must(t, err)
+	if c := counts(t, b, "default"); c.Succeeded != 2 {
+		t.Fatalf("cap of 2 left %d", c.Succeeded)
 	}
 }

@@ -136,6 +136,16 @@ func (s *Store) Nudge(ctx context.Context, queue string) error {
 	return s.rdb.RPush(ctx, s.Keys(queue).Wake, "1").Err()
 }
 
+// Trim drops up to 500 succeeded jobs past their retention and 500 failed jobs past
+// FailedAge (else the oldest beyond MaxSucceeded and MaxFailed): acknowledgements and
+// failures trim as they go, and workers call this on a timer so that an idle queue is
+// trimmed too. It returns how many jobs it dropped.
+func (s *Store) Trim(ctx context.Context, queue string) (int, error) {
+	k := s.Keys(queue)
+	return scriptTrim.Run(ctx, s.rdb, []string{k.Succeeded, k.Failed, k.Records, k.Attempts, k.Errors, k.Stacks, k.Results, k.Timings, k.JobKeys},
+		s.nowMs(), s.MaxSucceeded, s.FailedAge.Milliseconds(), s.MaxFailed).Int()
+}
+
 // Paused reports whether queue is paused.
 func (s *Store) Paused(ctx context.Context, queue string) (bool, error) {
 	n, err := s.rdb.Exists(ctx, s.Keys(queue).Paused).Result()

@@ -28,6 +28,7 @@ var (
 	scriptClaim         = load("claim")
 	scriptBeatFire      = load("beat_fire")
 	scriptActivity      = load("activity")
+	scriptTrim          = load("trim")
 )
 
 func load(name string) *redis.Script {
@@ -47,7 +48,7 @@ func AllScripts() map[string]*redis.Script {
 	return map[string]*redis.Script{
 		"enqueue": scriptEnqueue, "enqueue_one": scriptEnqueueOne, "enqueue_keyed": scriptEnqueueKeyed, "fetch": scriptFetch, "ack": scriptAck, "fail": scriptFail,
 		"requeue_active": scriptRequeueActive, "promote": scriptPromote, "cancel": scriptCancel,
-		"requeue_failed": scriptRequeueFailed, "purge": scriptPurge, "claim": scriptClaim, "beat_fire": scriptBeatFire, "activity": scriptActivity,
+		"requeue_failed": scriptRequeueFailed, "purge": scriptPurge, "claim": scriptClaim, "beat_fire": scriptBeatFire, "activity": scriptActivity, "trim": scriptTrim,
 	}
 }
 

@@ -1,0 +1,25 @@
+-- trim.lua: drop ended jobs past their keeping: succeeded jobs past their retention and
+-- failed jobs older than the failed age, else the oldest beyond each cap; at most 500 of
+-- each per call. Workers run it on a timer, so an idle queue is trimmed too
+-- (acknowledgements and failures also trim as they go).
+-- KEYS[1] succeeded set  KEYS[2] failed set  KEYS[3] job records  KEYS[4] attempts
+-- KEYS[5] errors  KEYS[6] stacks  KEYS[7] results  KEYS[8] timings
+-- KEYS[9] keys of keyed jobs
+-- ARGV[1] now ms  ARGV[2] succeeded jobs kept at most  ARGV[3] failed jobs kept for ms
+-- ARGV[4] failed jobs kept at most
+-- Returns how many jobs were dropped.
+local now = tonumber(ARGV[1])
+local function trim(set, older_than, cap)
+  local old = redis.call('ZRANGE', set, '-inf', older_than, 'BYSCORE', 'LIMIT', 0, 500)
+  if #old == 0 then
+    local excess = redis.call('ZCARD', set) - cap
+    if excess > 0 then old = redis.call('ZRANGE', set, 0, math.min(excess, 500) - 1) end
+  end
+  if #old > 0 then
+    redis.call('ZREM', set, unpack(old))
+    forget(old, KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
+    redis.call('HDEL', KEYS[9], unpack(old)) -- failed keyed jobs keep their jkey entry until here
+  end
+  return #old
+end
+return trim(KEYS[1], now, tonumber(ARGV[2])) + trim(KEYS[2], now - tonumber(ARGV[3]), tonumber(ARGV[4]))
