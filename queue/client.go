@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,6 +38,56 @@ type Client struct {
 
 	hubOnce sync.Once
 	hub     *waitHub
+
+	defaultsMu sync.Mutex
+	defaults   map[string]taskDefaults // declared options by task, as read from Redis
+}
+
+// taskDefaults are a task's declared options (nil: none) and when they were read.
+type taskDefaults struct {
+	opts []job.Option
+	read time.Time
+}
+
+// defaultsTTL is how long a client trusts the declared options it read: a worker
+// started with new declarations is seen within it.
+const defaultsTTL = 30 * time.Second
+
+// declared returns the options workers declared for each of tasks, reading those it
+// has not read within defaultsTTL in one round trip.
+func (c *Client) declared(ctx context.Context, tasks []string) (map[string][]job.Option, error) {
+	now := time.Now()
+	out := make(map[string][]job.Option, len(tasks))
+	var missing []string
+	c.defaultsMu.Lock()
+	for _, t := range tasks {
+		if _, seen := out[t]; seen || slices.Contains(missing, t) {
+			continue
+		}
+		if d, ok := c.defaults[t]; ok && now.Sub(d.read) < defaultsTTL {
+			out[t] = d.opts
+		} else {
+			missing = append(missing, t)
+		}
+	}
+	c.defaultsMu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	got, err := c.store.TaskDefaults(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	c.defaultsMu.Lock()
+	defer c.defaultsMu.Unlock()
+	if c.defaults == nil {
+		c.defaults = map[string]taskDefaults{}
+	}
+	for _, t := range missing {
+		c.defaults[t] = taskDefaults{opts: got[t], read: now}
+		out[t] = got[t]
+	}
+	return out, nil
 }
 
 // NewClient returns a Client on rdb (a *redis.Client, a cluster or a failover client).

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
@@ -127,6 +128,14 @@ func (c *Client) EnqueueBatch(ctx context.Context, reqs []Request) ([]*Handle, e
 		opts  job.Options
 	}
 	var keyedJobs []keyed // stored one by one, after the batch: each may replace a job
+	names := make([]string, len(reqs))
+	for i, r := range reqs {
+		names[i] = r.Task
+	}
+	declared, err := c.declared(ctx, names)
+	if err != nil {
+		return nil, err
+	}
 	for i, r := range reqs {
 		if err := job.ValidateTaskName(r.Task); err != nil {
 			return nil, indexed(len(reqs), i, err)
@@ -137,7 +146,8 @@ func (c *Client) EnqueueBatch(ctx context.Context, reqs []Request) ([]*Handle, e
 		if err := job.ValidPayload(r.Payload); err != nil {
 			return nil, indexed(len(reqs), i, err)
 		}
-		o, err := job.DefaultOptions().Apply(r.Options...)
+		// the options the task's workers declared, then the call's: by name as typed
+		o, err := job.DefaultOptions().Apply(append(slices.Clip(declared[r.Task]), r.Options...)...)
 		if err != nil {
 			return nil, indexed(len(reqs), i, err)
 		}

@@ -17,6 +17,7 @@ type Middleware func(Handler) Handler
 // Handle registers fn for a typed task. The job's arguments are decoded into an A;
 // a payload that does not decode fails the attempt with job.ErrBadPayload.
 func Handle[A any](w *Worker, t *job.Task[A], fn func(ctx context.Context, args A) error) {
+	w.declare(t.Name(), t.Options())
 	w.HandleFunc(t.Name(), func(ctx context.Context, j *job.Job) (any, error) {
 		args, err := t.Decode(j.Payload)
 		if err != nil {
@@ -29,6 +30,7 @@ func Handle[A any](w *Worker, t *job.Task[A], fn func(ctx context.Context, args 
 // HandleResult registers fn for a typed task whose result is an R; producers read it
 // with queue.WaitResult[R].
 func HandleResult[A, R any](w *Worker, t *job.Task[A], fn func(ctx context.Context, args A) (R, error)) {
+	w.declare(t.Name(), t.Options())
 	w.HandleFunc(t.Name(), func(ctx context.Context, j *job.Job) (any, error) {
 		args, err := t.Decode(j.Payload)
 		if err != nil {
@@ -36,6 +38,22 @@ func HandleResult[A, R any](w *Worker, t *job.Task[A], fn func(ctx context.Conte
 		}
 		return fn(ctx, args)
 	})
+}
+
+// declare keeps a typed task's options; Start stores them, so that jobs enqueued by
+// name (another service, the CLI, the HTTP API) get them too. Options that do not
+// validate panic, as NewTask does on a bad name: a programming error.
+func (w *Worker) declare(name string, opts []job.Option) {
+	o, err := job.DefaultOptions().Apply(opts...)
+	if err != nil {
+		panic(fmt.Sprintf("worker: task %q: %v", name, err))
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.declared == nil {
+		w.declared = map[string]job.Options{}
+	}
+	w.declared[name] = o
 }
 
 // HandleFunc registers h for the task named name. It panics on an invalid name or a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"sync"
@@ -28,6 +29,7 @@ type Worker struct {
 
 	mu         sync.Mutex
 	handlers   map[string]Handler
+	declared   map[string]job.Options // typed tasks' options, stored at Start
 	middleware []Middleware
 	started    bool
 
@@ -122,6 +124,12 @@ func (w *Worker) Start(ctx context.Context) error {
 		if err := w.store.RegisterQueue(ctx, q.Name); err != nil {
 			w.log.Warn("cannot declare queue yet", "queue", q.Name, "err", err)
 		}
+	}
+	w.mu.Lock()
+	declared := maps.Clone(w.declared)
+	w.mu.Unlock()
+	if err := w.store.SetTaskDefaults(ctx, declared); err != nil {
+		w.log.Warn("cannot store the tasks' declared options; jobs enqueued by name get the defaults", "err", err)
 	}
 	bgCtx, bgStop := context.WithCancel(context.WithoutCancel(ctx))
 	fetchCtx, fetchStop := context.WithCancel(bgCtx)

@@ -678,8 +678,8 @@ func testClusterWaitError(t *testing.T, rdb *redis.ClusterClient) {
 	// with nothing in the way, an empty wait times out quietly, and a nudge ends it
 	must(t, rdb.Del(context.Background(), s.Keys(qs[1]).Wake).Err())
 	start := time.Now()
-	wk, err := s.WaitForWork(context.Background(), rdb, qs, qs, "w-err", 300*time.Millisecond)
-	if err != nil || wk.Queue != "" || time.Since(start) < 250*time.Millisecond {
+	wk, err := s.WaitForWork(context.Background(), rdb, qs, qs, "w-err", time.Second) // BLPOP counts whole seconds
+	if err != nil || wk.Queue != "" || time.Since(start) < 900*time.Millisecond {
 		t.Fatalf("empty wait: %+v %v after %s", wk, err, time.Since(start))
 	}
 	must(t, s.Nudge(context.Background(), qs[1]))

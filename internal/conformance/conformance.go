@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -409,13 +410,16 @@ func testWait(t *testing.T, b *bundle) {
 		t.Fatalf("wait on failed: %v", err)
 	}
 	c := enqueue(t, b, "t", job.In(time.Hour))
+	// a client of its own, so that its subscription shows this waiter has started (b.c
+	// subscribed for the waits above already)
+	waiter := queue.NewClient(b.s.Redis(), queue.Config{})
+	defer waiter.Close()
+	channel := b.s.Keys("default").DoneChannel
+	before := numSub(b, channel)
 	done := make(chan error, 1)
-	go func() { _, err := c.Wait(b.ctx); done <- err }()
+	go func() { _, err := waiter.Handle("default", c.ID).Wait(b.ctx); done <- err }()
 	// cancel once the waiter is subscribed; a cancel before it is seen as not-found
-	testutil.Eventually(t, 5*time.Second, "waiter subscribed", func() bool {
-		n, _ := b.s.Redis().PubSubNumSub(b.ctx, b.s.Keys("default").DoneChannel).Result()
-		return n[b.s.Keys("default").DoneChannel] > 0
-	})
+	testutil.Eventually(t, 5*time.Second, "waiter subscribed", func() bool { return numSub(b, channel) > before })
 	must(t, b.c.Cancel(b.ctx, "default", c.ID))
 	if err := <-done; !errors.Is(err, job.ErrCanceled) {
 		t.Fatalf("wait on canceled: %v", err)
@@ -557,10 +561,7 @@ func testWaitGone(t *testing.T, b *bundle) {
 	p := enqueue(t, b, "t")
 	done := make(chan error, 1)
 	go func() { _, err := p.Wait(b.ctx); done <- err }()
-	testutil.Eventually(t, 5*time.Second, "waiter subscribed", func() bool {
-		n, _ := b.s.Redis().PubSubNumSub(b.ctx, b.s.Keys("default").DoneChannel).Result()
-		return n[b.s.Keys("default").DoneChannel] > 0
-	})
+	testutil.Eventually(t, 5*time.Second, "waiter subscribed", func() bool { return numSub(b, b.s.Keys("default").DoneChannel) > 0 })
 	_, err = b.c.Purge(b.ctx, "default", job.StatePending, nil)
 	must(t, err)
 	if err := <-done; !errors.Is(err, job.ErrCanceled) && !errors.Is(err, job.ErrNotFound) {
@@ -688,4 +689,20 @@ func testTrimIdle(t *testing.T, b *bundle) {
 	if c := counts(t, b, "default"); c.Succeeded != 2 {
 		t.Fatalf("cap of 2 left %d", c.Succeeded)
 	}
+}
+
+// numSub counts channel's subscribers; on a cluster, on every node (NUMSUB counts the
+// node it asks only).
+func numSub(b *bundle, channel string) int64 {
+	if cc, ok := b.s.Redis().(*redis.ClusterClient); ok {
+		var total atomic.Int64
+		_ = cc.ForEachShard(b.ctx, func(ctx context.Context, n *redis.Client) error {
+			m, err := n.PubSubNumSub(ctx, channel).Result()
+			total.Add(m[channel])
+			return err
+		})
+		return total.Load()
+	}
+	n, _ := b.s.Redis().PubSubNumSub(b.ctx, channel).Result()
+	return n[channel]
 }

@@ -290,11 +290,15 @@ func (s *Store) waitCluster(ctx context.Context, rdb redis.UniversalClient, read
 	results := make(chan clusterPop, len(queues)+1)
 	deadline := time.Now().Add(timeout)
 	blpop := func(queue string, keys ...string) {
-		for {
-			res, err := rdb.BLPop(ctx, max(time.Until(deadline), 10*time.Millisecond), keys...).Result()
+		for block := timeout; ; {
+			res, err := rdb.BLPop(ctx, block, keys...).Result()
 			if err == nil && strings.HasPrefix(res[1], waitToken) && res[1] != token {
-				// an earlier wait's token, not yet removed: not a wake-up
-				if time.Now().Before(deadline) {
+				// an earlier wait's token, not yet removed: not a wake-up. Block again
+				// for what is left, rounded up to BLPOP's whole seconds: returning
+				// early would leave this queue's hand-offs unheard while the worker
+				// still shows as idle
+				if left := time.Until(deadline); left > 0 {
+					block = (left + time.Second - 1).Truncate(time.Second)
 					continue
 				}
 				err = errRedisNil
