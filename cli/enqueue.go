@@ -100,9 +100,9 @@ func cmdEnqueue(ctx context.Context, e *env, args []string) int {
 	cf.add(fs)
 	var spec jobSpec
 	argsJSON := fs.String("args", "", "task arguments as JSON")
-	fs.StringVar(&spec.Queue, "queue", "", "queue (default \"default\")")
-	prio := fs.Int("priority", job.DefaultPriority, "priority 0-9 (9 runs first)")
-	retries := fs.Int("retries", job.DefaultRetries, "max retries")
+	fs.StringVar(&spec.Queue, "queue", "", "queue (default: the one the task's workers declare, else \"default\")")
+	prio := fs.Int("priority", job.DefaultPriority, "priority 0-9, 9 runs first (unset: the task's declared one)")
+	retries := fs.Int("retries", job.DefaultRetries, "max retries (unset: the task's declared ones)")
 	fs.StringVar(&spec.Timeout, "timeout", "", "time limit of one attempt, e.g. 5m")
 	fs.StringVar(&spec.In, "in", "", "run after this delay, e.g. 10m")
 	fs.StringVar(&spec.At, "at", "", "run at this time (RFC 3339)")
