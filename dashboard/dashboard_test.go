@@ -153,7 +153,7 @@ func TestViewsActionsAndEscaping(t *testing.T) {
 	}{
 		{"/api/queues/default/pause", nil, 200, `"paused":true`},
 		{"/api/queues/default/resume", nil, 200, `"paused":false`},
-		{"/api/queues/default/ranking", map[string]any{"mode": "active", "rule": "fixed", "w": 8}, 200, `"Mode":"active"`},
+		{"/api/queues/default/ranking", map[string]any{"mode": "active", "rule": "fixed", "w": 8}, 200, `"mode":"active"`},
 		{"/api/queues/default/ranking", map[string]any{"mode": "turbo"}, 400, "turbo"},
 		{"/api/queues/default/jobs/" + h.ID + "/cancel", nil, 200, "canceled"},
 		{"/api/queues/default/jobs/" + h.ID + "/cancel", nil, 404, "not found"},

@@ -246,5 +246,45 @@ func (h *Handler) beatList(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := ctxOf(r)
 	defer cancel()
 	st, err := h.cfg.Beat.List(ctx)
-	must200(w, st, err)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	out := make([]beatView, len(st))
+	for i, s := range st {
+		out[i] = beatView{Name: s.Name, Spec: s.Spec, TimeZone: s.TimeZone, Task: s.Task, Args: decoded(s.Args),
+			Queue: s.Queue, Disabled: s.Disabled, Overlap: string(s.Overlap), CatchUp: string(s.CatchUp), Error: s.Error}
+		if s.Priority != nil {
+			out[i].Priority = s.Priority
+		}
+		if !s.Next.IsZero() {
+			out[i].Next = &st[i].Next
+		}
+		if !s.LastTick.IsZero() {
+			out[i].LastTick = &st[i].LastTick
+		}
+		if s.LastJob != nil {
+			v := View(s.LastJob)
+			out[i].LastJob = &v
+		}
+	}
+	writeJSON(w, out)
+}
+
+// beatView is a beat entry as the JSON API shows it.
+type beatView struct {
+	Name     string     `json:"name"`
+	Spec     string     `json:"spec"`
+	TimeZone string     `json:"time_zone,omitempty"`
+	Task     string     `json:"task"`
+	Args     any        `json:"args"`
+	Queue    string     `json:"queue"`
+	Priority *int       `json:"priority,omitempty"`
+	Overlap  string     `json:"overlap,omitempty"`
+	CatchUp  string     `json:"catch_up,omitempty"`
+	Disabled bool       `json:"disabled"`
+	Next     *time.Time `json:"next,omitempty"`
+	LastTick *time.Time `json:"last_tick,omitempty"`
+	LastJob  *JobView   `json:"last_job,omitempty"`
+	Error    string     `json:"error,omitempty"`
 }

@@ -198,11 +198,14 @@ func (c *Client) Activity(ctx context.Context, queue string, minutes int) ([]Min
 
 // ActivitySummary sums minutes of a queue's activity.
 type ActivitySummary struct {
-	Minutes                    int
-	Succeeded, Failed, Retried int64
-	PerMinute                  float64 // succeeded jobs per minute
-	FailureRate                float64 // failed attempts (retried or not) / attempts; 0 without attempts
-	WaitMean, WaitMax          time.Duration
+	Minutes     int           `json:"minutes"`
+	Succeeded   int64         `json:"succeeded"`
+	Failed      int64         `json:"failed"`
+	Retried     int64         `json:"retried"`
+	PerMinute   float64       `json:"succeeded_per_minute"`
+	FailureRate float64       `json:"failure_rate"` // failed attempts (retried or not) / attempts; 0 without attempts
+	WaitMean    time.Duration `json:"wait_mean_ns"`
+	WaitMax     time.Duration `json:"wait_max_ns"`
 }
 
 // Summarize sums the activity of mins (as Activity returns them, the current minute

@@ -1,6 +1,7 @@
 package ranking
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -31,13 +32,25 @@ var ErrInvalidConfig = errors.New("chronoq: invalid ranking config")
 
 // Config is a queue's ranking configuration, kept in Redis.
 type Config struct {
-	Mode Mode
-	Rule Rule
+	Mode Mode `json:"mode"`
+	Rule Rule `json:"rule"`
 	// W is the aging weight of RuleFixed, in ms of waiting per ms of predicted work
-	// (0 is FIFO; +Inf is shortest-predicted-first without aging).
-	W float64
+	// (0 is FIFO; +Inf is shortest-predicted-first without aging; "inf" in JSON).
+	W float64 `json:"w"`
 	// Alpha is the weight of each new duration in the learned mean (EWMA), 0 < Alpha ≤ 1.
-	Alpha float64
+	Alpha float64 `json:"alpha"`
+}
+
+// MarshalJSON writes an infinite W as "inf", which JSON numbers cannot hold.
+func (c Config) MarshalJSON() ([]byte, error) {
+	type plain Config
+	if !math.IsInf(c.W, 1) {
+		return json.Marshal(plain(c))
+	}
+	return json.Marshal(struct {
+		plain
+		W string `json:"w"`
+	}{plain(c), "inf"})
 }
 
 // DefaultConfig is what a queue has until it is configured: fifo, and the rule and

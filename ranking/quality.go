@@ -16,21 +16,21 @@ type Sample struct {
 
 // TaskStats is what the queue has learned about one task type.
 type TaskStats struct {
-	Task   string
-	Count  int64
-	MeanMs float64 // decayed mean of the run time
-	StdMs  float64 // decayed standard deviation
-	Prior  float64 // configured prior, ms (0: none)
+	Task   string  `json:"task"`
+	Count  int64   `json:"count"`
+	MeanMs float64 `json:"mean_ms"`  // decayed mean of the run time
+	StdMs  float64 `json:"std_ms"`   // decayed standard deviation
+	Prior  float64 `json:"prior_ms"` // configured prior, ms (0: none)
 }
 
 // Quality measures predictions against what happened, over a window of samples.
 type Quality struct {
-	Samples      int
-	KendallTau   float64 // rank agreement of predicted and actual, -1..1
-	Spearman     float64 // rank correlation, -1..1
-	MAEMs        float64 // mean absolute error, ms
-	MAPE         float64 // mean absolute error relative to actual (0.25 = 25%)
-	MeanActualMs float64
+	Samples      int     `json:"samples"`
+	KendallTau   float64 `json:"kendall_tau"` // rank agreement of predicted and actual, -1..1
+	Spearman     float64 `json:"spearman"`    // rank correlation, -1..1
+	MAEMs        float64 `json:"mae_ms"`      // mean absolute error, ms
+	MAPE         float64 `json:"mape"`        // mean absolute error relative to actual (0.25 = 25%)
+	MeanActualMs float64 `json:"mean_actual_ms"`
 }
 
 // Measure computes the quality of samples (those with a prediction).

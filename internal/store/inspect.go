@@ -14,9 +14,16 @@ import (
 
 // Counts are a queue's job counts by state, plus its lifetime counters.
 type Counts struct {
-	Pending, Scheduled, Active, Failed, Succeeded int64
-	Processed, FailedTotal, Retried               int64 // counters since the queue began
-	Paused                                        bool
+	Pending   int64 `json:"pending"`
+	Scheduled int64 `json:"scheduled"`
+	Active    int64 `json:"active"`
+	Failed    int64 `json:"failed"`
+	Succeeded int64 `json:"succeeded"`
+	// counters since the queue began
+	Processed   int64 `json:"processed_total"`
+	FailedTotal int64 `json:"failed_total"`
+	Retried     int64 `json:"retried_total"`
+	Paused      bool  `json:"paused"`
 }
 
 // Counts reads a queue's counts in one round trip (counts and ranges, never scans).
