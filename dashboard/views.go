@@ -89,6 +89,8 @@ type recentView struct {
 	WaitMaxMs      float64      `json:"wait_max_ms"`
 	ByMinute       []minuteView `json:"by_minute"` // the last 15 minutes, oldest first
 	SucceededSpark string       `json:"-"`
+	Attempts       int64        `json:"-"` // in the window: no rate without any
+	Waits          int64        `json:"-"` // waits measured in the window
 }
 
 type minuteView struct {
@@ -112,6 +114,10 @@ func recent(mins []queue.Minute) recentView {
 	}
 	sum := queue.Summarize(mins[max(len(mins)-recentMinutes, 0):], time.Now())
 	v.Succeeded, v.Failed, v.Retried = sum.Succeeded, sum.Failed, sum.Retried
+	v.Attempts = sum.Succeeded + sum.Failed + sum.Retried
+	for _, m := range mins[max(len(mins)-recentMinutes, 0):] {
+		v.Waits += m.WaitCount
+	}
 	v.PerMinute, v.FailureRate = sum.PerMinute, sum.FailureRate
 	v.WaitMeanMs = float64(sum.WaitMean.Microseconds()) / 1000
 	v.WaitMaxMs = float64(sum.WaitMax.Microseconds()) / 1000
