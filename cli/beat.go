@@ -18,7 +18,7 @@ import (
 func cmdBeat(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "beat", "beat --config beat.yaml")
 	var cf connFlags
-	cf.add(fs)
+	cf.add(fs, e)
 	config := fs.String("config", envOr("CHRONOQ_BEAT_CONFIG", ""), "YAML file of beat entries (env CHRONOQ_BEAT_CONFIG)")
 	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return flagExit(err)

@@ -34,7 +34,23 @@ const (
 // exit code. register adds the user's tasks to every worker the command starts; nil
 // means the demo tasks.
 func Main(args []string, register func(w *worker.Worker)) int {
-	return run(args, register, os.Stdout, os.Stderr)
+	return MainWith(args, Options{Register: register})
+}
+
+// Options configure MainWith.
+type Options struct {
+	// Register adds the user's tasks to every worker a command starts (nil: the demo
+	// tasks).
+	Register func(w *worker.Worker)
+	// Connect, when set, opens Redis instead of --redis / CHRONOQ_REDIS_URL: for client
+	// settings a URL cannot express (a custom TLS config or dialer, credentials from a
+	// secret store). Every command uses it; the client is closed when the command ends.
+	Connect func(ctx context.Context) (redis.UniversalClient, error)
+}
+
+// MainWith is Main with more to configure.
+func MainWith(args []string, o Options) int {
+	return run(args, o, os.Stdout, os.Stderr)
 }
 
 type command struct {
@@ -44,6 +60,7 @@ type command struct {
 
 type env struct {
 	register func(w *worker.Worker)
+	connect  func(ctx context.Context) (redis.UniversalClient, error) // nil: from the URL
 	out, err io.Writer
 	cmd      string // the command running, for messages
 }
@@ -155,11 +172,12 @@ func cmdVersion(ctx context.Context, e *env, args []string) int {
 	return ExitOK
 }
 
-func run(args []string, register func(w *worker.Worker), out, errw io.Writer) int {
+func run(args []string, o Options, out, errw io.Writer) int {
+	register := o.Register
 	if register == nil {
 		register = RegisterDemo
 	}
-	e := &env{register: register, out: out, err: errw}
+	e := &env{register: register, connect: o.Connect, out: out, err: errw}
 	if len(args) == 2 && args[0] == "help" { // help COMMAND is COMMAND --help
 		args = []string{args[1], "--help"}
 	}
@@ -194,12 +212,14 @@ type connFlags struct {
 	url       string
 	namespace string
 	verbose   bool
+	custom    func(ctx context.Context) (redis.UniversalClient, error) // Options.Connect
 }
 
-func (c *connFlags) add(fs *flag.FlagSet) { c.addWith(fs, "", "") }
+func (c *connFlags) add(fs *flag.FlagSet, e *env) { c.addWith(fs, e, "", "") }
 
 // addWith takes defaults from a config file (below the environment).
-func (c *connFlags) addWith(fs *flag.FlagSet, fileURL, fileNamespace string) {
+func (c *connFlags) addWith(fs *flag.FlagSet, e *env, fileURL, fileNamespace string) {
+	c.custom = e.connect
 	fs.StringVar(&c.url, "redis", pick("CHRONOQ_REDIS_URL", fileURL, "redis://127.0.0.1:6379/0"), "Redis URL: redis:// or rediss://, with ?master_name=M for Sentinel, redis+cluster:// for Cluster (env CHRONOQ_REDIS_URL)")
 	fs.Lookup("redis").DefValue = Redact(c.url) // --help must not show a password
 	fs.StringVar(&c.namespace, "namespace", pick("CHRONOQ_NAMESPACE", fileNamespace, "chronoq"), "key namespace (env CHRONOQ_NAMESPACE)")
@@ -222,6 +242,19 @@ func (c *connFlags) logger(w io.Writer) *slog.Logger {
 //	redis+cluster://host:port?addr=host2:port                    Redis Cluster
 func (c *connFlags) connect(ctx context.Context) (redis.UniversalClient, error) {
 	redis.SetLogger(redisLog{verbose: c.verbose})
+	if c.custom != nil {
+		rdb, err := c.custom(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("cannot reach Redis: %w", err)
+		}
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if err := rdb.Ping(pctx).Err(); err != nil {
+			_ = rdb.Close()
+			return nil, fmt.Errorf("cannot reach Redis (Options.Connect): %v", err)
+		}
+		return rdb, nil
+	}
 	rdb, err := openURL(c.url)
 	if err != nil {
 		// the parser's message quotes the URL: show it redacted

@@ -21,7 +21,7 @@ import (
 func cmdDashboard(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "dashboard", "dashboard [--addr 127.0.0.1:8080] [--user U | --token T] [--read-only]")
 	var cf connFlags
-	cf.add(fs)
+	cf.add(fs, e)
 	addr := fs.String("addr", envOr("CHRONOQ_DASHBOARD_ADDR", "127.0.0.1:8080"), "listen address (env CHRONOQ_DASHBOARD_ADDR)")
 	user := fs.String("user", envOr("CHRONOQ_DASHBOARD_USER", ""), "basic auth user (env CHRONOQ_DASHBOARD_USER)")
 	token := fs.String("token", "", "bearer token (better: env CHRONOQ_DASHBOARD_TOKEN)")

@@ -6,4 +6,7 @@
 //			worker.Handle(w, tasks.Resize, resize)
 //		}))
 //	}
+//
+// MainWith also takes a func that opens Redis, for client settings a URL cannot
+// express; every subcommand then uses it.
 package cli

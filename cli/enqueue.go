@@ -97,7 +97,7 @@ func (s jobSpec) request() (queue.Request, error) {
 func cmdEnqueue(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "enqueue", "enqueue TASK [--args JSON] [--queue Q] [--priority 0-9] [--in 10m | --at TIME] [--key K] [--wait 30s]\n       chronoq-worker enqueue --file jobs.jsonl   (one {\"task\":..., \"args\":..., \"queue\":...} per line; - for stdin)")
 	var cf connFlags
-	cf.add(fs)
+	cf.add(fs, e)
 	var spec jobSpec
 	argsJSON := fs.String("args", "", "task arguments as JSON")
 	fs.StringVar(&spec.Queue, "queue", "", "queue (default: the one the task's workers declare, else \"default\")")

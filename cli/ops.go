@@ -35,7 +35,7 @@ type opsCommand struct {
 func (o opsCommand) exec(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, e.cmd, o.synopsis)
 	var cf connFlags
-	cf.add(fs)
+	cf.add(fs, e)
 	if o.flags != nil {
 		o.flags(fs)
 	}

@@ -16,7 +16,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	}
 	fs := newFlags(e, "run", "run [--queues ml:1:4,data:2,default] [--concurrency 10] [--beat] [--config FILE]")
 	var cf connFlags
-	cf.addWith(fs, fc.Redis, fc.Namespace)
+	cf.addWith(fs, e, fc.Redis, fc.Namespace)
 	fs.String("config", "", "YAML file of these settings (env CHRONOQ_CONFIG); flags and env override it")
 	queues := fs.String("queues", pick("CHRONOQ_QUEUES", fc.queuesSpec(), "default"),
 		"queues as name[:weight[:concurrency]],... (env CHRONOQ_QUEUES)")
