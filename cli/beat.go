@@ -50,7 +50,7 @@ func cmdBeat(ctx context.Context, e *env, args []string) int {
 	}
 	runCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log.Info("beat started", "entries from file", len(entries))
+	log.Info("beat started", "redis", Redact(cf.url), "entries from file", len(entries))
 	if err := b.Run(runCtx); err != nil {
 		fmt.Fprintln(e.err, "chronoq-worker beat:", err)
 		return ExitFailure

@@ -46,7 +46,8 @@ func loadConfig(path string) (fileConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return c, fmt.Errorf("config %s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		msg := strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: "), " in type cli.fileConfig", "")
+		return c, fmt.Errorf("config %s: %s (known keys: redis, namespace, queues, strict, concurrency, shutdown_timeout, beat, beat_config, metrics_addr)", path, msg)
 	}
 	for i, q := range c.Queues {
 		if q.Name == "" {

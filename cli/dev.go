@@ -152,6 +152,7 @@ func serveDevDashboard(addr string, c *queue.Client, b *beat.Beat, reg prometheu
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		log.Warn("dashboard address taken; using another port", "addr", addr, "err", err)
 		ln, err = net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return "", nil, err

@@ -113,7 +113,11 @@ func cmdJob(ctx context.Context, e *env, args []string) int {
 				row("result", string(out))
 			}
 			if j.LastError != "" {
-				row("error", j.LastError)
+				label := "error"
+				if j.State != job.StateFailed {
+					label = "earlier error" // of a failed attempt before this one
+				}
+				row(label, j.LastError)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -434,12 +438,21 @@ func showRanking(ctx context.Context, w io.Writer, c *queue.Client, q string) er
 func cmdInfo(ctx context.Context, e *env, args []string) int {
 	var watch time.Duration
 	var asJSON bool
+	var redisFlag *flag.Flag
 	return opsCommand{synopsis: "info [--watch 2s] [--json]", least: 0, most: 0,
 		flags: func(fs *flag.FlagSet) {
+			redisFlag = fs.Lookup("redis")
 			fs.DurationVar(&watch, "watch", 0, "refresh at this interval until Ctrl-C, like top")
 			fs.BoolVar(&asJSON, "json", false, "print JSON (once)")
 		},
 		run: func(ctx context.Context, e *env, c *queue.Client, _ []string) error {
+			if !asJSON { // which Redis: an unset variable must not pass for an empty system
+				where := Redact(redisFlag.Value.String())
+				if e.connect != nil {
+					where = "from the program's own client"
+				}
+				fmt.Fprintf(e.out, "redis %s, namespace %s\n\n", where, c.Store().Namespace())
+			}
 			if watch <= 0 || asJSON {
 				return info(ctx, e.out, c, asJSON)
 			}

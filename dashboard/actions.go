@@ -61,6 +61,7 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	w.Header().Set("X-Chronoq-Job", hd.ID)
 	w.WriteHeader(http.StatusCreated)
 	writeJSON(w, map[string]any{"id": hd.ID, "queue": hd.Queue, "existing": hd.Existing})
 	return nil

@@ -146,7 +146,14 @@ func (h *Handler) action(name string, fn func(w http.ResponseWriter, r *http.Req
 			writeErr(w, status(err), err)
 			return
 		}
-		h.log.Info("dashboard action", "action", name, "queue", r.PathValue("queue"), "id", r.PathValue("id"), "from", r.RemoteAddr)
+		attrs := []any{"action", name, "queue", r.PathValue("queue")}
+		if id := r.PathValue("id"); id != "" {
+			attrs = append(attrs, "id", id)
+		}
+		if id := w.Header().Get("X-Chronoq-Job"); id != "" { // an enqueue names the job it made
+			attrs = append(attrs, "id", id)
+		}
+		h.log.Info("dashboard action", append(attrs, "from", r.RemoteAddr)...)
 	}
 }
 

@@ -36,8 +36,10 @@ func (t *Task[A]) Encode(args A) ([]byte, error) { return EncodeArgs(args) }
 // Decode turns a job's payload into the task's argument type.
 func (t *Task[A]) Decode(payload []byte) (A, error) {
 	var a A
-	err := DecodeArgs(payload, &a)
-	return a, err
+	if err := DecodeArgs(payload, &a); err != nil {
+		return a, fmt.Errorf("args of task %q do not fit %T: %w", t.name, a, err)
+	}
+	return a, nil
 }
 
 // EncodeArgs encodes any msgpack-able value as a payload.
