@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,7 +17,13 @@ import (
 // cmdBeat runs a beat: the entries of --config (stored in Redis, where every replica
 // sees them) plus any stored there already. Run as many replicas as you like.
 func cmdBeat(ctx context.Context, e *env, args []string) int {
-	fs := newFlags(e, "beat", "beat --config beat.yaml")
+	if len(args) > 0 {
+		switch args[0] {
+		case "list", "enable", "disable", "delete":
+			return cmdBeatEntries(ctx, e, args[0], args[1:])
+		}
+	}
+	fs := newFlags(e, "beat", "beat --config beat.yaml   (run a beat)\n       chronoq-worker beat list | enable NAME | disable NAME | delete NAME")
 	var cf connFlags
 	cf.add(fs, e)
 	config := fs.String("config", envOr("CHRONOQ_BEAT_CONFIG", ""), "YAML file of beat entries (env CHRONOQ_BEAT_CONFIG)")
@@ -106,4 +113,49 @@ func declareEntryQueues(ctx context.Context, c *queue.Client, entries []beat.Ent
 		}
 	}
 	return nil
+}
+
+// cmdBeatEntries lists or changes the stored entries; every running beat sees a change
+// at once.
+func cmdBeatEntries(ctx context.Context, e *env, verb string, args []string) int {
+	least := 1
+	if verb == "list" {
+		least = 0
+	}
+	var asJSON bool
+	return opsCommand{synopsis: "beat " + verb + map[bool]string{true: "", false: " NAME"}[verb == "list"], least: least, most: least,
+		flags: func(fs *flag.FlagSet) {
+			if verb == "list" {
+				fs.BoolVar(&asJSON, "json", false, "print JSON")
+			}
+		},
+		run: func(ctx context.Context, e *env, c *queue.Client, pos []string) error {
+			b, err := beat.New(c, beat.Config{})
+			if err != nil {
+				return err
+			}
+			if verb == "list" {
+				st, err := b.List(ctx)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(e.out, st)
+				}
+				return printBeat(e.out, st)
+			}
+			switch verb {
+			case "enable":
+				err = b.Enable(ctx, pos[0])
+			case "disable":
+				err = b.Disable(ctx, pos[0])
+			case "delete":
+				err = b.Delete(ctx, pos[0])
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.out, "beat entry %s: %s\n", pos[0], map[string]string{"enable": "enabled", "disable": "disabled", "delete": "deleted"}[verb])
+			return nil
+		}}.exec(ctx, e, args)
 }

@@ -139,6 +139,20 @@ func TestBinary(t *testing.T) {
 			n, _ := c.Counts(context.Background(), "reports")
 			return n.Pending >= 1
 		})
+		// the stored entries, listed and changed from the command line
+		out, errOut, code := runBin(t, bin, nil, "beat", "list", "--redis", redisURL)
+		if code != 0 || !strings.Contains(out, "early") || !strings.Contains(out, "@every 1s") {
+			t.Fatalf("beat list: %d %s %s", code, out, errOut)
+		}
+		if out, _, code := runBin(t, bin, nil, "beat", "disable", "early", "--redis", redisURL); code != 0 || !strings.Contains(out, "disabled") {
+			t.Fatalf("beat disable: %d %s", code, out)
+		}
+		if out, _, _ := runBin(t, bin, nil, "beat", "list", "--redis", redisURL); !strings.Contains(out, "disabled") {
+			t.Fatalf("not shown disabled: %s", out)
+		}
+		if _, errOut, code := runBin(t, bin, nil, "beat", "delete", "nope", "--redis", redisURL); code != 3 || !strings.Contains(errOut, `"nope"`) {
+			t.Fatalf("beat delete of an unknown entry: %d %s", code, errOut)
+		}
 	})
 
 	t.Run("run --beat fires a recurring job in the worker", func(t *testing.T) {

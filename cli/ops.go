@@ -556,24 +556,47 @@ func info(ctx context.Context, w io.Writer, c *queue.Client, asJSON bool) error 
 		fmt.Fprintln(tw, "(no live worker)")
 	}
 	if len(r.Beat) > 0 {
-		fmt.Fprintf(tw, "\nBEAT ENTRY\tSPEC\tTASK\tQUEUE\tNEXT\tLAST\t\n")
-		for _, s := range r.Beat {
-			next, last := "-", "-"
-			if !s.Next.IsZero() {
-				next = s.Next.Local().Format("2006-01-02 15:04:05")
-			}
-			if !s.LastTick.IsZero() {
-				last = s.LastTick.Local().Format("2006-01-02 15:04:05")
-			}
-			state := ""
-			if s.Disabled {
-				state = "disabled"
-			}
-			if s.Error != "" {
-				state = "error: " + s.Error
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Spec, s.Task, s.Queue, next, last, state)
-		}
+		fmt.Fprintln(tw)
+		beatTable(tw, r.Beat)
 	}
+	return tw.Flush()
+}
+
+// beatTable writes beat entries as rows; times are shown in each entry's zone.
+func beatTable(tw io.Writer, st []beat.Status) {
+	fmt.Fprintf(tw, "BEAT ENTRY\tSPEC\tTASK\tQUEUE\tNEXT\tLAST FIRED\t\n")
+	for _, s := range st {
+		loc := time.UTC
+		if l, err := time.LoadLocation(s.TimeZone); err == nil && s.TimeZone != "" {
+			loc = l
+		}
+		show := func(t time.Time) string {
+			if t.IsZero() {
+				return "-"
+			}
+			return t.In(loc).Format("2006-01-02 15:04:05 MST")
+		}
+		last := "-"
+		if s.LastJob != nil { // a tick that fired, not the entry's starting point
+			last = show(s.LastTick)
+		}
+		state := ""
+		if s.Disabled {
+			state = "disabled"
+		}
+		if s.Error != "" {
+			state = "error: " + s.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Spec, s.Task, s.Queue, show(s.Next), last, state)
+	}
+}
+
+func printBeat(w io.Writer, st []beat.Status) error {
+	if len(st) == 0 {
+		_, err := fmt.Fprintln(w, "no beat entry stored")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	beatTable(tw, st)
 	return tw.Flush()
 }
