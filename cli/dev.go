@@ -14,9 +14,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/chronoq/chronoq/beat"
 	"github.com/chronoq/chronoq/dashboard"
+	"github.com/chronoq/chronoq/internal/devredis"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
@@ -36,15 +36,12 @@ func cmdDev(ctx context.Context, e *env, args []string) int {
 	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return flagExit(err)
 	}
-	m := miniredis.NewMiniRedis()
-	if err := m.StartAddr(*addr); err != nil {
+	m, stopRedis, err := devredis.Embedded(*addr)
+	if err != nil {
 		fmt.Fprintln(e.err, "chronoq-worker dev: embedded Redis:", err)
 		return ExitFailure
 	}
-	defer m.Close()
-	// miniredis expires keys only when told time has passed: drive its clock
-	stopClock := driveClock(m)
-	defer stopClock()
+	defer stopRedis()
 
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer rdb.Close()
@@ -175,25 +172,6 @@ func registerMissingDemo(w *worker.Worker) {
 	if !have[DemoAdd.Name()] && !have[DemoSleep.Name()] && !have[DemoFlaky.Name()] {
 		RegisterDemo(w)
 	}
-}
-
-func driveClock(m *miniredis.Miniredis) func() {
-	done := make(chan struct{})
-	go func() {
-		last := time.Now()
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-t.C:
-				m.FastForward(now.Sub(last))
-				last = now
-			}
-		}
-	}()
-	return func() { close(done) }
 }
 
 // runDemo enqueues a mix of jobs and prints each one's outcome as it ends; it returns

@@ -23,7 +23,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
+	"github.com/chronoq/chronoq/internal/devredis"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/ranking"
@@ -63,7 +63,7 @@ const (
 )
 
 func main() {
-	rdb, stop, err := connect()
+	rdb, stop, err := devredis.Open()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "learnedorder:", err)
 		os.Exit(1)
@@ -73,23 +73,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "learnedorder:", err)
 		os.Exit(1)
 	}
-}
-
-func connect() (*redis.Client, func(), error) {
-	if url := os.Getenv("CHRONOQ_REDIS_URL"); url != "" {
-		opt, err := redis.ParseURL(url)
-		if err != nil {
-			return nil, nil, err
-		}
-		rdb := redis.NewClient(opt)
-		return rdb, func() { rdb.Close() }, nil
-	}
-	m, err := miniredis.Run()
-	if err != nil {
-		return nil, nil, err
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	return rdb, func() { rdb.Close(); m.Close() }, nil
 }
 
 // outcome is one drain of the backlog.

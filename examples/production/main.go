@@ -37,8 +37,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/chronoq/chronoq/beat"
+	"github.com/chronoq/chronoq/internal/devredis"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
@@ -60,7 +60,7 @@ func main() {
 	flag.DurationVar(&s.Backoff, "backoff", 200*time.Millisecond, "base of the retry backoff (the tasks declare 1m, as the seed)")
 	flag.DurationVar(&s.Work, "work", 100*time.Millisecond, "how long each stand-in training or CSV job works")
 	flag.Parse()
-	rdb, stop, err := connect()
+	rdb, stop, err := devredis.Open()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "production:", err)
 		os.Exit(1)
@@ -72,23 +72,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "production:", err)
 		os.Exit(1)
 	}
-}
-
-func connect() (*redis.Client, func(), error) {
-	if url := os.Getenv("CHRONOQ_REDIS_URL"); url != "" {
-		opt, err := redis.ParseURL(url)
-		if err != nil {
-			return nil, nil, err
-		}
-		rdb := redis.NewClient(opt)
-		return rdb, func() { rdb.Close() }, nil
-	}
-	m, err := miniredis.Run()
-	if err != nil {
-		return nil, nil, err
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	return rdb, func() { rdb.Close(); m.Close() }, nil
 }
 
 // queueSlots are the seed's worker concurrencies per queue.

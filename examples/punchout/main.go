@@ -16,7 +16,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
+	"github.com/chronoq/chronoq/internal/devredis"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
@@ -47,7 +47,7 @@ func punchOut(ctx context.Context, c *queue.Client, employee int) error {
 func main() {
 	shift := flag.Duration("shift", 2*time.Second, "longest shift before the automatic punch-out")
 	flag.Parse()
-	rdb, stop, err := connect()
+	rdb, stop, err := devredis.Open()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "punchout:", err)
 		os.Exit(1)
@@ -57,23 +57,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "punchout:", err)
 		os.Exit(1)
 	}
-}
-
-func connect() (*redis.Client, func(), error) {
-	if url := os.Getenv("CHRONOQ_REDIS_URL"); url != "" {
-		opt, err := redis.ParseURL(url)
-		if err != nil {
-			return nil, nil, err
-		}
-		rdb := redis.NewClient(opt)
-		return rdb, func() { rdb.Close() }, nil
-	}
-	m, err := miniredis.Run()
-	if err != nil {
-		return nil, nil, err
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	return rdb, func() { rdb.Close(); m.Close() }, nil
 }
 
 // run plays a morning at the time clock: three employees punch in, one punches in again

@@ -20,7 +20,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
+	"github.com/chronoq/chronoq/internal/devredis"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
@@ -53,7 +53,7 @@ var (
 const delay = time.Second
 
 func main() {
-	rdb, stop, err := connect()
+	rdb, stop, err := devredis.Open()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
@@ -63,25 +63,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
-}
-
-// connect uses CHRONOQ_REDIS_URL when set, else an embedded Redis (miniredis) so that
-// the example runs with nothing installed.
-func connect() (*redis.Client, func(), error) {
-	if url := os.Getenv("CHRONOQ_REDIS_URL"); url != "" {
-		opt, err := redis.ParseURL(url)
-		if err != nil {
-			return nil, nil, err
-		}
-		rdb := redis.NewClient(opt)
-		return rdb, func() { rdb.Close() }, nil
-	}
-	m, err := miniredis.Run()
-	if err != nil {
-		return nil, nil, err
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	return rdb, func() { rdb.Close(); m.Close() }, nil
 }
 
 func run(ctx context.Context, rdb *redis.Client, out io.Writer) error {
