@@ -97,6 +97,7 @@ func startBeat(ctx context.Context, c *queue.Client, path string, log *slog.Logg
 	bctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = b.Run(bctx) }()
+	log.Info("beat started in the worker", "entries from file", len(entries))
 	return func() { cancel(); <-done }, nil
 }
 
