@@ -97,21 +97,10 @@ func (h *Handler) csrfToken(w http.ResponseWriter, r *http.Request) string {
 }
 
 func (h *Handler) overviewPage(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := ctxOf(r)
-	defer cancel()
-	names, err := h.c.Queues(ctx)
+	qs, err := h.queueViews(r)
 	if err != nil {
 		writeErr(w, status(err), err)
 		return
-	}
-	var qs []queueView
-	for _, n := range names {
-		v, err := h.queueView(r, n)
-		if err != nil {
-			writeErr(w, status(err), err)
-			return
-		}
-		qs = append(qs, v)
 	}
 	h.render(w, r, "overview", "Queues", qs)
 }
@@ -154,15 +143,8 @@ func (h *Handler) jobPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) rankingPage(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := ctxOf(r)
-	defer cancel()
 	q := r.PathValue("queue")
-	stats, err := h.c.RankingStats(ctx, q)
-	if err != nil {
-		writeErr(w, status(err), err)
-		return
-	}
-	rep, err := h.c.RankingQuality(ctx, q, 1000)
+	stats, rep, err := h.rankingReport(r, q)
 	if err != nil {
 		writeErr(w, status(err), err)
 		return

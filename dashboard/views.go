@@ -156,24 +156,28 @@ func (h *Handler) queueView(r *http.Request, name string) (queueView, error) {
 	return queueView{Name: name, Counts: c, Ranking: rc, Recent: recent(mins)}, err
 }
 
-func (h *Handler) queues(w http.ResponseWriter, r *http.Request) {
+// queueViews is every queue's view, for the overview page and GET /api/queues.
+func (h *Handler) queueViews(r *http.Request) ([]queueView, error) {
 	ctx, cancel := ctxOf(r)
 	defer cancel()
 	names, err := h.c.Queues(ctx)
 	if err != nil {
-		writeErr(w, status(err), err)
-		return
+		return nil, err
 	}
 	out := []queueView{}
 	for _, n := range names {
 		v, err := h.queueView(r, n)
 		if err != nil {
-			writeErr(w, status(err), err)
-			return
+			return nil, err
 		}
 		out = append(out, v)
 	}
-	writeJSON(w, out)
+	return out, nil
+}
+
+func (h *Handler) queues(w http.ResponseWriter, r *http.Request) {
+	qs, err := h.queueViews(r)
+	must200(w, qs, err)
 }
 
 func (h *Handler) queueInfo(w http.ResponseWriter, r *http.Request) {
@@ -217,16 +221,21 @@ func (h *Handler) job(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, View(j))
 }
 
-func (h *Handler) ranking(w http.ResponseWriter, r *http.Request) {
+// rankingReport is a queue's learned statistics and quality, for the ranking page
+// and GET /api/queues/{q}/ranking.
+func (h *Handler) rankingReport(r *http.Request, q string) ([]ranking.TaskStats, queue.RankingReport, error) {
 	ctx, cancel := ctxOf(r)
 	defer cancel()
-	q := r.PathValue("queue")
 	stats, err := h.c.RankingStats(ctx, q)
 	if err != nil {
-		writeErr(w, status(err), err)
-		return
+		return nil, queue.RankingReport{}, err
 	}
 	rep, err := h.c.RankingQuality(ctx, q, 1000)
+	return stats, rep, err
+}
+
+func (h *Handler) ranking(w http.ResponseWriter, r *http.Request) {
+	stats, rep, err := h.rankingReport(r, r.PathValue("queue"))
 	if err != nil {
 		writeErr(w, status(err), err)
 		return
