@@ -33,7 +33,8 @@ func (s *Store) Counts(ctx context.Context, queue string) (Counts, error) {
 	if err != nil {
 		return Counts{}, err
 	}
-	pipe := s.rdb.Pipeline()
+	// MULTI, so that a job moving between states is counted once, never twice or not at all
+	pipe := s.rdb.TxPipeline()
 	lanes := make([]*redis.IntCmd, len(members))
 	for i, m := range members {
 		lanes[i] = pipe.ZCard(ctx, k.Lane(m))
@@ -65,7 +66,7 @@ func (s *Store) PendingIDs(ctx context.Context, queue string, offset, limit int)
 	if err != nil {
 		return nil, err
 	}
-	pipe := s.rdb.Pipeline()
+	pipe := s.rdb.TxPipeline() // one snapshot of the index and the lanes
 	heads := make([]*redis.ZSliceCmd, len(members))
 	idx := pipe.ZRangeWithScores(ctx, k.Index, 0, -1)
 	for i, m := range members {
@@ -148,7 +149,9 @@ func (s *Store) Jobs(ctx context.Context, queue string, ids []string) ([]*job.Jo
 		return nil, nil
 	}
 	k := s.Keys(queue)
-	pipe := s.rdb.Pipeline()
+	// MULTI: a plain pipeline lets an ack run between the reads, and a job would show
+	// as succeeded with its result not yet read
+	pipe := s.rdb.TxPipeline()
 	recs := pipe.HMGet(ctx, k.Records, ids...)
 	atts := pipe.HMGet(ctx, k.Attempts, ids...)
 	errs := pipe.HMGet(ctx, k.Errors, ids...)
