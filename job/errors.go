@@ -23,7 +23,8 @@ var (
 	// ErrLeaseExpired means the worker running the job stopped renewing its lease (it
 	// crashed or lost Redis) and the job was taken back.
 	ErrLeaseExpired = errors.New("chronoq: lease expired, worker lost")
-	// ErrCanceled is returned by Wait for a job canceled before it ran.
+	// ErrCanceled is returned by Wait for a canceled job, and is the cause
+	// (context.Cause) of a running job's context when the job is asked to stop.
 	ErrCanceled = errors.New("chronoq: job canceled")
 	// ErrJobFailed is wrapped by the error Wait returns for a job that ended failed.
 	ErrJobFailed = errors.New("chronoq: job failed")

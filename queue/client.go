@@ -144,7 +144,7 @@ func mapErr(err error, id string) error {
 
 // Errors of queue operations.
 var (
-	ErrJobActive = errors.New("chronoq: job is running; it cannot be canceled or deleted")
+	ErrJobActive = errors.New("chronoq: job is running; it cannot be canceled or deleted (StopJob stops it)")
 	ErrJobEnded  = errors.New("chronoq: job has already ended")
 )
 

@@ -66,16 +66,30 @@ func (c *Client) FindJob(ctx context.Context, id string) (*job.Job, error) {
 	return nil, &JobError{ID: id, Err: job.ErrNotFound}
 }
 
-// Cancel removes a pending or scheduled job. A running job gives ErrJobActive, an
-// ended one ErrJobEnded, an unknown one job.ErrNotFound. Waiters get job.ErrCanceled.
+// Cancel removes a pending or scheduled job. A running job gives ErrJobActive (see
+// StopJob), an ended one ErrJobEnded, an unknown one job.ErrNotFound. Waiters get
+// job.ErrCanceled.
 func (c *Client) Cancel(ctx context.Context, queue, id string) error {
-	_, _, err := c.store.Cancel(ctx, queue, id, "", false)
+	_, _, err := c.store.Cancel(ctx, queue, id, "", "cancel")
 	return mapErr(err, id)
+}
+
+// StopJob cancels a job whatever its state, like Celery's revoke(terminate=True) or
+// asynq's CancelProcessing. A waiting job is canceled at once, as by Cancel. A running
+// one is asked to stop (running is true): its worker cancels the func's context, with
+// cause job.ErrCanceled, within milliseconds (at the latest at its next lease renewal),
+// and the job ends canceled once the func returns an error, or after the worker's
+// HardDeadlineGrace if it ignores its context. A func that returns nil anyway has
+// finished its work: it ends succeeded. A stopped job is never retried, even when its
+// worker dies. An ended job gives ErrJobEnded.
+func (c *Client) StopJob(ctx context.Context, queue, id string) (running bool, err error) {
+	how, _, err := c.store.Cancel(ctx, queue, id, "", "stop")
+	return how == "stopping", mapErr(err, id)
 }
 
 // Delete removes a job in any state but active.
 func (c *Client) Delete(ctx context.Context, queue, id string) error {
-	_, _, err := c.store.Cancel(ctx, queue, id, "", true)
+	_, _, err := c.store.Cancel(ctx, queue, id, "", "delete")
 	return mapErr(err, id)
 }
 
@@ -147,7 +161,7 @@ func (c *Client) JobByKey(ctx context.Context, queue, key string) (*job.Job, err
 // punched out by hand, so the automatic punch-out goes). An unknown key gives an error
 // wrapping job.ErrNotFound that names the key.
 func (c *Client) CancelKey(ctx context.Context, queue, key string) error {
-	how, id, err := c.store.Cancel(ctx, queue, "", key, false)
+	how, id, err := c.store.Cancel(ctx, queue, "", key, "cancel")
 	if how == "notfound" {
 		return keyErr(err, key)
 	}

@@ -41,8 +41,9 @@ type Config struct {
 	// ShutdownTimeout is how long Stop lets running jobs finish before handing them
 	// back to pending (default 30s).
 	ShutdownTimeout time.Duration
-	// HardDeadlineGrace is how long past its timeout a job that ignores its context may
-	// run before the worker fails it and frees its slot (default 5s).
+	// HardDeadlineGrace is how long past its timeout, or past a request to stop it
+	// (queue.Client.StopJob), a job that ignores its context may run before the worker
+	// ends it and frees its slot (default 5s).
 	HardDeadlineGrace time.Duration
 	// IdleBlock is the longest a worker blocks waiting for work before checking again
 	// (default 5s, at least 1s: BLPOP's unit). Work normally wakes it at once; this

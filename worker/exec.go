@@ -89,20 +89,13 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 				due.Format(time.RFC3339), now.Sub(due).Round(time.Millisecond), j.Options.LateBy))
 		}
 	}
-	ctx, cancel := context.WithCancel(w.jobsCtx)
+	ctx, cancel := context.WithCancelCause(w.jobsCtx)
 	r := &running{j: j, queue: queueName, started: now, cancel: cancel, unclaimed: claimed != nil, predicted: f.Predicted, due: due}
-	w.mu.Lock()
-	w.held[j.ID] = r
-	w.perQueue[queueName]++
-	w.free--
-	w.mu.Unlock()
-	w.jobs.Add(1)
-
 	var once sync.Once
 	decide := func(out outcome, record bool) {
 		once.Do(func() {
 			defer w.jobs.Done()
-			cancel()
+			cancel(nil)
 			if !record {
 				return
 			}
@@ -118,6 +111,13 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 			w.finish(r, out)
 		})
 	}
+	r.decide = decide // before the job is seen in held (stopJob reads it)
+	w.mu.Lock()
+	w.held[j.ID] = r
+	w.perQueue[queueName]++
+	w.free--
+	w.mu.Unlock()
+	w.jobs.Add(1)
 	if early != nil {
 		go decide(outcome{err: early}, true)
 		return r
@@ -189,8 +189,38 @@ func call(ctx context.Context, h Handler, j *job.Job) (o outcome) {
 	return o
 }
 
+// stopJob asks the running job id, if this worker holds it, to stop: its context is
+// canceled with cause job.ErrCanceled, and if it has not returned after the hard
+// deadline grace it is ended canceled and its slot freed. One that already ended has
+// its stale request dropped.
+func (w *Worker) stopJob(queueName, id string) {
+	w.mu.Lock()
+	r := w.held[id]
+	if r == nil || r.queue != queueName || r.stopAsked {
+		w.mu.Unlock()
+		return
+	}
+	r.stopAsked = true
+	done := r.done
+	w.mu.Unlock()
+	if done { // decided before it heard; the request is stale
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = w.store.ClearStops(ctx, queueName, id)
+		}()
+		return
+	}
+	w.log.Info("stopping a job on request", "job", id, "task", r.j.Task, "queue", queueName)
+	r.cancel(fmt.Errorf("%w: asked to stop", job.ErrCanceled))
+	time.AfterFunc(w.cfg.HardDeadlineGrace, func() {
+		r.decide(outcome{err: fmt.Errorf("%w: asked to stop, still running %s later; abandoned", job.ErrCanceled, w.cfg.HardDeadlineGrace)}, true)
+	})
+}
+
 // finish frees the job's slot and records its outcome: success goes to the batched
-// acker; a failure is scheduled for retry or moved to the failed set.
+// acker; a failure is scheduled for retry or moved to the failed set; a failure of a
+// job asked to stop ends it canceled.
 func (w *Worker) finish(r *running, out outcome) {
 	j := r.j
 	var payload []byte
@@ -203,11 +233,19 @@ func (w *Worker) finish(r *running, out outcome) {
 		}
 	}
 	w.freeSlot(r)
+	w.mu.Lock()
+	stopAsked := r.stopAsked
+	w.mu.Unlock()
 	dur := w.store.Now().Sub(r.started)
 	if out.err == nil {
 		w.log.Debug("job succeeded", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt, "ms", dur.Milliseconds())
 		w.acks <- ackItem{queue: r.queue, done: store.Done{ID: j.ID, Retention: j.Options.Retention, Result: payload, Started: r.started,
-			Sample: w.sample(j, r, out.ran), Key: j.Options.Key}, task: j.Task, ran: out.ran, wait: r.started.Sub(r.due), known: !r.due.IsZero()}
+			Sample: w.sample(j, r, out.ran), Key: j.Options.Key}, task: j.Task, ran: out.ran, wait: r.started.Sub(r.due), known: !r.due.IsZero(),
+			stopAsked: stopAsked}
+		return
+	}
+	if stopAsked {
+		w.recordStopped(r, out)
 		return
 	}
 	f := store.Failure{ID: j.ID, Error: out.err.Error(), Stack: out.stack, Started: r.started}
@@ -238,6 +276,22 @@ func (w *Worker) finish(r *running, out outcome) {
 			w.activity.add(r.queue, w.store.Now(), 0, 1, 0, 0, false)
 			w.metrics.observe(r.queue, j.Task, out.ran, wait, known, "failed")
 		}
+	}
+	w.release(j.ID)
+}
+
+// recordStopped ends a job that stopped on request: canceled, never retried.
+func (w *Worker) recordStopped(r *running, out outcome) {
+	j := r.j
+	w.log.Info("job stopped on request; canceled", "job", j.ID, "task", j.Task, "queue", r.queue, "err", out.err)
+	var held bool
+	err := w.record(func(ctx context.Context) error {
+		var err error
+		held, err = w.store.Stopped(ctx, r.queue, w.cfg.ID, j.ID)
+		return err
+	})
+	if err == nil && held {
+		w.metrics.observe(r.queue, j.Task, out.ran, r.started.Sub(r.due), !r.due.IsZero(), "canceled")
 	}
 	w.release(j.ID)
 }
@@ -344,8 +398,15 @@ func (w *Worker) ackLoop() {
 				}
 			}
 			ids := make([]string, len(done))
+			var stale []string // asked to stop as they finished: the success stands
 			for i, d := range done {
 				ids[i] = d.ID
+				if items[q][i].stopAsked {
+					stale = append(stale, d.ID)
+				}
+			}
+			if len(stale) > 0 {
+				_ = w.record(func(ctx context.Context) error { return w.store.ClearStops(ctx, q, stale...) })
 			}
 			w.release(ids...)
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
+	"github.com/redis/go-redis/v9"
 )
 
 // renewLoop extends the leases of held jobs every third of a lease; a job this worker
@@ -31,7 +32,7 @@ func (w *Worker) renewLoop(ctx context.Context) {
 		w.mu.Unlock()
 		for q, ids := range byQueue {
 			rctx, cancel := context.WithTimeout(ctx, w.cfg.Lease/3)
-			lost, err := w.store.RenewLeases(rctx, q, w.cfg.ID, ids, w.cfg.Lease)
+			lost, stop, err := w.store.RenewLeases(rctx, q, w.cfg.ID, ids, w.cfg.Lease)
 			cancel()
 			if err != nil {
 				w.log.Warn("lease renewal failed", "queue", q, "err", err)
@@ -41,10 +42,13 @@ func (w *Worker) renewLoop(ctx context.Context) {
 			for _, id := range lost {
 				if r, ok := w.held[id]; ok && !r.done {
 					w.log.Warn("lost the lease of a running job; canceling it", "job", id, "queue", q)
-					r.cancel()
+					r.cancel(job.ErrLeaseExpired)
 				}
 			}
 			w.mu.Unlock()
+			for _, id := range stop { // a stop whose notice was missed
+				w.stopJob(q, id)
+			}
 		}
 	}
 }
@@ -117,10 +121,15 @@ func (w *Worker) trimEnded(ctx context.Context) {
 // notice), never on a fixed poll; an hour at most, against a lost notice.
 func (w *Worker) promoteLoop(ctx context.Context) {
 	defer w.bg.Done()
-	channels := make([]string, len(w.cfg.Queues))
-	for i, q := range w.cfg.Queues {
-		channels[i] = w.store.Keys(q.Name).SchedChannel
+	channels := make([]string, 0, 2*len(w.cfg.Queues))
+	stopQueue := map[string]string{} // stop channel -> its queue
+	for _, q := range w.cfg.Queues {
+		k := w.store.Keys(q.Name)
+		channels = append(channels, k.SchedChannel, k.StopChannel)
+		stopQueue[k.StopChannel] = q.Name
 	}
+	// one subscription for both: schedule notices wake the promoter, stop requests go
+	// to the running job (renewLoop catches any missed while reconnecting)
 	ps := w.store.Redis().Subscribe(ctx, channels...)
 	defer ps.Close()
 	notices := ps.Channel()
@@ -153,15 +162,30 @@ func (w *Worker) promoteLoop(ctx context.Context) {
 			errs = 0
 		}
 		t := time.NewTimer(max(next.Sub(w.store.Now()), 0))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-notices:
-		case <-t.C:
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case m := <-notices:
+				if q, ok := stopQueue[channelOf(m)]; ok {
+					w.stopJob(q, m.Payload)
+					continue wait
+				}
+			case <-t.C:
+			}
+			break
 		}
 		t.Stop()
 	}
+}
+
+func channelOf(m *redis.Message) string {
+	if m == nil {
+		return ""
+	}
+	return m.Channel
 }
 
 // heartbeatLoop publishes the worker's state until it stops.

@@ -59,8 +59,11 @@ type running struct {
 	j       *job.Job
 	queue   string
 	started time.Time
-	cancel  context.CancelFunc
-	done    bool // outcome decided (acked or failed), waiting for Redis
+	cancel  context.CancelCauseFunc
+	decide  func(outcome, bool) // decides the attempt's outcome, once (see startJob)
+	done    bool                // outcome decided (acked or failed), waiting for Redis
+	// stopAsked: the job was asked to stop (StopJob); an error now ends it canceled
+	stopAsked bool
 	// unclaimed: a hand-off whose claim is in flight; its lease is not renewed yet
 	unclaimed bool
 	predicted float64   // ms, as the fetch predicted it (0: none)
@@ -74,6 +77,8 @@ type ackItem struct {
 	ran   time.Duration // the handler's run time
 	wait  time.Duration // from due to start, for the activity ring
 	known bool          // wait is known
+	// stopAsked: a stop was asked of it; its request is dropped once the ack is in
+	stopAsked bool
 }
 
 // New returns a worker on the client's Redis. It checks cfg and fills its defaults.

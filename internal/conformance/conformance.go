@@ -49,6 +49,7 @@ func Run(t *testing.T, backend Backend) {
 		{"DelayedPromotedWhenDue", testDelayed},
 		{"RetryBackoffThenFailedThenRequeue", testRetry},
 		{"CancelAndDelete", testCancel},
+		{"StopRunningJob", testStop},
 		{"ExpiredLeaseReclaimed", testReclaim},
 		{"HandBackGoesFirst", testHandBack},
 		{"AckNeedsOwnership", testOwnership},
@@ -273,6 +274,111 @@ func testCancel(t *testing.T, b *bundle) {
 	}
 }
 
+func testStop(t *testing.T, b *bundle) {
+	k := b.s.Keys("default")
+	// a waiting job is canceled at once
+	p := enqueue(t, b, "t")
+	running, err := b.c.StopJob(b.ctx, "default", p.ID)
+	must(t, err)
+	if _, gone := p.Job(b.ctx); running || !errors.Is(gone, job.ErrNotFound) {
+		t.Fatalf("stop of a pending job: running %v, job %v", running, gone)
+	}
+
+	// a running one: its worker is told on the stop channel and at renewal
+	a := enqueue(t, b, "t", job.Key("k1"))
+	fetchIDs(t, b, "default", "w", 1)
+	sub := b.s.Redis().Subscribe(b.ctx, k.StopChannel)
+	defer sub.Close()
+	if _, err := sub.Receive(b.ctx); err != nil { // the subscription is live
+		t.Fatal(err)
+	}
+	if err := b.c.Delete(b.ctx, "default", a.ID); !errors.Is(err, queue.ErrJobActive) {
+		t.Fatalf("delete of a running job: %v", err)
+	}
+	for range 2 { // asking twice is no error, and notifies once
+		running, err = b.c.StopJob(b.ctx, "default", a.ID)
+		must(t, err)
+		if !running {
+			t.Fatal("stop of a running job: not reported running")
+		}
+	}
+	msg, err := sub.ReceiveMessage(b.ctx)
+	must(t, err)
+	if msg.Payload != a.ID {
+		t.Fatalf("stop notice %q, want %q", msg.Payload, a.ID)
+	}
+	if j, err := a.Job(b.ctx); err != nil || j.State != job.StateActive {
+		t.Fatalf("a running job asked to stop runs on until it returns: %+v %v", j, err)
+	}
+	lost, stop, err := b.s.RenewLeases(b.ctx, "default", "w", []string{a.ID}, time.Minute)
+	must(t, err)
+	equal(t, "renewal lost", lost, nil)
+	equal(t, "renewal stop", stop, []string{a.ID})
+	if ok, err := b.s.Stopped(b.ctx, "default", "other", a.ID); ok || err != nil {
+		t.Fatalf("stopped by a worker not holding it: %v %v", ok, err)
+	}
+	ok, err := b.s.Stopped(b.ctx, "default", "w", a.ID)
+	must(t, err)
+	if !ok {
+		t.Fatal("stopped by its worker: not held")
+	}
+	if _, err := a.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("a stopped job is gone: %v", err)
+	}
+	if c := counts(t, b, "default"); c.Active != 0 || c.Failed != 0 || c.Succeeded != 0 {
+		t.Fatalf("counts after stop %+v", c)
+	}
+	if n, _ := b.s.Redis().HLen(b.ctx, k.Stops).Result(); n != 0 {
+		t.Fatalf("%d stop requests left", n)
+	}
+	// its schedule key is free again
+	again, err := b.c.EnqueueByName(b.ctx, "t", nil, job.Key("k1"))
+	must(t, err)
+	if again.ID == a.ID {
+		t.Fatal("key still names the stopped job")
+	}
+	must(t, b.c.Cancel(b.ctx, "default", again.ID))
+
+	// a stop outlives the worker: an expired lease is not retried
+	d := enqueue(t, b, "t")
+	got, err := b.s.Fetch(b.ctx, "default", "dead", 1, time.Second)
+	must(t, err)
+	equal(t, "fetched", []string{got[0].ID}, []string{d.ID})
+	_, err = b.c.StopJob(b.ctx, "default", d.ID)
+	must(t, err)
+	b.clock.Advance(2 * time.Second)
+	n, _, err := b.s.ReclaimExpired(b.ctx, "default", "lease expired")
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("reclaimed %d", n)
+	}
+	if _, err := d.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("a stopped job whose worker died ends canceled: %v", err)
+	}
+	if c := counts(t, b, "default"); c.Pending != 0 || c.Active != 0 {
+		t.Fatalf("counts after reclaim %+v", c)
+	}
+
+	// an ended job cannot be stopped; a success asked to stop keeps its outcome
+	e := enqueue(t, b, "t")
+	fetchIDs(t, b, "default", "w", 1)
+	_, err = b.c.StopJob(b.ctx, "default", e.ID)
+	must(t, err)
+	lost, err = b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: e.ID, Retention: time.Minute}})
+	must(t, err)
+	equal(t, "ack lost", lost, nil)
+	must(t, b.s.ClearStops(b.ctx, "default", e.ID))
+	if _, err := b.c.StopJob(b.ctx, "default", e.ID); !errors.Is(err, queue.ErrJobEnded) {
+		t.Fatalf("stop of an ended job: %v", err)
+	}
+	if st, _ := e.State(b.ctx); st != job.StateSucceeded {
+		t.Fatalf("state %s", st)
+	}
+	if _, err := b.c.StopJob(b.ctx, "default", "nope"); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("stop of an unknown job: %v", err)
+	}
+}
+
 func testReclaim(t *testing.T, b *bundle) {
 	first := enqueue(t, b, "t")
 	b.clock.Advance(time.Millisecond)
@@ -331,7 +437,7 @@ func testOwnership(t *testing.T, b *bundle) {
 	lost, err := b.s.Ack(b.ctx, "default", "b", []store.Done{{ID: h.ID, Retention: time.Minute}})
 	must(t, err)
 	equal(t, "lost", lost, []string{h.ID})
-	lost, err = b.s.RenewLeases(b.ctx, "default", "b", []string{h.ID}, time.Minute)
+	lost, _, err = b.s.RenewLeases(b.ctx, "default", "b", []string{h.ID}, time.Minute)
 	must(t, err)
 	equal(t, "renew by another", lost, []string{h.ID})
 	lost, err = b.s.Ack(b.ctx, "default", "a", []store.Done{{ID: h.ID, Retention: time.Minute}})

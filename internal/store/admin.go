@@ -20,19 +20,21 @@ var (
 	ErrEnded    = errors.New("job has ended")
 )
 
-// Cancel removes a pending or scheduled job named by id, or (id "") by schedule key;
-// with del it also removes an ended one. It returns how and the job's id.
-func (s *Store) Cancel(ctx context.Context, queue, id, key string, del bool) (string, string, error) {
+// Cancel removes a pending or scheduled job named by id, or (id "") by schedule key.
+// mode "delete" also removes an ended one; mode "stop" also asks a running one to stop
+// (how "stopping"). It returns how and the job's id.
+func (s *Store) Cancel(ctx context.Context, queue, id, key, mode string) (string, string, error) {
 	k := s.Keys(queue)
-	mode := "cancel"
-	if del {
-		mode = "delete"
+	switch mode {
+	case "cancel", "delete", "stop":
+	default:
+		return "", "", fmt.Errorf("chronoq: unknown cancel mode %q", mode)
 	}
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
 		keys := append([]string{k.Records, k.Scheduled, k.Index, k.Active, k.Failed, k.Succeeded, k.Attempts, k.Errors,
-			k.Stacks, k.Results, k.Timings, k.SchedKeys, k.JobKeys}, laneKeys...)
-		args := make([]any, 0, 5+len(members))
-		args = append(args, id, key, k.DoneChannel, mode, len(members))
+			k.Stacks, k.Results, k.Timings, k.SchedKeys, k.JobKeys, k.Stops}, laneKeys...)
+		args := make([]any, 0, 7+len(members))
+		args = append(args, id, key, k.DoneChannel, mode, s.nowMs(), k.StopChannel, len(members))
 		for _, m := range members {
 			args = append(args, m)
 		}

@@ -220,7 +220,7 @@ func (s *Store) requeueActive(ctx context.Context, queue, worker, mode, reason s
 	k := s.Keys(queue)
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
 		keys := append([]string{k.Active, k.Owners, k.Index, k.Wake, k.Attempts, k.Errors, k.Records, k.Stacks, k.Results,
-			k.Timings, k.SchedKeys, k.JobKeys}, laneKeys...)
+			k.Timings, k.SchedKeys, k.JobKeys, k.Stops}, laneKeys...)
 		args := make([]any, 0, 6+len(members)+len(ids))
 		args = append(args, s.nowMs(), worker, mode, reason, len(members))
 		for _, m := range members {
@@ -239,23 +239,30 @@ func (s *Store) requeueActive(ctx context.Context, queue, worker, mode, reason s
 }
 
 // RenewLeases extends to now+lease the leases of the jobs worker still holds; it
-// returns the ids it no longer holds.
-func (s *Store) RenewLeases(ctx context.Context, queue, worker string, ids []string, lease time.Duration) (lost []string, err error) {
+// returns the ids it no longer holds, and those of held jobs asked to stop (read in the
+// same round trip, so a stop whose notice was missed is still seen).
+func (s *Store) RenewLeases(ctx context.Context, queue, worker string, ids []string, lease time.Duration) (lost, stop []string, err error) {
 	if len(ids) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	k := s.Keys(queue)
-	owners, err := s.rdb.HMGet(ctx, k.Owners, ids...).Result()
-	if err != nil {
-		return nil, err
+	pipe := s.rdb.Pipeline()
+	ownersCmd := pipe.HMGet(ctx, k.Owners, ids...)
+	stopsCmd := pipe.HMGet(ctx, k.Stops, ids...)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, nil, err
 	}
+	stops := stopsCmd.Val()
 	deadline := float64(s.now().Add(lease).UnixMilli())
 	prefix := worker + "|"
 	var zs []redisZ
-	for i, o := range owners {
+	for i, o := range ownersCmd.Val() {
 		str, _ := o.(string)
 		if len(str) > len(prefix) && str[:len(prefix)] == prefix {
 			zs = append(zs, redisZ{Score: deadline, Member: ids[i]})
+			if stops[i] != nil {
+				stop = append(stop, ids[i])
+			}
 		} else {
 			lost = append(lost, ids[i])
 		}
@@ -263,10 +270,28 @@ func (s *Store) RenewLeases(ctx context.Context, queue, worker string, ids []str
 	if len(zs) > 0 {
 		// XX: never re-add a job that left the active set in between
 		if err := s.rdb.ZAddXX(ctx, k.Active, zs...).Err(); err != nil {
-			return lost, err
+			return lost, stop, err
 		}
 	}
-	return lost, nil
+	return lost, stop, nil
+}
+
+// Stopped records that a running job asked to stop has stopped: it ends canceled. It
+// reports false when worker no longer held the job.
+func (s *Store) Stopped(ctx context.Context, queue, worker, id string) (bool, error) {
+	k := s.Keys(queue)
+	n, err := scriptStopped.Run(ctx, s.rdb, []string{k.Active, k.Owners, k.Stops, k.Records, k.Attempts, k.Errors,
+		k.Stacks, k.Results, k.Timings, k.SchedKeys, k.JobKeys}, worker, id, k.DoneChannel).Int()
+	return n == 1, err
+}
+
+// ClearStops drops the stop requests of jobs that ended on their own before they heard
+// them (they finished their work: the outcome stands).
+func (s *Store) ClearStops(ctx context.Context, queue string, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.rdb.HDel(ctx, s.Keys(queue).Stops, ids...).Err()
 }
 
 // Promote moves up to limit due scheduled jobs into their lanes; it returns how many

@@ -37,9 +37,11 @@ type Keys struct {
 	Models    string // hash: task -> "cost name|n|Σx|Σy|Σx²|Σxy", log run time on log1p(cost)
 	SchedKeys string // hash: schedule key -> id of the job enqueued under it
 	JobKeys   string // hash: id of a keyed job -> its schedule key
+	Stops     string // hash: id of a running job asked to stop -> asked at ms
 
 	DoneChannel  string // pub/sub: "s id id ...", "f id", "c id" as jobs end
 	SchedChannel string // pub/sub: due ms of a job that became the earliest scheduled
+	StopChannel  string // pub/sub: id of a running job asked to stop
 }
 
 // KeysFor returns the keys of queue in namespace ns.
@@ -52,7 +54,8 @@ func KeysFor(ns, queue string) Keys {
 		Active: p + "act", Owners: p + "own", Scheduled: p + "sch", Failed: p + "fail",
 		Succeeded: p + "done", Wake: p + "wake", Idle: p + "idle", Ready: p + "ready", Paused: p + "paused", Counters: p + "stat", Activity: p + "min",
 		Rank: p + "rank", TaskStats: p + "tstat", Window: p + "qwin", Models: p + "cmodel", SchedKeys: p + "skey", JobKeys: p + "jkey",
-		DoneChannel: p + "ev:done", SchedChannel: p + "ev:sched",
+		Stops:       p + "stop",
+		DoneChannel: p + "ev:done", SchedChannel: p + "ev:sched", StopChannel: p + "ev:stop",
 	}
 }
 

@@ -1,16 +1,19 @@
--- cancel.lua: cancel a pending or scheduled job, or (mode 'delete') also delete a
--- failed or succeeded one. An active job is never touched. The job is named by its id,
--- or (ARGV[1] = '') by its schedule key, read here so the lookup and the cancel are one
--- step.
+-- cancel.lua: cancel a pending or scheduled job; with mode 'delete' also delete a
+-- failed or succeeded one; with mode 'stop' also ask a running one to stop (its worker
+-- hears it on the stop channel, or at its next lease renewal, and records it canceled
+-- once its func returns). An active job is never deleted here. The job is named by its
+-- id, or (ARGV[1] = '') by its schedule key, read here so the lookup and the cancel are
+-- one step.
 -- KEYS[1] job records  KEYS[2] scheduled  KEYS[3] lane index  KEYS[4] active
 -- KEYS[5] failed  KEYS[6] succeeded  KEYS[7] attempts  KEYS[8] errors  KEYS[9] stacks
 -- KEYS[10] results  KEYS[11] timings  KEYS[12] schedule keys  KEYS[13] keys of keyed jobs
--- KEYS[14..] lane keys
+-- KEYS[14] stop requests  KEYS[15..] lane keys
 -- ARGV[1] id ('' to name it by key)  ARGV[2] schedule key  ARGV[3] done channel
--- ARGV[4] 'cancel' or 'delete'  ARGV[5] number of lanes  ARGV[6..] lane members
--- Returns {how, id}: how is "canceled", "deleted", "active", "finished" (cancel of an
--- ended job) or "notfound"; or {"stale", member}.
-local lanes = lane_map(14, 6, tonumber(ARGV[5]))
+-- ARGV[4] 'cancel', 'delete' or 'stop'  ARGV[5] now ms  ARGV[6] stop channel
+-- ARGV[7] number of lanes  ARGV[8..] lane members
+-- Returns {how, id}: how is "canceled", "deleted", "stopping" (a stop was asked),
+-- "active", "finished" (cancel of an ended job) or "notfound"; or {"stale", member}.
+local lanes = lane_map(15, 8, tonumber(ARGV[7]))
 local id = ARGV[1]
 if id == '' then
   id = redis.call('HGET', KEYS[12], ARGV[2])
@@ -31,9 +34,12 @@ elseif lane and redis.call('ZREM', lane, id) == 1 then
   rescore_lane(KEYS[3], lane, member)
   how = 'canceled'
 elseif redis.call('ZSCORE', KEYS[4], id) then
-  return {'active', id}
+  if ARGV[4] ~= 'stop' then return {'active', id} end
+  if redis.call('HSETNX', KEYS[14], id, ARGV[5]) == 1 then redis.call('PUBLISH', ARGV[6], id) end
+  return {'stopping', id}
 elseif redis.call('ZSCORE', KEYS[5], id) or redis.call('ZSCORE', KEYS[6], id) then
   if ARGV[4] ~= 'delete' then return {'finished', id} end
+  redis.call('HDEL', KEYS[14], id) -- a stop asked as it ended
   redis.call('ZREM', KEYS[5], id)
   redis.call('ZREM', KEYS[6], id)
   how = 'deleted'
