@@ -154,7 +154,7 @@ func commands() []command {
 		{"enqueue", "enqueue a job by task name (enqueue TASK --args JSON), or many (--file jobs.jsonl)", cmdEnqueue},
 		{"job", "show one job: job ID", cmdJob},
 		{"requeue", "requeue failed jobs: requeue ID... | requeue --queue Q --all-failed", cmdRequeue},
-		{"cancel", "cancel a pending or scheduled job: cancel ID... (or --key K --queue Q)", cmdCancel},
+		{"cancel", "cancel a job; a running one is asked to stop: cancel ID... (or --key K --queue Q)", cmdCancel},
 		{"purge", "delete a queue's jobs in one state: purge QUEUE --state pending|scheduled|failed|succeeded", cmdPurge},
 		{"pause", "stop workers taking a queue's jobs: pause QUEUE", cmdPause},
 		{"resume", "let workers take a paused queue's jobs again: resume QUEUE", cmdResume},

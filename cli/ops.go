@@ -213,15 +213,19 @@ func cmdCancel(ctx context.Context, e *env, args []string) int {
 			var firstErr error
 			for _, id := range ids {
 				j, err := findJob(ctx, c, q, id)
+				running := false
 				if err == nil {
-					err = c.Cancel(ctx, j.Options.Queue, id)
+					running, err = c.StopJob(ctx, j.Options.Queue, id)
 				}
-				if err != nil {
+				switch {
+				case err != nil:
 					fmt.Fprintf(e.err, "chronoq-worker cancel: %v\n", err)
 					firstErr = cmp(firstErr, err)
-					continue
+				case running:
+					fmt.Fprintf(e.out, "stopping %s: its worker %s cancels its context; it ends canceled when its func returns\n", id, j.Worker)
+				default:
+					fmt.Fprintf(e.out, "canceled %s\n", id)
 				}
-				fmt.Fprintf(e.out, "canceled %s\n", id)
 			}
 			return silent(firstErr)
 		}}.exec(ctx, e, args)

@@ -70,8 +70,14 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := ctxOf(r)
 	defer cancel()
-	if err := h.c.Cancel(ctx, r.PathValue("queue"), r.PathValue("id")); err != nil {
+	// a running job is asked to stop (its worker cancels its context)
+	running, err := h.c.StopJob(ctx, r.PathValue("queue"), r.PathValue("id"))
+	if err != nil {
 		return err
+	}
+	if running {
+		writeJSON(w, map[string]string{"stopping": r.PathValue("id")})
+		return nil
 	}
 	writeJSON(w, map[string]string{"canceled": r.PathValue("id")})
 	return nil

@@ -165,6 +165,22 @@ func TestViewsActionsAndEscaping(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d with %q", s.path, code, data, s.code, s.in)
 		}
 	}
+	// a running job: its page offers Stop, and cancel asks its worker to stop it
+	run, err := c.EnqueueByName(ctx, "slow", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 5*time.Second, "the slow job fetched", func() bool {
+		_, _ = c.Store().Fetch(ctx, "default", "w", 10, time.Minute)
+		st, _ := run.State(ctx)
+		return st == job.StateActive
+	})
+	if code, data := cl.do("GET", "/queues/default/jobs/"+run.ID, nil); code != 200 || !bytes.Contains(data, []byte(">Stop</button>")) {
+		t.Fatalf("running job page: %d, no Stop button", code)
+	}
+	if code, data := cl.do("POST", "/api/queues/default/jobs/"+run.ID+"/cancel", nil); code != 200 || !bytes.Contains(data, []byte(`"stopping":"`+run.ID)) {
+		t.Fatalf("stop a running job: %d %s", code, data)
+	}
 	if cfg, _ := c.Ranking(ctx, "default"); cfg.Mode != "active" || cfg.W != 8 {
 		t.Errorf("ranking not switched: %+v", cfg)
 	}
