@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "chronoq_enqueue_to_start_seconds",
 			Help: "Time from an attempt's due time (its enqueue, scheduled time or retry time) to its start, by queue and task.", Buckets: buckets}, []string{"queue", "task"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chronoq_job_outcomes_total",
-			Help: "Attempts by queue, task and outcome (succeeded, retried, failed)."}, []string{"queue", "task", "outcome"}),
+			Help: "Attempts by queue, task and outcome (succeeded, retried, failed, canceled)."}, []string{"queue", "task", "outcome"}),
 	}
 	// several workers in one process may share a registry: the second takes the
 	// first one's collectors
