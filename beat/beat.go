@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"time"
 
@@ -177,8 +178,16 @@ func (b *Beat) Tick(ctx context.Context) (time.Time, error) {
 		b.log.Error("beat entry skipped", "entry", name, "err", msg)
 	}
 	byQueue := map[string][]string{}
+	tasks := make([]string, 0, len(entries))
 	for _, e := range entries {
 		byQueue[e.Queue] = append(byQueue[e.Queue], e.Name)
+		tasks = append(tasks, e.Task)
+	}
+	// the options the tasks' workers declared, as for any enqueue by name; the entry's
+	// own (its queue always) go after them
+	declared, err := b.c.DeclaredOptions(ctx, tasks...)
+	if err != nil {
+		return time.Time{}, err
 	}
 	last := map[string]time.Time{}
 	for q, names := range byQueue {
@@ -199,7 +208,7 @@ func (b *Beat) Tick(ctx context.Context) (time.Time, error) {
 		}
 		from, ok := last[e.Name]
 		if !ok { // a new entry starts from now: nothing of its past is owed
-			t, err := b.tick(e, now, true)
+			t, err := b.tick(e, declared[e.Task], now, true)
 			if err != nil {
 				errs = append(errs, err) // one broken entry never stops the others
 				continue
@@ -216,7 +225,7 @@ func (b *Beat) Tick(ctx context.Context) (time.Time, error) {
 				due = append(due[:0], due[len(due)-maxKept:]...)
 			}
 		}
-		more, err := b.dueTicks(e, now, due)
+		more, err := b.dueTicks(e, declared[e.Task], now, due)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -238,7 +247,7 @@ func (b *Beat) Tick(ctx context.Context) (time.Time, error) {
 
 // dueTicks applies the catch-up policy to the due ticks: the ticks to fire, in order,
 // then the mark that everything up to the latest due tick is done.
-func (b *Beat) dueTicks(e compiled, now time.Time, due []time.Time) ([]store.BeatTick, error) {
+func (b *Beat) dueTicks(e compiled, declared []job.Option, now time.Time, due []time.Time) ([]store.BeatTick, error) {
 	if len(due) == 0 {
 		return nil, nil
 	}
@@ -267,22 +276,23 @@ func (b *Beat) dueTicks(e compiled, now time.Time, due []time.Time) ([]store.Bea
 	}
 	var out []store.BeatTick
 	for _, t := range fire {
-		bt, err := b.tick(e, t, false)
+		bt, err := b.tick(e, declared, t, false)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, bt)
 	}
-	bt, err := b.tick(e, due[len(due)-1], true) // the skipped ones are done too
+	bt, err := b.tick(e, declared, due[len(due)-1], true) // the skipped ones are done too
 	if err != nil {
 		return nil, err
 	}
 	return append(out, bt), nil
 }
 
-// tick prepares one tick of e: its job (unless advance) and where it goes.
-func (b *Beat) tick(e compiled, at time.Time, advance bool) (store.BeatTick, error) {
-	o, err := job.DefaultOptions().Apply(e.options()...)
+// tick prepares one tick of e: its job (unless advance) and where it goes. declared
+// are the options the task's workers declared; the entry's own go after them.
+func (b *Beat) tick(e compiled, declared []job.Option, at time.Time, advance bool) (store.BeatTick, error) {
+	o, err := job.DefaultOptions().Apply(append(slices.Clip(declared), e.options()...)...)
 	if err != nil {
 		return store.BeatTick{}, fmt.Errorf("beat entry %q: %w", e.Name, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/chronoq/chronoq/beat"
 	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/internal/testutil"
+	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/redis/go-redis/v9"
 )
@@ -420,5 +421,32 @@ func TestRestartingReplicaAnnouncesNothing(t *testing.T) {
 	msg, err := ps.ReceiveMessage(e.ctx)
 	if err != nil || msg.Payload != "sentinel" {
 		t.Fatalf("a restart with unchanged entries announced %v %v", msg, err)
+	}
+}
+
+// TestDeclaredTaskOptionsApply: a beat job gets the options its task's workers
+// declared, as an enqueue by name does; the entry's own (its queue always) win.
+func TestDeclaredTaskOptionsApply(t *testing.T) {
+	e := newEnv(t, time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC))
+	declared := job.DefaultOptions()
+	declared.Queue, declared.Priority, declared.MaxRetries, declared.Timeout = "ml", 6, 7, 2*time.Minute
+	if err := e.c.Store().SetTaskDefaults(e.ctx, map[string]job.Options{"reports.build": declared}); err != nil {
+		t.Fatal(err)
+	}
+	one := 1
+	b := e.replica(t, beat.Entry{Name: "reports", Spec: "@every 1m", Task: "reports.build", Retries: &one})
+	tickAll(t, e, b)
+	e.clock.Advance(time.Minute)
+	tickAll(t, e, b)
+	js, err := e.c.List(e.ctx, "default", job.StatePending, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(js) != 1 {
+		t.Fatalf("%d jobs in default, want 1 (the entry's queue wins)", len(js))
+	}
+	o := js[0].Options
+	if o.Priority != 6 || o.Timeout != 2*time.Minute || o.MaxRetries != 1 {
+		t.Fatalf("options %+v: want the declared priority 6 and timeout 2m, the entry's retries 1", o)
 	}
 }

@@ -53,6 +53,13 @@ type taskDefaults struct {
 // started with new declarations is seen within it.
 const defaultsTTL = 30 * time.Second
 
+// DeclaredOptions returns the options that workers declared for each of tasks (those
+// given to job.NewTask), to go before a caller's own: what a by-name enqueue applies.
+// Tasks no worker declared are absent. Read at most once per 30 s per task.
+func (c *Client) DeclaredOptions(ctx context.Context, tasks ...string) (map[string][]job.Option, error) {
+	return c.declared(ctx, tasks)
+}
+
 // declared returns the options workers declared for each of tasks, reading those it
 // has not read within defaultsTTL in one round trip.
 func (c *Client) declared(ctx context.Context, tasks []string) (map[string][]job.Option, error) {
