@@ -191,7 +191,7 @@ func cmdCancel(ctx context.Context, e *env, args []string) int {
 	return opsCommand{synopsis: "cancel ID... [--queue Q] | cancel --queue Q --key K", least: 0, most: -1,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&q, "queue", "", "the jobs' queue (default: look each job up)")
-			fs.StringVar(&key, "key", "", "cancel the job waiting under this schedule key (with --queue)")
+			fs.StringVar(&key, "key", "", "cancel the job under this schedule key, or stop it if it runs (with --queue)")
 		},
 		check: func(ids []string) error {
 			switch {
@@ -204,8 +204,13 @@ func cmdCancel(ctx context.Context, e *env, args []string) int {
 		},
 		run: func(ctx context.Context, e *env, c *queue.Client, ids []string) error {
 			if key != "" {
-				if err := c.CancelKey(ctx, q, key); err != nil {
+				running, err := c.StopKey(ctx, q, key)
+				if err != nil {
 					return err
+				}
+				if running {
+					fmt.Fprintf(e.out, "stopping the job under key %q: its worker cancels its context\n", key)
+					return nil
 				}
 				fmt.Fprintf(e.out, "canceled the job under key %q\n", key)
 				return nil

@@ -168,6 +168,16 @@ func (c *Client) CancelKey(ctx context.Context, queue, key string) error {
 	return mapErr(err, id)
 }
 
+// StopKey is StopJob for the job under schedule key: it cancels it while it waits, or
+// asks it to stop while it runs (running is true).
+func (c *Client) StopKey(ctx context.Context, queue, key string) (running bool, err error) {
+	how, id, err := c.store.Cancel(ctx, queue, "", key, "stop")
+	if how == "notfound" {
+		return false, keyErr(err, key)
+	}
+	return how == "stopping", mapErr(err, id)
+}
+
 // Upcoming lists queue's scheduled jobs due from from to to, earliest first, at most limit.
 func (c *Client) Upcoming(ctx context.Context, queue string, from, to time.Time, limit int) ([]*job.Job, error) {
 	if limit <= 0 || to.Before(from) {

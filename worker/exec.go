@@ -96,6 +96,12 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 		once.Do(func() {
 			defer w.jobs.Done()
 			cancel(nil)
+			w.mu.Lock()
+			r.decided = true
+			if r.abandon != nil {
+				r.abandon.Stop()
+			}
+			w.mu.Unlock()
 			if !record {
 				return
 			}
@@ -191,36 +197,34 @@ func call(ctx context.Context, h Handler, j *job.Job) (o outcome) {
 
 // stopJob asks the running job id, if this worker holds it, to stop: its context is
 // canceled with cause job.ErrCanceled, and if it has not returned after the hard
-// deadline grace it is ended canceled and its slot freed. One that already ended has
-// its stale request dropped.
+// deadline grace it is ended and its slot freed. Redis ends the failure canceled.
 func (w *Worker) stopJob(queueName, id string) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	r := w.held[id]
-	if r == nil || r.queue != queueName || r.stopAsked {
-		w.mu.Unlock()
-		return
+	if r == nil || r.queue != queueName || r.stopAsked || r.decided {
+		return // not ours, heard already, or decided (its ack or failure clears the request)
 	}
 	r.stopAsked = true
-	done := r.done
-	w.mu.Unlock()
-	if done { // decided before it heard; the request is stale
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = w.store.ClearStops(ctx, queueName, id)
-		}()
-		return
-	}
 	w.log.Info("stopping a job on request", "job", id, "task", r.j.Task, "queue", queueName)
 	r.cancel(fmt.Errorf("%w: asked to stop", job.ErrCanceled))
-	time.AfterFunc(w.cfg.HardDeadlineGrace, func() {
+	r.abandon = time.AfterFunc(w.cfg.HardDeadlineGrace, func() {
+		w.mu.Lock()
+		if r.decided { // it returned as the timer fired
+			w.mu.Unlock()
+			return
+		}
+		w.abandoned++
+		w.mu.Unlock()
+		w.log.Warn("job ignored a stop request past the grace; slot freed, goroutine left running",
+			"job", id, "task", r.j.Task, "grace", w.cfg.HardDeadlineGrace)
 		r.decide(outcome{err: fmt.Errorf("%w: asked to stop, still running %s later; abandoned", job.ErrCanceled, w.cfg.HardDeadlineGrace)}, true)
 	})
 }
 
 // finish frees the job's slot and records its outcome: success goes to the batched
-// acker; a failure is scheduled for retry or moved to the failed set; a failure of a
-// job asked to stop ends it canceled.
+// acker; a failure is scheduled for retry or moved to the failed set, or, for a job
+// asked to stop, ends it canceled (fail.lua decides, from the stop request in Redis).
 func (w *Worker) finish(r *running, out outcome) {
 	j := r.j
 	var payload []byte
@@ -233,19 +237,11 @@ func (w *Worker) finish(r *running, out outcome) {
 		}
 	}
 	w.freeSlot(r)
-	w.mu.Lock()
-	stopAsked := r.stopAsked
-	w.mu.Unlock()
 	dur := w.store.Now().Sub(r.started)
 	if out.err == nil {
 		w.log.Debug("job succeeded", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt, "ms", dur.Milliseconds())
 		w.acks <- ackItem{queue: r.queue, done: store.Done{ID: j.ID, Retention: j.Options.Retention, Result: payload, Started: r.started,
-			Sample: w.sample(j, r, out.ran), Key: j.Options.Key}, task: j.Task, ran: out.ran, wait: r.started.Sub(r.due), known: !r.due.IsZero(),
-			stopAsked: stopAsked}
-		return
-	}
-	if stopAsked {
-		w.recordStopped(r, out)
+			Sample: w.sample(j, r, out.ran), Key: j.Options.Key}, task: j.Task, ran: out.ran, wait: r.started.Sub(r.due), known: !r.due.IsZero()}
 		return
 	}
 	f := store.Failure{ID: j.ID, Error: out.err.Error(), Stack: out.stack, Started: r.started}
@@ -257,41 +253,33 @@ func (w *Worker) finish(r *running, out outcome) {
 	default:
 		f.Retry, f.Due = true, w.store.Now().Add(j.Options.Backoff.Delay(j.Attempt, w.cfg.Random))
 	}
-	w.log.Warn("job failed", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt,
-		"retry", f.Retry, "err", out.err)
 	var res store.FailOutcome
 	err := w.record(func(ctx context.Context) error {
 		var err error
 		res, err = w.store.FailResult(ctx, r.queue, w.cfg.ID, f)
 		return err
 	})
+	if res == store.FailStopped {
+		w.log.Info("job stopped on request; canceled", "job", j.ID, "task", j.Task, "queue", r.queue, "err", out.err)
+	} else {
+		w.log.Warn("job failed", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt,
+			"retry", f.Retry, "err", out.err)
+	}
 	// counted once Redis has said what happened: a lease taken back or a superseded
 	// keyed retry is no outcome of this worker's
-	if err == nil && res == store.FailRecorded {
+	if err == nil {
 		wait, known := r.started.Sub(r.due), !r.due.IsZero()
-		if f.Retry {
+		switch {
+		case res == store.FailStopped:
+			w.metrics.observe(r.queue, j.Task, out.ran, wait, known, "canceled")
+		case res != store.FailRecorded:
+		case f.Retry:
 			w.activity.add(r.queue, w.store.Now(), 0, 0, 1, 0, false)
 			w.metrics.observe(r.queue, j.Task, out.ran, wait, known, "retried")
-		} else {
+		default:
 			w.activity.add(r.queue, w.store.Now(), 0, 1, 0, 0, false)
 			w.metrics.observe(r.queue, j.Task, out.ran, wait, known, "failed")
 		}
-	}
-	w.release(j.ID)
-}
-
-// recordStopped ends a job that stopped on request: canceled, never retried.
-func (w *Worker) recordStopped(r *running, out outcome) {
-	j := r.j
-	w.log.Info("job stopped on request; canceled", "job", j.ID, "task", j.Task, "queue", r.queue, "err", out.err)
-	var held bool
-	err := w.record(func(ctx context.Context) error {
-		var err error
-		held, err = w.store.Stopped(ctx, r.queue, w.cfg.ID, j.ID)
-		return err
-	})
-	if err == nil && held {
-		w.metrics.observe(r.queue, j.Task, out.ran, r.started.Sub(r.due), !r.due.IsZero(), "canceled")
 	}
 	w.release(j.ID)
 }
@@ -398,15 +386,8 @@ func (w *Worker) ackLoop() {
 				}
 			}
 			ids := make([]string, len(done))
-			var stale []string // asked to stop as they finished: the success stands
 			for i, d := range done {
 				ids[i] = d.ID
-				if items[q][i].stopAsked {
-					stale = append(stale, d.ID)
-				}
-			}
-			if len(stale) > 0 {
-				_ = w.record(func(ctx context.Context) error { return w.store.ClearStops(ctx, q, stale...) })
 			}
 			w.release(ids...)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestStopRunningJob: StopJob reaches the func's context at once (or at the next lease
@@ -22,7 +23,8 @@ func TestStopRunningJob(t *testing.T) {
 	causes := make(chan error, 1)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
-	start(t, e, worker.Config{Concurrency: 1, Lease: 300 * time.Millisecond, HardDeadlineGrace: 100 * time.Millisecond}, func(w *worker.Worker) {
+	reg := prometheus.NewRegistry()
+	start(t, e, worker.Config{Concurrency: 1, Lease: 300 * time.Millisecond, HardDeadlineGrace: 100 * time.Millisecond, Metrics: reg}, func(w *worker.Worker) {
 		w.HandleFunc("honours", func(ctx context.Context, j *job.Job) (any, error) {
 			started <- j.ID
 			<-ctx.Done()
@@ -91,10 +93,12 @@ func TestStopRunningJob(t *testing.T) {
 				t.Fatalf("context cause %v, want job.ErrCanceled", cause)
 			}
 		}
-		testutil.Eventually(t, 5*time.Second, "stop request dropped", func() bool {
-			n, err := e.rdb.HLen(e.ctx, stops).Result()
-			return err == nil && n == 0
-		})
+		if n, err := e.rdb.HLen(e.ctx, stops).Result(); err != nil || n != 0 {
+			t.Fatalf("%s: %d stop requests left (%v)", tc.task, n, err)
+		}
+		if c, err := e.c.Counts(e.ctx, "default"); err != nil || c.Retried != 0 || c.Scheduled != 0 {
+			t.Fatalf("%s: a stopped job was retried: %+v %v", tc.task, c, err)
+		}
 	}
 	// never retried, and the one slot is free again
 	h, err := queue.Enqueue(e.ctx, e.c, noop, struct{}{})
@@ -105,6 +109,21 @@ func TestStopRunningJob(t *testing.T) {
 	must(t, err)
 	if c.Pending+c.Scheduled+c.Active+c.Failed != 0 || c.Retried != 0 {
 		t.Fatalf("stopped jobs left something behind: %+v", c)
+	}
+	families, err := reg.Gather()
+	must(t, err)
+	canceled := 0.0
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if f.GetName() == "chronoq_job_outcomes_total" && l.GetName() == "outcome" && l.GetValue() == "canceled" {
+					canceled += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if canceled != 3 {
+		t.Fatalf("canceled outcomes %v, want 3", canceled)
 	}
 }
 

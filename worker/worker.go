@@ -61,9 +61,12 @@ type running struct {
 	started time.Time
 	cancel  context.CancelCauseFunc
 	decide  func(outcome, bool) // decides the attempt's outcome, once (see startJob)
-	done    bool                // outcome decided (acked or failed), waiting for Redis
-	// stopAsked: the job was asked to stop (StopJob); an error now ends it canceled
+	decided bool                // decide has begun: a stop request comes too late
+	done    bool                // outcome decided and its slot freed, waiting for Redis
+	// stopAsked: the job was asked to stop (StopJob); Redis then ends a failure of it
+	// canceled (fail.lua), whether or not this worker heard in time
 	stopAsked bool
+	abandon   *time.Timer // ends it if it ignores the stop; stopped once decided
 	// unclaimed: a hand-off whose claim is in flight; its lease is not renewed yet
 	unclaimed bool
 	predicted float64   // ms, as the fetch predicted it (0: none)
@@ -77,8 +80,6 @@ type ackItem struct {
 	ran   time.Duration // the handler's run time
 	wait  time.Duration // from due to start, for the activity ring
 	known bool          // wait is known
-	// stopAsked: a stop was asked of it; its request is dropped once the ack is in
-	stopAsked bool
 }
 
 // New returns a worker on the client's Redis. It checks cfg and fills its defaults.

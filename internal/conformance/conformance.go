@@ -295,8 +295,12 @@ func testStop(t *testing.T, b *bundle) {
 	if err := b.c.Delete(b.ctx, "default", a.ID); !errors.Is(err, queue.ErrJobActive) {
 		t.Fatalf("delete of a running job: %v", err)
 	}
-	for range 2 { // asking twice is no error, and notifies once
-		running, err = b.c.StopJob(b.ctx, "default", a.ID)
+	for i := range 2 { // asking twice (by id, then by key) is no error, and notifies once
+		if i == 0 {
+			running, err = b.c.StopJob(b.ctx, "default", a.ID)
+		} else {
+			running, err = b.c.StopKey(b.ctx, "default", "k1")
+		}
 		must(t, err)
 		if !running {
 			t.Fatal("stop of a running job: not reported running")
@@ -314,13 +318,15 @@ func testStop(t *testing.T, b *bundle) {
 	must(t, err)
 	equal(t, "renewal lost", lost, nil)
 	equal(t, "renewal stop", stop, []string{a.ID})
-	if ok, err := b.s.Stopped(b.ctx, "default", "other", a.ID); ok || err != nil {
-		t.Fatalf("stopped by a worker not holding it: %v %v", ok, err)
+	// its failure, retries left or not, ends it canceled: Redis decides, whether or
+	// not the worker heard of the stop in time
+	if res, err := b.s.FailResult(b.ctx, "default", "other", store.Failure{ID: a.ID, Error: "x", Retry: true}); res != store.FailNotHeld || err != nil {
+		t.Fatalf("failed by a worker not holding it: %v %v", res, err)
 	}
-	ok, err := b.s.Stopped(b.ctx, "default", "w", a.ID)
+	res, err := b.s.FailResult(b.ctx, "default", "w", store.Failure{ID: a.ID, Error: "context canceled", Retry: true, Due: b.clock.Now()})
 	must(t, err)
-	if !ok {
-		t.Fatal("stopped by its worker: not held")
+	if res != store.FailStopped {
+		t.Fatalf("failure of a job asked to stop: outcome %v, want stopped", res)
 	}
 	if _, err := a.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
 		t.Fatalf("a stopped job is gone: %v", err)
@@ -358,6 +364,19 @@ func testStop(t *testing.T, b *bundle) {
 	if c := counts(t, b, "default"); c.Pending != 0 || c.Active != 0 {
 		t.Fatalf("counts after reclaim %+v", c)
 	}
+	// and a shutdown's hand-back does not put it back either
+	hb := enqueue(t, b, "t")
+	fetchIDs(t, b, "default", "w", 1)
+	_, err = b.c.StopJob(b.ctx, "default", hb.ID)
+	must(t, err)
+	_, err = b.s.HandBack(b.ctx, "default", "w", []string{hb.ID})
+	must(t, err)
+	if _, err := hb.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("a stopped job handed back ends canceled: %v", err)
+	}
+	if n, _ := b.s.Redis().HLen(b.ctx, k.Stops).Result(); n != 0 {
+		t.Fatalf("%d stop requests left after reclaim and hand-back", n)
+	}
 
 	// an ended job cannot be stopped; a success asked to stop keeps its outcome
 	e := enqueue(t, b, "t")
@@ -367,7 +386,9 @@ func testStop(t *testing.T, b *bundle) {
 	lost, err = b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: e.ID, Retention: time.Minute}})
 	must(t, err)
 	equal(t, "ack lost", lost, nil)
-	must(t, b.s.ClearStops(b.ctx, "default", e.ID))
+	if n, _ := b.s.Redis().HLen(b.ctx, k.Stops).Result(); n != 0 {
+		t.Fatalf("the ack left %d stop requests", n)
+	}
 	if _, err := b.c.StopJob(b.ctx, "default", e.ID); !errors.Is(err, queue.ErrJobEnded) {
 		t.Fatalf("stop of an ended job: %v", err)
 	}

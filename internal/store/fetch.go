@@ -137,7 +137,7 @@ func (s *Store) Ack(ctx context.Context, queue, worker string, done []Done) (los
 	}
 	k := s.Keys(queue)
 	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Succeeded, k.Results, k.Timings, k.Counters, k.Errors, k.Stacks,
-		k.Rank, k.TaskStats, k.Window, k.Models, k.SchedKeys, k.JobKeys}
+		k.Rank, k.TaskStats, k.Window, k.Models, k.SchedKeys, k.JobKeys, k.Stops}
 	args := make([]any, 0, 6+9*len(done))
 	trim := "0"
 	if every := uint64(max(s.TrimEvery, 1)); (s.ackCalls.Add(1)-1)%every == 0 {
@@ -184,12 +184,13 @@ const (
 	FailNotHeld    FailOutcome = 0 // the worker no longer held the job: nothing recorded
 	FailRecorded   FailOutcome = 1 // retry scheduled, or moved to the failed set
 	FailSuperseded FailOutcome = 2 // a retry dropped: a newer job waits under its key
+	FailStopped    FailOutcome = 3 // the job was asked to stop: it ended canceled
 )
 
-// FailResult is Fail, telling the three outcomes apart.
+// FailResult is Fail, telling the outcomes apart.
 func (s *Store) FailResult(ctx context.Context, queue, worker string, f Failure) (FailOutcome, error) {
 	k := s.Keys(queue)
-	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Scheduled, k.Failed, k.Errors, k.Stacks, k.Counters, k.Timings, k.Results, k.SchedKeys, k.JobKeys}
+	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Scheduled, k.Failed, k.Errors, k.Stacks, k.Counters, k.Timings, k.Results, k.SchedKeys, k.JobKeys, k.Stops}
 	mode, due := "fail", int64(0)
 	if f.Retry {
 		mode, due = "retry", f.Due.UnixMilli()
@@ -274,24 +275,6 @@ func (s *Store) RenewLeases(ctx context.Context, queue, worker string, ids []str
 		}
 	}
 	return lost, stop, nil
-}
-
-// Stopped records that a running job asked to stop has stopped: it ends canceled. It
-// reports false when worker no longer held the job.
-func (s *Store) Stopped(ctx context.Context, queue, worker, id string) (bool, error) {
-	k := s.Keys(queue)
-	n, err := scriptStopped.Run(ctx, s.rdb, []string{k.Active, k.Owners, k.Stops, k.Records, k.Attempts, k.Errors,
-		k.Stacks, k.Results, k.Timings, k.SchedKeys, k.JobKeys}, worker, id, k.DoneChannel).Int()
-	return n == 1, err
-}
-
-// ClearStops drops the stop requests of jobs that ended on their own before they heard
-// them (they finished their work: the outcome stands).
-func (s *Store) ClearStops(ctx context.Context, queue string, ids ...string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	return s.rdb.HDel(ctx, s.Keys(queue).Stops, ids...).Err()
 }
 
 // Promote moves up to limit due scheduled jobs into their lanes; it returns how many

@@ -29,7 +29,6 @@ var (
 	scriptBeatFire      = load("beat_fire")
 	scriptActivity      = load("activity")
 	scriptTrim          = load("trim")
-	scriptStopped       = load("stopped")
 )
 
 func load(name string) *redis.Script {
@@ -50,7 +49,6 @@ func AllScripts() map[string]*redis.Script {
 		"enqueue": scriptEnqueue, "enqueue_one": scriptEnqueueOne, "enqueue_keyed": scriptEnqueueKeyed, "fetch": scriptFetch, "ack": scriptAck, "fail": scriptFail,
 		"requeue_active": scriptRequeueActive, "promote": scriptPromote, "cancel": scriptCancel,
 		"requeue_failed": scriptRequeueFailed, "purge": scriptPurge, "claim": scriptClaim, "beat_fire": scriptBeatFire, "activity": scriptActivity, "trim": scriptTrim,
-		"stopped": scriptStopped,
 	}
 }
 

@@ -39,7 +39,6 @@ elseif redis.call('ZSCORE', KEYS[4], id) then
   return {'stopping', id}
 elseif redis.call('ZSCORE', KEYS[5], id) or redis.call('ZSCORE', KEYS[6], id) then
   if ARGV[4] ~= 'delete' then return {'finished', id} end
-  redis.call('HDEL', KEYS[14], id) -- a stop asked as it ended
   redis.call('ZREM', KEYS[5], id)
   redis.call('ZREM', KEYS[6], id)
   how = 'deleted'
@@ -47,6 +46,7 @@ else
   how = 'deleted' -- a record with no state: remove what is left
 end
 release_key(KEYS[12], KEYS[13], id)
+redis.call('HDEL', KEYS[14], id)
 forget({id}, KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
 if how == 'canceled' then redis.call('PUBLISH', ARGV[3], 'c ' .. id) end
 return {how, id}

@@ -3,12 +3,15 @@
 -- KEYS[1] active  KEYS[2] owners  KEYS[3] job records  KEYS[4] attempts
 -- KEYS[5] scheduled  KEYS[6] failed  KEYS[7] errors  KEYS[8] stacks  KEYS[9] counters
 -- KEYS[10] timings  KEYS[11] results  KEYS[12] schedule keys  KEYS[13] keys of keyed jobs
+-- KEYS[14] stop requests
 -- ARGV[1] now ms  ARGV[2] worker id ('' to skip the ownership check)  ARGV[3] id
 -- ARGV[4] 'retry' or 'fail'  ARGV[5] due ms (retry)  ARGV[6] error  ARGV[7] stack
 -- ARGV[8] start ms  ARGV[9] schedule channel  ARGV[10] done channel
 -- ARGV[11] failed jobs kept at most  ARGV[12] failed jobs kept for ms
--- Returns 1, 0 when the worker no longer held the job, or 2 when a retry was dropped
--- because a newer job was enqueued under the job's schedule key meanwhile.
+-- Returns 1, 0 when the worker no longer held the job, 2 when a retry was dropped
+-- because a newer job was enqueued under the job's schedule key meanwhile, or 3 when the
+-- job had been asked to stop (Client.StopJob): it ends canceled, never retried, even
+-- if its worker had not heard of the stop yet.
 local id = ARGV[3]
 if ARGV[2] ~= '' then
   local o = redis.call('HGET', KEYS[2], id)
@@ -17,6 +20,12 @@ end
 local now = tonumber(ARGV[1])
 redis.call('ZREM', KEYS[1], id)
 redis.call('HDEL', KEYS[2], id)
+if redis.call('HDEL', KEYS[14], id) == 1 then
+  release_key(KEYS[12], KEYS[13], id)
+  forget({id}, KEYS[3], KEYS[4], KEYS[7], KEYS[8], KEYS[11], KEYS[10])
+  redis.call('PUBLISH', ARGV[10], 'c ' .. id)
+  return 3
+end
 redis.call('HINCRBY', KEYS[4], id, 1)
 redis.call('HSET', KEYS[7], id, ARGV[6])
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[8], id, ARGV[7]) else redis.call('HDEL', KEYS[8], id) end

@@ -37,6 +37,7 @@ for i, id in ipairs(ids) do
     end
   elseif ARGV[3] == 'expired' then
     redis.call('ZREM', KEYS[1], id) -- no owner: a half-finished state change; drop the lease
+    redis.call('HDEL', KEYS[13], id)
   end
 end
 local moved = 0
