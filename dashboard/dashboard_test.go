@@ -16,6 +16,7 @@ import (
 
 	"github.com/chronoq/chronoq/dashboard"
 	"github.com/chronoq/chronoq/internal/redistest"
+	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
@@ -178,6 +179,14 @@ func TestViewsActionsAndEscaping(t *testing.T) {
 	if code, data := cl.do("GET", "/queues/default/jobs/"+run.ID, nil); code != 200 || !bytes.Contains(data, []byte(">Stop</button>")) {
 		t.Fatalf("running job page: %d, no Stop button", code)
 	}
+	// the workers page lists what each worker runs, each with Stop
+	if err := c.Store().Heartbeat(ctx, store.WorkerInfo{ID: "w", Host: "h", Queues: []string{"default"}, Concurrency: 1, Started: time.Now(),
+		Running: []store.RunningJob{{ID: run.ID, Queue: "default", Task: "slow", Started: time.Now()}}}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if code, data := cl.do("GET", "/workers", nil); code != 200 || !bytes.Contains(data, []byte(`/queues/default/jobs/`+run.ID+`"`)) || !bytes.Contains(data, []byte(">Stop</button>")) {
+		t.Fatalf("workers page: %d, no running job with Stop:\n%s", code, data)
+	}
 	if code, data := cl.do("POST", "/api/queues/default/jobs/"+run.ID+"/cancel", nil); code != 200 || !bytes.Contains(data, []byte(`"stopping":"`+run.ID)) {
 		t.Fatalf("stop a running job: %d %s", code, data)
 	}
@@ -202,6 +211,9 @@ func TestAuthAndReadOnly(t *testing.T) {
 	cl.header.Set("Authorization", "Basic b3BzOnMzY3JldA==") // ops:s3cret
 	if code, _ := cl.do("GET", "/api/queues", nil); code != 200 {
 		t.Fatalf("good credentials: %d", code)
+	}
+	if _, page := cl.do("GET", "/queues/default", nil); !bytes.Contains(page, []byte(`<body class="read-only">`)) {
+		t.Fatalf("a read-only page does not hide its actions:\n%s", page)
 	}
 	cl.token()
 	if code, data := cl.do("POST", "/api/queues/default/pause", nil); code != http.StatusForbidden || !bytes.Contains(data, []byte("read-only")) {
