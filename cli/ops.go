@@ -260,17 +260,17 @@ func silent(err error) error {
 func cmdPurge(ctx context.Context, e *env, args []string) int {
 	var state string
 	var yes bool
-	return opsCommand{synopsis: "purge QUEUE --state pending|scheduled|failed|succeeded [--yes]", least: 1, most: 1,
+	return opsCommand{synopsis: "purge QUEUE --state pending|scheduled|failed|succeeded|canceled [--yes]", least: 1, most: 1,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&state, "state", "", "which jobs to delete (required); active jobs are never purged")
 			fs.BoolVar(&yes, "yes", false, "do not ask for confirmation")
 		},
 		check: func([]string) error {
 			switch job.State(state) {
-			case job.StatePending, job.StateScheduled, job.StateFailed, job.StateSucceeded:
+			case job.StatePending, job.StateScheduled, job.StateFailed, job.StateSucceeded, job.StateCanceled:
 				return nil
 			}
-			return badUsage("--state %q: purge takes pending, scheduled, failed or succeeded", state)
+			return badUsage("--state %q: purge takes pending, scheduled, failed, succeeded or canceled", state)
 		},
 		run: func(ctx context.Context, e *env, c *queue.Client, pos []string) error {
 			st := job.State(state)
@@ -282,7 +282,7 @@ func cmdPurge(ctx context.Context, e *env, args []string) int {
 				return err
 			}
 			n := map[job.State]int64{job.StatePending: counts.Pending, job.StateScheduled: counts.Scheduled,
-				job.StateFailed: counts.Failed, job.StateSucceeded: counts.Succeeded}[st]
+				job.StateFailed: counts.Failed, job.StateSucceeded: counts.Succeeded, job.StateCanceled: counts.Canceled}[st]
 			if !yes {
 				ok, err := confirm(e, fmt.Sprintf("delete %d %s jobs of queue %q?", n, st, pos[0]))
 				if err != nil {

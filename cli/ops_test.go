@@ -53,9 +53,13 @@ func TestOpsCommands(t *testing.T) {
 	if n, _ := c.Counts(ctx, "timeclock"); n.Scheduled != 0 {
 		t.Fatalf("after cancel by key, %d scheduled", n.Scheduled)
 	}
-	_, errOut := cq(t, 3, "cancel", id)
-	if !strings.Contains(errOut, id) {
-		t.Errorf("cancel of a gone job does not name it: %s", errOut)
+	out, _ = cq(t, 0, "job", id)
+	if !strings.Contains(out, "state     canceled") {
+		t.Errorf("a canceled job is kept as canceled:\n%s", out)
+	}
+	_, errOut := cq(t, 1, "cancel", id)
+	if !strings.Contains(errOut, id) || !strings.Contains(errOut, "already ended") {
+		t.Errorf("cancel of a canceled job does not name it: %s", errOut)
 	}
 	// a running job is asked to stop
 	out, _ = cq(t, 0, "enqueue", "demo.add", "--queue", "timeclock")

@@ -157,7 +157,8 @@ func TestViewsActionsAndEscaping(t *testing.T) {
 		{"/api/queues/default/ranking", map[string]any{"mode": "active", "rule": "fixed", "w": 8}, 200, `"mode":"active"`},
 		{"/api/queues/default/ranking", map[string]any{"mode": "turbo"}, 400, "turbo"},
 		{"/api/queues/default/jobs/" + h.ID + "/cancel", nil, 200, "canceled"},
-		{"/api/queues/default/jobs/" + h.ID + "/cancel", nil, 404, "not found"},
+		{"/api/queues/default/jobs/" + h.ID + "/cancel", nil, 409, "already ended"},
+		{"/api/queues/default/jobs/nope/cancel", nil, 404, "not found"},
 		{"/api/queues/default/purge?state=pending", nil, 200, `"purged":`},
 		{"/api/queues/default/purge?state=active", nil, 400, "cannot purge"},
 	}

@@ -49,7 +49,7 @@ func (k *collector) Collect(ch chan<- prometheus.Metric) {
 		if err != nil {
 			continue
 		}
-		for state, n := range map[string]int64{"pending": c.Pending, "scheduled": c.Scheduled, "active": c.Active, "failed": c.Failed, "succeeded": c.Succeeded} {
+		for state, n := range map[string]int64{"pending": c.Pending, "scheduled": c.Scheduled, "active": c.Active, "failed": c.Failed, "succeeded": c.Succeeded, "canceled": c.Canceled} {
 			ch <- prometheus.MustNewConstMetric(descJobs, prometheus.GaugeValue, float64(n), q, state)
 		}
 		ch <- prometheus.MustNewConstMetric(descProcessed, prometheus.CounterValue, float64(c.Processed), q)

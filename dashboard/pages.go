@@ -128,7 +128,7 @@ func (h *Handler) queuePage(w http.ResponseWriter, r *http.Request) {
 		views[i] = View(j)
 	}
 	h.render(w, r, "queue", "Queue "+q, map[string]any{"Queue": v, "State": state, "Jobs": views,
-		"States": []job.State{job.StatePending, job.StateScheduled, job.StateActive, job.StateFailed, job.StateSucceeded}})
+		"States": []job.State{job.StatePending, job.StateScheduled, job.StateActive, job.StateFailed, job.StateSucceeded, job.StateCanceled}})
 }
 
 func (h *Handler) jobPage(w http.ResponseWriter, r *http.Request) {

@@ -193,9 +193,9 @@ func (h *Handler) jobs(w http.ResponseWriter, r *http.Request) {
 		state = job.StatePending
 	}
 	switch state {
-	case job.StatePending, job.StateScheduled, job.StateActive, job.StateFailed, job.StateSucceeded:
+	case job.StatePending, job.StateScheduled, job.StateActive, job.StateFailed, job.StateSucceeded, job.StateCanceled:
 	default:
-		writeErr(w, http.StatusBadRequest, fmtErr("state %q (pending, scheduled, active, failed or succeeded)", state))
+		writeErr(w, http.StatusBadRequest, fmtErr("state %q (pending, scheduled, active, failed, succeeded or canceled)", state))
 		return
 	}
 	js, err := h.c.List(ctx, r.PathValue("queue"), state, intParam(r, "offset", 0, 1<<30), max(intParam(r, "limit", 50, 500), 1))

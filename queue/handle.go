@@ -45,10 +45,11 @@ func (h *Handle) State(ctx context.Context) (job.State, error) {
 // *job.FailedError, for a canceled one job.ErrCanceled. It listens on the queue's
 // pub/sub channel and reads the job once when told it ended: no polling.
 //
-// A job that is gone — it ended with Retention 0, or was canceled, purged or trimmed
-// before Wait looked — gives an error wrapping job.ErrNotFound, at once: there is no
-// end left to wait for. If Wait saw it end (it was listening), a Retention 0 success
-// returns a job with State succeeded and no result.
+// A job that is gone — it ended with Retention 0, or was replaced under its key,
+// purged, deleted or trimmed before Wait looked — gives an error wrapping
+// job.ErrNotFound, at once: there is no end left to wait for. If Wait saw it end (it
+// was listening), a Retention 0 success returns a job with State succeeded and no
+// result.
 func (h *Handle) Wait(ctx context.Context) (*job.Job, error) {
 	hub, err := h.c.waitHub(ctx)
 	if err != nil {
@@ -79,13 +80,15 @@ func (h *Handle) Wait(ctx context.Context) (*job.Job, error) {
 				}
 			default:
 			}
-			return nil, &JobError{ID: h.ID, Err: fmt.Errorf("%w: it ended with no retention, or was canceled, purged or never enqueued to queue %q", job.ErrNotFound, h.Queue)}
+			return nil, &JobError{ID: h.ID, Err: fmt.Errorf("%w: it ended with no retention, was replaced under its key, purged, deleted or trimmed, or was never enqueued to queue %q", job.ErrNotFound, h.Queue)}
 		case err != nil:
 			return nil, err
 		case j.State == job.StateSucceeded:
 			return j, nil
 		case j.State == job.StateFailed:
 			return j, &job.FailedError{ID: j.ID, Message: j.LastError}
+		case j.State == job.StateCanceled:
+			return j, &JobError{ID: h.ID, Err: job.ErrCanceled}
 		}
 		select {
 		case <-ctx.Done():

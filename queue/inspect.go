@@ -24,8 +24,8 @@ func (c *Client) Counts(ctx context.Context, queue string) (Counts, error) {
 }
 
 // List returns up to limit jobs of queue in state from offset: pending in dequeue
-// order, scheduled by due time, active by lease deadline, failed and succeeded newest
-// first.
+// order, scheduled by due time, active by lease deadline, failed, succeeded and
+// canceled newest first.
 func (c *Client) List(ctx context.Context, queue string, state job.State, offset, limit int) ([]*job.Job, error) {
 	if offset < 0 || limit <= 0 {
 		return nil, fmt.Errorf("chronoq: list needs offset >= 0 and limit > 0 (got %d, %d)", offset, limit)
@@ -66,9 +66,10 @@ func (c *Client) FindJob(ctx context.Context, id string) (*job.Job, error) {
 	return nil, &JobError{ID: id, Err: job.ErrNotFound}
 }
 
-// Cancel removes a pending or scheduled job. A running job gives ErrJobActive (see
-// StopJob), an ended one ErrJobEnded, an unknown one job.ErrNotFound. Waiters get
-// job.ErrCanceled.
+// Cancel cancels a pending or scheduled job: it never runs, waiters get
+// job.ErrCanceled, and it is kept in state canceled for a day (at most 100,000 per
+// queue) for inspection. A running job gives ErrJobActive (see StopJob), an ended one
+// ErrJobEnded, an unknown one job.ErrNotFound.
 func (c *Client) Cancel(ctx context.Context, queue, id string) error {
 	_, _, err := c.store.Cancel(ctx, queue, id, "", "cancel")
 	return mapErr(err, id)
@@ -110,16 +111,16 @@ func (c *Client) Requeue(ctx context.Context, queue string, ids ...string) (int,
 }
 
 // Purge deletes every job of queue in state (pending when state is empty): pending,
-// scheduled, failed or succeeded; active jobs are never purged. progress, if not nil,
+// scheduled, failed, succeeded or canceled; active jobs are never purged. progress, if not nil,
 // is called after each chunk with the running total.
 func (c *Client) Purge(ctx context.Context, queue string, state job.State, progress func(deleted int)) (int, error) {
 	if state == "" {
 		state = job.StatePending
 	}
 	switch state {
-	case job.StatePending, job.StateScheduled, job.StateFailed, job.StateSucceeded:
+	case job.StatePending, job.StateScheduled, job.StateFailed, job.StateSucceeded, job.StateCanceled:
 	default:
-		return 0, fmt.Errorf("chronoq: cannot purge %q jobs (pending, scheduled, failed or succeeded)", state)
+		return 0, fmt.Errorf("chronoq: cannot purge %q jobs (pending, scheduled, failed, succeeded or canceled)", state)
 	}
 	total := 0
 	for {

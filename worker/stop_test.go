@@ -93,6 +93,12 @@ func TestStopRunningJob(t *testing.T) {
 				t.Fatalf("context cause %v, want job.ErrCanceled", cause)
 			}
 		}
+		if tc.wantSuccess { // the ack leaves a late stop request to the trim
+			_, err := e.c.Store().Trim(e.ctx, "default")
+			must(t, err)
+		} else if j, err := h.Job(e.ctx); err != nil || j.State != job.StateCanceled {
+			t.Fatalf("%s: %+v %v, want it kept as canceled", tc.task, j, err)
+		}
 		if n, err := e.rdb.HLen(e.ctx, stops).Result(); err != nil || n != 0 {
 			t.Fatalf("%s: %d stop requests left (%v)", tc.task, n, err)
 		}

@@ -257,13 +257,31 @@ func testCancel(t *testing.T, b *bundle) {
 	if err := b.c.Cancel(b.ctx, "default", "nope"); !errors.Is(err, job.ErrNotFound) {
 		t.Fatalf("cancel unknown: %v", err)
 	}
-	if _, err := p.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
-		t.Fatalf("canceled job still there: %v", err)
-	}
-	if c := counts(t, b, "default"); c.Pending != 0 || c.Scheduled != 0 || c.Active != 1 {
+	isCanceled(t, b, p.ID)
+	isCanceled(t, b, s.ID)
+	if c := counts(t, b, "default"); c.Pending != 0 || c.Scheduled != 0 || c.Active != 1 || c.Canceled != 2 {
 		t.Fatalf("counts %+v", c)
 	}
-	_, err := b.s.Fail(b.ctx, "default", "w", store.Failure{ID: a.ID, Error: "x"})
+	if err := b.c.Cancel(b.ctx, "default", p.ID); !errors.Is(err, queue.ErrJobEnded) {
+		t.Fatalf("cancel of a canceled job: %v", err)
+	}
+	got, err := b.c.List(b.ctx, "default", job.StateCanceled, 0, 10)
+	must(t, err)
+	if len(got) != 2 {
+		t.Fatalf("listed %d canceled jobs, want 2", len(got))
+	}
+	must(t, b.c.Delete(b.ctx, "default", p.ID)) // a canceled job can be deleted
+	if _, err := p.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("deleted canceled job: %v", err)
+	}
+	// kept a day, then trimmed
+	b.clock.Advance(25 * time.Hour)
+	_, err = b.s.Trim(b.ctx, "default")
+	must(t, err)
+	if _, err := s.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("a canceled job past a day: %v", err)
+	}
+	_, err = b.s.Fail(b.ctx, "default", "w", store.Failure{ID: a.ID, Error: "x"})
 	must(t, err)
 	if err := b.c.Cancel(b.ctx, "default", a.ID); !errors.Is(err, queue.ErrJobEnded) {
 		t.Fatalf("cancel failed job: %v", err)
@@ -280,9 +298,10 @@ func testStop(t *testing.T, b *bundle) {
 	p := enqueue(t, b, "t")
 	running, err := b.c.StopJob(b.ctx, "default", p.ID)
 	must(t, err)
-	if _, gone := p.Job(b.ctx); running || !errors.Is(gone, job.ErrNotFound) {
-		t.Fatalf("stop of a pending job: running %v, job %v", running, gone)
+	if running {
+		t.Fatal("stop of a pending job: reported running")
 	}
+	isCanceled(t, b, p.ID)
 
 	// a running one: its worker is told on the stop channel and at renewal
 	a := enqueue(t, b, "t", job.Key("k1"))
@@ -328,8 +347,8 @@ func testStop(t *testing.T, b *bundle) {
 	if res != store.FailStopped {
 		t.Fatalf("failure of a job asked to stop: outcome %v, want stopped", res)
 	}
-	if _, err := a.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
-		t.Fatalf("a stopped job is gone: %v", err)
+	if j := isCanceled(t, b, a.ID); j.LastError != "context canceled" || j.FinishedAt.IsZero() {
+		t.Fatalf("a stopped job keeps the error it stopped on and its end: %+v", j)
 	}
 	if c := counts(t, b, "default"); c.Active != 0 || c.Failed != 0 || c.Succeeded != 0 {
 		t.Fatalf("counts after stop %+v", c)
@@ -358,9 +377,7 @@ func testStop(t *testing.T, b *bundle) {
 	if n != 1 {
 		t.Fatalf("reclaimed %d", n)
 	}
-	if _, err := d.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
-		t.Fatalf("a stopped job whose worker died ends canceled: %v", err)
-	}
+	isCanceled(t, b, d.ID) // a stopped job whose worker died
 	if c := counts(t, b, "default"); c.Pending != 0 || c.Active != 0 {
 		t.Fatalf("counts after reclaim %+v", c)
 	}
@@ -371,9 +388,7 @@ func testStop(t *testing.T, b *bundle) {
 	must(t, err)
 	_, err = b.s.HandBack(b.ctx, "default", "w", []string{hb.ID})
 	must(t, err)
-	if _, err := hb.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
-		t.Fatalf("a stopped job handed back ends canceled: %v", err)
-	}
+	isCanceled(t, b, hb.ID) // a stopped job handed back
 	if n, _ := b.s.Redis().HLen(b.ctx, k.Stops).Result(); n != 0 {
 		t.Fatalf("%d stop requests left after reclaim and hand-back", n)
 	}
@@ -386,8 +401,10 @@ func testStop(t *testing.T, b *bundle) {
 	lost, err = b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: e.ID, Retention: time.Minute}})
 	must(t, err)
 	equal(t, "ack lost", lost, nil)
+	_, err = b.s.Trim(b.ctx, "default") // the ack leaves a stop request that came too late
+	must(t, err)
 	if n, _ := b.s.Redis().HLen(b.ctx, k.Stops).Result(); n != 0 {
-		t.Fatalf("the ack left %d stop requests", n)
+		t.Fatalf("trim left %d stop requests", n)
 	}
 	if _, err := b.c.StopJob(b.ctx, "default", e.ID); !errors.Is(err, queue.ErrJobEnded) {
 		t.Fatalf("stop of an ended job: %v", err)
@@ -398,6 +415,16 @@ func testStop(t *testing.T, b *bundle) {
 	if _, err := b.c.StopJob(b.ctx, "default", "nope"); !errors.Is(err, job.ErrNotFound) {
 		t.Fatalf("stop of an unknown job: %v", err)
 	}
+}
+
+// isCanceled checks that job id is kept in state canceled, and returns it.
+func isCanceled(t *testing.T, b *bundle, id string) *job.Job {
+	t.Helper()
+	j, err := b.c.Job(b.ctx, "default", id)
+	if err != nil || j.State != job.StateCanceled {
+		t.Fatalf("job %s: %+v %v, want it kept as canceled", id, j, err)
+	}
+	return j
 }
 
 func testReclaim(t *testing.T, b *bundle) {

@@ -210,9 +210,7 @@ func testSupersededRetry(t *testing.T, b *bundle) {
 	if c := counts(t, b, "default"); c.Scheduled != 0 || c.Pending != 0 {
 		t.Fatalf("after CancelKey %+v", c)
 	}
-	if _, err := newer.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
-		t.Fatalf("newer job: %v", err)
-	}
+	isCanceled(t, b, newer.ID)
 }
 
 func testSupersededRequeue(t *testing.T, b *bundle) {
@@ -251,9 +249,7 @@ func testRequeueFailedKeyed(t *testing.T, b *bundle) {
 		t.Fatal("a failed job was requeued beside the newer job under its key")
 	}
 	must(t, b.c.CancelKey(b.ctx, "default", "k")) // the newer one goes; the key is free
-	if _, err := newer.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
-		t.Fatal(err)
-	}
+	isCanceled(t, b, newer.ID)
 	n, err = b.c.Requeue(b.ctx, "default", old.ID)
 	must(t, err)
 	j, err := b.c.JobByKey(b.ctx, "default", "k")

@@ -32,7 +32,7 @@ func (s *Store) Cancel(ctx context.Context, queue, id, key, mode string) (string
 	}
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
 		keys := append([]string{k.Records, k.Scheduled, k.Index, k.Active, k.Failed, k.Succeeded, k.Attempts, k.Errors,
-			k.Stacks, k.Results, k.Timings, k.SchedKeys, k.JobKeys, k.Stops}, laneKeys...)
+			k.Stacks, k.Results, k.Timings, k.SchedKeys, k.JobKeys, k.Stops, k.Canceled}, laneKeys...)
 		args := make([]any, 0, 7+len(members))
 		args = append(args, id, key, k.DoneChannel, mode, s.nowMs(), k.StopChannel, len(members))
 		for _, m := range members {
@@ -77,8 +77,8 @@ func (s *Store) RequeueFailed(ctx context.Context, queue string, ids []string) (
 	return int(toInt(res[1])), nil
 }
 
-// Purge deletes up to limit jobs in state ("pending", "scheduled", "failed" or
-// "succeeded"); callers repeat until it returns 0.
+// Purge deletes up to limit jobs in state ("pending", "scheduled", "failed",
+// "succeeded" or "canceled"); callers repeat until it returns 0.
 func (s *Store) Purge(ctx context.Context, queue, state string, limit int) (int, error) {
 	k := s.Keys(queue)
 	set, mode := "", "set"
@@ -91,6 +91,8 @@ func (s *Store) Purge(ctx context.Context, queue, state string, limit int) (int,
 		set = k.Failed
 	case "succeeded":
 		set = k.Succeeded
+	case "canceled":
+		set = k.Canceled
 	default:
 		return 0, fmt.Errorf("store: cannot purge state %q", state)
 	}
@@ -138,14 +140,16 @@ func (s *Store) Nudge(ctx context.Context, queue string) error {
 	return s.rdb.RPush(ctx, s.Keys(queue).Wake, "1").Err()
 }
 
-// Trim drops up to 500 succeeded jobs past their retention and 500 failed jobs past
-// FailedAge (else the oldest beyond MaxSucceeded and MaxFailed): acknowledgements and
-// failures trim as they go, and workers call this on a timer so that an idle queue is
-// trimmed too. It returns how many jobs it dropped.
+// Trim drops up to 500 succeeded jobs past their retention, 500 failed jobs past
+// FailedAge and 500 canceled jobs past CanceledAge (else the oldest beyond MaxSucceeded,
+// MaxFailed and MaxCanceled): acknowledgements and failures trim as they go, and
+// workers call this on a timer so that an idle queue is trimmed too. It returns how
+// many jobs it dropped.
 func (s *Store) Trim(ctx context.Context, queue string) (int, error) {
 	k := s.Keys(queue)
-	return scriptTrim.Run(ctx, s.rdb, []string{k.Succeeded, k.Failed, k.Records, k.Attempts, k.Errors, k.Stacks, k.Results, k.Timings, k.JobKeys},
-		s.nowMs(), s.MaxSucceeded, s.FailedAge.Milliseconds(), s.MaxFailed).Int()
+	return scriptTrim.Run(ctx, s.rdb, []string{k.Succeeded, k.Failed, k.Records, k.Attempts, k.Errors, k.Stacks, k.Results, k.Timings, k.JobKeys, k.Canceled,
+		k.Stops, k.Active},
+		s.nowMs(), s.MaxSucceeded, s.FailedAge.Milliseconds(), s.MaxFailed, s.CanceledAge.Milliseconds(), s.MaxCanceled).Int()
 }
 
 // Paused reports whether queue is paused.

@@ -137,7 +137,7 @@ func (s *Store) Ack(ctx context.Context, queue, worker string, done []Done) (los
 	}
 	k := s.Keys(queue)
 	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Succeeded, k.Results, k.Timings, k.Counters, k.Errors, k.Stacks,
-		k.Rank, k.TaskStats, k.Window, k.Models, k.SchedKeys, k.JobKeys, k.Stops}
+		k.Rank, k.TaskStats, k.Window, k.Models, k.SchedKeys, k.JobKeys}
 	args := make([]any, 0, 6+9*len(done))
 	trim := "0"
 	if every := uint64(max(s.TrimEvery, 1)); (s.ackCalls.Add(1)-1)%every == 0 {
@@ -190,7 +190,7 @@ const (
 // FailResult is Fail, telling the outcomes apart.
 func (s *Store) FailResult(ctx context.Context, queue, worker string, f Failure) (FailOutcome, error) {
 	k := s.Keys(queue)
-	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Scheduled, k.Failed, k.Errors, k.Stacks, k.Counters, k.Timings, k.Results, k.SchedKeys, k.JobKeys, k.Stops}
+	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Scheduled, k.Failed, k.Errors, k.Stacks, k.Counters, k.Timings, k.Results, k.SchedKeys, k.JobKeys, k.Stops, k.Canceled}
 	mode, due := "fail", int64(0)
 	if f.Retry {
 		mode, due = "retry", f.Due.UnixMilli()
@@ -221,7 +221,7 @@ func (s *Store) requeueActive(ctx context.Context, queue, worker, mode, reason s
 	k := s.Keys(queue)
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
 		keys := append([]string{k.Active, k.Owners, k.Index, k.Wake, k.Attempts, k.Errors, k.Records, k.Stacks, k.Results,
-			k.Timings, k.SchedKeys, k.JobKeys, k.Stops}, laneKeys...)
+			k.Timings, k.SchedKeys, k.JobKeys, k.Stops, k.Canceled}, laneKeys...)
 		args := make([]any, 0, 6+len(members)+len(ids))
 		args = append(args, s.nowMs(), worker, mode, reason, len(members))
 		for _, m := range members {

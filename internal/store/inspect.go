@@ -19,6 +19,7 @@ type Counts struct {
 	Active    int64 `json:"active"`
 	Failed    int64 `json:"failed"`
 	Succeeded int64 `json:"succeeded"`
+	Canceled  int64 `json:"canceled"`
 	// counters since the queue began
 	Processed   int64 `json:"processed_total"`
 	FailedTotal int64 `json:"failed_total"`
@@ -40,6 +41,7 @@ func (s *Store) Counts(ctx context.Context, queue string) (Counts, error) {
 		lanes[i] = pipe.ZCard(ctx, k.Lane(m))
 	}
 	sch, act, fail, done := pipe.ZCard(ctx, k.Scheduled), pipe.ZCard(ctx, k.Active), pipe.ZCard(ctx, k.Failed), pipe.ZCard(ctx, k.Succeeded)
+	canc := pipe.ZCard(ctx, k.Canceled)
 	stat := pipe.HGetAll(ctx, k.Counters)
 	paused := pipe.Exists(ctx, k.Paused)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -49,7 +51,7 @@ func (s *Store) Counts(ctx context.Context, queue string) (Counts, error) {
 	for _, l := range lanes {
 		c.Pending += l.Val()
 	}
-	c.Scheduled, c.Active, c.Failed, c.Succeeded = sch.Val(), act.Val(), fail.Val(), done.Val()
+	c.Scheduled, c.Active, c.Failed, c.Succeeded, c.Canceled = sch.Val(), act.Val(), fail.Val(), done.Val(), canc.Val()
 	st := stat.Val()
 	c.Processed, _ = strconv.ParseInt(st["succeeded"], 10, 64)
 	c.FailedTotal, _ = strconv.ParseInt(st["failed"], 10, 64)
@@ -133,6 +135,8 @@ func (s *Store) SetIDs(ctx context.Context, queue string, state job.State, offse
 		key, rev = k.Failed, true
 	case job.StateSucceeded:
 		key, rev = k.Succeeded, true
+	case job.StateCanceled:
+		key, rev = k.Canceled, true
 	default:
 		return nil, errors.New("store: no set for state " + string(state))
 	}
@@ -159,10 +163,11 @@ func (s *Store) Jobs(ctx context.Context, queue string, ids []string) ([]*job.Jo
 	ress := pipe.HMGet(ctx, k.Results, ids...)
 	fins := pipe.HMGet(ctx, k.Timings, ids...)
 	owns := pipe.HMGet(ctx, k.Owners, ids...)
-	type where struct{ sch, act, fail, done *redis.FloatCmd }
+	type where struct{ sch, act, fail, done, canc *redis.FloatCmd }
 	ws := make([]where, len(ids))
 	for i, id := range ids {
-		ws[i] = where{pipe.ZScore(ctx, k.Scheduled, id), pipe.ZScore(ctx, k.Active, id), pipe.ZScore(ctx, k.Failed, id), pipe.ZScore(ctx, k.Succeeded, id)}
+		ws[i] = where{pipe.ZScore(ctx, k.Scheduled, id), pipe.ZScore(ctx, k.Active, id), pipe.ZScore(ctx, k.Failed, id), pipe.ZScore(ctx, k.Succeeded, id),
+			pipe.ZScore(ctx, k.Canceled, id)}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
@@ -210,6 +215,11 @@ func (s *Store) Jobs(ctx context.Context, queue string, ids []string) ([]*job.Jo
 		case w.done.Err() == nil:
 			j.State = job.StateSucceeded
 			j.Attempt++
+		case w.canc.Err() == nil:
+			j.State = job.StateCanceled
+			if j.FinishedAt.IsZero() {
+				j.FinishedAt = time.UnixMilli(int64(w.canc.Val())).UTC()
+			}
 		default:
 			j.State = job.StatePending
 		}

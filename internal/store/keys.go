@@ -25,6 +25,7 @@ type Keys struct {
 	Scheduled string // zset: id -> due ms
 	Failed    string // zset: id -> failed at ms
 	Succeeded string // zset: id -> expiry ms (finish + retention)
+	Canceled  string // zset: id -> canceled at ms (kept CanceledAge, at most MaxCanceled)
 	Wake      string // list: at most one token while work may be waiting
 	Idle      string // zset: "worker|lease ms" -> idle until ms (workers blocked, waiting)
 	Ready     string // list: jobs handed to idle workers: "id|handed ms|lane score|record"
@@ -54,7 +55,7 @@ func KeysFor(ns, queue string) Keys {
 		Active: p + "act", Owners: p + "own", Scheduled: p + "sch", Failed: p + "fail",
 		Succeeded: p + "done", Wake: p + "wake", Idle: p + "idle", Ready: p + "ready", Paused: p + "paused", Counters: p + "stat", Activity: p + "min",
 		Rank: p + "rank", TaskStats: p + "tstat", Window: p + "qwin", Models: p + "cmodel", SchedKeys: p + "skey", JobKeys: p + "jkey",
-		Stops:       p + "stop",
+		Stops: p + "stop", Canceled: p + "canc",
 		DoneChannel: p + "ev:done", SchedChannel: p + "ev:sched", StopChannel: p + "ev:stop",
 	}
 }

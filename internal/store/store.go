@@ -29,6 +29,8 @@ type Store struct {
 	MaxSucceeded int
 	MaxFailed    int
 	FailedAge    time.Duration
+	MaxCanceled  int
+	CanceledAge  time.Duration
 	// TrimEvery: acknowledgements trim the succeeded set on one call in TrimEvery
 	// (default 8); trimming on every call would cost two commands per batch.
 	TrimEvery int
@@ -44,7 +46,8 @@ func New(rdb redis.UniversalClient, ns string, now func() time.Time) *Store {
 		now = time.Now
 	}
 	return &Store{rdb: rdb, ns: ns, now: now, lanes: map[string][]string{},
-		MaxSucceeded: 100_000, MaxFailed: 100_000, FailedAge: 7 * 24 * time.Hour, TrimEvery: 8}
+		MaxSucceeded: 100_000, MaxFailed: 100_000, FailedAge: 7 * 24 * time.Hour,
+		MaxCanceled: 100_000, CanceledAge: 24 * time.Hour, TrimEvery: 8}
 }
 
 // Redis is the client the store runs on.

@@ -3,7 +3,7 @@
 -- KEYS[5] succeeded set (scored by expiry)  KEYS[6] results  KEYS[7] timings
 -- KEYS[8] counters  KEYS[9] errors  KEYS[10] stacks  KEYS[11] ranking settings
 -- KEYS[12] task stats  KEYS[13] quality window  KEYS[14] cost models
--- KEYS[15] schedule keys  KEYS[16] keys of keyed jobs  KEYS[17] stop requests
+-- KEYS[15] schedule keys  KEYS[16] keys of keyed jobs
 -- ARGV[1] now ms  ARGV[2] worker id  ARGV[3] done channel  ARGV[4] n
 -- ARGV[5] max succeeded jobs kept  ARGV[6] '1' to trim the succeeded set in this call
 -- then per job, 9 values: id, retention ms, result ('' for none), lease start ms ('':
@@ -59,7 +59,6 @@ end
 if #ok == 0 then return lost end
 redis.call('ZREM', KEYS[1], unpack(ok))
 redis.call('HDEL', KEYS[2], unpack(ok))
-redis.call('HDEL', KEYS[17], unpack(ok)) -- a stop asked as it finished: the success stands
 if #done > 0 then
   redis.call('ZADD', KEYS[5], unpack(done))
   redis.call('HSET', KEYS[7], unpack(fin))

@@ -1,19 +1,20 @@
--- cancel.lua: cancel a pending or scheduled job; with mode 'delete' also delete a
--- failed or succeeded one; with mode 'stop' also ask a running one to stop (its worker
--- hears it on the stop channel, or at its next lease renewal, and records it canceled
--- once its func returns). An active job is never deleted here. The job is named by its
+-- cancel.lua: cancel a pending or scheduled job (it moves to the canceled set, kept for
+-- inspection); with mode 'delete' also delete an ended one (failed, succeeded,
+-- canceled); with mode 'stop' also ask a running one to stop (its worker hears it on the
+-- stop channel, or at its next lease renewal; fail.lua ends it canceled once its func
+-- returns an error). An active job is never deleted here. The job is named by its
 -- id, or (ARGV[1] = '') by its schedule key, read here so the lookup and the cancel are
 -- one step.
 -- KEYS[1] job records  KEYS[2] scheduled  KEYS[3] lane index  KEYS[4] active
 -- KEYS[5] failed  KEYS[6] succeeded  KEYS[7] attempts  KEYS[8] errors  KEYS[9] stacks
 -- KEYS[10] results  KEYS[11] timings  KEYS[12] schedule keys  KEYS[13] keys of keyed jobs
--- KEYS[14] stop requests  KEYS[15..] lane keys
+-- KEYS[14] stop requests  KEYS[15] canceled set  KEYS[16..] lane keys
 -- ARGV[1] id ('' to name it by key)  ARGV[2] schedule key  ARGV[3] done channel
 -- ARGV[4] 'cancel', 'delete' or 'stop'  ARGV[5] now ms  ARGV[6] stop channel
 -- ARGV[7] number of lanes  ARGV[8..] lane members
 -- Returns {how, id}: how is "canceled", "deleted", "stopping" (a stop was asked),
 -- "active", "finished" (cancel of an ended job) or "notfound"; or {"stale", member}.
-local lanes = lane_map(15, 8, tonumber(ARGV[7]))
+local lanes = lane_map(16, 8, tonumber(ARGV[7]))
 local id = ARGV[1]
 if id == '' then
   id = redis.call('HGET', KEYS[12], ARGV[2])
@@ -37,16 +38,22 @@ elseif redis.call('ZSCORE', KEYS[4], id) then
   if ARGV[4] ~= 'stop' then return {'active', id} end
   if redis.call('HSETNX', KEYS[14], id, ARGV[5]) == 1 then redis.call('PUBLISH', ARGV[6], id) end
   return {'stopping', id}
-elseif redis.call('ZSCORE', KEYS[5], id) or redis.call('ZSCORE', KEYS[6], id) then
+elseif redis.call('ZSCORE', KEYS[5], id) or redis.call('ZSCORE', KEYS[6], id) or redis.call('ZSCORE', KEYS[15], id) then
   if ARGV[4] ~= 'delete' then return {'finished', id} end
   redis.call('ZREM', KEYS[5], id)
   redis.call('ZREM', KEYS[6], id)
+  redis.call('ZREM', KEYS[15], id)
   how = 'deleted'
 else
   how = 'deleted' -- a record with no state: remove what is left
 end
 release_key(KEYS[12], KEYS[13], id)
 redis.call('HDEL', KEYS[14], id)
-forget({id}, KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
-if how == 'canceled' then redis.call('PUBLISH', ARGV[3], 'c ' .. id) end
+if how == 'canceled' then
+  -- kept for inspection in the canceled set (trim.lua drops it by age and count)
+  redis.call('ZADD', KEYS[15], ARGV[5], id)
+  redis.call('PUBLISH', ARGV[3], 'c ' .. id)
+else
+  forget({id}, KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
+end
 return {how, id}

@@ -3,7 +3,7 @@
 -- KEYS[1] active  KEYS[2] owners  KEYS[3] job records  KEYS[4] attempts
 -- KEYS[5] scheduled  KEYS[6] failed  KEYS[7] errors  KEYS[8] stacks  KEYS[9] counters
 -- KEYS[10] timings  KEYS[11] results  KEYS[12] schedule keys  KEYS[13] keys of keyed jobs
--- KEYS[14] stop requests
+-- KEYS[14] stop requests  KEYS[15] canceled set
 -- ARGV[1] now ms  ARGV[2] worker id ('' to skip the ownership check)  ARGV[3] id
 -- ARGV[4] 'retry' or 'fail'  ARGV[5] due ms (retry)  ARGV[6] error  ARGV[7] stack
 -- ARGV[8] start ms  ARGV[9] schedule channel  ARGV[10] done channel
@@ -21,8 +21,11 @@ local now = tonumber(ARGV[1])
 redis.call('ZREM', KEYS[1], id)
 redis.call('HDEL', KEYS[2], id)
 if redis.call('HDEL', KEYS[14], id) == 1 then
+  -- asked to stop: canceled, kept for inspection with the error it stopped on
   release_key(KEYS[12], KEYS[13], id)
-  forget({id}, KEYS[3], KEYS[4], KEYS[7], KEYS[8], KEYS[11], KEYS[10])
+  redis.call('HSET', KEYS[7], id, ARGV[6])
+  redis.call('HSET', KEYS[10], id, ARGV[8] .. '|' .. ARGV[1])
+  redis.call('ZADD', KEYS[15], now, id)
   redis.call('PUBLISH', ARGV[10], 'c ' .. id)
   return 3
 end

@@ -1,7 +1,7 @@
 -- purge.lua: delete up to `limit` jobs of one state; the caller repeats until 0.
 -- KEYS[1] lane index  KEYS[2] job records  KEYS[3] attempts  KEYS[4] errors
 -- KEYS[5] stacks  KEYS[6] results  KEYS[7] timings  KEYS[8] the state's set
--- (scheduled, failed or succeeded; unused for pending)  KEYS[9] schedule keys
+-- (scheduled, failed, succeeded or canceled; unused for pending)  KEYS[9] schedule keys
 -- KEYS[10] keys of keyed jobs  KEYS[11..] lane keys
 -- ARGV[1] 'pending' or 'set'  ARGV[2] limit  ARGV[3] number of lanes  ARGV[4..] members
 -- then ARGV[4+lanes] the done channel, ARGV[5+lanes] '1' when the purged jobs had not

@@ -4,16 +4,16 @@
 -- KEYS[1] active  KEYS[2] owners  KEYS[3] lane index  KEYS[4] wake-up list
 -- KEYS[5] attempts  KEYS[6] errors  KEYS[7] job records  KEYS[8] stacks  KEYS[9] results
 -- KEYS[10] timings  KEYS[11] schedule keys  KEYS[12] keys of keyed jobs
--- KEYS[13] stop requests  KEYS[14..] lanes
+-- KEYS[13] stop requests  KEYS[14] canceled set  KEYS[15..] lanes
 -- ARGV[1] now ms  ARGV[2] worker id ('' = any)  ARGV[3] 'handback' or 'expired'
 -- ARGV[4] error for expired leases  ARGV[5] number of lanes  ARGV[6..] lane members
 -- then ARGV[6+lanes] the done channel, then (handback) the ids
 -- A keyed job superseded meanwhile (a newer job under its key) is dropped, not requeued;
--- so is a job asked to stop (it ends canceled: the stop outlives its worker).
+-- a job asked to stop ends canceled, kept for inspection (the stop outlives its worker).
 -- then, for 'handback', the job ids. 'expired' takes up to 200 leases older than now.
 -- Returns {"ok", moved, next lease deadline or ""} or {"stale", member}.
 local nl = tonumber(ARGV[5])
-local lanes = lane_map(14, 6, nl)
+local lanes = lane_map(15, 6, nl)
 local channel = ARGV[6 + nl]
 local ids = {}
 if ARGV[3] == 'expired' then
@@ -45,9 +45,11 @@ for _, p in ipairs(plan) do
   local id, score, member = p[1], p[2], p[3]
   redis.call('ZREM', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
-  local stopped = redis.call('HDEL', KEYS[13], id) == 1
-  if stopped or superseded(KEYS[11], KEYS[12], id) then
-    if stopped then release_key(KEYS[11], KEYS[12], id) end
+  if redis.call('HDEL', KEYS[13], id) == 1 then
+    release_key(KEYS[11], KEYS[12], id)
+    redis.call('ZADD', KEYS[14], ARGV[1], id)
+    redis.call('PUBLISH', channel, 'c ' .. id)
+  elseif superseded(KEYS[11], KEYS[12], id) then
     forget({id}, KEYS[7], KEYS[5], KEYS[6], KEYS[8], KEYS[9], KEYS[10])
     redis.call('HDEL', KEYS[12], id)
     redis.call('PUBLISH', channel, 'c ' .. id)

@@ -1,12 +1,14 @@
--- trim.lua: drop ended jobs past their keeping: succeeded jobs past their retention and
--- failed jobs older than the failed age, else the oldest beyond each cap; at most 500 of
--- each per call. Workers run it on a timer, so an idle queue is trimmed too
+-- trim.lua: drop ended jobs past their keeping: succeeded jobs past their retention,
+-- failed and canceled jobs older than their age, else the oldest beyond each cap; at
+-- most 500 of each per call. Workers run it on a timer, so an idle queue is trimmed too
 -- (acknowledgements and failures also trim as they go).
 -- KEYS[1] succeeded set  KEYS[2] failed set  KEYS[3] job records  KEYS[4] attempts
 -- KEYS[5] errors  KEYS[6] stacks  KEYS[7] results  KEYS[8] timings
--- KEYS[9] keys of keyed jobs
+-- KEYS[9] keys of keyed jobs  KEYS[10] canceled set  KEYS[11] stop requests
+-- KEYS[12] active set
 -- ARGV[1] now ms  ARGV[2] succeeded jobs kept at most  ARGV[3] failed jobs kept for ms
--- ARGV[4] failed jobs kept at most
+-- ARGV[4] failed jobs kept at most  ARGV[5] canceled jobs kept for ms
+-- ARGV[6] canceled jobs kept at most
 -- Returns how many jobs were dropped.
 local now = tonumber(ARGV[1])
 local function trim(set, older_than, cap)
@@ -22,4 +24,12 @@ local function trim(set, older_than, cap)
   end
   return #old
 end
-return trim(KEYS[1], now, tonumber(ARGV[2])) + trim(KEYS[2], now - tonumber(ARGV[3]), tonumber(ARGV[4]))
+-- stop requests of jobs no longer running: a stop asked as its job succeeded (the ack
+-- leaves it, to keep the hot path free of it; every other end clears its own). The
+-- hash holds only such races and the jobs now stopping, so reading it whole is cheap.
+local stops = redis.call('HKEYS', KEYS[11])
+for i = 1, math.min(#stops, 1000) do
+  if not redis.call('ZSCORE', KEYS[12], stops[i]) then redis.call('HDEL', KEYS[11], stops[i]) end
+end
+return trim(KEYS[1], now, tonumber(ARGV[2])) + trim(KEYS[2], now - tonumber(ARGV[3]), tonumber(ARGV[4])) +
+  trim(KEYS[10], now - tonumber(ARGV[5]), tonumber(ARGV[6]))
