@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -59,4 +60,50 @@ func ExampleWorker_Use() {
 	})
 	fmt.Println("middleware installed")
 	// Output: middleware installed
+}
+
+// Stopping a running job (asynq's CancelProcessing, Celery's revoke(terminate=True)):
+// its handler's context is canceled, with cause job.ErrCanceled, and the job ends
+// canceled, never retried.
+func ExampleWorker_stopRunningJob() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rdb := redis.NewClient(&redis.Options{Addr: redistest.Addr()}) // your Redis
+	defer rdb.Close()
+	c := queue.NewClient(rdb, queue.Config{Namespace: "example-stop", Logger: quiet})
+	defer c.Close()
+
+	w, err := worker.New(c, worker.Config{Logger: quiet})
+	if err != nil {
+		panic(err)
+	}
+	started, cause := make(chan struct{}), make(chan error, 1)
+	w.HandleFunc("reports.build", func(ctx context.Context, j *job.Job) (any, error) {
+		close(started)
+		<-ctx.Done() // a long task checks its context between steps
+		cause <- context.Cause(ctx)
+		return nil, ctx.Err()
+	})
+	if err := w.Start(ctx); err != nil {
+		panic(err)
+	}
+	defer w.Stop(context.Background())
+
+	h, err := c.EnqueueByName(ctx, "reports.build", nil)
+	if err != nil {
+		panic(err)
+	}
+	<-started
+	running, err := c.StopJob(ctx, h.Queue, h.ID)
+	fmt.Println("running:", running, err)
+	_, err = h.Wait(ctx)
+	fmt.Println("handler:", <-cause)
+	fmt.Println("wait:", errors.Is(err, job.ErrCanceled))
+	j, _ := h.Job(ctx)
+	fmt.Println("state:", j.State)
+	// Output:
+	// running: true <nil>
+	// handler: chronoq: job canceled: asked to stop
+	// wait: true
+	// state: canceled
 }
