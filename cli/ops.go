@@ -543,14 +543,14 @@ func info(ctx context.Context, w io.Writer, c *queue.Client, asJSON bool) error 
 		return printJSON(w, r)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "QUEUE\tPENDING\tSCHEDULED\tACTIVE\tFAILED\tSUCCEEDED\tDONE/MIN\tFAIL%\tWAIT MEAN\tRANKING\t")
+	fmt.Fprintln(tw, "QUEUE\tPENDING\tSCHEDULED\tACTIVE\tFAILED\tSUCCEEDED\tCANCELED\tDONE/MIN\tFAIL%\tWAIT MEAN\tRANKING\t")
 	for _, q := range r.Queues {
 		paused := ""
 		if q.Counts.Paused {
 			paused = "paused"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%s\t%s\t%s\n", q.Name, q.Counts.Pending, q.Counts.Scheduled,
-			q.Counts.Active, q.Counts.Failed, q.Counts.Succeeded, q.Recent.PerMinute, q.Recent.FailureRate*100,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%s\t%s\t%s\n", q.Name, q.Counts.Pending, q.Counts.Scheduled,
+			q.Counts.Active, q.Counts.Failed, q.Counts.Succeeded, q.Counts.Canceled, q.Recent.PerMinute, q.Recent.FailureRate*100,
 			q.Recent.WaitMean.Round(100*time.Microsecond), q.Ranking.Mode, paused)
 	}
 	if len(r.Queues) == 0 {

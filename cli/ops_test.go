@@ -150,6 +150,10 @@ func TestOpsCommands(t *testing.T) {
 	if strings.TrimSpace(out) != "deleted 2000" {
 		t.Fatalf("purge: %q", out)
 	}
+	out, _ = cq(t, 0, "purge", "timeclock", "--state", "canceled", "--yes") // the job canceled by key
+	if strings.TrimSpace(out) != "deleted 1" {
+		t.Fatalf("purge canceled: %q", out)
+	}
 
 	// a failed job, requeued by id and then all at once
 	w := exec.Command(bin, "run", "--queues", "data")

@@ -191,6 +191,13 @@ func TestViewsActionsAndEscaping(t *testing.T) {
 	if code, data := cl.do("POST", "/api/queues/default/jobs/"+run.ID+"/cancel", nil); code != 200 || !bytes.Contains(data, []byte(`"stopping":"`+run.ID)) {
 		t.Fatalf("stop a running job: %d %s", code, data)
 	}
+	// the canceled job is kept, on its own tab, and counted on the overview
+	if code, data := cl.do("GET", "/queues/default?state=canceled", nil); code != 200 || !bytes.Contains(data, []byte(h.ID)) {
+		t.Fatalf("canceled tab: %d, lacks %s", code, h.ID)
+	}
+	if code, data := cl.do("GET", "/api/queues/default", nil); code != 200 || !bytes.Contains(data, []byte(`"canceled":1`)) {
+		t.Fatalf("counts: %d %s, want one canceled", code, data)
+	}
 	if cfg, _ := c.Ranking(ctx, "default"); cfg.Mode != "active" || cfg.W != 8 {
 		t.Errorf("ranking not switched: %+v", cfg)
 	}

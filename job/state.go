@@ -19,7 +19,7 @@ const (
 	StateActive    State = "active"    // held by a worker under a lease
 	StateSucceeded State = "succeeded" // finished without error; kept for its retention
 	StateFailed    State = "failed"    // out of retries, or failed for good; can be requeued
-	StateCanceled  State = "canceled"  // removed before it ran
+	StateCanceled  State = "canceled"  // canceled before it ran, or stopped on request; kept a day
 )
 
 // Terminal reports whether a job in state s will not run again by itself.

@@ -96,7 +96,9 @@ func (h *Handle) Wait(ctx context.Context) (*job.Job, error) {
 		case ev := <-events:
 			switch ev {
 			case 'c':
-				return nil, &JobError{ID: h.ID, Err: job.ErrCanceled}
+				// the job is kept as canceled unless it was replaced or purged
+				j, _ := h.Job(ctx)
+				return j, &JobError{ID: h.ID, Err: job.ErrCanceled}
 			case 's':
 				if j, err := h.Job(ctx); err == nil {
 					return j, nil

@@ -18,6 +18,9 @@ type outcome struct {
 	err    error
 	stack  string
 	ran    time.Duration // the handler's run time
+	// abandoned: decided by a timer while the handler still runs (it ignored its
+	// context past a hard deadline or a stop); its goroutine is left to end on its own
+	abandoned bool
 }
 
 // startHandOff runs a job handed to this worker while idle, then claims it and takes
@@ -102,6 +105,9 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 				r.abandon.Stop()
 			}
 			w.mu.Unlock()
+			if out.abandoned { // logged here, once: the handler did not return first
+				w.log.Warn("job ignored its context; slot freed, goroutine left running", "job", j.ID, "task", j.Task, "err", out.err)
+			}
 			if !record {
 				return
 			}
@@ -137,12 +143,8 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 		jctx, jcancel := context.WithTimeout(job.NewContext(ctx, j), j.Options.Timeout)
 		defer jcancel()
 		hard := time.AfterFunc(j.Options.Timeout+w.cfg.HardDeadlineGrace, func() {
-			w.mu.Lock()
-			w.abandoned++
-			w.mu.Unlock()
-			w.log.Warn("job ignored its context past the hard deadline; slot freed, goroutine left running",
-				"job", j.ID, "task", j.Task, "timeout", j.Options.Timeout)
-			decide(outcome{err: fmt.Errorf("%w: still running %s after its timeout of %s; abandoned", job.ErrTimeout, w.cfg.HardDeadlineGrace, j.Options.Timeout)}, true)
+			decide(outcome{err: fmt.Errorf("%w: still running %s after its timeout of %s; abandoned", job.ErrTimeout, w.cfg.HardDeadlineGrace, j.Options.Timeout),
+				abandoned: true}, true)
 		})
 		defer hard.Stop()
 		stopShutdown := context.AfterFunc(w.jobsCtx, func() { decide(outcome{}, false) })
@@ -203,22 +205,14 @@ func (w *Worker) stopJob(queueName, id string) {
 	defer w.mu.Unlock()
 	r := w.held[id]
 	if r == nil || r.queue != queueName || r.stopAsked || r.decided {
-		return // not ours, heard already, or decided (its ack or failure clears the request)
+		return // not ours, heard already, or decided (a failure clears the request, trim a late one)
 	}
 	r.stopAsked = true
 	w.log.Info("stopping a job on request", "job", id, "task", r.j.Task, "queue", queueName)
 	r.cancel(fmt.Errorf("%w: asked to stop", job.ErrCanceled))
 	r.abandon = time.AfterFunc(w.cfg.HardDeadlineGrace, func() {
-		w.mu.Lock()
-		if r.decided { // it returned as the timer fired
-			w.mu.Unlock()
-			return
-		}
-		w.abandoned++
-		w.mu.Unlock()
-		w.log.Warn("job ignored a stop request past the grace; slot freed, goroutine left running",
-			"job", id, "task", r.j.Task, "grace", w.cfg.HardDeadlineGrace)
-		r.decide(outcome{err: fmt.Errorf("%w: asked to stop, still running %s later; abandoned", job.ErrCanceled, w.cfg.HardDeadlineGrace)}, true)
+		r.decide(outcome{err: fmt.Errorf("%w: asked to stop, still running %s later; abandoned", job.ErrCanceled, w.cfg.HardDeadlineGrace),
+			abandoned: true}, true)
 	})
 }
 

@@ -41,7 +41,6 @@ type Worker struct {
 	freed       atomic.Uint64   // slots freed so far
 	free        int             // free slots
 	slotFreed   chan struct{}   // signalled (non-blocking) when a slot frees
-	abandoned   int             // goroutines left running past their hard deadline
 	acks        chan ackItem
 	startedAt   time.Time
 	fetchStop   context.CancelFunc

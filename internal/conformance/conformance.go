@@ -50,6 +50,7 @@ func Run(t *testing.T, backend Backend) {
 		{"RetryBackoffThenFailedThenRequeue", testRetry},
 		{"CancelAndDelete", testCancel},
 		{"StopRunningJob", testStop},
+		{"CanceledKeptWithinCap", testCanceledCap},
 		{"ExpiredLeaseReclaimed", testReclaim},
 		{"HandBackGoesFirst", testHandBack},
 		{"AckNeedsOwnership", testOwnership},
@@ -270,6 +271,12 @@ func testCancel(t *testing.T, b *bundle) {
 	if len(got) != 2 {
 		t.Fatalf("listed %d canceled jobs, want 2", len(got))
 	}
+	if _, err := p.Wait(b.ctx); !errors.Is(err, job.ErrCanceled) { // a Wait begun later
+		t.Fatalf("late wait on a canceled job: %v", err)
+	}
+	if n, err := b.c.Requeue(b.ctx, "default", p.ID); err != nil || n != 0 {
+		t.Fatalf("requeue of a canceled job: %d %v", n, err)
+	}
 	must(t, b.c.Delete(b.ctx, "default", p.ID)) // a canceled job can be deleted
 	if _, err := p.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
 		t.Fatalf("deleted canceled job: %v", err)
@@ -347,7 +354,7 @@ func testStop(t *testing.T, b *bundle) {
 	if res != store.FailStopped {
 		t.Fatalf("failure of a job asked to stop: outcome %v, want stopped", res)
 	}
-	if j := isCanceled(t, b, a.ID); j.LastError != "context canceled" || j.FinishedAt.IsZero() {
+	if j := isCanceled(t, b, a.ID); j.LastError != "context canceled" || j.FinishedAt.IsZero() || j.Attempt != 1 {
 		t.Fatalf("a stopped job keeps the error it stopped on and its end: %+v", j)
 	}
 	if c := counts(t, b, "default"); c.Active != 0 || c.Failed != 0 || c.Succeeded != 0 {
@@ -364,8 +371,8 @@ func testStop(t *testing.T, b *bundle) {
 	}
 	must(t, b.c.Cancel(b.ctx, "default", again.ID))
 
-	// a stop outlives the worker: an expired lease is not retried
-	d := enqueue(t, b, "t")
+	// a stop outlives the worker: an expired lease is not retried, and frees its key
+	d := enqueue(t, b, "t", job.Key("k2"))
 	got, err := b.s.Fetch(b.ctx, "default", "dead", 1, time.Second)
 	must(t, err)
 	equal(t, "fetched", []string{got[0].ID}, []string{d.ID})
@@ -377,7 +384,12 @@ func testStop(t *testing.T, b *bundle) {
 	if n != 1 {
 		t.Fatalf("reclaimed %d", n)
 	}
-	isCanceled(t, b, d.ID) // a stopped job whose worker died
+	if j := isCanceled(t, b, d.ID); j.Attempt != 1 || j.LastError != "lease expired" { // a stopped job whose worker died
+		t.Fatalf("reclaimed stopped job: attempt %d, error %q", j.Attempt, j.LastError)
+	}
+	if _, err := b.c.JobByKey(b.ctx, "default", "k2"); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("the key of a stopped job is still taken: %v", err)
+	}
 	if c := counts(t, b, "default"); c.Pending != 0 || c.Active != 0 {
 		t.Fatalf("counts after reclaim %+v", c)
 	}
@@ -415,6 +427,30 @@ func testStop(t *testing.T, b *bundle) {
 	if _, err := b.c.StopJob(b.ctx, "default", "nope"); !errors.Is(err, job.ErrNotFound) {
 		t.Fatalf("stop of an unknown job: %v", err)
 	}
+	// canceled jobs can be purged
+	n, err = b.c.Purge(b.ctx, "default", job.StateCanceled, nil)
+	must(t, err)
+	if c := counts(t, b, "default"); n != 5 || c.Canceled != 0 {
+		t.Fatalf("purged %d canceled jobs, %d left", n, c.Canceled)
+	}
+}
+
+func testCanceledCap(t *testing.T, b *bundle) {
+	b.s.MaxCanceled = 2
+	var hs []*queue.Handle
+	for range 3 {
+		h := enqueue(t, b, "t")
+		must(t, b.c.Cancel(b.ctx, "default", h.ID))
+		hs = append(hs, h)
+		b.clock.Advance(time.Millisecond)
+	}
+	if c := counts(t, b, "default"); c.Canceled != 2 {
+		t.Fatalf("%d canceled jobs kept, cap 2", c.Canceled)
+	}
+	if _, err := hs[0].Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("the oldest canceled job stays past the cap: %v", err)
+	}
+	isCanceled(t, b, hs[2].ID)
 }
 
 // isCanceled checks that job id is kept in state canceled, and returns it.
@@ -572,7 +608,7 @@ func testWait(t *testing.T, b *bundle) {
 	before := numSub(b, channel)
 	done := make(chan error, 1)
 	go func() { _, err := waiter.Handle("default", c.ID).Wait(b.ctx); done <- err }()
-	// cancel once the waiter is subscribed; a cancel before it is seen as not-found
+	// cancel once the waiter is subscribed, so that it hears the event
 	testutil.Eventually(t, 5*time.Second, "waiter subscribed", func() bool { return numSub(b, channel) > before })
 	must(t, b.c.Cancel(b.ctx, "default", c.ID))
 	if err := <-done; !errors.Is(err, job.ErrCanceled) {

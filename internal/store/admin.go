@@ -33,11 +33,12 @@ func (s *Store) Cancel(ctx context.Context, queue, id, key, mode string) (string
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
 		keys := append([]string{k.Records, k.Scheduled, k.Index, k.Active, k.Failed, k.Succeeded, k.Attempts, k.Errors,
 			k.Stacks, k.Results, k.Timings, k.SchedKeys, k.JobKeys, k.Stops, k.Canceled}, laneKeys...)
-		args := make([]any, 0, 7+len(members))
+		args := make([]any, 0, 9+len(members))
 		args = append(args, id, key, k.DoneChannel, mode, s.nowMs(), k.StopChannel, len(members))
 		for _, m := range members {
 			args = append(args, m)
 		}
+		args = append(args, s.CanceledAge.Milliseconds(), s.MaxCanceled)
 		return scriptCancel.Run(ctx, s.rdb, keys, args...).Slice()
 	})
 	if err != nil {

@@ -11,7 +11,8 @@
 -- KEYS[14] stop requests  KEYS[15] canceled set  KEYS[16..] lane keys
 -- ARGV[1] id ('' to name it by key)  ARGV[2] schedule key  ARGV[3] done channel
 -- ARGV[4] 'cancel', 'delete' or 'stop'  ARGV[5] now ms  ARGV[6] stop channel
--- ARGV[7] number of lanes  ARGV[8..] lane members
+-- ARGV[7] number of lanes  ARGV[8..] lane members, then canceled jobs kept for ms and
+-- kept at most
 -- Returns {how, id}: how is "canceled", "deleted", "stopping" (a stop was asked),
 -- "active", "finished" (cancel of an ended job) or "notfound"; or {"stale", member}.
 local lanes = lane_map(16, 8, tonumber(ARGV[7]))
@@ -50,8 +51,19 @@ end
 release_key(KEYS[12], KEYS[13], id)
 redis.call('HDEL', KEYS[14], id)
 if how == 'canceled' then
-  -- kept for inspection in the canceled set (trim.lua drops it by age and count)
-  redis.call('ZADD', KEYS[15], ARGV[5], id)
+  -- kept for inspection in the canceled set, trimmed by age then count as it grows
+  -- (trim.lua does the same on a timer)
+  local now, nl = tonumber(ARGV[5]), tonumber(ARGV[7])
+  redis.call('ZADD', KEYS[15], now, id)
+  local old = redis.call('ZRANGE', KEYS[15], '-inf', now - tonumber(ARGV[8 + nl]), 'BYSCORE', 'LIMIT', 0, 100)
+  if #old == 0 then
+    local excess = redis.call('ZCARD', KEYS[15]) - tonumber(ARGV[9 + nl])
+    if excess > 0 then old = redis.call('ZRANGE', KEYS[15], 0, math.min(excess, 100) - 1) end
+  end
+  if #old > 0 then
+    redis.call('ZREM', KEYS[15], unpack(old))
+    forget(old, KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
+  end
   redis.call('PUBLISH', ARGV[3], 'c ' .. id)
 else
   forget({id}, KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11])

@@ -20,18 +20,17 @@ end
 local now = tonumber(ARGV[1])
 redis.call('ZREM', KEYS[1], id)
 redis.call('HDEL', KEYS[2], id)
+redis.call('HINCRBY', KEYS[4], id, 1)
+redis.call('HSET', KEYS[7], id, ARGV[6])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[8], id, ARGV[7]) else redis.call('HDEL', KEYS[8], id) end
 if redis.call('HDEL', KEYS[14], id) == 1 then
   -- asked to stop: canceled, kept for inspection with the error it stopped on
   release_key(KEYS[12], KEYS[13], id)
-  redis.call('HSET', KEYS[7], id, ARGV[6])
   redis.call('HSET', KEYS[10], id, ARGV[8] .. '|' .. ARGV[1])
   redis.call('ZADD', KEYS[15], now, id)
   redis.call('PUBLISH', ARGV[10], 'c ' .. id)
   return 3
 end
-redis.call('HINCRBY', KEYS[4], id, 1)
-redis.call('HSET', KEYS[7], id, ARGV[6])
-if ARGV[7] ~= '' then redis.call('HSET', KEYS[8], id, ARGV[7]) else redis.call('HDEL', KEYS[8], id) end
 if ARGV[4] == 'retry' and superseded(KEYS[12], KEYS[13], id) then
   forget({id}, KEYS[3], KEYS[4], KEYS[7], KEYS[8], KEYS[11], KEYS[10])
   redis.call('HDEL', KEYS[13], id)

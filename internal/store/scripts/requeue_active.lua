@@ -47,6 +47,10 @@ for _, p in ipairs(plan) do
   redis.call('HDEL', KEYS[2], id)
   if redis.call('HDEL', KEYS[13], id) == 1 then
     release_key(KEYS[11], KEYS[12], id)
+    if ARGV[3] == 'expired' and p[4] ~= '*' then
+      redis.call('HINCRBY', KEYS[5], id, 1)
+      redis.call('HSET', KEYS[6], id, ARGV[4])
+    end
     redis.call('ZADD', KEYS[14], ARGV[1], id)
     redis.call('PUBLISH', channel, 'c ' .. id)
   elseif superseded(KEYS[11], KEYS[12], id) then

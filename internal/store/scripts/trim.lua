@@ -27,9 +27,8 @@ end
 -- stop requests of jobs no longer running: a stop asked as its job succeeded (the ack
 -- leaves it, to keep the hot path free of it; every other end clears its own). The
 -- hash holds only such races and the jobs now stopping, so reading it whole is cheap.
-local stops = redis.call('HKEYS', KEYS[11])
-for i = 1, math.min(#stops, 1000) do
-  if not redis.call('ZSCORE', KEYS[12], stops[i]) then redis.call('HDEL', KEYS[11], stops[i]) end
+for _, id in ipairs(redis.call('HKEYS', KEYS[11])) do
+  if not redis.call('ZSCORE', KEYS[12], id) then redis.call('HDEL', KEYS[11], id) end
 end
 return trim(KEYS[1], now, tonumber(ARGV[2])) + trim(KEYS[2], now - tonumber(ARGV[3]), tonumber(ARGV[4])) +
   trim(KEYS[10], now - tonumber(ARGV[5]), tonumber(ARGV[6]))
