@@ -180,8 +180,12 @@ func TestOpsCommands(t *testing.T) {
 		st, _ := c.Handle("data", failedID).State(ctx)
 		return st == job.StateFailed
 	})
+	failed, _ := c.List(ctx, "data", job.StateFailed, 0, 10)
 	out, _ = cq(t, 0, "requeue", "--queue", "data", "--all-failed")
 	if strings.TrimSpace(out) != "requeued 1" {
+		for _, j := range failed {
+			t.Logf("failed: %s %s attempt %d: %s", j.ID, j.Task, j.Attempt, j.LastError)
+		}
 		t.Fatalf("requeue --all-failed: %q", out)
 	}
 	cq(t, 2, "requeue", "--all-failed")

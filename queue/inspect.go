@@ -94,15 +94,17 @@ func (c *Client) Delete(ctx context.Context, queue, id string) error {
 	return mapErr(err, id)
 }
 
-// Requeue moves the given failed jobs (or, with no ids, every failed job) of queue
-// back to pending with a fresh set of retries; it returns how many moved.
+// Requeue moves the given failed jobs (or, with no ids, every job failed when the call
+// began) of queue back to pending with a fresh set of retries; it returns how many
+// moved. A job a live worker fails again meanwhile stays failed: it is moved once.
 func (c *Client) Requeue(ctx context.Context, queue string, ids ...string) (int, error) {
+	began := c.store.Now()
 	if len(ids) > 0 {
-		return c.store.RequeueFailed(ctx, queue, ids)
+		return c.store.RequeueFailed(ctx, queue, ids, began)
 	}
 	total := 0
 	for {
-		n, err := c.store.RequeueFailed(ctx, queue, nil)
+		n, err := c.store.RequeueFailed(ctx, queue, nil, began)
 		total += n
 		if err != nil || n == 0 {
 			return total, err

@@ -51,6 +51,7 @@ func Run(t *testing.T, backend Backend) {
 		{"CancelAndDelete", testCancel},
 		{"StopRunningJob", testStop},
 		{"CanceledKeptWithinCap", testCanceledCap},
+		{"RequeueAllMovesEachOnce", testRequeueAllOnce},
 		{"ExpiredLeaseReclaimed", testReclaim},
 		{"HandBackGoesFirst", testHandBack},
 		{"AckNeedsOwnership", testOwnership},
@@ -432,6 +433,31 @@ func testStop(t *testing.T, b *bundle) {
 	must(t, err)
 	if c := counts(t, b, "default"); n != 5 || c.Canceled != 0 {
 		t.Fatalf("purged %d canceled jobs, %d left", n, c.Canceled)
+	}
+}
+
+// testRequeueAllOnce: requeueing every failed job takes those failed when it began; a
+// job a live worker fails again in between is not taken a second time.
+func testRequeueAllOnce(t *testing.T, b *bundle) {
+	h := enqueue(t, b, "t", job.MaxRetries(0))
+	fetchIDs(t, b, "default", "w", 1)
+	_, err := b.s.Fail(b.ctx, "default", "w", store.Failure{ID: h.ID, Error: "x"})
+	must(t, err)
+	began := b.clock.Now()
+	n, err := b.s.RequeueFailed(b.ctx, "default", nil, began)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("requeued %d, want 1", n)
+	}
+	b.clock.Advance(5 * time.Millisecond) // a worker takes it and fails it again
+	fetchIDs(t, b, "default", "w", 1)
+	_, err = b.s.Fail(b.ctx, "default", "w", store.Failure{ID: h.ID, Error: "x"})
+	must(t, err)
+	if n, err := b.s.RequeueFailed(b.ctx, "default", nil, began); err != nil || n != 0 {
+		t.Fatalf("the same requeue-all took a job failed after it began: %d %v", n, err)
+	}
+	if n, err := b.c.Requeue(b.ctx, "default"); err != nil || n != 1 {
+		t.Fatalf("a new requeue-all: %d %v", n, err)
 	}
 }
 

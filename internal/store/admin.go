@@ -56,9 +56,10 @@ func (s *Store) Cancel(ctx context.Context, queue, id, key, mode string) (string
 	return how, jid, nil
 }
 
-// RequeueFailed moves failed jobs (all of them, up to 1000 a call, when ids is empty)
-// back to pending with fresh retries. It returns how many moved.
-func (s *Store) RequeueFailed(ctx context.Context, queue string, ids []string) (int, error) {
+// RequeueFailed moves failed jobs back to pending with fresh retries: ids, or when
+// ids is empty up to 1000 of those that failed by the time failedBy. It returns how
+// many moved.
+func (s *Store) RequeueFailed(ctx context.Context, queue string, ids []string, failedBy time.Time) (int, error) {
 	k := s.Keys(queue)
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
 		keys := append([]string{k.Failed, k.Records, k.Index, k.Wake, k.Attempts, k.Timings, k.SchedKeys, k.JobKeys}, laneKeys...)
@@ -67,6 +68,7 @@ func (s *Store) RequeueFailed(ctx context.Context, queue string, ids []string) (
 		for _, m := range members {
 			args = append(args, m)
 		}
+		args = append(args, failedBy.UnixMilli())
 		for _, id := range ids {
 			args = append(args, id)
 		}

@@ -2,14 +2,16 @@
 -- KEYS[1] failed  KEYS[2] job records  KEYS[3] lane index  KEYS[4] wake-up list
 -- KEYS[5] attempts  KEYS[6] timings  KEYS[7] schedule keys  KEYS[8] keys of keyed jobs
 -- KEYS[9..] lane keys
--- ARGV[1] now ms  ARGV[2] number of lanes  ARGV[3..] lane members, then the ids
--- (none: up to 1000 of the oldest failed jobs).
+-- ARGV[1] now ms  ARGV[2] number of lanes  ARGV[3..] lane members, then the latest
+-- failure time ms to take when no ids are given, then the ids (none: up to 1000 of the
+-- oldest jobs failed by that time, so that a job a live worker fails again meanwhile
+-- is not taken twice).
 -- Returns {"ok", moved} or {"stale", member}.
 local nl = tonumber(ARGV[2])
 local lanes = lane_map(9, 3, nl)
 local ids = {}
-for i = 3 + nl, #ARGV do ids[#ids + 1] = ARGV[i] end
-if #ids == 0 then ids = redis.call('ZRANGE', KEYS[1], 0, 999) end
+for i = 4 + nl, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #ids == 0 then ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[3 + nl], 'BYSCORE', 'LIMIT', 0, 1000) end
 if #ids == 0 then return {'ok', 0} end
 local recs = redis.call('HMGET', KEYS[2], unpack(ids))
 local plan = {}
