@@ -43,6 +43,7 @@ func Run(t *testing.T, backend Backend) {
 		fn   func(t *testing.T, b *bundle)
 	}{
 		{"FIFOInsideBand", testFIFO},
+		{"FIFOWithinOneMillisecond", testFIFOSameMs},
 		{"PriorityBandsStrict", testPriorityBands},
 		{"FetchBatchKeepsGlobalOrder", testBatchOrder},
 		{"BulkEnqueue", testBulk},
@@ -135,6 +136,35 @@ func testFIFO(t *testing.T, b *bundle) {
 		got = append(got, fetchIDs(t, b, "default", "w", 1)...)
 	}
 	equal(t, "fetched across task lanes in arrival order", got, want)
+}
+
+// testFIFOSameMs: jobs of several task lanes enqueued in the same millisecond (the
+// clock stands still) come out in enqueue order, one fetch at a time or in one batch,
+// and are listed so; not grouped by lane name.
+func testFIFOSameMs(t *testing.T, b *bundle) {
+	for _, batch := range []int{1, 12} {
+		var want []string
+		for i := range 12 {
+			task := []string{"c", "b", "a"}[i%3] // lane names sort against enqueue order
+			want = append(want, enqueue(t, b, task).ID)
+		}
+		pending, err := b.c.List(b.ctx, "default", job.StatePending, 0, 20)
+		must(t, err)
+		var listed []string
+		for _, j := range pending {
+			listed = append(listed, j.ID)
+		}
+		equal(t, "listed in enqueue order", listed, want)
+		var got []string
+		for len(got) < len(want) {
+			ids := fetchIDs(t, b, "default", "w", batch)
+			if len(ids) == 0 {
+				t.Fatal("nothing fetched")
+			}
+			got = append(got, ids...)
+		}
+		equal(t, fmt.Sprintf("fetched %d at a time in enqueue order", batch), got, want)
+	}
 }
 
 func testPriorityBands(t *testing.T, b *bundle) {

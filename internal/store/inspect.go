@@ -82,9 +82,8 @@ func (s *Store) PendingIDs(ctx context.Context, queue string, offset, limit int)
 		indexScore[z.Member.(string)] = z.Score
 	}
 	type entry struct {
-		key  float64
-		lane string
-		id   string
+		key float64
+		id  string
 	}
 	var all []entry
 	for i, m := range members {
@@ -101,17 +100,14 @@ func (s *Store) PendingIDs(ctx context.Context, queue string, offset, limit int)
 			off = float64(9-prio) * 1e13
 		}
 		for _, z := range zs {
-			all = append(all, entry{off + z.Score, m, z.Member.(string)})
+			all = append(all, entry{off + z.Score, z.Member.(string)})
 		}
 	}
 	sort.SliceStable(all, func(a, b int) bool {
 		if all[a].key != all[b].key {
 			return all[a].key < all[b].key
 		}
-		if all[a].lane != all[b].lane {
-			return all[a].lane < all[b].lane
-		}
-		return all[a].id < all[b].id
+		return all[a].id < all[b].id // as fetch.lua breaks a tie: the one enqueued first
 	})
 	var out []string
 	for i := offset; i < len(all) && len(out) < limit; i++ {

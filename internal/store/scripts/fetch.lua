@@ -74,19 +74,65 @@ local function pop(lane, member, bound, pred)
   rescore_lane(KEYS[1], lane, member)
 end
 
+-- Lanes whose heads tie on the lowest score (arrived in the same ms, as a bulk enqueue
+-- of mixed tasks does): their jobs at that score go by id, which sorts by creation
+-- time, not lane by lane in name order. The tied lanes' heads are read once; each take
+-- reads only the next head of its lane; the index is rescored once per lane at the end.
+-- Returns false and the lane when a tied lane is unknown to the caller (stale) before
+-- anything was taken; once jobs are taken, an unknown lane is left for the next fetch
+-- (false, nil when that leaves nothing to take). Else true.
+local function take_tied(score)
+  local group = {}
+  local repaired = false
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], score, score, 'BYSCORE', 'LIMIT', 0, 128)) do
+    local l = lanes[m]
+    if not l and got == 0 then return false, m end
+    if l then
+      local h = redis.call('ZRANGE', l, 0, 0, 'WITHSCORES')
+      if h[1] then
+        group[#group + 1] = {m = m, l = l, id = h[1], s = h[2]}
+      else
+        rescore_lane(KEYS[1], l, m) -- an index entry of an empty lane: drop it
+        repaired = true
+      end
+    end
+  end
+  if #group == 0 then return repaired, nil end
+  local touched = {}
+  while got < want and #group > 0 do
+    local bi = 1
+    for i = 2, #group do
+      if group[i].id < group[bi].id then bi = i end
+    end
+    local g = group[bi]
+    take(g.l, g.m, {g.id, g.s}, nil, true) -- removes the lane's head: this job
+    touched[g.m] = g.l
+    local h = redis.call('ZRANGE', g.l, 0, 0, 'WITHSCORES')
+    if h[1] and h[2] == g.s then g.id = h[1] else table.remove(group, bi) end
+  end
+  for m, l in pairs(touched) do rescore_lane(KEYS[1], l, m) end
+  return true
+end
+
 if mode ~= 'active' then
   while got < want do
     local top = redis.call('ZRANGE', KEYS[1], 0, 1, 'WITHSCORES')
     if not top[1] then break end
     local member = top[1]
     local lane = lanes[member]
-    if not lane then
-      if got == 0 then return {'stale', member} end
+    local ok, stale = true, nil
+    if lane and top[3] and top[4] == top[2] then
+      ok, stale = take_tied(top[2])
+    elseif lane then
+      local bound = nil
+      if top[3] then bound = tonumber(top[4]) - lane_offset(member) end
+      pop(lane, member, bound, nil)
+    end
+    if not lane or (not ok and stale) then
+      if got == 0 then return {'stale', stale or member} end
       break -- keep what was taken; the caller learns of the lane on its next fetch
     end
-    local bound = nil
-    if top[3] then bound = tonumber(top[4]) - lane_offset(member) end
-    pop(lane, member, bound, nil) -- ties with the runner-up are ranked again (index order)
+    if not ok then break end -- only unknown lanes left in the tie: the next fetch
   end
   if mode == 'shadow' and got > 0 then
     -- fifo order, but every job's prediction is recorded so it can be judged
