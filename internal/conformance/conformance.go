@@ -103,6 +103,18 @@ func fetchIDs(t *testing.T, b *bundle, q, worker string, n int) []string {
 	return ids
 }
 
+// listedIDs lists the ids of default's first 100 jobs in state.
+func listedIDs(t *testing.T, b *bundle, state job.State) []string {
+	t.Helper()
+	js, err := b.c.List(b.ctx, "default", state, 0, 100)
+	must(t, err)
+	ids := make([]string, len(js))
+	for i, j := range js {
+		ids[i] = j.ID
+	}
+	return ids
+}
+
 func equal(t *testing.T, what string, got, want []string) {
 	t.Helper()
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -124,13 +136,7 @@ func testFIFO(t *testing.T, b *bundle) {
 		want = append(want, enqueue(t, b, task).ID)
 		b.clock.Advance(time.Millisecond)
 	}
-	pending, err := b.c.List(b.ctx, "default", job.StatePending, 0, 10)
-	must(t, err)
-	var listed []string
-	for _, j := range pending {
-		listed = append(listed, j.ID)
-	}
-	equal(t, "listed in dequeue order", listed, want)
+	equal(t, "listed in dequeue order", listedIDs(t, b, job.StatePending), want)
 	var got []string
 	for i := 0; i < 5; i++ {
 		got = append(got, fetchIDs(t, b, "default", "w", 1)...)
@@ -148,13 +154,7 @@ func testFIFOSameMs(t *testing.T, b *bundle) {
 			task := []string{"c", "b", "a"}[i%3] // lane names sort against enqueue order
 			want = append(want, enqueue(t, b, task).ID)
 		}
-		pending, err := b.c.List(b.ctx, "default", job.StatePending, 0, 20)
-		must(t, err)
-		var listed []string
-		for _, j := range pending {
-			listed = append(listed, j.ID)
-		}
-		equal(t, "listed in enqueue order", listed, want)
+		equal(t, "listed in enqueue order", listedIDs(t, b, job.StatePending), want)
 		var got []string
 		for len(got) < len(want) {
 			ids := fetchIDs(t, b, "default", "w", batch)

@@ -144,14 +144,6 @@ if ARGV[6] ~= '1' then
   redis.call('PUBLISH', ARGV[3], 's ' .. table.concat(ok, ' '))
   return lost
 end
-local old = redis.call('ZRANGE', KEYS[5], '-inf', now, 'BYSCORE', 'LIMIT', 0, 500)
-if #old == 0 then
-  local excess = redis.call('ZCARD', KEYS[5]) - tonumber(ARGV[5])
-  if excess > 0 then old = redis.call('ZRANGE', KEYS[5], 0, math.min(excess, 500) - 1) end
-end
-if #old > 0 then
-  redis.call('ZREM', KEYS[5], unpack(old))
-  forget(old, KEYS[3], KEYS[4], KEYS[9], KEYS[10], KEYS[6], KEYS[7])
-end
+forget(drop_expired(KEYS[5], now, tonumber(ARGV[5]), 500), KEYS[3], KEYS[4], KEYS[9], KEYS[10], KEYS[6], KEYS[7])
 redis.call('PUBLISH', ARGV[3], 's ' .. table.concat(ok, ' '))
 return lost

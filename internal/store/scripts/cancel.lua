@@ -55,15 +55,8 @@ if how == 'canceled' then
   -- (trim.lua does the same on a timer)
   local now, nl = tonumber(ARGV[5]), tonumber(ARGV[7])
   redis.call('ZADD', KEYS[15], now, id)
-  local old = redis.call('ZRANGE', KEYS[15], '-inf', now - tonumber(ARGV[8 + nl]), 'BYSCORE', 'LIMIT', 0, 100)
-  if #old == 0 then
-    local excess = redis.call('ZCARD', KEYS[15]) - tonumber(ARGV[9 + nl])
-    if excess > 0 then old = redis.call('ZRANGE', KEYS[15], 0, math.min(excess, 100) - 1) end
-  end
-  if #old > 0 then
-    redis.call('ZREM', KEYS[15], unpack(old))
-    forget(old, KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
-  end
+  forget(drop_expired(KEYS[15], now - tonumber(ARGV[8 + nl]), tonumber(ARGV[9 + nl]), 100),
+    KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
   redis.call('PUBLISH', ARGV[3], 'c ' .. id)
 else
   forget({id}, KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11])

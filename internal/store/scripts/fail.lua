@@ -50,13 +50,8 @@ redis.call('HSET', KEYS[10], id, ARGV[8] .. '|' .. ARGV[1])
 release_key(KEYS[12], KEYS[13], id, true)
 redis.call('HINCRBY', KEYS[9], 'failed', 1)
 -- trim the dead letters by age, then by count
-local old = redis.call('ZRANGE', KEYS[6], '-inf', now - tonumber(ARGV[12]), 'BYSCORE', 'LIMIT', 0, 500)
-if #old == 0 then
-  local excess = redis.call('ZCARD', KEYS[6]) - tonumber(ARGV[11])
-  if excess > 0 then old = redis.call('ZRANGE', KEYS[6], 0, math.min(excess, 500) - 1) end
-end
+local old = drop_expired(KEYS[6], now - tonumber(ARGV[12]), tonumber(ARGV[11]), 500)
 if #old > 0 then
-  redis.call('ZREM', KEYS[6], unpack(old))
   forget(old, KEYS[3], KEYS[4], KEYS[7], KEYS[8], KEYS[11], KEYS[10])
   redis.call('HDEL', KEYS[13], unpack(old)) -- trimmed keyed jobs drop their jkey entry
 end

@@ -173,6 +173,19 @@ local function superseded(skey, jkey, id)
   return true
 end
 
+-- Take the ended jobs past their keeping out of an ended set (succeeded, failed,
+-- canceled): up to limit of those scored at or before older_than, else the oldest
+-- beyond cap. Returns their ids, for forget.
+local function drop_expired(set, older_than, cap, limit)
+  local old = redis.call('ZRANGE', set, '-inf', older_than, 'BYSCORE', 'LIMIT', 0, limit)
+  if #old == 0 then
+    local excess = redis.call('ZCARD', set) - cap
+    if excess > 0 then old = redis.call('ZRANGE', set, 0, math.min(excess, limit) - 1) end
+  end
+  if #old > 0 then redis.call('ZREM', set, unpack(old)) end
+  return old
+end
+
 -- Forget everything stored about jobs `ids` (their record and side hashes).
 local function forget(ids, jk, ak, ek, sk, rk, fk)
   if #ids == 0 then return end

@@ -12,13 +12,8 @@
 -- Returns how many jobs were dropped.
 local now = tonumber(ARGV[1])
 local function trim(set, older_than, cap)
-  local old = redis.call('ZRANGE', set, '-inf', older_than, 'BYSCORE', 'LIMIT', 0, 500)
-  if #old == 0 then
-    local excess = redis.call('ZCARD', set) - cap
-    if excess > 0 then old = redis.call('ZRANGE', set, 0, math.min(excess, 500) - 1) end
-  end
+  local old = drop_expired(set, older_than, cap, 500)
   if #old > 0 then
-    redis.call('ZREM', set, unpack(old))
     forget(old, KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
     redis.call('HDEL', KEYS[9], unpack(old)) -- failed keyed jobs keep their jkey entry until here
   end
