@@ -99,12 +99,11 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 		once.Do(func() {
 			defer w.jobs.Done()
 			cancel(nil)
-			w.mu.Lock()
-			r.decided = true
-			if r.abandon != nil {
-				r.abandon.Stop()
+			// atomics, not w.mu: this runs once per job, and w.mu is the worker-wide lock
+			r.decided.Store(true)
+			if t := r.abandon.Load(); t != nil {
+				t.Stop()
 			}
-			w.mu.Unlock()
 			if out.abandoned { // logged here, once: the handler did not return first
 				w.log.Warn("job ignored its context; slot freed, goroutine left running", "job", j.ID, "task", j.Task, "err", out.err)
 			}
@@ -204,16 +203,18 @@ func (w *Worker) stopJob(queueName, id string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	r := w.held[id]
-	if r == nil || r.queue != queueName || r.stopAsked || r.decided {
+	if r == nil || r.queue != queueName || r.stopAsked || r.decided.Load() {
 		return // not ours, heard already, or decided (a failure clears the request, trim a late one)
 	}
 	r.stopAsked = true
 	w.log.Info("stopping a job on request", "job", id, "task", r.j.Task, "queue", queueName)
 	r.cancel(fmt.Errorf("%w: asked to stop", job.ErrCanceled))
-	r.abandon = time.AfterFunc(w.cfg.HardDeadlineGrace, func() {
+	// a decide that slips in between the check above and this store leaves the timer
+	// running; it then fires into decide's once, a no-op
+	r.abandon.Store(time.AfterFunc(w.cfg.HardDeadlineGrace, func() {
 		r.decide(outcome{err: fmt.Errorf("%w: asked to stop, still running %s later; abandoned", job.ErrCanceled, w.cfg.HardDeadlineGrace),
 			abandoned: true}, true)
-	})
+	}))
 }
 
 // finish frees the job's slot and records its outcome: success goes to the batched

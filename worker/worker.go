@@ -60,12 +60,12 @@ type running struct {
 	started time.Time
 	cancel  context.CancelCauseFunc
 	decide  func(outcome, bool) // decides the attempt's outcome, once (see startJob)
-	decided bool                // decide has begun: a stop request comes too late
+	decided atomic.Bool         // decide has begun: a stop request comes too late
 	done    bool                // outcome decided and its slot freed, waiting for Redis
 	// stopAsked: the job was asked to stop (StopJob); Redis then ends a failure of it
 	// canceled (fail.lua), whether or not this worker heard in time
 	stopAsked bool
-	abandon   *time.Timer // ends it if it ignores the stop; stopped once decided
+	abandon   atomic.Pointer[time.Timer] // ends it if it ignores the stop; stopped once decided
 	// unclaimed: a hand-off whose claim is in flight; its lease is not renewed yet
 	unclaimed bool
 	predicted float64   // ms, as the fetch predicted it (0: none)
