@@ -80,7 +80,7 @@ func TestBrowser(t *testing.T) {
 				_, _ = c.Store().Fail(bg, "default", "w", store.Failure{ID: f.ID, Error: "report service down"})
 				failed = true
 			} else {
-				_, _ = c.Store().HandBack(bg, "default", "w", []string{f.ID})
+				_, _ = c.Store().HandBack(bg, "default", "w", []store.Lease{f.Lease()})
 			}
 		}
 	}

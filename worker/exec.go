@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -23,21 +24,25 @@ type outcome struct {
 	abandoned bool
 }
 
-// startHandOff runs a job handed to this worker while idle, then claims it and takes
-// the worker off the idle lists in one round trip. Claiming after the start is safe:
-// the job's lease began when it was handed off, so it cannot have been taken back yet
-// unless it waited over half a lease in the ready list — then the claim comes first.
-func (w *Worker) startHandOff(queueName string, f store.Fetched, handedAt time.Time, idleQueues []string) {
+// startHandOff runs a job handed to this worker while idle, then claims it (a full
+// lease of this worker's own) and takes the worker off the idle lists in one round
+// trip. Claiming after the start is safe while the lease it was handed with has at
+// least half to run — judged by that lease (from the entry, not this worker's), on
+// Redis' clock — so it cannot have been taken back. An older entry, or one for a job
+// this worker already runs under another lease (a stale entry: the job was taken back
+// and fetched again), is claimed first, and runs only if the claim succeeds.
+func (w *Worker) startHandOff(queueName string, wake store.Wake, idleQueues []string) {
+	f := *wake.HandOff
 	claim := func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		ok, err := w.store.ClaimAndUnidle(ctx, queueName, f.ID, w.cfg.ID, idleQueues, w.cfg.Lease)
+		ok, err := w.store.ClaimAndUnidle(ctx, queueName, f.Lease(), w.cfg.ID, idleQueues, w.cfg.Lease)
 		if err != nil {
 			w.log.Warn("claim of a handed-off job failed; it runs again after its lease", "job", f.ID, "err", err)
 		}
 		return ok && err == nil
 	}
-	if w.store.Now().Sub(handedAt) > w.cfg.Lease/2 {
+	if w.store.RedisNow().Sub(wake.HandedAt) > wake.HandOffLease/2 || w.runsJob(f.ID) {
 		if claim() {
 			w.startJob(queueName, f, nil)
 		}
@@ -54,6 +59,18 @@ func (w *Worker) startHandOff(queueName string, f store.Fetched, handedAt time.T
 		}
 		claimed <- ok
 	}()
+}
+
+// runsJob reports whether the worker holds a run of job id.
+func (w *Worker) runsJob(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k := range w.held {
+		if k.id == id {
+			return true
+		}
+	}
+	return false
 }
 
 // startJob takes a slot and runs the fetched job in its own goroutine. claimed, when
@@ -93,7 +110,8 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 		}
 	}
 	ctx, cancel := context.WithCancelCause(w.jobsCtx)
-	r := &running{j: j, queue: queueName, started: now, cancel: cancel, unclaimed: claimed != nil, predicted: f.Predicted, due: due}
+	r := &running{j: j, queue: queueName, started: now, key: keyOf(store.Lease{ID: f.ID, Start: now}), cancel: cancel,
+		unclaimed: claimed != nil, predicted: f.Predicted, due: due}
 	var once sync.Once
 	decide := func(out outcome, record bool) {
 		once.Do(func() {
@@ -113,7 +131,7 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 			if claimed != nil && !<-claimed {
 				w.log.Warn("a handed-off job was taken back before its claim; outcome dropped", "job", j.ID)
 				w.freeSlot(r)
-				w.release(j.ID)
+				w.release(r.key) // this run only: the worker may hold the job under another lease
 				return
 			}
 			w.mu.Lock()
@@ -124,7 +142,7 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 	}
 	r.decide = decide // before the job is seen in held (stopJob reads it)
 	w.mu.Lock()
-	w.held[j.ID] = r
+	w.held[r.key] = r
 	w.perQueue[queueName]++
 	w.free--
 	w.mu.Unlock()
@@ -141,7 +159,7 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 		}
 		jctx, jcancel := context.WithTimeout(job.NewContext(ctx, j), j.Options.Timeout)
 		defer jcancel()
-		hard := time.AfterFunc(j.Options.Timeout+w.cfg.HardDeadlineGrace, func() {
+		hard := time.AfterFunc(addSat(j.Options.Timeout, w.cfg.HardDeadlineGrace), func() {
 			decide(outcome{err: fmt.Errorf("%w: still running %s after its timeout of %s; abandoned", job.ErrTimeout, w.cfg.HardDeadlineGrace, j.Options.Timeout),
 				abandoned: true}, true)
 		})
@@ -202,8 +220,13 @@ func call(ctx context.Context, h Handler, j *job.Job) (o outcome) {
 func (w *Worker) stopJob(queueName, id string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	r := w.held[id]
-	if r == nil || r.queue != queueName || r.stopAsked || r.decided.Load() {
+	var r *running
+	for k, h := range w.held {
+		if k.id == id && h.queue == queueName && !h.lost {
+			r = h // the run under the lease this worker still holds
+		}
+	}
+	if r == nil || r.stopAsked || r.decided.Load() {
 		return // not ours, heard already, or decided (a failure clears the request, trim a late one)
 	}
 	r.stopAsked = true
@@ -254,9 +277,17 @@ func (w *Worker) finish(r *running, out outcome) {
 		res, err = w.store.FailResult(ctx, r.queue, w.cfg.ID, f)
 		return err
 	})
-	if res == store.FailStopped {
+	// log what Redis decided, not what was asked
+	switch {
+	case err != nil: // record logged it
+	case res == store.FailStopped:
 		w.log.Info("job stopped on request; canceled", "job", j.ID, "task", j.Task, "queue", r.queue, "err", out.err)
-	} else {
+	case res == store.FailNotHeld:
+		w.log.Warn("job failed after its lease was taken back; nothing recorded (it runs again, or ran)", "job", j.ID,
+			"task", j.Task, "queue", r.queue, "attempt", j.Attempt, "err", out.err)
+	case res == store.FailSuperseded:
+		w.log.Info("job failed; no retry, a newer job waits under its key", "job", j.ID, "task", j.Task, "queue", r.queue, "err", out.err)
+	default:
 		w.log.Warn("job failed", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt,
 			"retry", f.Retry, "err", out.err)
 	}
@@ -276,7 +307,7 @@ func (w *Worker) finish(r *running, out outcome) {
 			w.metrics.observe(r.queue, j.Task, out.ran, wait, known, "failed")
 		}
 	}
-	w.release(j.ID)
+	w.release(r.key)
 }
 
 // sample is what a succeeded job teaches the learned order.
@@ -310,13 +341,22 @@ func (w *Worker) freeSlot(r *running) {
 	}
 }
 
-// release forgets a job whose outcome is recorded.
-func (w *Worker) release(ids ...string) {
+// release forgets runs whose outcome is recorded (or refused).
+func (w *Worker) release(keys ...leaseKey) {
 	w.mu.Lock()
-	for _, id := range ids {
-		delete(w.held, id)
+	for _, k := range keys {
+		delete(w.held, k)
 	}
 	w.mu.Unlock()
+}
+
+// addSat is a + b for non-negative durations, saturating instead of wrapping: a
+// timeout near the largest Duration must not make the hard deadline fire at once.
+func addSat(a, b time.Duration) time.Duration {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // record runs a state change, retrying while Redis is unreachable (up to a minute:
@@ -380,11 +420,11 @@ func (w *Worker) ackLoop() {
 					w.metrics.observe(q, it.task, it.ran, it.wait, it.known, "succeeded")
 				}
 			}
-			ids := make([]string, len(done))
+			keys := make([]leaseKey, len(done))
 			for i, d := range done {
-				ids[i] = d.ID
+				keys[i] = keyOf(store.Lease{ID: d.ID, Start: d.Started})
 			}
-			w.release(ids...)
+			w.release(keys...)
 		}
 	}
 }

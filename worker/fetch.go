@@ -97,7 +97,7 @@ func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient, g
 	}
 	wake, err := w.store.WaitForWork(ctx, blocking, queues, queues, w.cfg.ID, w.cfg.IdleBlock)
 	if err == nil && wake.HandOff != nil {
-		w.startHandOff(wake.Queue, *wake.HandOff, wake.HandedAt, queues)
+		w.startHandOff(wake.Queue, wake, queues)
 		return true, "", nil
 	}
 	unmark := func() {

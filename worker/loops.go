@@ -23,31 +23,32 @@ func (w *Worker) renewLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		w.mu.Lock()
-		byQueue := map[string][]string{}
-		for id, r := range w.held {
-			if !r.unclaimed {
-				byQueue[r.queue] = append(byQueue[r.queue], id)
+		byQueue := map[string][]store.Lease{}
+		for _, r := range w.held {
+			if !r.unclaimed && !r.lost {
+				byQueue[r.queue] = append(byQueue[r.queue], r.lease())
 			}
 		}
 		w.mu.Unlock()
-		for q, ids := range byQueue {
+		for q, leases := range byQueue {
 			rctx, cancel := context.WithTimeout(ctx, w.cfg.Lease/3)
-			lost, stop, err := w.store.RenewLeases(rctx, q, w.cfg.ID, ids, w.cfg.Lease)
+			lost, stop, err := w.store.RenewLeases(rctx, q, w.cfg.ID, leases, w.cfg.Lease)
 			cancel()
 			if err != nil {
 				w.log.Warn("lease renewal failed", "queue", q, "err", err)
 				continue
 			}
 			w.mu.Lock()
-			for _, id := range lost {
-				if r, ok := w.held[id]; ok && !r.done {
-					w.log.Warn("lost the lease of a running job; canceling it", "job", id, "queue", q)
+			for _, l := range lost {
+				if r, ok := w.held[keyOf(l)]; ok && !r.done && !r.lost {
+					r.lost = true
+					w.log.Warn("lost the lease of a running job; canceling it", "job", l.ID, "queue", q)
 					r.cancel(job.ErrLeaseExpired)
 				}
 			}
 			w.mu.Unlock()
-			for _, id := range stop { // a stop whose notice was missed
-				w.stopJob(q, id)
+			for _, l := range stop { // a stop whose notice was missed
+				w.stopJob(q, l.ID)
 			}
 		}
 	}

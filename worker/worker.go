@@ -33,8 +33,10 @@ type Worker struct {
 	middleware []Middleware
 	started    bool
 
-	// running jobs and jobs whose outcome is not yet recorded: their leases are renewed
-	held        map[string]*running
+	// running jobs and jobs whose outcome is not yet recorded, by lease (not by job id:
+	// after a lost lease the same worker may run the job again under a newer one); their
+	// leases are renewed
+	held        map[leaseKey]*running
 	perQueue    map[string]int  // running jobs per queue
 	capped      map[string]bool // queues with their own concurrency cap
 	idleBlocked atomic.Bool     // the fetch loop is blocked waiting for work
@@ -57,7 +59,8 @@ type Worker struct {
 type running struct {
 	j       *job.Job
 	queue   string
-	started time.Time
+	started time.Time // the lease's start, as Redis set it
+	key     leaseKey
 	cancel  context.CancelCauseFunc
 	decide  func(outcome, bool) // decides the attempt's outcome, once (see startJob)
 	decided atomic.Bool         // decide has begun: a stop request comes too late
@@ -68,6 +71,9 @@ type running struct {
 	abandon   atomic.Pointer[time.Timer] // ends it if it ignores the stop; stopped once decided
 	// unclaimed: a hand-off whose claim is in flight; its lease is not renewed yet
 	unclaimed bool
+	// lost: renewal found the lease taken back; the run's context is canceled and
+	// Redis will refuse its outcome
+	lost      bool
 	predicted float64   // ms, as the fetch predicted it (0: none)
 	due       time.Time // when the attempt became due (zero: unknown)
 }
@@ -94,7 +100,7 @@ func New(c *queue.Client, cfg Config) (*Worker, error) {
 		cfg: cfg, store: c.Store(), metrics: m,
 		log:       cfg.Logger.With("worker", cfg.ID),
 		handlers:  map[string]Handler{},
-		held:      map[string]*running{},
+		held:      map[leaseKey]*running{},
 		perQueue:  map[string]int{},
 		capped:    capped(cfg.Queues),
 		free:      cfg.Concurrency,
@@ -206,10 +212,10 @@ func (w *Worker) stop(ctx context.Context) error {
 	case <-grace.Done():
 		// hand back what is still running, then cancel it: the job runs again elsewhere
 		w.mu.Lock()
-		byQueue := map[string][]string{}
-		for id, r := range w.held {
-			if !r.done {
-				byQueue[r.queue] = append(byQueue[r.queue], id)
+		byQueue := map[string][]store.Lease{}
+		for _, r := range w.held {
+			if !r.done && !r.lost {
+				byQueue[r.queue] = append(byQueue[r.queue], r.lease())
 			}
 		}
 		w.mu.Unlock()
@@ -238,6 +244,19 @@ func (w *Worker) stop(ctx context.Context) error {
 	}
 	w.log.Info("worker stopped")
 	return nil
+}
+
+// leaseKey names a run by its lease: the job and the lease's start in ms.
+type leaseKey struct {
+	id      string
+	startMs int64
+}
+
+func keyOf(l store.Lease) leaseKey { return leaseKey{l.ID, l.Start.UnixMilli()} }
+
+// lease is the lease the run holds.
+func (r *running) lease() store.Lease {
+	return store.Lease{ID: r.key.id, Start: time.UnixMilli(r.key.startMs)}
 }
 
 func (w *Worker) queueNames() []string {

@@ -71,6 +71,7 @@ func Run(t *testing.T, backend Backend) {
 		{"TrimIdleQueue", testTrimIdle},
 	}
 	cases = append(cases, rankingCases()...)
+	cases = append(cases, leaseCases()...)
 	cases = append(cases, scheduleCases()...)
 	cases = append(cases, scheduleFixCases()...)
 	for _, tc := range cases {
@@ -113,6 +114,23 @@ func listedIDs(t *testing.T, b *bundle, state job.State) []string {
 		ids[i] = j.ID
 	}
 	return ids
+}
+
+// leases names any lease of the worker for each id (a zero start).
+func leases(ids ...string) []store.Lease {
+	out := make([]store.Lease, len(ids))
+	for i, id := range ids {
+		out[i] = store.Lease{ID: id}
+	}
+	return out
+}
+
+func leaseIDs(ls []store.Lease) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.ID)
+	}
+	return out
 }
 
 func equal(t *testing.T, what string, got, want []string) {
@@ -371,10 +389,10 @@ func testStop(t *testing.T, b *bundle) {
 	if j, err := a.Job(b.ctx); err != nil || j.State != job.StateActive {
 		t.Fatalf("a running job asked to stop runs on until it returns: %+v %v", j, err)
 	}
-	lost, stop, err := b.s.RenewLeases(b.ctx, "default", "w", []string{a.ID}, time.Minute)
+	rlost, rstop, err := b.s.RenewLeases(b.ctx, "default", "w", leases(a.ID), time.Minute)
 	must(t, err)
-	equal(t, "renewal lost", lost, nil)
-	equal(t, "renewal stop", stop, []string{a.ID})
+	equal(t, "renewal lost", leaseIDs(rlost), nil)
+	equal(t, "renewal stop", leaseIDs(rstop), []string{a.ID})
 	// its failure, retries left or not, ends it canceled: Redis decides, whether or
 	// not the worker heard of the stop in time
 	if res, err := b.s.FailResult(b.ctx, "default", "other", store.Failure{ID: a.ID, Error: "x", Retry: true}); res != store.FailNotHeld || err != nil {
@@ -429,7 +447,7 @@ func testStop(t *testing.T, b *bundle) {
 	fetchIDs(t, b, "default", "w", 1)
 	_, err = b.c.StopJob(b.ctx, "default", hb.ID)
 	must(t, err)
-	_, err = b.s.HandBack(b.ctx, "default", "w", []string{hb.ID})
+	_, err = b.s.HandBack(b.ctx, "default", "w", leases(hb.ID))
 	must(t, err)
 	isCanceled(t, b, hb.ID) // a stopped job handed back
 	if n, _ := b.s.Redis().HLen(b.ctx, k.Stops).Result(); n != 0 {
@@ -441,7 +459,7 @@ func testStop(t *testing.T, b *bundle) {
 	fetchIDs(t, b, "default", "w", 1)
 	_, err = b.c.StopJob(b.ctx, "default", e.ID)
 	must(t, err)
-	lost, err = b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: e.ID, Retention: time.Minute}})
+	lost, err := b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: e.ID, Retention: time.Minute}})
 	must(t, err)
 	equal(t, "ack lost", lost, nil)
 	_, err = b.s.Trim(b.ctx, "default") // the ack leaves a stop request that came too late
@@ -554,12 +572,12 @@ func testHandBack(t *testing.T, b *bundle) {
 	b.clock.Advance(time.Millisecond)
 	second := enqueue(t, b, "t")
 	equal(t, "fetch", fetchIDs(t, b, "default", "w", 1), []string{first.ID})
-	n, err := b.s.HandBack(b.ctx, "default", "other", []string{first.ID})
+	n, err := b.s.HandBack(b.ctx, "default", "other", leases(first.ID))
 	must(t, err)
 	if n != 0 {
 		t.Fatal("handed back a job of another worker")
 	}
-	n, err = b.s.HandBack(b.ctx, "default", "w", []string{first.ID})
+	n, err = b.s.HandBack(b.ctx, "default", "w", leases(first.ID))
 	must(t, err)
 	if n != 1 {
 		t.Fatalf("handed back %d", n)
@@ -577,9 +595,9 @@ func testOwnership(t *testing.T, b *bundle) {
 	lost, err := b.s.Ack(b.ctx, "default", "b", []store.Done{{ID: h.ID, Retention: time.Minute}})
 	must(t, err)
 	equal(t, "lost", lost, []string{h.ID})
-	lost, _, err = b.s.RenewLeases(b.ctx, "default", "b", []string{h.ID}, time.Minute)
+	rlost, _, err := b.s.RenewLeases(b.ctx, "default", "b", leases(h.ID), time.Minute)
 	must(t, err)
-	equal(t, "renew by another", lost, []string{h.ID})
+	equal(t, "renew by another", leaseIDs(rlost), []string{h.ID})
 	lost, err = b.s.Ack(b.ctx, "default", "a", []store.Done{{ID: h.ID, Retention: time.Minute}})
 	must(t, err)
 	if len(lost) != 0 {

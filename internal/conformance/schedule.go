@@ -220,7 +220,7 @@ func testSupersededRequeue(t *testing.T, b *bundle) {
 		must(t, err)
 		enqueue(t, b, "t", job.Key("k-"+mode)) // pending, under the same key
 		if mode == "handback" {
-			_, err = b.s.HandBack(b.ctx, "default", "w", []string{got[0].ID})
+			_, err = b.s.HandBack(b.ctx, "default", "w", leases(got[0].ID))
 		} else {
 			b.clock.Advance(2 * time.Second)
 			_, _, err = b.s.ReclaimExpired(b.ctx, "default", "gone")

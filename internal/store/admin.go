@@ -179,9 +179,10 @@ func (s *Store) BlockingClient() (redis.UniversalClient, func()) {
 type Wake struct {
 	Queue   string   // the queue that has work ("" on timeout)
 	HandOff *Fetched // a job handed straight to this (idle) worker, to claim
-	// HandedAt is when the job was handed off (the enqueuer's clock): its lease runs
-	// from then.
-	HandedAt time.Time
+	// HandedAt is when the job was handed off (Redis' clock): its lease runs from then,
+	// for HandOffLease, until a worker claims it.
+	HandedAt     time.Time
+	HandOffLease time.Duration
 }
 
 // MarkIdle records worker as idle, until the given time, on queues: an enqueue that
@@ -207,19 +208,26 @@ func (s *Store) UnmarkIdle(ctx context.Context, queues []string, worker string, 
 	return err
 }
 
-// Claim makes worker the owner of a job handed off to an idle worker. It reports
-// false when the job no longer waits for a claim (its lease ran out and it was taken
-// back): the worker must then not record it.
-func (s *Store) Claim(ctx context.Context, queue, id, worker string) (bool, error) {
-	n, err := scriptClaim.Run(ctx, s.rdb, []string{s.Keys(queue).Owners}, id, worker).Int()
+// Claim makes worker the owner of the hand-off handOff (the job and the start of the
+// lease it was handed with) and starts a full lease of worker's own. It reports false
+// when that hand-off no longer waits for a claim (its lease ran out and it was taken
+// back): the worker must then not run it, or not record it.
+func (s *Store) Claim(ctx context.Context, queue string, handOff Lease, worker string, lease time.Duration) (bool, error) {
+	k := s.Keys(queue)
+	n, err := scriptClaim.Run(ctx, s.rdb, []string{k.Owners, k.Active}, s.claimArgs(handOff, worker, lease)...).Int()
 	return n == 1, err
 }
 
+func (s *Store) claimArgs(handOff Lease, worker string, lease time.Duration) []any {
+	return []any{handOff.ID, worker, leaseStart(handOff.Start), lease.Milliseconds(), s.leaseClock()}
+}
+
 // ClaimAndUnidle is Claim plus UnmarkIdle in one round trip.
-func (s *Store) ClaimAndUnidle(ctx context.Context, queue, id, worker string, idle []string, lease time.Duration) (bool, error) {
+func (s *Store) ClaimAndUnidle(ctx context.Context, queue string, handOff Lease, worker string, idle []string, lease time.Duration) (bool, error) {
 	member := worker + "|" + strconv.FormatInt(lease.Milliseconds(), 10)
+	k := s.Keys(queue)
 	pipe := s.rdb.Pipeline()
-	claim := scriptClaim.Run(ctx, pipe, []string{s.Keys(queue).Owners}, id, worker)
+	claim := scriptClaim.Run(ctx, pipe, []string{k.Owners, k.Active}, s.claimArgs(handOff, worker, lease)...)
 	for _, q := range idle {
 		pipe.ZRem(ctx, s.Keys(q).Idle, member)
 	}
@@ -230,7 +238,7 @@ func (s *Store) ClaimAndUnidle(ctx context.Context, queue, id, worker string, id
 		if err := s.LoadScripts(ctx); err != nil {
 			return false, err
 		}
-		return s.Claim(ctx, queue, id, worker)
+		return s.Claim(ctx, queue, handOff, worker, lease)
 	}
 	n, err := claim.Int()
 	return n == 1, err
@@ -421,21 +429,32 @@ func (s *Store) parseWake(res []string, err error, queues []string) (Wake, error
 		case k.Wake:
 			w.Queue = q
 		case k.Ready:
+			// an entry that does not parse is a wake-up only: its job, leased to nobody,
+			// returns to its lane after the lease
+			w, _ = s.ParseHandOff(q, res[1])
 			w.Queue = q
-			// "id|handed ms|lane score|lane\nrecord"
-			parts := strings.SplitN(res[1], "|", 4)
-			if len(parts) == 4 {
-				if lane, body, ok := cutRecord(parts[3]); ok {
-					ms, _ := strconv.ParseInt(parts[1], 10, 64)
-					due, _ := strconv.ParseFloat(parts[2], 64)
-					w.HandedAt = time.UnixMilli(ms)
-					w.HandOff = &Fetched{ID: parts[0], Lane: lane, Record: []byte(body), At: w.HandedAt, Due: time.UnixMilli(int64(due))}
-				}
-			}
 		}
 		if w.Queue != "" {
 			break
 		}
 	}
 	return w, nil
+}
+
+// ParseHandOff reads a ready entry of queue: "id|lease start ms|lease ms|lane
+// score|lane\nrecord" (see enqueue_one.lua).
+func (s *Store) ParseHandOff(queue, entry string) (Wake, error) {
+	parts := strings.SplitN(entry, "|", 5)
+	if len(parts) == 5 {
+		ms, err1 := strconv.ParseInt(parts[1], 10, 64)
+		lease, err2 := strconv.ParseInt(parts[2], 10, 64)
+		due, err3 := strconv.ParseFloat(parts[3], 64)
+		lane, body, ok := cutRecord(parts[4])
+		if ok && err1 == nil && err2 == nil && err3 == nil {
+			at := time.UnixMilli(ms)
+			return Wake{Queue: queue, HandedAt: at, HandOffLease: time.Duration(lease) * time.Millisecond,
+				HandOff: &Fetched{ID: parts[0], Lane: lane, Record: []byte(body), At: at, Due: time.UnixMilli(int64(due))}}, nil
+		}
+	}
+	return Wake{}, fmt.Errorf("store: a hand-off entry of queue %q does not parse: %.40q", queue, entry)
 }

@@ -40,7 +40,7 @@ func (s *Store) Enqueue(ctx context.Context, queue string, jobs []NewJob) error 
 func (s *Store) enqueueOne(ctx context.Context, queue string, j NewJob) error {
 	k := s.Keys(queue)
 	keys := []string{k.Records, k.Index, k.Lanes, k.Wake, k.Idle, k.Ready, k.Active, k.Owners, k.Paused, k.Lane(j.Lane)}
-	return scriptEnqueueOne.Run(ctx, s.rdb, keys, s.nowMs(), j.ID, j.Lane, j.Record).Err()
+	return scriptEnqueueOne.Run(ctx, s.rdb, keys, s.nowMs(), j.ID, j.Lane, j.Record, s.leaseClock()).Err()
 }
 
 func (s *Store) enqueueOnce(ctx context.Context, queue string, jobs []NewJob) error {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -28,19 +29,39 @@ type Fetched struct {
 	Due time.Time
 }
 
+// Lease names one lease of a job: the job and when the lease began (Fetched.At). Every
+// state change of an active job names the lease it ends, so a run whose lease was taken
+// back changes nothing, even when the same worker holds a newer lease of the job.
+type Lease struct {
+	ID    string
+	Start time.Time
+}
+
+// Lease is the lease this fetch (or hand-off) began.
+func (f Fetched) Lease() Lease { return Lease{ID: f.ID, Start: f.At} }
+
+// leaseStart is a lease start as the scripts hold it ("" for none: any lease).
+func leaseStart(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(t.UnixMilli(), 10)
+}
+
 // MaxFetch is the most jobs one fetch takes.
 const MaxFetch = 1000
 
 // Fetch leases up to n (at most MaxFetch) jobs of queue, in dequeue order, to worker
-// until now+lease.
+// for lease, counted from Redis' clock when the script runs (so a fetch delayed on its
+// way, or a worker clock behind Redis', still gets a full lease).
 func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease time.Duration) ([]Fetched, error) {
 	n = min(n, MaxFetch)
 	k := s.Keys(queue)
-	now := s.now()
+	sent := s.now()
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
 		keys := append([]string{k.Index, k.Active, k.Owners, k.Records, k.Attempts, k.Paused, k.Wake, k.Rank, k.TaskStats}, laneKeys...)
 		args := make([]any, 0, 5+len(members))
-		args = append(args, now.UnixMilli(), n, now.Add(lease).UnixMilli(), worker, len(members))
+		args = append(args, s.leaseClock(), n, lease.Milliseconds(), worker, len(members))
 		for _, m := range members {
 			args = append(args, m)
 		}
@@ -52,9 +73,15 @@ func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease ti
 	if len(res) > 0 && res[0] == "paused" {
 		return nil, ErrPaused
 	}
-	out := make([]Fetched, 0, (len(res)-1)/5)
-	for i := 1; i+4 < len(res); i += 5 {
-		f := Fetched{ID: toStr(res[i]), At: time.UnixMilli(now.UnixMilli())}
+	if len(res) < 2 {
+		return nil, fmt.Errorf("store: fetch answered %v", res)
+	}
+	startMs := toInt(res[1])
+	s.observeClock(sent, s.now(), startMs)
+	start := time.UnixMilli(startMs)
+	out := make([]Fetched, 0, (len(res)-2)/5)
+	for i := 2; i+4 < len(res); i += 5 {
+		f := Fetched{ID: toStr(res[i]), At: start}
 		rec := toStr(res[i+1])
 		if lane, body, ok := cutRecord(rec); ok {
 			f.Lane, f.Record = lane, []byte(body)
@@ -196,17 +223,18 @@ func (s *Store) FailResult(ctx context.Context, queue, worker string, f Failure)
 		mode, due = "retry", f.Due.UnixMilli()
 	}
 	n, err := scriptFail.Run(ctx, s.rdb, keys, s.nowMs(), worker, f.ID, mode, due, f.Error, f.Stack,
-		f.Started.UnixMilli(), k.SchedChannel, k.DoneChannel, s.MaxFailed, s.FailedAge.Milliseconds()).Int()
+		leaseStart(f.Started), k.SchedChannel, k.DoneChannel, s.MaxFailed, s.FailedAge.Milliseconds()).Int()
 	return FailOutcome(n), err
 }
 
-// HandBack returns jobs a worker holds to their lanes at once, ahead of later
-// arrivals and without spending an attempt (graceful shutdown).
-func (s *Store) HandBack(ctx context.Context, queue, worker string, ids []string) (int, error) {
-	if len(ids) == 0 {
+// HandBack returns the leases a worker holds to their lanes at once, ahead of later
+// arrivals and without spending an attempt (graceful shutdown). A lease the worker no
+// longer holds is left alone.
+func (s *Store) HandBack(ctx context.Context, queue, worker string, leases []Lease) (int, error) {
+	if len(leases) == 0 {
 		return 0, nil
 	}
-	n, _, err := s.requeueActive(ctx, queue, worker, "handback", "", ids)
+	n, _, err := s.requeueActive(ctx, queue, worker, "handback", "", leases)
 	return n, err
 }
 
@@ -217,19 +245,19 @@ func (s *Store) ReclaimExpired(ctx context.Context, queue, reason string) (int, 
 	return s.requeueActive(ctx, queue, "", "expired", reason, nil)
 }
 
-func (s *Store) requeueActive(ctx context.Context, queue, worker, mode, reason string, ids []string) (int, time.Time, error) {
+func (s *Store) requeueActive(ctx context.Context, queue, worker, mode, reason string, leases []Lease) (int, time.Time, error) {
 	k := s.Keys(queue)
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
 		keys := append([]string{k.Active, k.Owners, k.Index, k.Wake, k.Attempts, k.Errors, k.Records, k.Stacks, k.Results,
-			k.Timings, k.SchedKeys, k.JobKeys, k.Stops, k.Canceled}, laneKeys...)
-		args := make([]any, 0, 6+len(members)+len(ids))
-		args = append(args, s.nowMs(), worker, mode, reason, len(members))
+			k.Timings, k.SchedKeys, k.JobKeys, k.Stops, k.Canceled, k.Ready}, laneKeys...)
+		args := make([]any, 0, 6+len(members)+2*len(leases))
+		args = append(args, s.leaseClock(), worker, mode, reason, len(members))
 		for _, m := range members {
 			args = append(args, m)
 		}
 		args = append(args, k.DoneChannel)
-		for _, id := range ids {
-			args = append(args, id)
+		for _, l := range leases {
+			args = append(args, l.ID, leaseStart(l.Start))
 		}
 		return scriptRequeueActive.Run(ctx, s.rdb, keys, args...).Slice()
 	})
@@ -239,42 +267,38 @@ func (s *Store) requeueActive(ctx context.Context, queue, worker, mode, reason s
 	return int(toInt(res[1])), msTime(res[2]), nil
 }
 
-// RenewLeases extends to now+lease the leases of the jobs worker still holds; it
-// returns the ids it no longer holds, and those of held jobs asked to stop (read in the
-// same round trip, so a stop whose notice was missed is still seen).
-func (s *Store) RenewLeases(ctx context.Context, queue, worker string, ids []string, lease time.Duration) (lost, stop []string, err error) {
-	if len(ids) == 0 {
+// RenewLeases extends, to lease from Redis' now, the leases worker still holds; it
+// returns the leases it no longer holds (taken back, even if the worker holds a newer
+// lease of the same job), and those of held jobs asked to stop (read in the same
+// script, so a stop whose notice was missed is still seen).
+func (s *Store) RenewLeases(ctx context.Context, queue, worker string, leases []Lease, lease time.Duration) (lost, stop []Lease, err error) {
+	if len(leases) == 0 {
 		return nil, nil, nil
 	}
 	k := s.Keys(queue)
-	pipe := s.rdb.Pipeline()
-	ownersCmd := pipe.HMGet(ctx, k.Owners, ids...)
-	stopsCmd := pipe.HMGet(ctx, k.Stops, ids...)
-	if _, err := pipe.Exec(ctx); err != nil {
+	args := make([]any, 0, 3+2*len(leases))
+	args = append(args, s.leaseClock(), lease.Milliseconds(), worker)
+	for _, l := range leases {
+		args = append(args, l.ID, leaseStart(l.Start))
+	}
+	res, err := scriptRenew.Run(ctx, s.rdb, []string{k.Active, k.Owners, k.Stops}, args...).Slice()
+	if err != nil {
 		return nil, nil, err
 	}
-	stops := stopsCmd.Val()
-	deadline := float64(s.now().Add(lease).UnixMilli())
-	prefix := worker + "|"
-	var zs []redisZ
-	for i, o := range ownersCmd.Val() {
-		str, _ := o.(string)
-		if len(str) > len(prefix) && str[:len(prefix)] == prefix {
-			zs = append(zs, redisZ{Score: deadline, Member: ids[i]})
-			if stops[i] != nil {
-				stop = append(stop, ids[i])
+	pick := func(v any) []Lease {
+		var out []Lease
+		xs, _ := v.([]any)
+		for _, x := range xs {
+			if i := int(toInt(x)) - 1; i >= 0 && i < len(leases) {
+				out = append(out, leases[i])
 			}
-		} else {
-			lost = append(lost, ids[i])
 		}
+		return out
 	}
-	if len(zs) > 0 {
-		// XX: never re-add a job that left the active set in between
-		if err := s.rdb.ZAddXX(ctx, k.Active, zs...).Err(); err != nil {
-			return lost, stop, err
-		}
+	if len(res) < 2 {
+		return nil, nil, fmt.Errorf("store: renew answered %v", res)
 	}
-	return lost, stop, nil
+	return pick(res[0]), pick(res[1]), nil
 }
 
 // Promote moves up to limit due scheduled jobs into their lanes; it returns how many

@@ -26,6 +26,7 @@ var (
 	scriptRequeueFailed = load("requeue_failed")
 	scriptPurge         = load("purge")
 	scriptClaim         = load("claim")
+	scriptRenew         = load("renew")
 	scriptBeatFire      = load("beat_fire")
 	scriptActivity      = load("activity")
 	scriptTrim          = load("trim")
@@ -48,7 +49,7 @@ func AllScripts() map[string]*redis.Script {
 	return map[string]*redis.Script{
 		"enqueue": scriptEnqueue, "enqueue_one": scriptEnqueueOne, "enqueue_keyed": scriptEnqueueKeyed, "fetch": scriptFetch, "ack": scriptAck, "fail": scriptFail,
 		"requeue_active": scriptRequeueActive, "promote": scriptPromote, "cancel": scriptCancel,
-		"requeue_failed": scriptRequeueFailed, "purge": scriptPurge, "claim": scriptClaim, "beat_fire": scriptBeatFire, "activity": scriptActivity, "trim": scriptTrim,
+		"requeue_failed": scriptRequeueFailed, "purge": scriptPurge, "claim": scriptClaim, "renew": scriptRenew, "beat_fire": scriptBeatFire, "activity": scriptActivity, "trim": scriptTrim,
 	}
 }
 

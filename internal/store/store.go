@@ -18,6 +18,11 @@ type Store struct {
 	rdb redis.UniversalClient
 	ns  string
 	now func() time.Time
+	// injected: now is a test's or the simulator's clock, which scripts then use for
+	// leases too; else leases run on Redis' clock (clock_ms in lib.lua)
+	injected bool
+	// skew is Redis' clock minus ours (ns), as the last fetch saw it: RedisNow
+	skew atomic.Int64
 
 	ackCalls atomic.Uint64
 	keys     sync.Map // queue -> Keys
@@ -42,10 +47,11 @@ func New(rdb redis.UniversalClient, ns string, now func() time.Time) *Store {
 	if ns == "" {
 		ns = "chronoq"
 	}
+	injected := now != nil
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{rdb: rdb, ns: ns, now: now, lanes: map[string][]string{},
+	return &Store{rdb: rdb, ns: ns, now: now, injected: injected, lanes: map[string][]string{},
 		MaxSucceeded: 100_000, MaxFailed: 100_000, FailedAge: 7 * 24 * time.Hour,
 		MaxCanceled: 100_000, CanceledAge: 24 * time.Hour, TrimEvery: 8}
 }
@@ -70,6 +76,27 @@ func (s *Store) Keys(queue string) Keys {
 }
 
 func (s *Store) nowMs() int64 { return s.now().UnixMilli() }
+
+// leaseClock is the clock argument of the scripts that start or judge leases: ""
+// (Redis' own clock), or the injected clock's ms.
+func (s *Store) leaseClock() string {
+	if !s.injected {
+		return ""
+	}
+	return strconv.FormatInt(s.nowMs(), 10)
+}
+
+// RedisNow is Redis' clock as last measured (lease deadlines are set by it): the
+// store's clock plus the offset the last fetch observed, good to about half a round
+// trip. A worker judges the age of a hand-off by it.
+func (s *Store) RedisNow() time.Time { return s.now().Add(time.Duration(s.skew.Load())) }
+
+// observeClock records the offset of Redis' clock (redisMs, read by a script) from
+// ours, taking the middle of the call as the moment it was read.
+func (s *Store) observeClock(sent, received time.Time, redisMs int64) {
+	mid := sent.Add(received.Sub(sent) / 2)
+	s.skew.Store(int64(time.UnixMilli(redisMs).Sub(mid)))
+}
 
 // knownLanes returns the cached lane members of queue, reading them on first use.
 func (s *Store) knownLanes(ctx context.Context, queue string, refresh bool) ([]string, error) {

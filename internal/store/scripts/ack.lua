@@ -28,9 +28,7 @@ for i = 0, n - 1 do
   local o = owners[i + 1]
   -- the owner entry must be this worker's lease from this fetch (its start ms), so an
   -- old run of a job the same worker fetched again is not recorded; an id is recorded once
-  local mine = ARGV[2] .. '|'
-  if ARGV[b + 3] ~= '' then mine = mine .. ARGV[b + 3] .. '|' end
-  if o and not seen_ids[id] and string.sub(o, 1, #mine) == mine then
+  if not seen_ids[id] and holds(o, ARGV[2], ARGV[b + 3]) then
     seen_ids[id] = true
     if ARGV[b + 8] ~= '' then release_key(KEYS[15], KEYS[16], id) end
     ok[#ok + 1] = id

@@ -7,6 +7,9 @@
 -- KEYS[5] idle workers KEYS[6] ready list  KEYS[7] active    KEYS[8] owners
 -- KEYS[9] paused flag  KEYS[10] the job's lane
 -- ARGV[1] now ms  ARGV[2] id  ARGV[3] lane member  ARGV[4] record
+-- ARGV[5] the clock of leases ('': Redis' own; see clock_ms)
+-- A hand-off's ready entry is "id|lease start ms|lease ms|lane score|record": the lease
+-- it runs under until claimed, so whichever worker pops it judges its age by that lease.
 -- Returns 1 when the job went to its lane, 2 when it was handed off.
 local now, id, member = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local rec = member .. '\n' .. ARGV[4]
@@ -23,11 +26,13 @@ if redis.call('ZCARD', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[9]) == 0 then
   -- the most recently idle worker: the least likely to have left meanwhile
   local idle = redis.call('ZRANGE', KEYS[5], '+inf', now, 'BYSCORE', 'REV', 'LIMIT', 0, 1)
   if idle[1] then
-    local lease = tonumber(string.match(idle[1], '|(%d+)$'))
+    local lease = string.match(idle[1], '|(%d+)$')
+    local start = clock_ms(ARGV[5])
+    local starts = string.format('%d', start)
     redis.call('ZREM', KEYS[5], idle[1])
-    redis.call('ZADD', KEYS[7], now + lease, id)
-    redis.call('HSET', KEYS[8], id, '*|' .. ARGV[1] .. '|' .. score .. '|' .. member)
-    redis.call('RPUSH', KEYS[6], id .. '|' .. ARGV[1] .. '|' .. score .. '|' .. rec)
+    redis.call('ZADD', KEYS[7], start + tonumber(lease), id)
+    redis.call('HSET', KEYS[8], id, '*|' .. starts .. '|' .. score .. '|' .. member)
+    redis.call('RPUSH', KEYS[6], id .. '|' .. starts .. '|' .. lease .. '|' .. score .. '|' .. rec)
     redis.call('SADD', KEYS[3], member) -- so a reaper can put it back in its lane
     return 2
   end

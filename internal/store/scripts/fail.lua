@@ -6,18 +6,20 @@
 -- KEYS[14] stop requests  KEYS[15] canceled set
 -- ARGV[1] now ms  ARGV[2] worker id ('' to skip the ownership check)  ARGV[3] id
 -- ARGV[4] 'retry' or 'fail'  ARGV[5] due ms (retry)  ARGV[6] error  ARGV[7] stack
--- ARGV[8] start ms  ARGV[9] schedule channel  ARGV[10] done channel
+-- ARGV[8] the lease's start ms ('': any lease of the worker)  ARGV[9] schedule channel
+-- ARGV[10] done channel
 -- ARGV[11] failed jobs kept at most  ARGV[12] failed jobs kept for ms
 -- Returns 1, 0 when the worker no longer held the job, 2 when a retry was dropped
 -- because a newer job was enqueued under the job's schedule key meanwhile, or 3 when the
 -- job had been asked to stop (Client.StopJob): it ends canceled, never retried, even
 -- if its worker had not heard of the stop yet.
 local id = ARGV[3]
-if ARGV[2] ~= '' then
-  local o = redis.call('HGET', KEYS[2], id)
-  if (not o) or string.sub(o, 1, #ARGV[2] + 1) ~= ARGV[2] .. '|' then return 0 end
+if ARGV[2] ~= '' and not holds(redis.call('HGET', KEYS[2], id), ARGV[2], ARGV[8]) then
+  return 0 -- not this lease: a run whose lease was taken back records nothing
 end
 local now = tonumber(ARGV[1])
+local started = ARGV[8]
+if started == '' then started = ARGV[1] end
 redis.call('ZREM', KEYS[1], id)
 redis.call('HDEL', KEYS[2], id)
 redis.call('HINCRBY', KEYS[4], id, 1)
@@ -26,7 +28,7 @@ if ARGV[7] ~= '' then redis.call('HSET', KEYS[8], id, ARGV[7]) else redis.call('
 if redis.call('HDEL', KEYS[14], id) == 1 then
   -- asked to stop: canceled, kept for inspection with the error it stopped on
   release_key(KEYS[12], KEYS[13], id)
-  redis.call('HSET', KEYS[10], id, ARGV[8] .. '|' .. ARGV[1])
+  redis.call('HSET', KEYS[10], id, started .. '|' .. ARGV[1])
   redis.call('ZADD', KEYS[15], now, id)
   redis.call('PUBLISH', ARGV[10], 'c ' .. id)
   return 3
@@ -46,7 +48,7 @@ if ARGV[4] == 'retry' then
   return 1
 end
 redis.call('ZADD', KEYS[6], now, id)
-redis.call('HSET', KEYS[10], id, ARGV[8] .. '|' .. ARGV[1])
+redis.call('HSET', KEYS[10], id, started .. '|' .. ARGV[1])
 release_key(KEYS[12], KEYS[13], id, true)
 redis.call('HINCRBY', KEYS[9], 'failed', 1)
 -- trim the dead letters by age, then by count

@@ -3,10 +3,12 @@
 -- KEYS[5] attempts    KEYS[6] paused flag KEYS[7] wake-up list  KEYS[8] ranking settings
 -- KEYS[9] task stats and priors           KEYS[10..] lane keys
 -- (a lane is "<prio>:<task>", or with a size bucket " =b" or " ~b": see lib.lua)
--- ARGV[1] now ms  ARGV[2] n  ARGV[3] lease deadline ms  ARGV[4] worker id
--- ARGV[5] number of lanes  ARGV[6..] lane members (same order as KEYS[10..])
--- Returns {"ok", id, record, attempts, predicted ms or "", in-lane score (the time the
--- job became due: arrival, promotion, retry), ...}, {"paused"}, or
+-- ARGV[1] now ms ('': Redis' clock, see clock_ms)  ARGV[2] n  ARGV[3] lease ms
+-- ARGV[4] worker id  ARGV[5] number of lanes  ARGV[6..] lane members (same order as
+-- KEYS[10..])
+-- Returns {"ok", now ms (the leases' start), id, record, attempts, predicted ms or "",
+-- in-lane score (the time the job became due: arrival, promotion, retry), ...},
+-- {"paused"}, or
 -- {"stale", member} when the caller's lane list lacks a lane (it refreshes the list and
 -- calls again).
 --
@@ -18,7 +20,9 @@
 --          (waited past arrival + w × predicted) go first, by that deadline
 -- and takes that lane's jobs while they stay ahead of the runner-up.
 if redis.call('EXISTS', KEYS[6]) == 1 then return {'paused'} end
-local now = tonumber(ARGV[1])
+local now = clock_ms(ARGV[1])
+local start = string.format('%d', now)
+local deadline = now + tonumber(ARGV[3]) -- the lease runs from Redis' now, not the caller's
 local want = math.min(tonumber(ARGV[2]), 1000) -- unpack() below takes ~8000 values at most
 local lanes = lane_map(10, 6, tonumber(ARGV[5]))
 local mode, rule, w = rank_settings(KEYS[8])
@@ -39,8 +43,8 @@ local function take(lane, member, popped, pred, bounded)
     local id = popped[i]
     ids[#ids + 1] = id
     own[#own + 1] = id
-    own[#own + 1] = ARGV[4] .. '|' .. ARGV[1] .. '|' .. popped[i + 1] .. '|' .. member
-    act[#act + 1] = ARGV[3]
+    own[#own + 1] = ARGV[4] .. '|' .. start .. '|' .. popped[i + 1] .. '|' .. member
+    act[#act + 1] = deadline
     act[#act + 1] = id
     preds[#preds + 1] = p
     scores[#scores + 1] = popped[i + 1]
@@ -235,14 +239,14 @@ else
   end
 end
 
-if got == 0 then return {'ok'} end
+if got == 0 then return {'ok', start} end
 redis.call('ZADD', KEYS[2], unpack(act))
 redis.call('HSET', KEYS[3], unpack(own))
 local recs = redis.call('HMGET', KEYS[4], unpack(ids))
 local atts = redis.call('HMGET', KEYS[5], unpack(ids))
 -- a full batch may have left work: pass the token on so another idle worker wakes too
 if got == want and redis.call('ZCARD', KEYS[1]) > 0 then wake(KEYS[7]) end
-local out = {'ok'}
+local out = {'ok', start}
 for i = 1, got do
   out[#out + 1] = ids[i]
   out[#out + 1] = recs[i] or ''

@@ -8,6 +8,26 @@
 
 local BAND = 1e13 -- one strict priority band, in score units (ms): > any arrival + w*prediction
 
+-- The time in ms that leases are measured by: Redis' own clock (given ''), so neither a
+-- caller delayed on its way here nor a caller's skewed clock can shorten a lease; or
+-- the caller's, when it runs on an injected clock (tests, the simulator).
+local function clock_ms(given)
+  if given ~= '' then return tonumber(given) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Whether owner entry o ("worker|start ms|lane score|lane") is the lease of worker that
+-- began at start ('' : any lease of worker). Every state change of an active job names
+-- the lease it ends, so a run whose lease was taken back (even when the same worker
+-- fetched the job again) changes nothing.
+local function holds(o, worker, start)
+  if not o then return false end
+  local mine = worker .. '|'
+  if start ~= '' then mine = mine .. start .. '|' end
+  return string.sub(o, 1, #mine) == mine
+end
+
 -- The in-lane score of a job arriving at arrival_ms.
 local function job_score(arrival_ms)
   return arrival_ms

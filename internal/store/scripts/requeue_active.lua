@@ -4,22 +4,31 @@
 -- KEYS[1] active  KEYS[2] owners  KEYS[3] lane index  KEYS[4] wake-up list
 -- KEYS[5] attempts  KEYS[6] errors  KEYS[7] job records  KEYS[8] stacks  KEYS[9] results
 -- KEYS[10] timings  KEYS[11] schedule keys  KEYS[12] keys of keyed jobs
--- KEYS[13] stop requests  KEYS[14] canceled set  KEYS[15..] lanes
--- ARGV[1] now ms  ARGV[2] worker id ('' = any)  ARGV[3] 'handback' or 'expired'
+-- KEYS[13] stop requests  KEYS[14] canceled set  KEYS[15] ready list  KEYS[16..] lanes
+-- ARGV[1] now ms ('': Redis' clock, which lease deadlines are set by)
+-- ARGV[2] worker id ('' = any)  ARGV[3] 'handback' or 'expired'
 -- ARGV[4] error for expired leases  ARGV[5] number of lanes  ARGV[6..] lane members
 -- then ARGV[6+lanes] the done channel, then (handback) the ids
 -- A keyed job superseded meanwhile (a newer job under its key) is dropped, not requeued;
 -- a job asked to stop ends canceled, kept for inspection (the stop outlives its worker).
--- then, for 'handback', the job ids. 'expired' takes up to 200 leases older than now.
+-- then, for 'handback', pairs of job id and lease start ms ('': any lease of the
+-- worker): only those leases go back.
+-- 'expired' takes up to 200 leases older than now; a hand-off nobody claimed also
+-- leaves the ready list, so no worker starts it from a stale entry.
 -- Returns {"ok", moved, next lease deadline or ""} or {"stale", member}.
 local nl = tonumber(ARGV[5])
-local lanes = lane_map(15, 6, nl)
+local lanes = lane_map(16, 6, nl)
 local channel = ARGV[6 + nl]
-local ids = {}
+local now = clock_ms(ARGV[1])
+local nows = string.format('%d', now)
+local ids, starts = {}, {}
 if ARGV[3] == 'expired' then
-  ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, 200)
+  ids = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, 200)
 else
-  for i = 7 + nl, #ARGV do ids[#ids + 1] = ARGV[i] end
+  for i = 7 + nl, #ARGV, 2 do
+    ids[#ids + 1] = ARGV[i]
+    starts[#ids] = ARGV[i + 1]
+  end
 end
 if #ids == 0 then
   local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
@@ -31,9 +40,9 @@ for i, id in ipairs(ids) do
   local o = owners[i]
   if o then
     local wid, start, score, member = string.match(o, '^(.-)|(%d+)|([^|]+)|(.*)$')
-    if ARGV[2] == '' or wid == ARGV[2] then
+    if ARGV[2] == '' or (wid == ARGV[2] and (starts[i] == '' or start == starts[i])) then
       if not lanes[member] then return {'stale', member} end
-      plan[#plan + 1] = {id, tonumber(score), member, wid}
+      plan[#plan + 1] = {id, tonumber(score), member, wid, start}
     end
   elseif ARGV[3] == 'expired' then
     redis.call('ZREM', KEYS[1], id) -- no owner: a half-finished state change; drop the lease
@@ -41,17 +50,26 @@ for i, id in ipairs(ids) do
   end
 end
 local moved = 0
+local ready = nil
 for _, p in ipairs(plan) do
   local id, score, member = p[1], p[2], p[3]
   redis.call('ZREM', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
+  if p[4] == '*' then
+    -- its entry may still wait in the ready list (the idle worker died): drop it
+    if not ready then ready = redis.call('LRANGE', KEYS[15], 0, 99) end
+    local prefix = id .. '|' .. p[5] .. '|'
+    for _, e in ipairs(ready) do
+      if string.sub(e, 1, #prefix) == prefix then redis.call('LREM', KEYS[15], 1, e) end
+    end
+  end
   if redis.call('HDEL', KEYS[13], id) == 1 then
     release_key(KEYS[11], KEYS[12], id)
     if ARGV[3] == 'expired' and p[4] ~= '*' then
       redis.call('HINCRBY', KEYS[5], id, 1)
       redis.call('HSET', KEYS[6], id, ARGV[4])
     end
-    redis.call('ZADD', KEYS[14], ARGV[1], id)
+    redis.call('ZADD', KEYS[14], nows, id)
     redis.call('PUBLISH', channel, 'c ' .. id)
   elseif superseded(KEYS[11], KEYS[12], id) then
     forget({id}, KEYS[7], KEYS[5], KEYS[6], KEYS[8], KEYS[9], KEYS[10])

@@ -1,0 +1,25 @@
+-- renew.lua: extend the leases a worker still holds, and report those it lost and
+-- those asked to stop.
+-- KEYS[1] active  KEYS[2] owners  KEYS[3] stop requests
+-- ARGV[1] now ms ('': Redis' clock)  ARGV[2] lease ms  ARGV[3] worker id
+-- then pairs: job id, lease start ms (the lease's own, so a run whose lease was taken
+-- back is reported lost even when the same worker fetched the job again)
+-- Returns {lost, stop}: the pair numbers (from 1) of the leases lost and of those whose
+-- job was asked to stop.
+local deadline = clock_ms(ARGV[1]) + tonumber(ARGV[2])
+local ids = {}
+for i = 4, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+local owners = redis.call('HMGET', KEYS[2], unpack(ids))
+local stops = redis.call('HMGET', KEYS[3], unpack(ids))
+local lost, stop, zs = {}, {}, {}
+for i, id in ipairs(ids) do
+  if holds(owners[i], ARGV[3], ARGV[3 + 2 * i]) then
+    zs[#zs + 1] = deadline
+    zs[#zs + 1] = id
+    if stops[i] then stop[#stop + 1] = i end
+  else
+    lost[#lost + 1] = i
+  end
+end
+if #zs > 0 then redis.call('ZADD', KEYS[1], 'XX', unpack(zs)) end
+return {lost, stop}
