@@ -32,6 +32,12 @@ func TestOptionsValidation(t *testing.T) {
 		{"queue with space", Queue("m l"), `Queue="m l"`},
 		{"queue empty", Queue(""), "Queue"},
 		{"queue with brace", Queue("a{b}"), "Queue"},
+		// the separators of --queues (name:weight:cap,...) and spaces are never in a name
+		{"queue with dots, dashes, underscores", Queue("mail.high-prio_2"), ""},
+		{"queue with colon", Queue("mail:high"), `Queue="mail:high": has ':'`},
+		{"queue with comma", Queue("mail,high"), `Queue="mail,high": has ','`},
+		{"queue with tab", Queue("mail\thigh"), `Queue="mail\thigh": has '\t'`},
+		{"queue with leading space", Queue(" mail"), `Queue=" mail": has ' '`},
 		{"cost", Cost("bytes", 1e6), ""},
 		{"cost NaN", Cost("bytes", math.NaN()), "Cost"},
 		{"cost no name", Cost("", 1), "Cost"},
