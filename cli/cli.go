@@ -443,6 +443,41 @@ func envInt(key string, def int) (int, error) {
 	return n, nil
 }
 
+// envDuration reads a duration from the environment, def when unset; a bare number
+// ("30") is an error, never taken as nanoseconds or as seconds.
+func envDuration(key string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, badUsage("%s=%q is not a duration; write it with its unit, e.g. \"30s\" or \"2m\"", key, v)
+	}
+	return d, nil
+}
+
+// durationValue is a duration flag whose error says how to write one (the flag
+// package's own says only "parse error").
+type durationValue time.Duration
+
+func (d *durationValue) String() string { return (*time.Duration)(d).String() }
+
+func (d *durationValue) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New(`not a duration; write it with its unit, e.g. "30s" or "2m"`)
+	}
+	*d = durationValue(v)
+	return nil
+}
+
+func durationFlag(fs *flag.FlagSet, name string, def time.Duration, usage string) *time.Duration {
+	d := def
+	fs.Var((*durationValue)(&d), name, usage)
+	return &d
+}
+
 // envBool reads a boolean (true, false, 1, 0) from the environment, def when unset.
 func envBool(key string, def bool) (bool, error) {
 	v := os.Getenv(key)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -33,7 +34,8 @@ type fileQueue struct {
 	Concurrency int    `yaml:"concurrency"`
 }
 
-// loadConfig reads a config file; an unknown key is an error that names it and its line.
+// loadConfig reads a config file; an unknown key, or a duration without its unit, is an
+// error that names it and its line.
 func loadConfig(path string) (fileConfig, error) {
 	var c fileConfig
 	if path == "" {
@@ -43,11 +45,24 @@ func loadConfig(path string) (fileConfig, error) {
 	if err != nil {
 		return c, err
 	}
+	yamlErr := func(err error) error {
+		msg := strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: "), " in type cli.fileConfig", "")
+		return fmt.Errorf("config %s: %s (known keys: redis, namespace, queues, strict, concurrency, shutdown_timeout, beat, beat_config, metrics_addr)", path, msg)
+	}
+	// read as nodes first: the decoder takes a bare 30 for 30ns, and nodes have lines
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return c, yamlErr(err)
+	}
+	if len(root.Content) > 0 {
+		if err := checkDurations(root.Content[0], reflect.TypeOf(c), ""); err != nil {
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		msg := strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: "), " in type cli.fileConfig", "")
-		return c, fmt.Errorf("config %s: %s (known keys: redis, namespace, queues, strict, concurrency, shutdown_timeout, beat, beat_config, metrics_addr)", path, msg)
+		return c, yamlErr(err)
 	}
 	for i, q := range c.Queues {
 		if q.Name == "" {
@@ -61,6 +76,73 @@ func loadConfig(path string) (fileConfig, error) {
 		return c, fmt.Errorf("config %s: concurrency must not be negative", path)
 	}
 	return c, nil
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// checkDurations walks the mapping n, decoded into a t, and refuses a time.Duration
+// field written as anything but a Go duration with its unit. Keys t does not have are
+// left to the decoder, which names them.
+func checkDurations(n *yaml.Node, t reflect.Type, path string) error {
+	if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, v := n.Content[i].Value, n.Content[i+1]
+		f, ok := fieldByTag(t, key)
+		if !ok {
+			continue
+		}
+		name := path + key
+		switch {
+		case f.Type == durationType:
+			if err := checkDuration(v, name); err != nil {
+				return err
+			}
+		case f.Type.Kind() == reflect.Slice && v.Kind == yaml.SequenceNode:
+			for j, item := range v.Content {
+				if err := checkDurations(item, f.Type.Elem(), fmt.Sprintf("%s[%d].", name, j)); err != nil {
+					return err
+				}
+			}
+		case v.Kind == yaml.MappingNode:
+			if err := checkDurations(v, f.Type, name+"."); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func checkDuration(v *yaml.Node, key string) error {
+	if v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	val, what := v.Value, "is not a duration"
+	switch {
+	case v.Kind != yaml.ScalarNode:
+		val = "this value"
+	case v.Tag == "!!null":
+		return nil // "key:" with no value: the default
+	case v.Tag == "!!str":
+		if _, err := time.ParseDuration(v.Value); err == nil {
+			return nil
+		}
+		val = strconv.Quote(v.Value)
+	case v.Tag == "!!int" || v.Tag == "!!float":
+		what = "is a number without a unit"
+	}
+	return fmt.Errorf("line %d: %s: %s %s; write a duration with its unit, e.g. \"30s\" or \"2m\"", v.Line, key, val, what)
+}
+
+func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 // queuesSpec writes the file's queues in the --queues syntax.

@@ -34,11 +34,11 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	}
 	strict := fs.Bool("strict", strictDefault, "take queues in the order given instead of by weight (env CHRONOQ_STRICT)")
 	conc := fs.Int("concurrency", concDefault, "jobs run at once (env CHRONOQ_CONCURRENCY)")
-	graceDefault, err := time.ParseDuration(pick("CHRONOQ_SHUTDOWN_TIMEOUT", durString(fc.ShutdownTimeout), "30s"))
+	graceDefault, err := envDuration("CHRONOQ_SHUTDOWN_TIMEOUT", orDur(fc.ShutdownTimeout, 30*time.Second))
 	if err != nil {
-		return e.usageErr("CHRONOQ_SHUTDOWN_TIMEOUT: %v", err)
+		return e.fail(err)
 	}
-	grace := fs.Duration("shutdown-timeout", graceDefault, "how long running jobs may finish on SIGTERM (env CHRONOQ_SHUTDOWN_TIMEOUT)")
+	grace := durationFlag(fs, "shutdown-timeout", graceDefault, "how long running jobs may finish on SIGTERM, a `duration` such as 30s (env CHRONOQ_SHUTDOWN_TIMEOUT)")
 	withBeat := fs.Bool("beat", beatDefault, "run a beat in this worker too (safe in every worker; env CHRONOQ_BEAT)")
 	beatConfig := fs.String("beat-config", pick("CHRONOQ_BEAT_CONFIG", fc.BeatConfig, ""), "YAML file of beat entries, with --beat (env CHRONOQ_BEAT_CONFIG)")
 	metricsAddr := fs.String("metrics-addr", pick("CHRONOQ_METRICS_ADDR", fc.MetricsAddr, ""), "serve Prometheus /metrics on this address, e.g. :9090 (env CHRONOQ_METRICS_ADDR)")
@@ -102,9 +102,9 @@ func orInt(v, def int) int {
 	return def
 }
 
-func durString(d time.Duration) string {
-	if d == 0 {
-		return ""
+func orDur(v, def time.Duration) time.Duration {
+	if v != 0 {
+		return v
 	}
-	return d.String()
+	return def
 }
