@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/worker"
 	"gopkg.in/yaml.v3"
 )
 
@@ -34,8 +36,8 @@ type fileQueue struct {
 	Concurrency int    `yaml:"concurrency"`
 }
 
-// loadConfig reads a config file; an unknown key, or a duration without its unit, is an
-// error that names it and its line.
+// loadConfig reads a config file; an unknown key, a duration without its unit, a number
+// out of range or a bad queue name is an error that names the key and its line.
 func loadConfig(path string) (fileConfig, error) {
 	var c fileConfig
 	if path == "" {
@@ -54,8 +56,9 @@ func loadConfig(path string) (fileConfig, error) {
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return c, yamlErr(err)
 	}
+	lines := map[string]int{}
 	if len(root.Content) > 0 {
-		if err := checkDurations(root.Content[0], reflect.TypeOf(c), ""); err != nil {
+		if err := scanConfig(root.Content[0], reflect.TypeOf(c), "", lines); err != nil {
 			return c, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
@@ -64,26 +67,49 @@ func loadConfig(path string) (fileConfig, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return c, yamlErr(err)
 	}
-	for i, q := range c.Queues {
-		if q.Name == "" {
-			return c, fmt.Errorf("config %s: queues[%d] has no name", path, i)
+	bad := func(key, format string, a ...any) error {
+		at := ""
+		if l, ok := lines[key]; ok {
+			at = fmt.Sprintf("line %d: ", l)
 		}
-		if q.Weight < 0 || q.Concurrency < 0 {
-			return c, fmt.Errorf("config %s: queue %q: weight and concurrency must not be negative", path, q.Name)
+		return fmt.Errorf("config %s: %s%s: %s", path, at, key, fmt.Sprintf(format, a...))
+	}
+	seen := map[string]bool{}
+	for i, q := range c.Queues {
+		key := fmt.Sprintf("queues[%d]", i)
+		if q.Name == "" {
+			return c, bad(key, "has no name")
+		}
+		if err := job.ValidateQueueName(q.Name); err != nil {
+			return c, bad(key+".name", "%v", err)
+		}
+		if seen[q.Name] {
+			return c, bad(key+".name", "%q is listed twice", q.Name)
+		}
+		seen[q.Name] = true
+		if q.Weight < 0 || q.Weight > worker.MaxWeight {
+			return c, bad(key+".weight", "%d is out of range (0 to %d; 0 means 1)", q.Weight, worker.MaxWeight)
+		}
+		if q.Concurrency < 0 || q.Concurrency > worker.MaxConcurrency {
+			return c, bad(key+".concurrency", "%d is out of range (0 to %d; 0 means no cap of its own)", q.Concurrency, worker.MaxConcurrency)
 		}
 	}
-	if c.Concurrency < 0 {
-		return c, fmt.Errorf("config %s: concurrency must not be negative", path)
+	if c.Concurrency < 0 || c.Concurrency > worker.MaxConcurrency {
+		return c, bad("concurrency", "%d is out of range (0 to %d; 0 means 10)", c.Concurrency, worker.MaxConcurrency)
+	}
+	if c.ShutdownTimeout < 0 || c.ShutdownTimeout > worker.MaxConfigDuration {
+		return c, bad("shutdown_timeout", "%s is out of range (0 to %s)", c.ShutdownTimeout, worker.MaxConfigDuration)
 	}
 	return c, nil
 }
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
-// checkDurations walks the mapping n, decoded into a t, and refuses a time.Duration
-// field written as anything but a Go duration with its unit. Keys t does not have are
-// left to the decoder, which names them.
-func checkDurations(n *yaml.Node, t reflect.Type, path string) error {
+// scanConfig walks the mapping n, decoded into a t: it notes each key's line in lines
+// ("queues[1].weight": 5) and refuses a time.Duration field written as anything but a
+// Go duration with its unit. Keys t does not have are left to the decoder, which names
+// them.
+func scanConfig(n *yaml.Node, t reflect.Type, path string, lines map[string]int) error {
 	if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct {
 		return nil
 	}
@@ -94,6 +120,7 @@ func checkDurations(n *yaml.Node, t reflect.Type, path string) error {
 			continue
 		}
 		name := path + key
+		lines[name] = v.Line
 		switch {
 		case f.Type == durationType:
 			if err := checkDuration(v, name); err != nil {
@@ -101,12 +128,13 @@ func checkDurations(n *yaml.Node, t reflect.Type, path string) error {
 			}
 		case f.Type.Kind() == reflect.Slice && v.Kind == yaml.SequenceNode:
 			for j, item := range v.Content {
-				if err := checkDurations(item, f.Type.Elem(), fmt.Sprintf("%s[%d].", name, j)); err != nil {
+				lines[fmt.Sprintf("%s[%d]", name, j)] = item.Line
+				if err := scanConfig(item, f.Type.Elem(), fmt.Sprintf("%s[%d].", name, j), lines); err != nil {
 					return err
 				}
 			}
 		case v.Kind == yaml.MappingNode:
-			if err := checkDurations(v, f.Type, name+"."); err != nil {
+			if err := scanConfig(v, f.Type, name+".", lines); err != nil {
 				return err
 			}
 		}

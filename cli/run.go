@@ -24,7 +24,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
-	concDefault, err := envInt("CHRONOQ_CONCURRENCY", orInt(fc.Concurrency, 10))
+	concDefault, err := envInt("CHRONOQ_CONCURRENCY", orInt(fc.Concurrency, 10), worker.MaxConcurrency)
 	if err != nil {
 		return e.fail(err)
 	}
@@ -34,7 +34,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	}
 	strict := fs.Bool("strict", strictDefault, "take queues in the order given instead of by weight (env CHRONOQ_STRICT)")
 	conc := fs.Int("concurrency", concDefault, "jobs run at once (env CHRONOQ_CONCURRENCY)")
-	graceDefault, err := envDuration("CHRONOQ_SHUTDOWN_TIMEOUT", orDur(fc.ShutdownTimeout, 30*time.Second))
+	graceDefault, err := envDuration("CHRONOQ_SHUTDOWN_TIMEOUT", orDur(fc.ShutdownTimeout, 30*time.Second), worker.MaxConfigDuration)
 	if err != nil {
 		return e.fail(err)
 	}
@@ -49,6 +49,16 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return e.usageErr("--queues: %v", err)
 	}
+	if *conc < 0 || *conc > worker.MaxConcurrency {
+		return e.usageErr("--concurrency %d is out of range (0 to %d; 0 means 10)", *conc, worker.MaxConcurrency)
+	}
+	if *grace < 0 || *grace > worker.MaxConfigDuration {
+		return e.usageErr("--shutdown-timeout %s is out of range (0 to %s)", *grace, worker.MaxConfigDuration)
+	}
+	wcfg := worker.Config{Queues: qs, Strict: *strict, Concurrency: *conc, ShutdownTimeout: *grace}
+	if err := wcfg.Validate(); err != nil { // all of it, before connecting
+		return e.usageErr("%v", err)
+	}
 	rdb, err := cf.connect(ctx)
 	if err != nil {
 		return e.fail(err)
@@ -61,7 +71,8 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	if *metricsAddr != "" {
 		reg = workerRegistry(c)
 	}
-	w, err := worker.New(c, worker.Config{Queues: qs, Strict: *strict, Concurrency: *conc, ShutdownTimeout: *grace, Logger: log, Metrics: registerer(reg)})
+	wcfg.Logger, wcfg.Metrics = log, registerer(reg)
+	w, err := worker.New(c, wcfg)
 	if err != nil {
 		return e.usageErr("%v", err)
 	}
