@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -448,5 +449,47 @@ func TestDeclaredTaskOptionsApply(t *testing.T) {
 	o := js[0].Options
 	if o.Priority != 6 || o.Timeout != 2*time.Minute || o.MaxRetries != 1 {
 		t.Fatalf("options %+v: want the declared priority 6 and timeout 2m, the entry's retries 1", o)
+	}
+}
+
+// TestEntryBounds: an entry's retries, timeout and catch-up limit meet the job options'
+// bounds when the entry is loaded, instead of failing at every tick.
+func TestEntryBounds(t *testing.T) {
+	n := func(v int) *int { return &v }
+	cases := []struct {
+		name string
+		e    beat.Entry
+		want string // "" means valid
+	}{
+		{"defaults", beat.Entry{}, ""},
+		{"retries at the bound", beat.Entry{Retries: n(job.MaxRetriesLimit)}, ""},
+		{"retries over", beat.Entry{Retries: n(job.MaxRetriesLimit + 1)}, "retries 1001 is not between 0 and 1000"},
+		{"retries negative", beat.Entry{Retries: n(-1)}, "retries -1"},
+		{"timeout a year", beat.Entry{Timeout: job.MaxTimeout}, ""},
+		{"timeout max int64", beat.Entry{Timeout: math.MaxInt64}, "timeout 2562047h47m16.854775807s is not between 0 and 8760h0m0s"},
+		{"timeout negative", beat.Entry{Timeout: -time.Second}, "timeout -1s"},
+		{"catch-up limit negative", beat.Entry{CatchUpLimit: -5}, "catch_up_limit -5 is negative"},
+		{"catch-up limit over", beat.Entry{CatchUpLimit: 5000}, "catch_up_limit 5000 is over 1000"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := tc.e
+			e.Name, e.Spec, e.Task = "nightly", "@daily", "reports.build"
+			_, err := beat.NextRun(e, time.Now())
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, beat.ErrInvalidEntry) || !strings.Contains(err.Error(), `"nightly"`) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want ErrInvalidEntry naming the entry and %q", err, tc.want)
+			}
+		})
+	}
+	// from a beat file too, where the entry is named with the others still loaded
+	es, err := beat.LoadFile(strings.NewReader("entries:\n  - {name: many, spec: \"@daily\", task: t, retries: 5000}\n  - {name: ok, spec: \"@daily\", task: t}\n"))
+	if err == nil || !strings.Contains(err.Error(), `"many": retries 5000`) || len(es) != 1 || es[0].Name != "ok" {
+		t.Fatalf("beat file: %+v %v", es, err)
 	}
 }

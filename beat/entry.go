@@ -41,11 +41,11 @@ type Entry struct {
 	Queue    string `json:"queue,omitempty"`
 	Priority *int   `json:"priority,omitempty"`
 	Retries  *int   `json:"retries,omitempty"`
-	// Timeout of each job (0: the default).
+	// Timeout of each job (0: the default; at most job.MaxTimeout).
 	Timeout      time.Duration `json:"timeout,omitempty"`
 	Overlap      Overlap       `json:"overlap,omitempty"`
 	CatchUp      CatchUp       `json:"catch_up,omitempty"`
-	CatchUpLimit int           `json:"catch_up_limit,omitempty"` // for CatchUpAll (default 10)
+	CatchUpLimit int           `json:"catch_up_limit,omitempty"` // for CatchUpAll (default 10, at most 1000)
 	Disabled     bool          `json:"disabled,omitempty"`
 }
 
@@ -124,11 +124,13 @@ func (e *Entry) compile() (schedule, error) {
 	if e.Priority != nil && (*e.Priority < 0 || *e.Priority > job.MaxPriority) {
 		return schedule{}, bad("priority %d is not between 0 and 9", *e.Priority)
 	}
-	if e.Retries != nil && *e.Retries < 0 {
-		return schedule{}, bad("retries %d is negative", *e.Retries)
+	// the job options' own bounds, checked here so that a bad entry is refused when it
+	// is loaded, not at each tick
+	if e.Retries != nil && (*e.Retries < 0 || *e.Retries > job.MaxRetriesLimit) {
+		return schedule{}, bad("retries %d is not between 0 and %d", *e.Retries, job.MaxRetriesLimit)
 	}
-	if e.Timeout < 0 {
-		return schedule{}, bad("timeout %s is negative", e.Timeout)
+	if e.Timeout < 0 || e.Timeout > job.MaxTimeout {
+		return schedule{}, bad("timeout %s is not between 0 and %s (job.MaxTimeout)", e.Timeout, job.MaxTimeout)
 	}
 	switch e.Overlap {
 	case "":
@@ -144,7 +146,10 @@ func (e *Entry) compile() (schedule, error) {
 	default:
 		return schedule{}, bad("catch_up %q (skip, latest or all)", e.CatchUp)
 	}
-	if e.CatchUpLimit <= 0 {
+	if e.CatchUpLimit < 0 {
+		return schedule{}, bad("catch_up_limit %d is negative (0 means 10)", e.CatchUpLimit)
+	}
+	if e.CatchUpLimit == 0 {
 		e.CatchUpLimit = 10
 	}
 	if e.CatchUpLimit > maxKept {

@@ -412,13 +412,20 @@ func parseQueues(s string) ([]worker.QueueConfig, error) {
 		if len(fields) > 3 {
 			return nil, fmt.Errorf("queue %q: use name[:weight[:concurrency]]", part)
 		}
-		for i, dst := range []*int{&q.Weight, &q.Concurrency} {
+		for i, f := range []struct {
+			name string
+			dst  *int
+			max  int
+		}{{"weight", &q.Weight, worker.MaxWeight}, {"concurrency", &q.Concurrency, worker.MaxConcurrency}} {
 			if len(fields) > i+1 {
 				n, err := strconv.Atoi(fields[i+1])
+				if errors.Is(err, strconv.ErrRange) || err == nil && n > f.max {
+					return nil, fmt.Errorf("queue %q: %s %s is out of range (0 to %d)", part, f.name, fields[i+1], f.max)
+				}
 				if err != nil || n < 0 {
 					return nil, fmt.Errorf("queue %q: %q is not a non-negative number", part, fields[i+1])
 				}
-				*dst = n
+				*f.dst = n
 			}
 		}
 		out = append(out, q)
@@ -426,21 +433,66 @@ func parseQueues(s string) ([]worker.QueueConfig, error) {
 	if len(out) == 0 {
 		return nil, errors.New("no queue given")
 	}
+	// names and repeats, as the worker will check them
+	if err := (worker.Config{Queues: out}).Validate(); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
-// envInt reads a number from the environment, def when unset; a value that is not a
-// number is an error naming the variable, never silently ignored.
-func envInt(key string, def int) (int, error) {
+// envInt reads a number from 0 to max from the environment, def when unset; a value
+// that is not such a number is an error naming the variable, never silently ignored.
+func envInt(key string, def, max int) (int, error) {
 	v := os.Getenv(key)
 	if v == "" {
 		return def, nil
 	}
 	n, err := strconv.Atoi(v)
+	if errors.Is(err, strconv.ErrRange) || err == nil && (n < 0 || n > max) {
+		return 0, badUsage("%s=%s is out of range (0 to %d)", key, v, max)
+	}
 	if err != nil {
 		return 0, badUsage("%s=%q is not a number", key, v)
 	}
 	return n, nil
+}
+
+// envDuration reads a duration from 0 to max from the environment, def when unset; a
+// bare number ("30") is an error, never taken as nanoseconds or as seconds.
+func envDuration(key string, def, max time.Duration) (time.Duration, error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, badUsage("%s=%q is not a duration; write it with its unit, e.g. \"30s\" or \"2m\"", key, v)
+	}
+	if d < 0 || d > max {
+		return 0, badUsage("%s=%s is out of range (0 to %s)", key, v, max)
+	}
+	return d, nil
+}
+
+// durationValue is a duration flag whose error says how to write one (the flag
+// package's own says only "parse error").
+type durationValue time.Duration
+
+func (d *durationValue) String() string { return (*time.Duration)(d).String() }
+
+func (d *durationValue) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New(`not a duration; write it with its unit, e.g. "30s" or "2m"`)
+	}
+	*d = durationValue(v)
+	return nil
+}
+
+func durationFlag(fs *flag.FlagSet, name string, def time.Duration, usage string) *time.Duration {
+	d := def
+	fs.Var((*durationValue)(&d), name, usage)
+	return &d
 }
 
 // envBool reads a boolean (true, false, 1, 0) from the environment, def when unset.

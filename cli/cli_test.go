@@ -85,6 +85,8 @@ func TestBinary(t *testing.T) {
 		{"bad json", nil, []string{"enqueue", "demo.add", "--args", "{oops"}, 2, "", "not valid JSON", ""},
 		{"bad priority", []string{"CHRONOQ_REDIS_URL=" + redisURL}, []string{"enqueue", "demo.add", "--priority", "12"}, 2, "", "Priority=12", ""},
 		{"no task", nil, []string{"enqueue"}, 2, "", "task name is required", ""},
+		{"timeout past its bound", nil, []string{"enqueue", "demo.add", "--timeout", "2562047h47m16s"}, 2, "", "Timeout=2562047h47m16s: must be positive and at most 8760h0m0s", ""},
+		{"queue name with a colon", nil, []string{"enqueue", "demo.add", "--queue", "mail:high"}, 2, "", `Queue="mail:high": has ':'`, ""},
 		{"bad queues", nil, []string{"run", "--queues", "ml:x"}, 2, "", `"x" is not a non-negative number`, ""},
 		{"unreachable redis, password redacted", nil, []string{"enqueue", "demo.add", "--redis", "redis://:hunter2@127.0.0.1:1/0"}, 1, "", "cannot reach Redis at redis://:xxxxx@127.0.0.1:1/0", "hunter2"},
 		{"unreachable cluster", nil, []string{"info", "--redis", "redis+cluster://:hunter2@127.0.0.1:1"}, 1, "", "cannot reach Redis at redis+cluster://:xxxxx@127.0.0.1:1", "hunter2"},

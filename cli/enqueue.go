@@ -107,7 +107,7 @@ func cmdEnqueue(ctx context.Context, e *env, args []string) int {
 	fs.StringVar(&spec.In, "in", "", "run after this delay, e.g. 10m")
 	fs.StringVar(&spec.At, "at", "", "run at this time (RFC 3339)")
 	fs.StringVar(&spec.Key, "key", "", "schedule key: replaces the job waiting under it")
-	wait := fs.Duration("wait", 0, "wait up to this long for the result and print it")
+	wait := durationFlag(fs, "wait", 0, "wait up to this long (a `duration` such as 30s) for the result and print it")
 	file := fs.String("file", "", "enqueue every job of a JSON-lines file (- for stdin)")
 	pos, err := parseArgs(fs, args, 0, 1)
 	if err != nil {

@@ -451,7 +451,7 @@ func cmdInfo(ctx context.Context, e *env, args []string) int {
 	return opsCommand{synopsis: "info [--watch 2s] [--json]", least: 0, most: 0,
 		flags: func(fs *flag.FlagSet) {
 			redisFlag = fs.Lookup("redis")
-			fs.DurationVar(&watch, "watch", 0, "refresh at this interval until Ctrl-C, like top")
+			fs.Var((*durationValue)(&watch), "watch", "refresh at this interval (a `duration` such as 2s) until Ctrl-C, like top")
 			fs.BoolVar(&asJSON, "json", false, "print JSON (once)")
 		},
 		run: func(ctx context.Context, e *env, c *queue.Client, _ []string) error {

@@ -24,7 +24,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
-	concDefault, err := envInt("CHRONOQ_CONCURRENCY", orInt(fc.Concurrency, 10))
+	concDefault, err := envInt("CHRONOQ_CONCURRENCY", orInt(fc.Concurrency, 10), worker.MaxConcurrency)
 	if err != nil {
 		return e.fail(err)
 	}
@@ -34,11 +34,11 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	}
 	strict := fs.Bool("strict", strictDefault, "take queues in the order given instead of by weight (env CHRONOQ_STRICT)")
 	conc := fs.Int("concurrency", concDefault, "jobs run at once (env CHRONOQ_CONCURRENCY)")
-	graceDefault, err := time.ParseDuration(pick("CHRONOQ_SHUTDOWN_TIMEOUT", durString(fc.ShutdownTimeout), "30s"))
+	graceDefault, err := envDuration("CHRONOQ_SHUTDOWN_TIMEOUT", orDur(fc.ShutdownTimeout, 30*time.Second), worker.MaxConfigDuration)
 	if err != nil {
-		return e.usageErr("CHRONOQ_SHUTDOWN_TIMEOUT: %v", err)
+		return e.fail(err)
 	}
-	grace := fs.Duration("shutdown-timeout", graceDefault, "how long running jobs may finish on SIGTERM (env CHRONOQ_SHUTDOWN_TIMEOUT)")
+	grace := durationFlag(fs, "shutdown-timeout", graceDefault, "how long running jobs may finish on SIGTERM, a `duration` such as 30s (env CHRONOQ_SHUTDOWN_TIMEOUT)")
 	withBeat := fs.Bool("beat", beatDefault, "run a beat in this worker too (safe in every worker; env CHRONOQ_BEAT)")
 	beatConfig := fs.String("beat-config", pick("CHRONOQ_BEAT_CONFIG", fc.BeatConfig, ""), "YAML file of beat entries, with --beat (env CHRONOQ_BEAT_CONFIG)")
 	metricsAddr := fs.String("metrics-addr", pick("CHRONOQ_METRICS_ADDR", fc.MetricsAddr, ""), "serve Prometheus /metrics on this address, e.g. :9090 (env CHRONOQ_METRICS_ADDR)")
@@ -48,6 +48,16 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	qs, err := parseQueues(*queues)
 	if err != nil {
 		return e.usageErr("--queues: %v", err)
+	}
+	if *conc < 0 || *conc > worker.MaxConcurrency {
+		return e.usageErr("--concurrency %d is out of range (0 to %d; 0 means 10)", *conc, worker.MaxConcurrency)
+	}
+	if *grace < 0 || *grace > worker.MaxConfigDuration {
+		return e.usageErr("--shutdown-timeout %s is out of range (0 to %s)", *grace, worker.MaxConfigDuration)
+	}
+	wcfg := worker.Config{Queues: qs, Strict: *strict, Concurrency: *conc, ShutdownTimeout: *grace}
+	if err := wcfg.Validate(); err != nil { // all of it, before connecting
+		return e.usageErr("%v", err)
 	}
 	rdb, err := cf.connect(ctx)
 	if err != nil {
@@ -61,7 +71,8 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	if *metricsAddr != "" {
 		reg = workerRegistry(c)
 	}
-	w, err := worker.New(c, worker.Config{Queues: qs, Strict: *strict, Concurrency: *conc, ShutdownTimeout: *grace, Logger: log, Metrics: registerer(reg)})
+	wcfg.Logger, wcfg.Metrics = log, registerer(reg)
+	w, err := worker.New(c, wcfg)
 	if err != nil {
 		return e.usageErr("%v", err)
 	}
@@ -102,9 +113,9 @@ func orInt(v, def int) int {
 	return def
 }
 
-func durString(d time.Duration) string {
-	if d == 0 {
-		return ""
+func orDur(v, def time.Duration) time.Duration {
+	if v != 0 {
+		return v
 	}
-	return d.String()
+	return def
 }

@@ -32,15 +32,73 @@ func TestOptionsValidation(t *testing.T) {
 		{"queue with space", Queue("m l"), `Queue="m l"`},
 		{"queue empty", Queue(""), "Queue"},
 		{"queue with brace", Queue("a{b}"), "Queue"},
+		// the separators of --queues (name:weight:cap,...) and spaces are never in a name
+		{"queue with dots, dashes, underscores", Queue("mail.high-prio_2"), ""},
+		{"queue with colon", Queue("mail:high"), `Queue="mail:high": has ':'`},
+		{"queue with comma", Queue("mail,high"), `Queue="mail,high": has ','`},
+		{"queue with tab", Queue("mail\thigh"), `Queue="mail\thigh": has '\t'`},
+		{"queue with leading space", Queue(" mail"), `Queue=" mail": has ' '`},
 		{"cost", Cost("bytes", 1e6), ""},
 		{"cost NaN", Cost("bytes", math.NaN()), "Cost"},
 		{"cost no name", Cost("", 1), "Cost"},
 		{"backoff jitter 2", WithBackoff(Backoff{Base: time.Second, Factor: 2, Jitter: 2}), "Backoff.Jitter=2"},
 		{"backoff factor 0.5", WithBackoff(Backoff{Base: time.Second, Factor: 0.5}), "Backoff.Factor=0.5"},
+		// durations a worker adds to a clock or to its grace: bounded so none wraps around
+		{"timeout a year", Timeout(MaxTimeout), ""},
+		{"timeout max int64", Timeout(math.MaxInt64), "Timeout=2562047h47m16.854775807s"},
+		{"timeout a year and a second", Timeout(MaxTimeout + time.Second), "Timeout=8760h0m1s: must be positive and at most 8760h0m0s"},
+		{"retention a year", Retention(MaxRetention), ""},
+		{"retention max int64", Retention(math.MaxInt64), "Retention=2562047h47m16.854775807s"},
+		{"backoff base 30 days", WithBackoff(ConstantBackoff(MaxBackoff)), ""},
+		{"backoff base max int64", WithBackoff(Backoff{Base: math.MaxInt64, Factor: 2}), "Backoff.Base=2562047h47m16.854775807s"},
+		{"backoff max over 30 days", WithBackoff(ExponentialBackoff(time.Second, MaxBackoff+time.Hour)), "Backoff.Max=721h0m0s: must be between 0 and 720h0m0s"},
+		{"backoff factor NaN", WithBackoff(Backoff{Base: time.Second, Factor: math.NaN()}), "Backoff.Factor=NaN"},
+		{"backoff factor +Inf", WithBackoff(Backoff{Base: time.Second, Factor: math.Inf(1)}), "Backoff.Factor=+Inf"},
+		{"backoff jitter NaN", WithBackoff(Backoff{Base: time.Second, Factor: 2, Jitter: math.NaN()}), "Backoff.Jitter=NaN"},
+		{"skip if late 10 years", SkipIfLate(MaxHorizon), ""},
+		{"skip if late max int64", SkipIfLate(math.MaxInt64), "SkipIfLate=2562047h47m16.854775807s"},
+		{"in max int64", In(math.MaxInt64), "In=2562047h47m16.854775807s"},
+		{"estimate max int64", Estimate(math.MaxInt64), "Estimate=2562047h47m16.854775807s"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := DefaultOptions().Apply(tc.opt)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			var oe *OptionError
+			if !errors.Is(err, ErrInvalidOption) || !errors.As(err, &oe) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want an *OptionError naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestValidateChecksOptionsBuiltByHand: Options set as a struct, not through the Option
+// funcs, meet the same bounds.
+func TestValidateChecksOptionsBuiltByHand(t *testing.T) {
+	cases := []struct {
+		name string
+		set  func(o *Options)
+		want string // "" means valid
+	}{
+		{"defaults", func(o *Options) {}, ""},
+		{"timeout max int64", func(o *Options) { o.Timeout = math.MaxInt64 }, "Timeout=2562047h47m16.854775807s"},
+		{"retention max int64", func(o *Options) { o.Retention = math.MaxInt64 }, "Retention=2562047h47m16.854775807s"},
+		{"late by max int64", func(o *Options) { o.LateBy = math.MaxInt64 }, "SkipIfLate=2562047h47m16.854775807s"},
+		{"late by negative", func(o *Options) { o.LateBy = -time.Second }, "SkipIfLate=-1s"},
+		{"estimate negative", func(o *Options) { o.Estimate = -time.Second }, "Estimate=-1s"},
+		{"estimate max int64", func(o *Options) { o.Estimate = math.MaxInt64 }, "Estimate=2562047h47m16.854775807s"},
+		{"backoff max int64", func(o *Options) { o.Backoff.Max = math.MaxInt64 }, "Backoff.Max=2562047h47m16.854775807s"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := DefaultOptions()
+			tc.set(&o)
+			err := o.Validate()
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("unexpected error %v", err)
@@ -91,6 +149,31 @@ func TestBackoffDelay(t *testing.T) {
 	}
 	if got := ConstantBackoff(3*time.Second).Delay(7, nil); got != 3*time.Second {
 		t.Errorf("constant: %s", got)
+	}
+}
+
+// TestBackoffDelayNeverOverflows: a late attempt's delay is capped, never wrapped into a
+// negative duration (which would retry at once).
+func TestBackoffDelayNeverOverflows(t *testing.T) {
+	cases := []struct {
+		name    string
+		b       Backoff
+		attempt int
+		want    time.Duration
+	}{
+		{"no cap, attempt 30 of an hour ×10", Backoff{Base: time.Hour, Factor: 10}, 30, MaxBackoff},
+		{"no cap, attempt 1000 doubling", Backoff{Base: time.Second, Factor: 2}, 1000, MaxBackoff},
+		{"no cap, early attempt", Backoff{Base: time.Second, Factor: 2}, 3, 4 * time.Second},
+		{"cap above MaxBackoff", Backoff{Base: time.Second, Factor: 2, Max: 100 * 24 * time.Hour}, 1000, MaxBackoff},
+		{"cap below MaxBackoff", Backoff{Base: time.Second, Factor: 2, Max: time.Minute}, 1000, time.Minute},
+		{"default, attempt 1000", DefaultBackoff, 1000, DefaultBackoff.Max},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.b.Delay(tc.attempt, func() float64 { return 0 }); got != tc.want {
+				t.Fatalf("Delay(%d) = %s, want %s", tc.attempt, got, tc.want)
+			}
+		})
 	}
 }
 

@@ -21,8 +21,24 @@ const (
 	// (records store timeout and retention against fixed bases, not these defaults, so
 	// changing a default never changes a stored job)
 	MaxPriority     = 9
-	MaxHorizon      = 10 * 365 * 24 * time.Hour
+	MaxHorizon      = 10 * 365 * 24 * time.Hour // the furthest In, At, Estimate and SkipIfLate go
 	MaxRetriesLimit = 1000
+)
+
+// Upper bounds of the durations a worker adds to a clock or to another duration (a
+// timeout plus the worker's grace, now plus a backoff): without them a huge value wraps
+// around int64 and fires at once. Celery, asynq and River set no limit, so the bounds
+// are far above any real setting; a caller that means "no limit" writes the constant.
+const (
+	// MaxTimeout is the longest Timeout: a year. A job that may run longer belongs in
+	// a workflow engine, or should checkpoint and enqueue its next step.
+	MaxTimeout = 365 * 24 * time.Hour
+	// MaxRetention is the longest Retention: a year (Celery keeps results a day by
+	// default, River completed jobs a day); results kept longer belong in a database.
+	MaxRetention = 365 * 24 * time.Hour
+	// MaxBackoff is the longest Backoff.Base and Backoff.Max, and caps every delay
+	// Backoff.Delay returns: 30 days (Sidekiq's 25 retries span about 21 days).
+	MaxBackoff = 30 * 24 * time.Hour
 )
 
 // DefaultBackoff is exponential from 2s, doubling, capped at 10 minutes, with up to half
@@ -30,7 +46,8 @@ const (
 var DefaultBackoff = Backoff{Base: 2 * time.Second, Factor: 2, Max: 10 * time.Minute, Jitter: 0.5}
 
 // Backoff is the delay policy between attempts: Base × Factor^(attempt-1), capped at
-// Max, then reduced by a random fraction of up to Jitter (0..1).
+// Max (at MaxBackoff when Max is 0), then reduced by a random fraction of up to Jitter
+// (0..1).
 type Backoff struct {
 	Base   time.Duration `msgpack:"b"`
 	Factor float64       `msgpack:"f"`
@@ -53,8 +70,14 @@ func (b Backoff) Delay(attempt int, random func() float64) time.Duration {
 		attempt = 1
 	}
 	d := float64(b.Base) * math.Pow(b.Factor, float64(attempt-1))
-	if b.Max > 0 && d > float64(b.Max) {
-		d = float64(b.Max)
+	// capped in float64: a late attempt's delay overflows int64 (or is NaN from 0×Inf)
+	// and would convert to a negative duration, a retry at once
+	limit := MaxBackoff
+	if b.Max > 0 && b.Max < limit {
+		limit = b.Max
+	}
+	if !(d <= float64(limit)) {
+		d = float64(limit)
 	}
 	if b.Jitter > 0 {
 		if random == nil {
@@ -66,14 +89,15 @@ func (b Backoff) Delay(attempt int, random func() float64) time.Duration {
 }
 
 func (b Backoff) validate() error {
+	// the float checks are written so that NaN, which fails every comparison, fails them
 	switch {
-	case b.Base < 0:
-		return &OptionError{"Backoff.Base", b.Base, "must not be negative"}
-	case b.Factor < 1:
-		return &OptionError{"Backoff.Factor", b.Factor, "must be at least 1"}
-	case b.Max < 0:
-		return &OptionError{"Backoff.Max", b.Max, "must not be negative"}
-	case b.Jitter < 0 || b.Jitter > 1:
+	case b.Base < 0 || b.Base > MaxBackoff:
+		return &OptionError{"Backoff.Base", b.Base, "must be between 0 and " + MaxBackoff.String() + " (MaxBackoff)"}
+	case !(b.Factor >= 1) || math.IsInf(b.Factor, 1):
+		return &OptionError{"Backoff.Factor", b.Factor, "must be a finite number, at least 1"}
+	case b.Max < 0 || b.Max > MaxBackoff:
+		return &OptionError{"Backoff.Max", b.Max, "must be between 0 and " + MaxBackoff.String() + " (MaxBackoff)"}
+	case !(b.Jitter >= 0 && b.Jitter <= 1):
 		return &OptionError{"Backoff.Jitter", b.Jitter, "must be between 0 and 1"}
 	}
 	return nil
@@ -154,10 +178,15 @@ func (o Options) Validate() error {
 		return &OptionError{"Priority", o.Priority, "must be between 0 and 9 (9 runs first)"}
 	case o.MaxRetries < 0 || o.MaxRetries > MaxRetriesLimit:
 		return &OptionError{"MaxRetries", o.MaxRetries, fmt.Sprintf("must be between 0 and %d", MaxRetriesLimit)}
-	case o.Timeout <= 0:
-		return &OptionError{"Timeout", o.Timeout, "must be positive"}
-	case o.Retention < 0:
-		return &OptionError{"Retention", o.Retention, "must not be negative"}
+	}
+	// checked again here for Options built as a struct, not with the Option funcs
+	for _, err := range []error{checkTimeout(o.Timeout), checkRetention(o.Retention),
+		checkLateBy(o.LateBy, true), checkEstimate(o.Estimate, true)} {
+		if err != nil {
+			return err
+		}
+	}
+	switch {
 	case o.Delay < 0:
 		return &OptionError{"In", o.Delay, "must not be negative"}
 	case o.Delay > MaxHorizon:
@@ -235,26 +264,42 @@ func WithBackoff(b Backoff) Option {
 	}
 }
 
-// Timeout bounds one attempt; the task's context is canceled when it passes.
+// Timeout bounds one attempt, up to MaxTimeout; the task's context is canceled when it
+// passes.
 func Timeout(d time.Duration) Option {
 	return func(o *Options) error {
-		if d <= 0 {
-			return &OptionError{"Timeout", d, "must be positive"}
+		if err := checkTimeout(d); err != nil {
+			return err
 		}
 		o.Timeout = d
 		return nil
 	}
 }
 
-// Retention keeps a succeeded job and its result readable for d (0: delete at once).
+func checkTimeout(d time.Duration) error {
+	if d <= 0 || d > MaxTimeout {
+		return &OptionError{"Timeout", d, "must be positive and at most " + MaxTimeout.String() + " (MaxTimeout, a year)"}
+	}
+	return nil
+}
+
+// Retention keeps a succeeded job and its result readable for d (0: delete at once), up
+// to MaxRetention.
 func Retention(d time.Duration) Option {
 	return func(o *Options) error {
-		if d < 0 {
-			return &OptionError{"Retention", d, "must not be negative"}
+		if err := checkRetention(d); err != nil {
+			return err
 		}
 		o.Retention = d
 		return nil
 	}
+}
+
+func checkRetention(d time.Duration) error {
+	if d < 0 || d > MaxRetention {
+		return &OptionError{"Retention", d, "must be between 0 and " + MaxRetention.String() + " (MaxRetention, a year)"}
+	}
+	return nil
 }
 
 // In delays the job by d.
@@ -330,15 +375,23 @@ func RejectPast() Option {
 
 // SkipIfLate skips the job when it starts more than d after its due time (the time it
 // was enqueued for): a catch-up policy for jobs that are pointless late. Without it a
-// late job runs as soon as it can.
+// late job runs as soon as it can. d is 1ms to MaxHorizon.
 func SkipIfLate(d time.Duration) Option {
 	return func(o *Options) error {
-		if d < time.Millisecond {
-			return &OptionError{"SkipIfLate", d, "must be at least 1ms"}
+		if err := checkLateBy(d, false); err != nil {
+			return err
 		}
 		o.LateBy = d
 		return nil
 	}
+}
+
+// checkLateBy checks a SkipIfLate; unset (0) is valid in resolved Options only.
+func checkLateBy(d time.Duration, unsetOK bool) error {
+	if (d == 0 && unsetOK) || d >= time.Millisecond && d <= MaxHorizon {
+		return nil
+	}
+	return &OptionError{"SkipIfLate", d, "must be at least 1ms and at most 10 years (MaxHorizon)"}
 }
 
 // ValidateKey checks a schedule key: 1 to 512 bytes, no control characters.
@@ -357,12 +410,20 @@ func ValidateKey(key string) error {
 // Estimate states how long the job will run, overriding the learned prediction.
 func Estimate(d time.Duration) Option {
 	return func(o *Options) error {
-		if d <= 0 || d > MaxHorizon {
-			return &OptionError{"Estimate", d, "must be positive and at most 10 years"}
+		if err := checkEstimate(d, false); err != nil {
+			return err
 		}
 		o.Estimate = d
 		return nil
 	}
+}
+
+// checkEstimate checks an Estimate; unset (0) is valid in resolved Options only.
+func checkEstimate(d time.Duration, unsetOK bool) error {
+	if (d == 0 && unsetOK) || d > 0 && d <= MaxHorizon {
+		return nil
+	}
+	return &OptionError{"Estimate", d, "must be positive and at most 10 years (MaxHorizon)"}
 }
 
 // CostNames returns the cost hint names in a stable order.

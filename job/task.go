@@ -95,14 +95,20 @@ func ValidateTaskName(name string) error {
 	return nil
 }
 
-// ValidateQueueName checks a queue name: 1 to 64 of [A-Za-z0-9_.:-].
+// ValidateQueueName checks a queue name: 1 to 64 of [A-Za-z0-9_.-]. No ':' or ',':
+// the worker's --queues flag and config file write "name:weight:cap,name...", so a
+// queue named with either could not be served from them.
 func ValidateQueueName(name string) error {
 	if name == "" || len(name) > 64 {
 		return &OptionError{"Queue", fmt.Sprintf("%q", name), "must be 1 to 64 characters"}
 	}
 	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.' || r == ':') {
-			return &OptionError{"Queue", fmt.Sprintf("%q", name), fmt.Sprintf("has %q; use letters, digits and _ . : -", r)}
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			why := ""
+			if r == ':' || r == ',' {
+				why = " (--queues separates name, weight and cap with ':', and queues with ',')"
+			}
+			return &OptionError{"Queue", fmt.Sprintf("%q", name), fmt.Sprintf("has %q%s; use letters, digits and _ . -", r, why)}
 		}
 	}
 	return nil

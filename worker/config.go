@@ -15,24 +15,27 @@ import (
 // QueueConfig is one queue a worker serves.
 type QueueConfig struct {
 	Name string
-	// Weight is the queue's share of fetches when Config.Strict is false (default 1).
+	// Weight is the queue's share of fetches when Config.Strict is false (default 1, at
+	// most MaxWeight).
 	Weight int
 	// Concurrency caps this queue's running jobs within the worker (0: no cap beyond
-	// Config.Concurrency).
+	// Config.Concurrency; at most MaxConcurrency).
 	Concurrency int
 }
 
-// Config configures a Worker. Only Queues is usually set; the rest has defaults.
+// Config configures a Worker. Only Queues is usually set; the rest has defaults. Zero
+// means a field's default; numbers and durations have upper bounds (MaxWeight,
+// MaxConcurrency, MaxBatchSize, MaxConfigDuration), and New refuses a value outside them.
 type Config struct {
 	// Queues to serve (default: the "default" queue).
 	Queues []QueueConfig
 	// Strict takes jobs from Queues in their order: a later queue only when the earlier
 	// ones are empty. Otherwise each fetch tries queues in a random order drawn by weight.
 	Strict bool
-	// Concurrency is how many jobs run at once (default 10).
+	// Concurrency is how many jobs run at once (default 10, at most MaxConcurrency).
 	Concurrency int
 	// BatchSize caps the jobs taken in one fetch (default Concurrency up to 100; at
-	// most 1000).
+	// most MaxBatchSize, 1000).
 	// A worker never takes more jobs than it has free slots.
 	BatchSize int
 	// Lease is how long a fetched job is held without renewal (default 30s); a crashed
@@ -64,13 +67,24 @@ type Config struct {
 	Metrics prometheus.Registerer
 }
 
-func (c *Config) defaults() error {
-	if len(c.Queues) == 0 {
-		c.Queues = []QueueConfig{{Name: job.DefaultQueue}}
-	}
+// Bounds of the numeric settings. Far above what one process uses, they keep what is
+// computed from them in range: the fetch loop sums the weights, New sizes a buffer by
+// Concurrency, the lease and heartbeat loops multiply and add their intervals.
+const (
+	MaxWeight      = 1_000_000 // QueueConfig.Weight
+	MaxConcurrency = 10_000    // Config.Concurrency and QueueConfig.Concurrency
+	MaxBatchSize   = store.MaxFetch
+	// MaxConfigDuration bounds every duration of Config: Lease, ShutdownTimeout,
+	// HardDeadlineGrace, IdleBlock, HeartbeatInterval.
+	MaxConfigDuration = 24 * time.Hour
+)
+
+// Validate checks cfg as New does, without filling in its defaults: a command line
+// checks its flags with it before it connects to Redis. Zero means the default; a
+// negative or too large value is an error that names the setting and the value.
+func (c Config) Validate() error {
 	seen := map[string]bool{}
-	for i := range c.Queues {
-		q := &c.Queues[i]
+	for i, q := range c.Queues {
 		if err := job.ValidateQueueName(q.Name); err != nil {
 			return fmt.Errorf("worker: Queues[%d]: %w", i, err)
 		}
@@ -78,32 +92,58 @@ func (c *Config) defaults() error {
 			return fmt.Errorf("worker: queue %q is listed twice", q.Name)
 		}
 		seen[q.Name] = true
-		if q.Weight < 0 || q.Concurrency < 0 {
-			return fmt.Errorf("worker: queue %q: weight and concurrency must not be negative", q.Name)
+		if q.Weight < 0 || q.Weight > MaxWeight {
+			return fmt.Errorf("worker: queue %q: weight %d is out of range (0 to %d; 0 means 1)", q.Name, q.Weight, MaxWeight)
 		}
-		if q.Weight == 0 {
-			q.Weight = 1
+		if q.Concurrency < 0 || q.Concurrency > MaxConcurrency {
+			return fmt.Errorf("worker: queue %q: concurrency %d is out of range (0 to %d; 0 means no cap of its own)", q.Name, q.Concurrency, MaxConcurrency)
 		}
 	}
-	if c.Concurrency < 0 {
-		return fmt.Errorf("worker: Concurrency %d must not be negative", c.Concurrency)
+	if c.Concurrency < 0 || c.Concurrency > MaxConcurrency {
+		return fmt.Errorf("worker: Concurrency %d is out of range (0 to %d; 0 means 10)", c.Concurrency, MaxConcurrency)
+	}
+	if c.BatchSize < 0 || c.BatchSize > MaxBatchSize {
+		return fmt.Errorf("worker: BatchSize %d is out of range (0 to %d; 0 means Concurrency, up to 100)", c.BatchSize, MaxBatchSize)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"Lease", c.Lease}, {"ShutdownTimeout", c.ShutdownTimeout}, {"HardDeadlineGrace", c.HardDeadlineGrace},
+		{"IdleBlock", c.IdleBlock}, {"HeartbeatInterval", c.HeartbeatInterval}} {
+		if d.v < 0 || d.v > MaxConfigDuration {
+			return fmt.Errorf("worker: %s %s is out of range (0 to %s; 0 means the default)", d.name, d.v, MaxConfigDuration)
+		}
+	}
+	if c.Lease != 0 && c.Lease < 100*time.Millisecond {
+		return fmt.Errorf("worker: Lease %s is too short (at least 100ms)", c.Lease)
+	}
+	return nil
+}
+
+func (c *Config) defaults() error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if len(c.Queues) == 0 {
+		c.Queues = []QueueConfig{{Name: job.DefaultQueue}}
+	}
+	for i := range c.Queues {
+		if c.Queues[i].Weight == 0 {
+			c.Queues[i].Weight = 1
+		}
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 10
 	}
-	if c.BatchSize <= 0 {
+	if c.BatchSize == 0 {
 		c.BatchSize = min(c.Concurrency, 100)
 	}
-	c.BatchSize = min(c.BatchSize, store.MaxFetch)
 	setDur(&c.Lease, 30*time.Second)
 	setDur(&c.ShutdownTimeout, 30*time.Second)
 	setDur(&c.HardDeadlineGrace, 5*time.Second)
 	setDur(&c.IdleBlock, 5*time.Second)
 	setDur(&c.HeartbeatInterval, 5*time.Second)
 	c.IdleBlock = max(c.IdleBlock.Round(time.Second), time.Second)
-	if c.Lease < 100*time.Millisecond {
-		return fmt.Errorf("worker: Lease %s is too short (at least 100ms)", c.Lease)
-	}
 	if c.ID == "" {
 		host, _ := os.Hostname()
 		c.ID = fmt.Sprintf("%s-%d-%04x", host, os.Getpid(), rand.IntN(1<<16))
@@ -118,7 +158,7 @@ func (c *Config) defaults() error {
 }
 
 func setDur(d *time.Duration, def time.Duration) {
-	if *d <= 0 {
+	if *d == 0 {
 		*d = def
 	}
 }
