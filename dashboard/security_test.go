@@ -1,0 +1,114 @@
+package dashboard_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/chronoq/chronoq/dashboard"
+)
+
+// TestHostCheckedWithoutCredentials: an open dashboard serves loopback names and the
+// hosts it is told of, and refuses any other Host, token and actions included: a page
+// that rebinds its name to 127.0.0.1 still sends that name. With credentials every
+// Host is served, since such a page has none.
+func TestHostCheckedWithoutCredentials(t *testing.T) {
+	open, c := setup(t, dashboard.Config{AllowedHosts: []string{"Chronoq.Internal:8443"}})
+	authed, _ := setup(t, dashboard.Config{Token: "t0ken"})
+	authed.header.Set("Authorization", "Bearer t0ken")
+	open.token() // at the server's own address, 127.0.0.1
+	authed.token()
+	cases := []struct {
+		name string
+		cl   *client
+		host string
+		ok   bool
+	}{
+		{"a rebound name", open, "evil.example", false},
+		{"a rebound name with its port", open, "evil.example:8080", false},
+		{"a name that starts like localhost", open, "localhost.evil.example", false},
+		{"a subdomain of an allowed host", open, "x.chronoq.internal", false},
+		{"127.0.0.1", open, "127.0.0.1:8080", true},
+		{"another loopback address, no port", open, "127.0.0.2", true},
+		{"localhost in any case", open, "LocalHost:1234", true},
+		{"[::1]", open, "[::1]:8080", true},
+		{"an allowed host on another port", open, "chronoq.internal:80", true},
+		{"credentials set: any host", authed, "evil.example", true},
+	}
+	ctx := context.Background()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cl.host = tc.host
+			defer func() { tc.cl.host = "" }()
+			for _, r := range []struct{ method, path string }{{"GET", "/api/csrf"}, {"GET", "/"}, {"GET", "/api/queues"}, {"POST", "/api/queues/default/pause"}} {
+				code, data := tc.cl.do(r.method, r.path, nil)
+				if tc.ok && code != http.StatusOK {
+					t.Errorf("%s %s with Host %q: %d %.200s, want 200", r.method, r.path, tc.host, code, data)
+				}
+				if !tc.ok && (code != http.StatusForbidden || !bytes.Contains(data, []byte("not served by a dashboard without credentials"))) {
+					t.Errorf("%s %s with Host %q: %d %.200s, want 403 naming the host", r.method, r.path, tc.host, code, data)
+				}
+			}
+			if n, _ := c.Counts(ctx, "default"); !tc.ok && n.Paused {
+				t.Errorf("Host %q paused the queue", tc.host)
+			}
+			if err := c.Resume(ctx, "default"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestCrossOriginActionsRefused: a state change from another origin is refused even
+// with the right token (a page on another port of localhost shares its cookies); the
+// dashboard's own pages and clients without a browser's headers go through.
+func TestCrossOriginActionsRefused(t *testing.T) {
+	open, c := setup(t, dashboard.Config{})
+	authed, _ := setup(t, dashboard.Config{Token: "t0ken"})
+	authed.header.Set("Authorization", "Bearer t0ken")
+	open.token()
+	authed.token()
+	cases := []struct {
+		name string
+		cl   *client
+		hdr  map[string]string
+		ok   bool
+	}{
+		{"no browser headers (curl, other languages)", open, nil, true},
+		{"the same origin", open, map[string]string{"Origin": open.srv.URL}, true},
+		{"the same origin by fetch metadata", open, map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": open.srv.URL}, true},
+		{"another origin", open, map[string]string{"Origin": "http://evil.example"}, false},
+		{"another port of the same host", open, map[string]string{"Origin": "http://127.0.0.1:1"}, false},
+		{"an opaque origin (sandboxed frame, file:)", open, map[string]string{"Origin": "null"}, false},
+		{"cross-site by fetch metadata", open, map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"}, false},
+		{"same-site: another port of localhost", open, map[string]string{"Sec-Fetch-Site": "same-site", "Origin": "http://localhost:9999"}, false},
+		{"another origin with credentials", authed, map[string]string{"Origin": "http://evil.example"}, false},
+	}
+	ctx := context.Background()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.hdr {
+				tc.cl.header.Set(k, v)
+				defer tc.cl.header.Del(k)
+			}
+			code, data := tc.cl.do("POST", "/api/queues/default/pause", nil)
+			if tc.ok && code != http.StatusOK {
+				t.Fatalf("pause with %v: %d %s, want 200", tc.hdr, code, data)
+			}
+			if !tc.ok && (code != http.StatusForbidden || !bytes.Contains(data, []byte("from another origin"))) {
+				t.Fatalf("pause with %v: %d %s, want 403 naming another origin", tc.hdr, code, data)
+			}
+			paused, err := c.Counts(ctx, "default")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.cl == open && paused.Paused != tc.ok {
+				t.Fatalf("pause with %v: paused %v", tc.hdr, paused.Paused)
+			}
+			if err := c.Resume(ctx, "default"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
