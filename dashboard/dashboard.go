@@ -186,13 +186,12 @@ func (h *Handler) action(name string, fn func(w http.ResponseWriter, r *http.Req
 			writeErr(w, http.StatusForbidden, errors.New("the dashboard is read-only"))
 			return
 		}
+		// the header only, as the pages' script sends it: a token in the URL leaks into
+		// logs and history, and a form field can be posted by any site without a preflight
 		c, err := r.Cookie(csrfCookie)
 		tok := r.Header.Get("X-CSRF-Token")
-		if tok == "" {
-			tok = r.FormValue("csrf_token")
-		}
 		if err != nil || tok == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(tok)) != 1 {
-			writeErr(w, http.StatusForbidden, errors.New("missing or wrong CSRF token (GET /api/csrf, send it in X-CSRF-Token)"))
+			writeErr(w, http.StatusForbidden, errors.New("missing or wrong CSRF token (GET /api/csrf, send it back in the X-CSRF-Token header, not in the URL or a form)"))
 			return
 		}
 		if err := fn(w, r); err != nil {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/chronoq/chronoq/dashboard"
+	"github.com/chronoq/chronoq/queue"
 )
 
 // TestHostCheckedWithoutCredentials: an open dashboard serves loopback names and the
@@ -39,6 +41,7 @@ func TestHostCheckedWithoutCredentials(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Cleanup(func() { resume(t, c) })
 			tc.cl.host = tc.host
 			defer func() { tc.cl.host = "" }()
 			for _, r := range []struct{ method, path string }{{"GET", "/api/csrf"}, {"GET", "/"}, {"GET", "/api/queues"}, {"POST", "/api/queues/default/pause"}} {
@@ -52,9 +55,6 @@ func TestHostCheckedWithoutCredentials(t *testing.T) {
 			}
 			if n, _ := c.Counts(ctx, "default"); !tc.ok && n.Paused {
 				t.Errorf("Host %q paused the queue", tc.host)
-			}
-			if err := c.Resume(ctx, "default"); err != nil {
-				t.Fatal(err)
 			}
 		})
 	}
@@ -88,6 +88,7 @@ func TestCrossOriginActionsRefused(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Cleanup(func() { resume(t, c) })
 			for k, v := range tc.hdr {
 				tc.cl.header.Set(k, v)
 				defer tc.cl.header.Del(k)
@@ -106,9 +107,60 @@ func TestCrossOriginActionsRefused(t *testing.T) {
 			if tc.cl == open && paused.Paused != tc.ok {
 				t.Fatalf("pause with %v: paused %v", tc.hdr, paused.Paused)
 			}
-			if err := c.Resume(ctx, "default"); err != nil {
+		})
+	}
+}
+
+// TestCSRFTokenOnlyInTheHeader: the token counts only in the X-CSRF-Token header, as
+// the pages send it; in the query string (logs, history, Referer) or a form field (any
+// site can post one without a preflight) it is refused.
+func TestCSRFTokenOnlyInTheHeader(t *testing.T) {
+	cl, c := setup(t, dashboard.Config{})
+	cl.token()
+	tok := cl.csrf
+	cl.csrf = "" // each case sends the token its own way; the cookie stays
+	cases := []struct {
+		name, query, form, header string
+		ok                        bool
+	}{
+		{"in the header", "", "", tok, true},
+		{"in the query string", "?csrf_token=" + tok, "", "", false},
+		{"in a form field", "", "csrf_token=" + tok, "", false},
+		{"in the query string and a form field", "?csrf_token=" + tok, "csrf_token=" + tok, "", false},
+		{"nowhere", "", "", "", false},
+	}
+	ctx := context.Background()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Cleanup(func() { resume(t, c) })
+			req, _ := http.NewRequest("POST", cl.srv.URL+"/api/queues/default/pause"+tc.query, strings.NewReader(tc.form))
+			if tc.form != "" {
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			if tc.header != "" {
+				req.Header.Set("X-CSRF-Token", tc.header)
+			}
+			code, data := cl.send(req)
+			if tc.ok && code != http.StatusOK {
+				t.Fatalf("pause: %d %s, want 200", code, data)
+			}
+			if !tc.ok && (code != http.StatusForbidden || !bytes.Contains(data, []byte("CSRF token"))) {
+				t.Fatalf("pause: %d %s, want 403 naming the CSRF token", code, data)
+			}
+			n, err := c.Counts(ctx, "default")
+			if err != nil {
 				t.Fatal(err)
 			}
+			if n.Paused != tc.ok {
+				t.Fatalf("paused %v after the pause", n.Paused)
+			}
 		})
+	}
+}
+
+// resume resumes the default queue, for the next case.
+func resume(t *testing.T, c *queue.Client) {
+	if err := c.Resume(context.Background(), "default"); err != nil {
+		t.Errorf("resume: %v", err)
 	}
 }
