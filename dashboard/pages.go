@@ -92,7 +92,9 @@ func (h *Handler) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	token := hex.EncodeToString(b[:])
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	// Secure over TLS, so the token never travels in clear text; a TLS-terminating proxy
+	// in front is not seen here (no setting says to trust X-Forwarded-Proto)
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: token, Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	return token
 }
 

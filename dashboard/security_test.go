@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/chronoq/chronoq/dashboard"
+	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/queue"
 )
 
@@ -162,5 +164,45 @@ func TestCSRFTokenOnlyInTheHeader(t *testing.T) {
 func resume(t *testing.T, c *queue.Client) {
 	if err := c.Resume(context.Background(), "default"); err != nil {
 		t.Errorf("resume: %v", err)
+	}
+}
+
+// TestCSRFCookieSecureOverTLS: served over TLS, the CSRF cookie is Secure (never sent
+// in clear text); over plain HTTP (loopback) it cannot be, or no browser would keep it.
+func TestCSRFCookieSecureOverTLS(t *testing.T) {
+	c := queue.NewClient(redistest.Client(t), queue.Config{Logger: quiet})
+	t.Cleanup(func() { _ = c.Close() })
+	h := dashboard.New(c, dashboard.Config{Logger: quiet})
+	plain, tls := httptest.NewServer(h), httptest.NewTLSServer(h)
+	t.Cleanup(plain.Close)
+	t.Cleanup(tls.Close)
+	cases := []struct {
+		name string
+		srv  *httptest.Server
+		path string
+	}{
+		{"http, the token", plain, "/api/csrf"},
+		{"http, a page", plain, "/"},
+		{"https, the token", tls, "/api/csrf"},
+		{"https, a page", tls, "/"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := tc.srv.Client().Get(tc.srv.URL + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			var got *http.Cookie
+			for _, ck := range resp.Cookies() {
+				if ck.Name == "chronoq_csrf" {
+					got = ck
+				}
+			}
+			wantSecure := tc.srv == tls
+			if got == nil || got.Secure != wantSecure || !got.HttpOnly || got.SameSite != http.SameSiteStrictMode {
+				t.Fatalf("%s: cookie %v, want HttpOnly, SameSite=Strict, Secure %v", tc.path, got, wantSecure)
+			}
+		})
 	}
 }
