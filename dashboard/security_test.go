@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -204,5 +205,41 @@ func TestCSRFCookieSecureOverTLS(t *testing.T) {
 				t.Fatalf("%s: cookie %v, want HttpOnly, SameSite=Strict, Secure %v", tc.path, got, wantSecure)
 			}
 		})
+	}
+}
+
+// TestPendingOffsetBounded: a pending listing reads every lane's first offset+limit
+// jobs, so its offset is bounded: past dashboard.MaxPendingOffset the JSON API answers
+// 400 naming the limit and the queue page shows the deepest page with a note. Other
+// states read one sorted set by rank and take any offset.
+func TestPendingOffsetBounded(t *testing.T) {
+	cl, c := setup(t, dashboard.Config{})
+	if _, err := c.EnqueueByName(context.Background(), "t", nil); err != nil {
+		t.Fatal(err)
+	}
+	limit := strconv.Itoa(dashboard.MaxPendingOffset)
+	past := strconv.Itoa(dashboard.MaxPendingOffset + 1)
+	cases := []struct {
+		path string
+		code int
+		in   string // in the body
+	}{
+		{"/api/queues/default/jobs?offset=" + limit, 200, "[]"},
+		{"/api/queues/default/jobs?offset=" + past, 400, "offset " + past + " is past the pending listing's limit of " + limit},
+		{"/api/queues/default/jobs?state=pending&offset=1073741824&limit=1", 400, "limit of " + limit},
+		{"/api/queues/default/jobs?state=pending&offset=99999999999", 400, "offset 99999999999"},
+		{"/api/queues/default/jobs?state=failed&offset=1000000", 200, "[]"},
+		{"/api/queues/default/jobs?state=scheduled&offset=1073741824", 200, "[]"},
+		{"/queues/default?offset=1000000&norefresh", 200, "Shown from offset " + limit + ": the pending listing goes at most " + limit + " deep."},
+		{"/queues/default?state=failed&offset=1000000&norefresh", 200, "No failed job"},
+	}
+	for _, tc := range cases {
+		code, data := cl.do("GET", tc.path, nil)
+		if code != tc.code || !bytes.Contains(data, []byte(tc.in)) {
+			t.Errorf("%s: %d %.300s, want %d with %q", tc.path, code, data, tc.code, tc.in)
+		}
+	}
+	if _, data := cl.do("GET", "/queues/default?offset=0&norefresh", nil); bytes.Contains(data, []byte(`class="note"`)) {
+		t.Errorf("a shallow page shows the depth note")
 	}
 }
