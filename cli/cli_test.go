@@ -101,6 +101,8 @@ func TestBinary(t *testing.T) {
 		{"usage checked before connecting", nil, []string{"requeue", "--all-failed", "--redis", "redis://127.0.0.1:1/0"}, 2, "", "--all-failed needs --queue", ""},
 		{"bad url", nil, []string{"info", "--redis", "http://x"}, 2, "", "bad --redis URL http://x", ""},
 		{"dashboard refuses a public bind without credentials", nil, []string{"dashboard", "--addr", "0.0.0.0:0"}, 2, "", "is not loopback", ""},
+		{"dashboard refuses a URL as an allowed host", nil, []string{"dashboard", "--allowed-host", "https://chronoq.internal/"}, 2, "", `"https://chronoq.internal/" is not a host name`, ""},
+		{"dashboard names the variable of a bad allowed host", []string{"CHRONOQ_DASHBOARD_ALLOWED_HOSTS=ok.internal,a b"}, []string{"dashboard", "--addr", "127.0.0.1:0"}, 2, "", `CHRONOQ_DASHBOARD_ALLOWED_HOSTS: "a b" is not a host name`, ""},
 		{"enqueue prints the id", []string{"CHRONOQ_REDIS_URL=" + redisURL}, []string{"enqueue", "demo.add", "--args", `{"a":2,"b":40}`}, 0, "", "", ""},
 	}
 	for _, tc := range cases {
@@ -202,6 +204,42 @@ func TestBinary(t *testing.T) {
 				t.Fatalf("dashboard never answered: %v", err)
 			}
 			time.Sleep(20 * time.Millisecond) // waiting for another process to listen
+		}
+	})
+
+	t.Run("dashboard serves loopback and --allowed-host names, refuses others", func(t *testing.T) {
+		addr := freeAddr(t)
+		d := exec.Command(bin, "dashboard", "--addr", addr, "--redis", redisURL, "--allowed-host", "chronoq.internal", "--allowed-host", "ops.internal:8443,other.internal")
+		if err := d.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = d.Process.Signal(os.Interrupt); _ = d.Wait() }()
+		get := func(host string) (int, string, error) {
+			req, _ := http.NewRequest("GET", "http://"+addr+"/api/csrf", nil)
+			req.Host = host
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return 0, "", err
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(body), nil
+		}
+		testutil.Eventually(t, 15*time.Second, "the dashboard listens", func() bool {
+			_, _, err := get(addr)
+			return err == nil
+		})
+		for _, tc := range []struct {
+			host string
+			code int
+		}{{addr, 200}, {"localhost", 200}, {"chronoq.internal:8080", 200}, {"ops.internal", 200}, {"other.internal", 200}, {"evil.example", 403}} {
+			code, body, err := get(tc.host)
+			if err != nil || code != tc.code {
+				t.Errorf("Host %q: %d %s %v, want %d", tc.host, code, body, err, tc.code)
+			}
+			if tc.code == 403 && !strings.Contains(body, "--allowed-host") {
+				t.Errorf("Host %q refused without naming --allowed-host: %s", tc.host, body)
+			}
 		}
 	})
 

@@ -1,12 +1,17 @@
 package dashboard_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,8 +25,9 @@ import (
 	"github.com/chronoq/chronoq/ranking"
 )
 
-// browser starts Debian's chromium headless, as the machine's network allows it.
-func browser(t *testing.T) context.Context {
+// browser starts Debian's chromium headless, as the machine's network allows it, with
+// any further options.
+func browser(t *testing.T, opts ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -32,10 +38,10 @@ func browser(t *testing.T) context.Context {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	alloc, acancel := chromedp.NewExecAllocator(ctx, chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.Flag("disable-background-networking", true),
+	alloc, acancel := chromedp.NewExecAllocator(ctx, append([]chromedp.ExecAllocatorOption{chromedp.ExecPath(path), chromedp.Headless,
+		chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir()))
+		chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir())}, opts...)...)
 	t.Cleanup(acancel)
 	bctx, bcancel := chromedp.NewContext(alloc)
 	t.Cleanup(bcancel)
@@ -54,6 +60,12 @@ func shot(t *testing.T, ctx context.Context, name string) {
 		_ = os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
 	}
 }
+
+// acceptConfirms answers confirm() dialogs yes, and stops pages refreshing themselves.
+var acceptConfirms = chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+	_, err := chromedp.Evaluate[any]("window.confirm = () => true; document.cookie = 'chronoq_norefresh=1; path=/'; 1")(ctx, tg)
+	return err
+})
 
 func TestBrowser(t *testing.T) {
 	ctx := browser(t)
@@ -107,11 +119,6 @@ func TestBrowser(t *testing.T) {
 			return err == nil && strings.Contains(s, want)
 		})
 	}
-	// confirm() dialogs are answered yes, and pages stop refreshing themselves
-	acceptConfirms := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := chromedp.Evaluate[any]("window.confirm = () => true; document.cookie = 'chronoq_norefresh=1; path=/'; 1")(ctx, tg)
-		return err
-	})
 
 	// the overview, then the queue it lists
 	step("overview", chromedp.Navigate(srv.URL+"/?norefresh"), chromedp.WaitVisible("#queues"), acceptConfirms)
@@ -165,4 +172,145 @@ func TestBrowser(t *testing.T) {
 	shot(t, ctx, "workers")
 	step("beat", chromedp.Navigate(srv.URL+"/beat"), chromedp.WaitVisible("#beat"))
 	shot(t, ctx, "beat")
+}
+
+// answers keeps what a handler answered each POST: a page posting in no-cors mode
+// cannot read the answer, so the test reads it here.
+type answers struct {
+	mu  sync.Mutex
+	got []string // "status host path: body"
+}
+
+type teeWriter struct {
+	http.ResponseWriter
+	code int
+	body bytes.Buffer
+}
+
+func (w *teeWriter) WriteHeader(code int) { w.code = code; w.ResponseWriter.WriteHeader(code) }
+
+func (w *teeWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	w.body.Write(b)
+	return w.ResponseWriter.Write(b)
+}
+
+func (a *answers) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tw := &teeWriter{ResponseWriter: w}
+		h.ServeHTTP(tw, r)
+		if r.Method == http.MethodPost {
+			a.mu.Lock()
+			a.got = append(a.got, fmt.Sprintf("%d %s %s: %s", tw.code, r.Host, r.URL.Path, strings.TrimSpace(tw.body.String())))
+			a.mu.Unlock()
+		}
+	})
+}
+
+// last is the answer to the last POST to host and path, "" before any.
+func (a *answers) last(host, path string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := len(a.got) - 1; i >= 0; i-- {
+		if strings.Contains(a.got[i], " "+host+" "+path+": ") {
+			return a.got[i]
+		}
+	}
+	return ""
+}
+
+// TestBrowserOrigins: in chromium, the dashboard's own pages act, at 127.0.0.1 and at
+// localhost; a page on another port of localhost, which shares localhost's cookies and
+// so can plant a CSRF cookie and send its value, cannot act; and a page whose name is
+// rebound to 127.0.0.1 (chromium's resolver maps evil.example there) gets neither a
+// token nor an action.
+func TestBrowserOrigins(t *testing.T) {
+	ctx := browser(t, chromedp.Flag("host-resolver-rules", "MAP evil.example 127.0.0.1"))
+	c := queue.NewClient(redistest.Client(t), queue.Config{Logger: quiet})
+	t.Cleanup(func() { _ = c.Close() })
+	bg := context.Background()
+	if _, err := c.EnqueueByName(bg, "emails.send", nil); err != nil {
+		t.Fatal(err)
+	}
+	var seen answers
+	srv := httptest.NewServer(seen.wrap(dashboard.New(c, dashboard.Config{Logger: quiet})))
+	t.Cleanup(srv.Close)
+	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "<!doctype html><title>another site</title><p>nothing to see")
+	}))
+	t.Cleanup(other.Close)
+	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	paused := func() bool {
+		t.Helper()
+		n, err := c.Counts(bg, "default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.Paused
+	}
+
+	// the dashboard's own page, at either loopback name, acts
+	for _, tc := range []struct {
+		base, button, then string
+		paused             bool
+	}{{"http://127.0.0.1:" + port, "pause", "resume", true}, {"http://localhost:" + port, "resume", "pause", false}} {
+		step("queue page at "+tc.base, chromedp.Navigate(tc.base+"/queues/default?norefresh"), chromedp.WaitVisible("#jobs"), acceptConfirms)
+		// the page reloads after the action, and then offers the other button
+		step(tc.button+" at "+tc.base, chromedp.Click(`button[data-post$="/`+tc.button+`"]`), chromedp.WaitVisible(`button[data-post$="/`+tc.then+`"]`))
+		testutil.Eventually(t, 10*time.Second, tc.button+" from the page at "+tc.base, func() bool { return paused() == tc.paused })
+		if a := seen.last(tc.base[len("http://"):], "/api/queues/default/"+tc.button); !strings.HasPrefix(a, "200 ") {
+			t.Fatalf("%s from the page at %s: %s", tc.button, tc.base, a)
+		}
+	}
+
+	// another port of localhost: it plants its own chronoq_csrf cookie (on a longer path,
+	// so it is sent first) and posts the same value in the body and the query string, in
+	// no-cors mode (no preflight)
+	attack := `(async () => {
+		const tok = "0123456789abcdef0123456789abcdef";
+		document.cookie = "chronoq_csrf=" + tok + "; path=/api/";
+		await fetch("http://localhost:` + port + `/api/queues/default/pause?csrf_token=" + tok,
+			{method: "POST", mode: "no-cors", credentials: "include", body: new URLSearchParams({csrf_token: tok})});
+		return "sent";
+	})()`
+	step("another site", chromedp.Navigate("http://localhost:"+other.URL[strings.LastIndex(other.URL, ":")+1:]+"/"))
+	if sent, err := chromedp.Run(ctx, chromedp.Evaluate[string](attack, chromedp.EvalAwaitPromise)); err != nil || sent != "sent" {
+		t.Fatalf("the other site's post: %q %v", sent, err)
+	}
+	var answer string
+	testutil.Eventually(t, 10*time.Second, "the dashboard answered the other site's post", func() bool {
+		answer = seen.last("localhost:"+port, "/api/queues/default/pause")
+		return answer != ""
+	})
+	if !strings.HasPrefix(answer, "403 ") || !strings.Contains(answer, "from another origin") || paused() {
+		t.Errorf("the other site's post: %s, paused %v", answer, paused())
+	}
+	if err := c.Resume(bg, "default"); err != nil { // the rebound page starts from a running queue either way
+		t.Fatal(err)
+	}
+
+	// a rebound name: the page's own origin is evil.example, its requests reach 127.0.0.1
+	step("rebound page", chromedp.Navigate("http://evil.example:"+port+"/?norefresh"))
+	rebound := `(async () => {
+		const r = await fetch("/api/csrf");
+		const tok = r.ok ? (await r.json()).csrf_token : "";
+		const p = await fetch("/api/queues/default/pause", {method: "POST", headers: {"X-CSRF-Token": tok}});
+		return [r.status, p.status, (await p.json()).error || ""];
+	})()`
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[]any](rebound, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("the rebound page's requests: %v", err)
+	}
+	if len(got) != 3 || got[0] != 403.0 || got[1] != 403.0 || !strings.Contains(got[2].(string), "evil.example") || paused() {
+		t.Fatalf("the rebound page got token status, pause status, error %v; paused %v", got, paused())
+	}
+	shot(t, ctx, "rebound")
 }

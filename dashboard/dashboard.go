@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,8 +25,15 @@ import (
 // Config configures the handler.
 type Config struct {
 	// User and Password turn on basic auth; Token turns on bearer auth. With neither,
-	// the handler is open: mount it behind your own auth, or bind to loopback.
+	// the handler is open: mount it behind your own auth, or bind to loopback. An open
+	// handler serves only requests whose Host is loopback (localhost, 127.0.0.1, [::1],
+	// any port) or in AllowedHosts, so a page that rebinds its name to 127.0.0.1 gets
+	// nothing.
 	User, Password, Token string
+	// AllowedHosts are host names (or IP addresses) an open handler serves besides
+	// loopback, any port: the name a proxy in front forwards, e.g. "chronoq.internal".
+	// A port in an entry is ignored. With credentials set, every Host is served.
+	AllowedHosts []string
 	// ReadOnly refuses every action.
 	ReadOnly bool
 	// Beat, when set, shows and steers the beat's entries.
@@ -42,10 +51,12 @@ type Config struct {
 
 // Handler is the dashboard.
 type Handler struct {
-	c   *queue.Client
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	c       *queue.Client
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	allowed []string // AllowedHosts as hostName reads a Host
+	origin  *http.CrossOriginProtection
 }
 
 // New returns the dashboard for c.
@@ -57,7 +68,12 @@ func New(c *queue.Client, cfg Config) *Handler {
 	if cfg.BasePath != "" && !strings.HasPrefix(cfg.BasePath, "/") {
 		cfg.BasePath = "/" + cfg.BasePath
 	}
-	h := &Handler{c: c, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	h := &Handler{c: c, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), origin: http.NewCrossOriginProtection()}
+	for _, a := range cfg.AllowedHosts {
+		if n := hostName(a); n != "" {
+			h.allowed = append(h.allowed, n)
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(c))
 	var g prometheus.Gatherer = reg
@@ -88,8 +104,14 @@ func New(c *queue.Client, cfg Config) *Handler {
 	return h
 }
 
-// ServeHTTP checks credentials, then routes.
+// ServeHTTP checks the Host, credentials and, for a state change, that it comes from
+// the dashboard's own origin; then routes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.hostAllowed(r.Host) {
+		writeErr(w, http.StatusForbidden, fmt.Errorf("host %q is not served by a dashboard without credentials: "+
+			"open it at localhost, 127.0.0.1 or [::1], allow the host (Config.AllowedHosts, --allowed-host) or set credentials", r.Host))
+		return
+	}
 	if !h.authorized(r) {
 		if h.cfg.Token == "" {
 			w.Header().Set("WWW-Authenticate", `Basic realm="chronoq"`)
@@ -97,7 +119,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusUnauthorized, errors.New("credentials required"))
 		return
 	}
+	// Sec-Fetch-Site, or else Origin against Host: another site's page (another port
+	// of localhost included) must not act, whatever token it holds
+	if err := h.origin.Check(r); err != nil {
+		writeErr(w, http.StatusForbidden, fmt.Errorf("refused a %s from another origin (%v): act from the dashboard's own pages, or without a browser", r.Method, err))
+		return
+	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// hostAllowed guards an open handler against DNS rebinding: a page whose name now
+// resolves to 127.0.0.1 still sends its own name as Host. With credentials any Host
+// goes, since such a page has none.
+func (h *Handler) hostAllowed(host string) bool {
+	if h.cfg.Token != "" || h.cfg.User != "" {
+		return true
+	}
+	name := hostName(host)
+	if name == "localhost" {
+		return true
+	}
+	if ip := net.ParseIP(name); ip != nil && ip.IsLoopback() {
+		return true // an IP literal names no page another site could serve
+	}
+	return name != "" && slices.Contains(h.allowed, name)
+}
+
+// hostName is a Host without its port and brackets, lowercased: "[::1]:8080" is "::1".
+func hostName(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
 }
 
 func (h *Handler) authorized(r *http.Request) bool {
@@ -133,13 +186,12 @@ func (h *Handler) action(name string, fn func(w http.ResponseWriter, r *http.Req
 			writeErr(w, http.StatusForbidden, errors.New("the dashboard is read-only"))
 			return
 		}
+		// the header only, as the pages' script sends it: a token in the URL leaks into
+		// logs and history, and a form field can be posted by any site without a preflight
 		c, err := r.Cookie(csrfCookie)
 		tok := r.Header.Get("X-CSRF-Token")
-		if tok == "" {
-			tok = r.FormValue("csrf_token")
-		}
 		if err != nil || tok == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(tok)) != 1 {
-			writeErr(w, http.StatusForbidden, errors.New("missing or wrong CSRF token (GET /api/csrf, send it in X-CSRF-Token)"))
+			writeErr(w, http.StatusForbidden, errors.New("missing or wrong CSRF token (GET /api/csrf, send it back in the X-CSRF-Token header, not in the URL or a form)"))
 			return
 		}
 		if err := fn(w, r); err != nil {

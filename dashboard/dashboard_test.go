@@ -34,6 +34,7 @@ type client struct {
 	http   *http.Client
 	csrf   string
 	header http.Header
+	host   string // the Host header, when not the server's address
 }
 
 func setup(t *testing.T, cfg dashboard.Config) (*client, *queue.Client) {
@@ -55,11 +56,20 @@ func (cl *client) do(method, path string, body any) (int, []byte) {
 		r = bytes.NewReader(data)
 	}
 	req, _ := http.NewRequest(method, cl.srv.URL+path, r)
+	if cl.csrf != "" {
+		req.Header.Set("X-CSRF-Token", cl.csrf)
+	}
+	return cl.send(req)
+}
+
+// send does req with the client's cookies, headers and Host.
+func (cl *client) send(req *http.Request) (int, []byte) {
+	cl.t.Helper()
 	for k, v := range cl.header {
 		req.Header[k] = v
 	}
-	if cl.csrf != "" {
-		req.Header.Set("X-CSRF-Token", cl.csrf)
+	if cl.host != "" {
+		req.Host = cl.host
 	}
 	resp, err := cl.http.Do(req)
 	if err != nil {

@@ -3,8 +3,11 @@
 // operate queues), and /metrics in Prometheus format.
 //
 // Security: state-changing requests need a CSRF token (double-submit: the token from
-// GET /api/csrf, sent back in the X-CSRF-Token header with its cookie) or are refused;
-// credentials (basic auth or a bearer token) are checked on every request when set; a
-// read-only handler refuses every action. The chronoq-worker dashboard command binds to
-// loopback by default and refuses other addresses without credentials.
+// GET /api/csrf, sent back in the X-CSRF-Token header with its cookie) or are refused,
+// and so are those a browser sends from another origin (Sec-Fetch-Site, or Origin
+// against Host); credentials (basic auth or a bearer token) are checked on every
+// request when set; without them, only a loopback Host (localhost, 127.0.0.1, [::1])
+// or one in Config.AllowedHosts is served, against DNS rebinding; a read-only handler
+// refuses every action. The chronoq-worker dashboard command binds to loopback by
+// default and refuses other addresses without credentials.
 package dashboard

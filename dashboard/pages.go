@@ -5,6 +5,7 @@ import (
 	"embed"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -92,7 +93,9 @@ func (h *Handler) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	token := hex.EncodeToString(b[:])
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	// Secure over TLS, so the token never travels in clear text; a TLS-terminating proxy
+	// in front is not seen here (no setting says to trust X-Forwarded-Proto)
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: token, Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	return token
 }
 
@@ -118,7 +121,12 @@ func (h *Handler) queuePage(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, status(err), err)
 		return
 	}
-	js, err := h.c.List(ctx, q, state, intParam(r, "offset", 0, 1<<30), 100)
+	offset, note := intParam(r, "offset", 0, 1<<30), ""
+	if state == job.StatePending && offset > MaxPendingOffset {
+		offset = MaxPendingOffset
+		note = fmt.Sprintf("Shown from offset %d: the pending listing goes at most %d deep.", MaxPendingOffset, MaxPendingOffset)
+	}
+	js, err := h.c.List(ctx, q, state, offset, 100)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err)
 		return
@@ -127,7 +135,7 @@ func (h *Handler) queuePage(w http.ResponseWriter, r *http.Request) {
 	for i, j := range js {
 		views[i] = View(j)
 	}
-	h.render(w, r, "queue", "Queue "+q, map[string]any{"Queue": v, "State": state, "Jobs": views,
+	h.render(w, r, "queue", "Queue "+q, map[string]any{"Queue": v, "State": state, "Jobs": views, "Note": note,
 		"States": []job.State{job.StatePending, job.StateScheduled, job.StateActive, job.StateFailed, job.StateSucceeded, job.StateCanceled}})
 }
 
