@@ -15,6 +15,7 @@ import (
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
+	"github.com/redis/go-redis/v9"
 )
 
 // logTap is a logger that remembers the messages logged, for tests that must wait until
@@ -164,5 +165,43 @@ func TestStaleHandOffRunsOnce(t *testing.T) {
 	j := waitState(t, e, h, job.StateSucceeded)
 	if runs.Load() != 1 || most.Load() != 1 || j.Attempt != 1 {
 		t.Fatalf("ran %d times (%d at once), attempt %d; want once, attempt 1", runs.Load(), most.Load(), j.Attempt)
+	}
+}
+
+// A notice of a newly scheduled job published while the promoter's subscription is
+// down is lost; the promoter must promote once it has subscribed again, not wait for
+// its timer (an hour with nothing scheduled).
+func TestPromoterCatchesUpAfterResubscribing(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	// the worker runs as its own Redis user, so that its channel permissions can be
+	// taken away for a while: Redis then drops its subscription and refuses a new one,
+	// and what is published meanwhile reaches nobody
+	must(t, e.rdb.Do(e.ctx, "ACL", "SETUSER", "promoter", "on", ">pw", "~*", "&*", "+@all").Err())
+	t.Cleanup(func() { e.rdb.Do(context.Background(), "ACL", "DELUSER", "promoter") })
+	wrdb := redis.NewClient(&redis.Options{Addr: e.rdb.Options().Addr, Username: "promoter", Password: "pw"})
+	t.Cleanup(func() { _ = wrdb.Close() })
+	wc := queue.NewClient(wrdb, queue.Config{Logger: quiet})
+	t.Cleanup(func() { _ = wc.Close() })
+	var ran atomic.Int32
+	w, err := worker.New(wc, worker.Config{Logger: quiet})
+	must(t, err)
+	w.HandleFunc("t", func(ctx context.Context, j *job.Job) (any, error) { ran.Add(1); return nil, nil })
+	must(t, w.Start(e.ctx))
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	channel := e.c.Store().Keys("default").SchedChannel
+	testutil.Eventually(t, 10*time.Second, "promoter subscribed", func() bool { return numSub(t, e, channel) == 1 })
+
+	must(t, e.rdb.Do(e.ctx, "ACL", "SETUSER", "promoter", "resetchannels").Err())
+	testutil.Eventually(t, 10*time.Second, "subscription dropped", func() bool { return numSub(t, e, channel) == 0 })
+	h, err := e.c.EnqueueByName(e.ctx, "t", nil, job.In(50*time.Millisecond)) // its notice reaches nobody
+	must(t, err)
+	must(t, e.rdb.Do(e.ctx, "ACL", "SETUSER", "promoter", "allchannels").Err())
+	// the refused resubscription left its connection up but subscribed to nothing:
+	// drop the worker's connections so that it connects and subscribes afresh
+	must(t, e.rdb.Do(e.ctx, "CLIENT", "KILL", "USER", "promoter").Err())
+	testutil.Eventually(t, 10*time.Second, "promoter subscribed again", func() bool { return numSub(t, e, channel) == 1 })
+	waitState(t, e, h, job.StateSucceeded)
+	if ran.Load() != 1 {
+		t.Fatalf("ran %d times", ran.Load())
 	}
 }

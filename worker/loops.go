@@ -130,10 +130,12 @@ func (w *Worker) promoteLoop(ctx context.Context) {
 		stopQueue[k.StopChannel] = q.Name
 	}
 	// one subscription for both: schedule notices wake the promoter, stop requests go
-	// to the running job (renewLoop catches any missed while reconnecting)
+	// to the running job (renewLoop catches any missed while reconnecting). A
+	// (re)subscription confirmation wakes the promoter too: notices published while the
+	// connection was down are lost, and the timer may be an hour away
 	ps := w.store.Redis().Subscribe(ctx, channels...)
 	defer ps.Close()
-	notices := ps.Channel()
+	notices := ps.ChannelWithSubscriptions()
 	errs := 0
 	for {
 		next := w.store.Now().Add(time.Hour)
@@ -169,10 +171,17 @@ func (w *Worker) promoteLoop(ctx context.Context) {
 			case <-ctx.Done():
 				t.Stop()
 				return
-			case m := <-notices:
-				if q, ok := stopQueue[channelOf(m)]; ok {
-					w.stopJob(q, m.Payload)
-					continue wait
+			case n := <-notices:
+				switch m := n.(type) {
+				case *redis.Message:
+					if q, ok := stopQueue[m.Channel]; ok {
+						w.stopJob(q, m.Payload)
+						continue wait
+					}
+				case *redis.Subscription:
+					if m.Count < len(channels) {
+						continue wait // one promotion per (re)subscription, at its last channel
+					}
 				}
 			case <-t.C:
 			}
@@ -180,13 +189,6 @@ func (w *Worker) promoteLoop(ctx context.Context) {
 		}
 		t.Stop()
 	}
-}
-
-func channelOf(m *redis.Message) string {
-	if m == nil {
-		return ""
-	}
-	return m.Channel
 }
 
 // heartbeatLoop publishes the worker's state until it stops.
