@@ -65,7 +65,8 @@ func (w *Worker) reapLoop(ctx context.Context) {
 			lastTrim = time.Now()
 			w.trimEnded(ctx)
 		}
-		next := w.store.Now().Add(w.cfg.Lease)
+		// deadlines are on Redis' clock
+		next := w.store.RedisNow().Add(w.cfg.Lease)
 		for _, q := range w.cfg.Queues {
 			for {
 				n, deadline, err := w.store.ReclaimExpired(ctx, q.Name, reason)
@@ -87,7 +88,7 @@ func (w *Worker) reapLoop(ctx context.Context) {
 			}
 		}
 		// a small margin so that a renewal racing the deadline wins
-		wait := max(next.Sub(w.store.Now())+50*time.Millisecond, 50*time.Millisecond)
+		wait := max(next.Sub(w.store.RedisNow())+50*time.Millisecond, 50*time.Millisecond)
 		if !sleepCtx(ctx, wait) {
 			return
 		}
