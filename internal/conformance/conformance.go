@@ -73,6 +73,7 @@ func Run(t *testing.T, backend Backend) {
 	cases = append(cases, rankingCases()...)
 	cases = append(cases, scheduleCases()...)
 	cases = append(cases, scheduleFixCases()...)
+	cases = append(cases, reviewCases()...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, setup(t, backend)) })
 	}
