@@ -88,7 +88,11 @@ func (c *Client) StopJob(ctx context.Context, queue, id string) (running bool, e
 	return how == "stopping", mapErr(err, id)
 }
 
-// Delete removes a job in any state but active.
+// Delete removes a job in any state but active: nothing of it is kept (reading it, or a
+// Wait begun later, gives job.ErrNotFound) and its schedule key is free. A pending or
+// scheduled job never runs, and waiters already listening get job.ErrCanceled, as
+// when it is purged; Cancel keeps it in state canceled instead. A running job gives
+// ErrJobActive, an unknown one job.ErrNotFound.
 func (c *Client) Delete(ctx context.Context, queue, id string) error {
 	_, _, err := c.store.Cancel(ctx, queue, id, "", "delete")
 	return mapErr(err, id)

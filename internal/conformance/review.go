@@ -1,12 +1,15 @@
 package conformance
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/chronoq/chronoq/internal/store"
+	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/queue"
 )
 
 func reviewCases() []struct {
@@ -19,6 +22,7 @@ func reviewCases() []struct {
 	}{
 		{"RequeueAllPastSuperseded", testRequeueAllPastSuperseded},
 		{"RequeueAllPagesThroughTies", testRequeueAllTies},
+		{"DeleteWaitingJobRemovesIt", testDeleteWaiting},
 	}
 }
 
@@ -118,4 +122,70 @@ func testRequeueAllTies(t *testing.T, b *bundle) {
 	ids := failJobs(t, b, keys)
 	supersede(t, b, keys)
 	requeuedAll(t, b, 1000, ids[999], ids[1001])
+}
+
+// testDeleteWaiting: Delete of a pending or scheduled job removes it (it is not kept as
+// canceled): record and side hashes, its schedule key; a listening waiter is told it
+// was canceled, a later Wait finds nothing.
+func testDeleteWaiting(t *testing.T, b *bundle) {
+	k := b.s.Keys("default")
+	// a scheduled retry, with an attempt, an error and a stack stored beside it
+	s := enqueue(t, b, "t", job.Key("ks"), job.MaxRetries(3))
+	fetchIDs(t, b, "default", "w", 1)
+	_, err := b.s.Fail(b.ctx, "default", "w", store.Failure{ID: s.ID, Retry: true, Due: b.clock.Now().Add(time.Hour), Error: "boom", Stack: "stack"})
+	must(t, err)
+	if j, err := s.Job(b.ctx); err != nil || j.State != job.StateScheduled || j.Attempt != 1 {
+		t.Fatalf("retry: %+v %v", j, err)
+	}
+	p := enqueue(t, b, "t", job.Key("kp"))
+
+	waiter := queue.NewClient(b.s.Redis(), queue.Config{})
+	defer waiter.Close()
+	before := numSub(b, k.DoneChannel)
+	done := make(chan error, 1)
+	go func() { _, err := waiter.Handle("default", p.ID).Wait(b.ctx); done <- err }()
+	// delete once the waiter is subscribed, so that it hears the event
+	testutil.Eventually(t, 5*time.Second, "waiter subscribed", func() bool { return numSub(b, k.DoneChannel) > before })
+	must(t, b.c.Delete(b.ctx, "default", p.ID))
+	if err := <-done; !errors.Is(err, job.ErrCanceled) {
+		t.Fatalf("a waiter of a deleted pending job: %v, want job.ErrCanceled", err)
+	}
+	how, id, err := b.s.Cancel(b.ctx, "default", s.ID, "", "delete")
+	must(t, err)
+	if how != "deleted" || id != s.ID {
+		t.Fatalf("delete of a scheduled job: how %q id %q, want deleted %s", how, id, s.ID)
+	}
+
+	for _, h := range []*queue.Handle{p, s} {
+		if _, err := h.Job(b.ctx); !errors.Is(err, job.ErrNotFound) {
+			t.Fatalf("deleted job %s: %v, want job.ErrNotFound", h.ID, err)
+		}
+		for _, hash := range []string{k.Records, k.Attempts, k.Errors, k.Stacks, k.Timings, k.JobKeys, k.Stops} {
+			if ok, err := b.s.Redis().HExists(b.ctx, hash, h.ID).Result(); err != nil || ok {
+				t.Fatalf("deleted job %s left in %s: %v %v", h.ID, hash, ok, err)
+			}
+		}
+		if _, err := h.Wait(b.ctx); !errors.Is(err, job.ErrNotFound) {
+			t.Fatalf("a Wait begun after the delete of %s: %v, want job.ErrNotFound", h.ID, err)
+		}
+	}
+	if n, err := b.s.Redis().ZCard(b.ctx, k.Canceled).Result(); err != nil || n != 0 {
+		t.Fatalf("deleted jobs kept in the canceled set: %d %v", n, err)
+	}
+	if c := counts(t, b, "default"); c.Pending != 0 || c.Scheduled != 0 || c.Canceled != 0 {
+		t.Fatalf("counts after delete %+v", c)
+	}
+	for _, key := range []string{"kp", "ks"} {
+		if _, err := b.c.JobByKey(b.ctx, "default", key); !errors.Is(err, job.ErrNotFound) {
+			t.Fatalf("key %s still taken after delete: %v", key, err)
+		}
+		if h := enqueue(t, b, "t", job.Key(key)); h.Existing {
+			t.Fatalf("key %s kept a deleted job", key)
+		}
+	}
+	// Cancel still keeps the job, as canceled
+	must(t, b.c.CancelKey(b.ctx, "default", "kp"))
+	if c := counts(t, b, "default"); c.Canceled != 1 || c.Pending != 1 {
+		t.Fatalf("counts after cancel %+v", c)
+	}
 }

@@ -20,9 +20,11 @@ var (
 	ErrEnded    = errors.New("job has ended")
 )
 
-// Cancel removes a pending or scheduled job named by id, or (id "") by schedule key.
-// mode "delete" also removes an ended one; mode "stop" also asks a running one to stop
-// (how "stopping"). It returns how and the job's id.
+// Cancel cancels a pending or scheduled job named by id, or (id "") by schedule key: it
+// is kept in the canceled set (how "canceled"). Mode "delete" removes it instead, and
+// an ended one too (how "deleted"); mode "stop" also asks a running one to stop (how
+// "stopping"). Waiters of a pending or scheduled job are told it was canceled. It
+// returns how and the job's id.
 func (s *Store) Cancel(ctx context.Context, queue, id, key, mode string) (string, string, error) {
 	k := s.Keys(queue)
 	switch mode {
