@@ -88,7 +88,11 @@ func (c *Client) StopJob(ctx context.Context, queue, id string) (running bool, e
 	return how == "stopping", mapErr(err, id)
 }
 
-// Delete removes a job in any state but active.
+// Delete removes a job in any state but active: nothing of it is kept (reading it, or a
+// Wait begun later, gives job.ErrNotFound) and its schedule key is free. A pending or
+// scheduled job never runs, and waiters already listening get job.ErrCanceled, as
+// when it is purged; Cancel keeps it in state canceled instead. A running job gives
+// ErrJobActive, an unknown one job.ErrNotFound.
 func (c *Client) Delete(ctx context.Context, queue, id string) error {
 	_, _, err := c.store.Cancel(ctx, queue, id, "", "delete")
 	return mapErr(err, id)
@@ -96,20 +100,12 @@ func (c *Client) Delete(ctx context.Context, queue, id string) error {
 
 // Requeue moves the given failed jobs (or, with no ids, every job failed when the call
 // began) of queue back to pending with a fresh set of retries; it returns how many
-// moved. A job a live worker fails again meanwhile stays failed: it is moved once.
+// moved. A job a live worker fails again meanwhile stays failed: it is moved once. A
+// keyed job whose schedule key now names a newer job stays failed (it would wait
+// beside it) and is not counted; requeueing every job goes on past such jobs, however
+// many there are.
 func (c *Client) Requeue(ctx context.Context, queue string, ids ...string) (int, error) {
-	began := c.store.Now()
-	if len(ids) > 0 {
-		return c.store.RequeueFailed(ctx, queue, ids, began)
-	}
-	total := 0
-	for {
-		n, err := c.store.RequeueFailed(ctx, queue, nil, began)
-		total += n
-		if err != nil || n == 0 {
-			return total, err
-		}
-	}
+	return c.store.RequeueFailed(ctx, queue, ids, c.store.Now())
 }
 
 // Purge deletes every job of queue in state (pending when state is empty): pending,

@@ -20,9 +20,11 @@ var (
 	ErrEnded    = errors.New("job has ended")
 )
 
-// Cancel removes a pending or scheduled job named by id, or (id "") by schedule key.
-// mode "delete" also removes an ended one; mode "stop" also asks a running one to stop
-// (how "stopping"). It returns how and the job's id.
+// Cancel cancels a pending or scheduled job named by id, or (id "") by schedule key: it
+// is kept in the canceled set (how "canceled"). Mode "delete" removes it instead, and
+// an ended one too (how "deleted"); mode "stop" also asks a running one to stop (how
+// "stopping"). Waiters of a pending or scheduled job are told it was canceled. It
+// returns how and the job's id.
 func (s *Store) Cancel(ctx context.Context, queue, id, key, mode string) (string, string, error) {
 	k := s.Keys(queue)
 	switch mode {
@@ -57,27 +59,42 @@ func (s *Store) Cancel(ctx context.Context, queue, id, key, mode string) (string
 }
 
 // RequeueFailed moves failed jobs back to pending with fresh retries: ids, or when
-// ids is empty up to 1000 of those that failed by the time failedBy. It returns how
-// many moved.
+// ids is empty every job that failed by the time failedBy (a job failed again since
+// stays failed: it is moved once). It returns how many moved. A keyed job whose key
+// names a newer job stays failed. Without ids it pages through the failed set in
+// order, one script run per 1000 jobs examined, each starting after the cursor (the
+// failure score and id of the last job examined) the previous run returned, so that
+// jobs left failed never stop it.
 func (s *Store) RequeueFailed(ctx context.Context, queue string, ids []string, failedBy time.Time) (int, error) {
 	k := s.Keys(queue)
-	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
-		keys := append([]string{k.Failed, k.Records, k.Index, k.Wake, k.Attempts, k.Timings, k.SchedKeys, k.JobKeys}, laneKeys...)
-		args := make([]any, 0, 2+len(members)+len(ids))
-		args = append(args, s.nowMs(), len(members))
-		for _, m := range members {
-			args = append(args, m)
+	total := 0
+	afterScore, afterID := "", ""
+	for {
+		res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
+			keys := append([]string{k.Failed, k.Records, k.Index, k.Wake, k.Attempts, k.Timings, k.SchedKeys, k.JobKeys}, laneKeys...)
+			args := make([]any, 0, 5+len(members)+len(ids))
+			args = append(args, s.nowMs(), len(members))
+			for _, m := range members {
+				args = append(args, m)
+			}
+			args = append(args, failedBy.UnixMilli(), afterScore, afterID)
+			for _, id := range ids {
+				args = append(args, id)
+			}
+			return scriptRequeueFailed.Run(ctx, s.rdb, keys, args...).Slice()
+		})
+		if err != nil {
+			return total, err
 		}
-		args = append(args, failedBy.UnixMilli())
-		for _, id := range ids {
-			args = append(args, id)
+		total += int(toInt(res[1]))
+		if len(ids) > 0 || len(res) < 4 {
+			return total, nil
 		}
-		return scriptRequeueFailed.Run(ctx, s.rdb, keys, args...).Slice()
-	})
-	if err != nil {
-		return 0, err
+		afterScore, afterID = toStr(res[2]), toStr(res[3])
+		if afterID == "" {
+			return total, nil
+		}
 	}
-	return int(toInt(res[1])), nil
 }
 
 // Purge deletes up to limit jobs in state ("pending", "scheduled", "failed",

@@ -1,10 +1,12 @@
 -- cancel.lua: cancel a pending or scheduled job (it moves to the canceled set, kept for
--- inspection); with mode 'delete' also delete an ended one (failed, succeeded,
--- canceled); with mode 'stop' also ask a running one to stop (its worker hears it on the
--- stop channel, or at its next lease renewal; fail.lua ends it canceled once its func
--- returns an error). An active job is never deleted here. The job is named by its
--- id, or (ARGV[1] = '') by its schedule key, read here so the lookup and the cancel are
--- one step.
+-- inspection); with mode 'delete' remove it instead (record, side hashes and key: it is
+-- gone, as when purged), and also delete an ended one (failed, succeeded, canceled);
+-- with mode 'stop' also ask a running one to stop (its worker hears it on the stop
+-- channel, or at its next lease renewal; fail.lua ends it canceled once its func
+-- returns an error). Waiters of a canceled or deleted waiting job are told it was
+-- canceled. An active job is never deleted here. The job is named by its id, or
+-- (ARGV[1] = '') by its schedule key, read here so the lookup and the cancel are one
+-- step.
 -- KEYS[1] job records  KEYS[2] scheduled  KEYS[3] lane index  KEYS[4] active
 -- KEYS[5] failed  KEYS[6] succeeded  KEYS[7] attempts  KEYS[8] errors  KEYS[9] stacks
 -- KEYS[10] results  KEYS[11] timings  KEYS[12] schedule keys  KEYS[13] keys of keyed jobs
@@ -30,11 +32,12 @@ if member then
   if not lane then return {'stale', member} end
 end
 local how = nil
+local waiting = false -- pending or scheduled: its waiters are still waiting
 if redis.call('ZREM', KEYS[2], id) == 1 then
-  how = 'canceled'
+  waiting = true
 elseif lane and redis.call('ZREM', lane, id) == 1 then
   rescore_lane(KEYS[3], lane, member)
-  how = 'canceled'
+  waiting = true
 elseif redis.call('ZSCORE', KEYS[4], id) then
   if ARGV[4] ~= 'stop' then return {'active', id} end
   if redis.call('HSETNX', KEYS[14], id, ARGV[5]) == 1 then redis.call('PUBLISH', ARGV[6], id) end
@@ -48,6 +51,9 @@ elseif redis.call('ZSCORE', KEYS[5], id) or redis.call('ZSCORE', KEYS[6], id) or
 else
   how = 'deleted' -- a record with no state: remove what is left
 end
+if waiting then
+  if ARGV[4] == 'delete' then how = 'deleted' else how = 'canceled' end
+end
 release_key(KEYS[12], KEYS[13], id)
 redis.call('HDEL', KEYS[14], id)
 if how == 'canceled' then
@@ -57,8 +63,8 @@ if how == 'canceled' then
   redis.call('ZADD', KEYS[15], now, id)
   forget(drop_expired(KEYS[15], now - tonumber(ARGV[8 + nl]), tonumber(ARGV[9 + nl]), 100),
     KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
-  redis.call('PUBLISH', ARGV[3], 'c ' .. id)
 else
   forget({id}, KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
 end
+if waiting then redis.call('PUBLISH', ARGV[3], 'c ' .. id) end
 return {how, id}

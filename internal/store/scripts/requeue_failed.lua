@@ -3,25 +3,73 @@
 -- KEYS[5] attempts  KEYS[6] timings  KEYS[7] schedule keys  KEYS[8] keys of keyed jobs
 -- KEYS[9..] lane keys
 -- ARGV[1] now ms  ARGV[2] number of lanes  ARGV[3..] lane members, then the latest
--- failure time ms to take when no ids are given, then the ids (none: up to 1000 of the
--- oldest jobs failed by that time, so that a job a live worker fails again meanwhile
--- is not taken twice).
--- Returns {"ok", moved} or {"stale", member}.
+-- failure time ms to take when no ids are given, the cursor (failure score and id of
+-- the last job the previous call examined; '' and '' to start), then the ids.
+-- With ids, those ids. Without, one page: the next PAGE jobs of the failed set after
+-- the cursor (by score, then id, the set's own order) that failed by that time, so
+-- that a job a live worker fails again meanwhile is not taken twice; the caller calls
+-- again from the cursor returned until it is ''. Paging by cursor, not from the
+-- oldest, gets past jobs that stay failed: a keyed job stays failed when a newer job
+-- waits under its key; else it takes its key back.
+-- Returns {"ok", moved} with ids, {"ok", moved, cursor score, cursor id} without
+-- ('' and '' when nothing is left), or {"stale", member}.
+local PAGE = 1000
 local nl = tonumber(ARGV[2])
 local lanes = lane_map(9, 3, nl)
 local ids = {}
-for i = 4 + nl, #ARGV do ids[#ids + 1] = ARGV[i] end
-if #ids == 0 then ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[3 + nl], 'BYSCORE', 'LIMIT', 0, 1000) end
-if #ids == 0 then return {'ok', 0} end
+for i = 6 + nl, #ARGV do ids[#ids + 1] = ARGV[i] end
+local paged = #ids == 0
+local cur_score, cur_id = '', ''
+
+-- Whether string a sorts after b byte by byte, as a sorted set orders the members of
+-- one score (Lua's own comparison follows the server's locale).
+local function sorts_after(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x > y end
+  end
+  return #a > #b
+end
+
+-- The rank of the first member of set after (score, id): found directly while id is
+-- still in the set at that score, else by bisecting the members of that score.
+local function rank_after(set, score, id)
+  local s = redis.call('ZSCORE', set, id)
+  if s and tonumber(s) == score then return redis.call('ZRANK', set, id) + 1 end
+  local f = string.format('%.17g', score)
+  local lo = redis.call('ZCOUNT', set, '-inf', '(' .. f)
+  local hi = lo + redis.call('ZCOUNT', set, f, f)
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if sorts_after(redis.call('ZRANGE', set, mid, mid)[1], id) then hi = mid else lo = mid + 1 end
+  end
+  return lo
+end
+
+if paged then
+  local by = tonumber(ARGV[3 + nl])
+  local start = 0
+  if ARGV[4 + nl] ~= '' then start = rank_after(KEYS[1], tonumber(ARGV[4 + nl]), ARGV[5 + nl]) end
+  local page = redis.call('ZRANGE', KEYS[1], start, start + PAGE - 1, 'WITHSCORES')
+  local last = 0
+  for i = 1, #page, 2 do
+    local score = tonumber(page[i + 1])
+    if score > by then break end
+    ids[#ids + 1] = page[i]
+    last = score
+  end
+  -- a full page may have more after it
+  if #ids == PAGE then cur_score, cur_id = string.format('%.17g', last), ids[#ids] end
+  if #ids == 0 then return {'ok', 0, '', ''} end
+end
 local recs = redis.call('HMGET', KEYS[2], unpack(ids))
 local plan = {}
 for i, id in ipairs(ids) do
-  -- a keyed job stays failed when a newer job waits under its key; else it takes its
-  -- key back
-  if recs[i] and redis.call('ZSCORE', KEYS[1], id) and not superseded(KEYS[7], KEYS[8], id) then
+  if recs[i] and redis.call('ZSCORE', KEYS[1], id) then
+    -- the lane first: nothing changes before a stale answer
     local member = record_lane(recs[i])
     if not lanes[member] then return {'stale', member} end
-    plan[#plan + 1] = {id, member}
+    if not superseded(KEYS[7], KEYS[8], id) then plan[#plan + 1] = {id, member} end
   end
 end
 local score = job_score(tonumber(ARGV[1]))
@@ -33,4 +81,5 @@ for _, p in ipairs(plan) do
   redis.call('HDEL', KEYS[6], p[1])
 end
 if #plan > 0 then wake(KEYS[4]) end
+if paged then return {'ok', #plan, cur_score, cur_id} end
 return {'ok', #plan}
