@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -203,5 +204,28 @@ func TestPromoterCatchesUpAfterResubscribing(t *testing.T) {
 	waitState(t, e, h, job.StateSucceeded)
 	if ran.Load() != 1 {
 		t.Fatalf("ran %d times", ran.Load())
+	}
+}
+
+// Stop while Start is still on its way (its Redis round trips) must neither panic nor
+// leave the worker running: every try ends with the worker stopped and unregistered.
+func TestStopDuringStart(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	for i := range 100 {
+		w, err := worker.New(e.c, worker.Config{Logger: quiet, ID: fmt.Sprintf("w%d", i)})
+		must(t, err)
+		w.HandleFunc("t", func(ctx context.Context, j *job.Job) (any, error) { return nil, nil })
+		started := make(chan error, 1)
+		go func() { started <- w.Start(e.ctx) }()
+		stopped := make(chan error, 1)
+		go func() { stopped <- w.Stop(context.Background()) }()
+		must(t, <-started)
+		must(t, <-stopped)
+		must(t, w.Stop(context.Background())) // a Stop that came before Start began did nothing
+	}
+	ws, err := e.c.Workers(e.ctx)
+	must(t, err)
+	if len(ws) != 0 {
+		t.Fatalf("%d workers still registered after Start and Stop raced", len(ws))
 	}
 }

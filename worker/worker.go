@@ -45,6 +45,7 @@ type Worker struct {
 	slotFreed   chan struct{}   // signalled (non-blocking) when a slot frees
 	acks        chan ackItem
 	startedAt   time.Time
+	launched    chan struct{} // closed once Start has launched its loops
 	fetchStop   context.CancelFunc
 	bgStop      context.CancelFunc
 	jobsCtx     context.Context // parent of every job's context; canceled when the grace ends
@@ -126,26 +127,31 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	w.started = true
 	w.startedAt = w.store.Now()
-	w.mu.Unlock()
-
-	if err := w.store.LoadScripts(ctx); err != nil {
-		w.log.Warn("cannot load scripts yet; will retry as Redis answers", "err", err)
-	}
-	for _, q := range w.cfg.Queues {
-		if err := w.store.RegisterQueue(ctx, q.Name); err != nil {
-			w.log.Warn("cannot declare queue yet", "queue", q.Name, "err", err)
-		}
-	}
-	w.mu.Lock()
-	declared := maps.Clone(w.declared)
-	w.mu.Unlock()
-	if err := w.store.SetTaskDefaults(ctx, declared); err != nil {
-		w.log.Warn("cannot store the tasks' declared options; jobs enqueued by name get the defaults", "err", err)
-	}
+	// everything Stop calls exists before Start lets go of the lock; Stop waits for
+	// launched, and cancels fetchCtx first, which ends the round trips below early
 	bgCtx, bgStop := context.WithCancel(context.WithoutCancel(ctx))
 	fetchCtx, fetchStop := context.WithCancel(bgCtx)
 	w.bgStop, w.fetchStop = bgStop, fetchStop
 	w.jobsCtx, w.jobsCancel = context.WithCancel(context.WithoutCancel(ctx))
+	w.launched = make(chan struct{})
+	declared := maps.Clone(w.declared)
+	w.mu.Unlock()
+	defer close(w.launched)
+
+	setup, endSetup := context.WithCancel(ctx)
+	defer endSetup()
+	defer context.AfterFunc(fetchCtx, endSetup)()
+	if err := w.store.LoadScripts(setup); err != nil {
+		w.log.Warn("cannot load scripts yet; will retry as Redis answers", "err", err)
+	}
+	for _, q := range w.cfg.Queues {
+		if err := w.store.RegisterQueue(setup, q.Name); err != nil {
+			w.log.Warn("cannot declare queue yet", "queue", q.Name, "err", err)
+		}
+	}
+	if err := w.store.SetTaskDefaults(setup, declared); err != nil {
+		w.log.Warn("cannot store the tasks' declared options; jobs enqueued by name get the defaults", "err", err)
+	}
 
 	w.bg.Add(6)
 	go w.ackLoop()
@@ -190,10 +196,18 @@ func (w *Worker) Run(ctx context.Context) error {
 // returns once every outcome is recorded in Redis (or could not be).
 func (w *Worker) Stop(ctx context.Context) error {
 	w.mu.Lock()
-	started := w.started
+	started, fetchStop, launched := w.started, w.fetchStop, w.launched
 	w.mu.Unlock()
 	if !started {
 		return nil // nothing to stop, and a later Start/Stop must still work
+	}
+	// a Stop during Start: end Start's round trips, and let it launch its loops (they
+	// see fetchCtx done) before stopping them
+	fetchStop()
+	select {
+	case <-launched:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	w.stopOnce.Do(func() { w.stopErr = w.stop(ctx) })
 	return w.stopErr
