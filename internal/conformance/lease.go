@@ -7,6 +7,7 @@ import (
 
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/ranking"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -24,6 +25,7 @@ func leaseCases() []struct {
 		{"StaleHandOffEntryDropped", testStaleHandOffEntry},
 		{"LateClaimGetsFullLease", testLateClaimFullLease},
 		{"DelayedFetchGetsFullLease", testDelayedFetchFullLease},
+		{"HRRNWithProducerClockAhead", testHRRNClockAhead},
 	}
 }
 
@@ -187,6 +189,25 @@ return 1`, []string{k.Paused + ":stall"}, stall.Microseconds()).Err()
 	}
 	if !got[0].At.Equal(time.UnixMilli(int64(deadline)).Add(-lease)) {
 		t.Fatalf("the lease's start %s is not its deadline %v less the lease", got[0].At, deadline)
+	}
+}
+
+// Producers whose clock runs ahead of the fetch's (Redis') stamp arrivals in its
+// future: such a head has waited nothing, not a negative time. Counted as negative, a
+// 1 ms job's response ratio went to -499 at 500 ms of skew while a long job's stayed
+// near 0.5, and hrrn ran the long job first.
+func testHRRNClockAhead(t *testing.T, b *bundle) {
+	must(t, b.c.SetPriors(b.ctx, "default", map[string]float64{"short": 1, "long": 1000}))
+	setRanking(t, b, ranking.ModeActive, ranking.RuleHRRN, 16)
+	short := enqueue(t, b, "short")
+	b.clock.Advance(time.Millisecond)
+	enqueue(t, b, "long")
+	behind := b.clock.Now().Add(-500 * time.Millisecond)
+	s := store.New(b.s.Redis(), b.s.Namespace(), func() time.Time { return behind })
+	got, err := s.Fetch(b.ctx, "default", "w", 1, time.Minute)
+	must(t, err)
+	if len(got) != 1 || got[0].ID != short.ID {
+		t.Fatalf("with the fetch's clock 500ms behind the producer's, hrrn took %+v first, want the short job %s", got, short.ID)
 	}
 }
 

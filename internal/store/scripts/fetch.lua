@@ -188,7 +188,9 @@ else
           -- that deadline: the hard bound on overtaking that plain HRRN lacks
           c.k0, c.k1 = 0, head + w * pr
         else
-          c.k1, c.k2 = -((now - head + pr) / pr), head
+          -- a head stamped by a producer clock ahead of Redis' has waited nothing yet,
+          -- not a negative time (which would rank a short job behind a long one)
+          c.k1, c.k2 = -((math.max(now - head, 0) + pr) / pr), head
         end
       elseif w == math.huge then
         c.k1, c.k2 = pr or 0, head
