@@ -3,7 +3,7 @@
 //	go run ./bench w1 [--redis URL] [--jobs 20000] [--repeat 3]
 //	go run ./bench w1 --mode active               (the drain in a ranking mode)
 //	go run ./bench w2 [--redis URL] [--jobs 200]   (also prints the raw-redis floor)
-//	go run ./bench w4 [--repeat 3]                 (dequeue rate, backlog 1k vs 1M)
+//	go run ./bench w4 [--repeat 3]                 (dequeue rate, backlog 1k vs 1M; fetch rate after 20k drained lanes)
 //	go run ./bench w5 [--jobs 1000000]             (far-future store: rate, bytes, due-lag, drain)
 //	go run ./bench beat [--jobs 10000]             (one beat, 10k entries due on the same minute)
 //	go run ./bench dashboard [--jobs 1000000]      (every page with 1M pending jobs)
@@ -93,6 +93,18 @@ func main() {
 			rates = append(rates, m)
 		}
 		fmt.Printf("# w4 ratio (backlog 1k / 1M dequeue rate): %s\n", harness.Fmt(rates[0]/rates[1], 3))
+		// nor with the lanes that held work once: 20,000 drained lanes against 10
+		var ratios []float64
+		var line harness.Line
+		for r := 0; r < f.Repeat; r++ {
+			l, err := harness.DeadLanes(ctx, rdb, 20000, 5000, func(s string) { fmt.Println(s) })
+			harness.Fail(err)
+			fmt.Printf("# run %d: %s\n", r+1, l)
+			ratios = append(ratios, l.Get("fetch_ratio"))
+			line = l
+		}
+		line.KV[1][1] = harness.Fmt(harness.Median(ratios), 3)
+		fmt.Println(line)
 	case "replay":
 		w := f.W
 		l, err := harness.Replay(ctx, rdb, url, harness.ReplayOptions{TracePath: f.Trace, Mode: f.Mode, Sim: f.Sim,

@@ -116,9 +116,13 @@ func (s *Store) Purge(ctx context.Context, queue, state string, limit int) (int,
 	default:
 		return 0, fmt.Errorf("store: cannot purge state %q", state)
 	}
-	// purge.lua cannot report a lane it was not given: start from a fresh lane list
-	if _, err := s.knownLanes(ctx, queue, true); err != nil {
-		return 0, err
+	if mode == "pending" {
+		// purge.lua empties the lanes it is given: give it those holding jobs now
+		members, err := s.rdb.ZRange(ctx, k.Index, 0, 999).Result()
+		if err != nil {
+			return 0, err
+		}
+		s.useLanes(queue, members...)
 	}
 	notify := "0"
 	if state == "pending" || state == "scheduled" {

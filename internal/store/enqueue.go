@@ -39,7 +39,7 @@ func (s *Store) Enqueue(ctx context.Context, queue string, jobs []NewJob) error 
 // that may hand the job straight to an idle worker).
 func (s *Store) enqueueOne(ctx context.Context, queue string, j NewJob) error {
 	k := s.Keys(queue)
-	keys := []string{k.Records, k.Index, k.Lanes, k.Wake, k.Idle, k.Ready, k.Active, k.Owners, k.Paused, k.Lane(j.Lane)}
+	keys := []string{k.Records, k.Index, k.Wake, k.Idle, k.Ready, k.Active, k.Owners, k.Paused, k.Lane(j.Lane)}
 	return scriptEnqueueOne.Run(ctx, s.rdb, keys, s.nowMs(), j.ID, j.Lane, j.Record, s.leaseClock()).Err()
 }
 
@@ -58,8 +58,8 @@ func (s *Store) enqueueOnce(ctx context.Context, queue string, jobs []NewJob) er
 				laneNo[j.Lane] = len(members)
 			}
 		}
-		keys := make([]string, 0, 5+len(members))
-		keys = append(keys, k.Records, k.Index, k.Lanes, k.Scheduled, k.Wake)
+		keys := make([]string, 0, 4+len(members))
+		keys = append(keys, k.Records, k.Index, k.Scheduled, k.Wake)
 		for _, m := range members {
 			keys = append(keys, k.Lane(m))
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -73,14 +74,15 @@ func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease ti
 	if len(res) > 0 && res[0] == "paused" {
 		return nil, ErrPaused
 	}
-	if len(res) < 2 {
+	if len(res) < 3 {
 		return nil, fmt.Errorf("store: fetch answered %v", res)
 	}
 	startMs := toInt(res[1])
 	s.observeClock(sent, s.now(), startMs)
 	start := time.UnixMilli(startMs)
-	out := make([]Fetched, 0, (len(res)-2)/5)
-	for i := 2; i+4 < len(res); i += 5 {
+	out := make([]Fetched, 0, (len(res)-3)/5)
+	var used []string
+	for i := 3; i+4 < len(res); i += 5 {
 		f := Fetched{ID: toStr(res[i]), At: start}
 		rec := toStr(res[i+1])
 		if lane, body, ok := cutRecord(rec); ok {
@@ -92,6 +94,13 @@ func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease ti
 			f.Due = time.UnixMilli(int64(due))
 		}
 		out = append(out, f)
+		if len(used) == 0 || used[len(used)-1] != f.Lane {
+			used = append(used, f.Lane)
+		}
+	}
+	s.useLanes(queue, used...)
+	if gone := toStr(res[2]); gone != "" { // after marking use: most lanes used are the ones emptied
+		s.drainedLanes(queue, strings.Split(gone, "\n"))
 	}
 	return out, nil
 }

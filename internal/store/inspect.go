@@ -27,24 +27,63 @@ type Counts struct {
 	Paused      bool  `json:"paused"`
 }
 
+// pendingSnapshot runs read in one MULTI over the lanes holding pending jobs: those in
+// the lane index, read first and read again inside the MULTI; when they changed in
+// between, it reads again, so a job moving into a lane that just appeared is not
+// missed. idx, if given, receives the index as the MULTI saw it.
+func (s *Store) pendingSnapshot(ctx context.Context, queue string, read func(pipe redis.Pipeliner, lanes []string), idx ...*[]redis.Z) error {
+	k := s.Keys(queue)
+	members, err := s.rdb.ZRange(ctx, k.Index, 0, -1).Result()
+	if err != nil {
+		return err
+	}
+	for try := 0; ; try++ {
+		pipe := s.rdb.TxPipeline()
+		read(pipe, members)
+		now := pipe.ZRangeWithScores(ctx, k.Index, 0, -1)
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		seen := make(map[string]bool, len(members))
+		for _, m := range members {
+			seen[m] = true
+		}
+		again := members[:0:0]
+		changed := false
+		for _, z := range now.Val() {
+			m := z.Member.(string)
+			again = append(again, m)
+			changed = changed || !seen[m]
+		}
+		// a lane that emptied meanwhile read as empty: only a new one needs a new read
+		if !changed || try == 4 {
+			if len(idx) > 0 {
+				*idx[0] = now.Val()
+			}
+			return nil
+		}
+		members = again
+	}
+}
+
 // Counts reads a queue's counts in one round trip (counts and ranges, never scans).
 func (s *Store) Counts(ctx context.Context, queue string) (Counts, error) {
 	k := s.Keys(queue)
-	members, err := s.knownLanes(ctx, queue, true)
-	if err != nil {
-		return Counts{}, err
-	}
 	// MULTI, so that a job moving between states is counted once, never twice or not at all
-	pipe := s.rdb.TxPipeline()
-	lanes := make([]*redis.IntCmd, len(members))
-	for i, m := range members {
-		lanes[i] = pipe.ZCard(ctx, k.Lane(m))
-	}
-	sch, act, fail, done := pipe.ZCard(ctx, k.Scheduled), pipe.ZCard(ctx, k.Active), pipe.ZCard(ctx, k.Failed), pipe.ZCard(ctx, k.Succeeded)
-	canc := pipe.ZCard(ctx, k.Canceled)
-	stat := pipe.HGetAll(ctx, k.Counters)
-	paused := pipe.Exists(ctx, k.Paused)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	var lanes []*redis.IntCmd
+	var sch, act, fail, done, canc, paused *redis.IntCmd
+	var stat *redis.MapStringStringCmd
+	err := s.pendingSnapshot(ctx, queue, func(pipe redis.Pipeliner, members []string) {
+		lanes = make([]*redis.IntCmd, len(members))
+		for i, m := range members {
+			lanes[i] = pipe.ZCard(ctx, k.Lane(m))
+		}
+		sch, act, fail, done = pipe.ZCard(ctx, k.Scheduled), pipe.ZCard(ctx, k.Active), pipe.ZCard(ctx, k.Failed), pipe.ZCard(ctx, k.Succeeded)
+		canc = pipe.ZCard(ctx, k.Canceled)
+		stat = pipe.HGetAll(ctx, k.Counters)
+		paused = pipe.Exists(ctx, k.Paused)
+	})
+	if err != nil {
 		return Counts{}, err
 	}
 	var c Counts
@@ -64,21 +103,21 @@ func (s *Store) Counts(ctx context.Context, queue string) (Counts, error) {
 // merges the heads of the lanes, so it reads offset+limit entries per lane at most.
 func (s *Store) PendingIDs(ctx context.Context, queue string, offset, limit int) ([]string, error) {
 	k := s.Keys(queue)
-	members, err := s.knownLanes(ctx, queue, true)
+	var members []string
+	var heads []*redis.ZSliceCmd
+	var idx []redis.Z
+	err := s.pendingSnapshot(ctx, queue, func(pipe redis.Pipeliner, lanes []string) {
+		members = lanes
+		heads = make([]*redis.ZSliceCmd, len(lanes))
+		for i, m := range lanes {
+			heads[i] = pipe.ZRangeWithScores(ctx, k.Lane(m), 0, int64(offset+limit-1))
+		}
+	}, &idx)
 	if err != nil {
 		return nil, err
 	}
-	pipe := s.rdb.TxPipeline() // one snapshot of the index and the lanes
-	heads := make([]*redis.ZSliceCmd, len(members))
-	idx := pipe.ZRangeWithScores(ctx, k.Index, 0, -1)
-	for i, m := range members {
-		heads[i] = pipe.ZRangeWithScores(ctx, k.Lane(m), 0, int64(offset+limit-1))
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
-	}
 	indexScore := map[string]float64{}
-	for _, z := range idx.Val() {
+	for _, z := range idx {
 		indexScore[z.Member.(string)] = z.Score
 	}
 	type entry struct {

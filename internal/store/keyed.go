@@ -23,7 +23,7 @@ func (s *Store) EnqueueKeyed(ctx context.Context, queue string, j NewJob, key st
 	}
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
 		laneKeys, members = withMember(k, laneKeys, members, j.Lane)
-		keys := append([]string{k.Records, k.Index, k.Lanes, k.Scheduled, k.Wake, k.SchedKeys, k.JobKeys,
+		keys := append([]string{k.Records, k.Index, k.Scheduled, k.Wake, k.SchedKeys, k.JobKeys,
 			k.Attempts, k.Errors, k.Stacks, k.Results, k.Timings}, laneKeys...)
 		args := make([]any, 0, 10+len(members))
 		args = append(args, s.nowMs(), j.ID, j.Lane, j.Record, due, key, keepArg, k.SchedChannel, k.DoneChannel, len(members))

@@ -28,7 +28,7 @@ type Store struct {
 	keys     sync.Map // queue -> Keys
 
 	mu          sync.Mutex
-	lanes       map[string][]string // queue -> known lane members (sorted)
+	lanes       map[string]*laneSet // queue -> the lanes its calls used lately
 	modelCaches map[string]*modelCache
 	// Limits of what is kept for inspection.
 	MaxSucceeded int
@@ -51,7 +51,7 @@ func New(rdb redis.UniversalClient, ns string, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{rdb: rdb, ns: ns, now: now, injected: injected, lanes: map[string][]string{},
+	return &Store{rdb: rdb, ns: ns, now: now, injected: injected, lanes: map[string]*laneSet{},
 		MaxSucceeded: 100_000, MaxFailed: 100_000, FailedAge: 7 * 24 * time.Hour,
 		MaxCanceled: 100_000, CanceledAge: 24 * time.Hour, TrimEvery: 8}
 }
@@ -98,40 +98,112 @@ func (s *Store) observeClock(sent, received time.Time, redisMs int64) {
 	s.skew.Store(int64(time.UnixMilli(redisMs).Sub(mid)))
 }
 
-// knownLanes returns the cached lane members of queue, reading them on first use.
-func (s *Store) knownLanes(ctx context.Context, queue string, refresh bool) ([]string, error) {
-	s.mu.Lock()
-	members, ok := s.lanes[queue]
-	s.mu.Unlock()
-	if ok && !refresh {
-		return members, nil
-	}
-	members, err := s.rdb.SMembers(ctx, s.Keys(queue).Lanes).Result()
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(members)
-	s.mu.Lock()
-	s.lanes[queue] = members
-	s.mu.Unlock()
-	return members, nil
+// Lanes a script may meet are passed in its KEYS (no script builds a key). The store
+// keeps, per queue, the lanes its calls used lately and passes those; a script that
+// meets a lane missing from the list answers "stale" with the missing members before
+// changing anything, and the call is made again with them. So a call's cost follows the
+// lanes in use now, never every lane ever used: a lane unused for laneIdle leaves the
+// list, and while the list is longer than laneFew a lane a fetch emptied leaves at once.
+const (
+	laneIdle = 30 * time.Second
+	laneFew  = 32
+)
+
+// laneSet is the lanes of one queue the store's calls used lately.
+type laneSet struct {
+	used    map[string]time.Time // member -> last use
+	sorted  []string             // the members, sorted; nil when to be rebuilt
+	pruneAt time.Time
 }
 
-// errStale is returned by a lane-using script call whose lane list lacked a lane.
-type errStale struct{ member string }
+// lanesOf returns the lanes of queue used lately, sorted, dropping those idle too long.
+func (s *Store) lanesOf(queue string) []string {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ls := s.lanes[queue]
+	if ls == nil {
+		ls = &laneSet{used: map[string]time.Time{}}
+		s.lanes[queue] = ls
+	}
+	if now.After(ls.pruneAt) {
+		ls.pruneAt = now.Add(time.Second)
+		for m, t := range ls.used {
+			if now.Sub(t) > laneIdle {
+				delete(ls.used, m)
+				ls.sorted = nil
+			}
+		}
+	}
+	if ls.sorted == nil {
+		ls.sorted = make([]string, 0, len(ls.used))
+		for m := range ls.used {
+			ls.sorted = append(ls.sorted, m)
+		}
+		sort.Strings(ls.sorted)
+	}
+	return ls.sorted
+}
 
-func (e errStale) Error() string { return "store: unknown lane " + e.member }
+// useLanes marks members of queue as used now (a script needed them, or a fetch took
+// jobs from them).
+func (s *Store) useLanes(queue string, members ...string) {
+	if len(members) == 0 {
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ls := s.lanes[queue]
+	if ls == nil {
+		ls = &laneSet{used: map[string]time.Time{}}
+		s.lanes[queue] = ls
+	}
+	for _, m := range members {
+		if _, ok := ls.used[m]; !ok {
+			ls.sorted = nil
+		}
+		ls.used[m] = now
+	}
+}
 
-// withLanes runs call with the queue's lane keys and members, refreshing the list and
-// calling again when a script met a lane the list lacked.
+// drainedLanes forgets lanes of queue a fetch emptied, once the queue has more than a
+// few lanes in use: a lane refilled later costs one stale answer, which only pays when
+// the list is long.
+func (s *Store) drainedLanes(queue string, members []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ls := s.lanes[queue]
+	if ls == nil || len(ls.used) <= laneFew {
+		return
+	}
+	for _, m := range members {
+		if _, ok := ls.used[m]; ok {
+			delete(ls.used, m)
+			ls.sorted = nil
+		}
+	}
+}
+
+// errStale is returned by a lane-using script call that kept meeting lanes its list
+// lacked (lanes appearing faster than the calls learn them).
+type errStale struct{ members []string }
+
+func (e errStale) Error() string {
+	return fmt.Sprintf("store: lanes keep appearing (last unknown: %v)", e.members)
+}
+
+// maxStaleTries bounds how often a call learns missing lanes and is made again; a
+// script names every missing lane it can see at once, so one more call is the rule.
+const maxStaleTries = 8
+
+// withLanes runs call with the keys and members of the queue's lanes in use, and again
+// with the lanes a script answered were missing.
 func (s *Store) withLanes(ctx context.Context, queue string, call func(laneKeys, members []string) ([]any, error)) ([]any, error) {
 	k := s.Keys(queue)
-	refresh := false
-	for try := 0; try < 3; try++ {
-		members, err := s.knownLanes(ctx, queue, refresh)
-		if err != nil {
-			return nil, err
-		}
+	var missing []string
+	for try := 0; try < maxStaleTries; try++ {
+		members := s.lanesOf(queue)
 		laneKeys := make([]string, len(members))
 		for i, m := range members {
 			laneKeys[i] = k.Lane(m)
@@ -140,13 +212,17 @@ func (s *Store) withLanes(ctx context.Context, queue string, call func(laneKeys,
 		if err != nil {
 			return nil, err
 		}
-		if len(res) == 2 && res[0] == "stale" {
-			refresh = true
+		if len(res) >= 2 && res[0] == "stale" {
+			missing = missing[:0]
+			for _, m := range res[1:] {
+				missing = append(missing, toStr(m))
+			}
+			s.useLanes(queue, missing...)
 			continue
 		}
 		return res, nil
 	}
-	return nil, errStale{}
+	return nil, errStale{missing}
 }
 
 func strs(xs ...string) []any {

@@ -1,9 +1,9 @@
 -- enqueue.lua: store a batch of jobs; put each in its lane, or in the scheduled set
 -- when it has a due time.
--- KEYS[1] job records (hash)   KEYS[2] lane index   KEYS[3] lane set
--- KEYS[4] scheduled set        KEYS[5] wake-up list  KEYS[6..] lane keys
+-- KEYS[1] job records (hash)   KEYS[2] lane index   KEYS[3] scheduled set
+-- KEYS[4] wake-up list         KEYS[5..] lane keys
 -- ARGV[1] now ms  ARGV[2] number of jobs  ARGV[3] number of lanes  ARGV[4] schedule channel
--- ARGV[5 .. 4+nlanes] lane members (same order as KEYS[6..])
+-- ARGV[5 .. 4+nlanes] lane members (same order as KEYS[5..])
 -- then per job, 4 values: id, lane number (1-based into the lane list), record, due ms (0: now)
 -- Returns the number of jobs stored.
 local now = tonumber(ARGV[1])
@@ -40,7 +40,6 @@ call_chunked('HSET', KEYS[1], hset)
 -- wake-up command. (Single jobs, and hand-offs to idle workers, go through
 -- enqueue_one.lua.)
 local immediate = false
-local new_lanes = {}
 local was_empty = nil
 for ln, l in pairs(lanes) do
   immediate = true
@@ -53,18 +52,16 @@ for ln, l in pairs(lanes) do
     cur = redis.call('ZSCORE', KEYS[2], member)
     was_empty = (not cur) and redis.call('ZCARD', KEYS[2]) == 0
   end
-  call_chunked('ZADD', KEYS[5 + ln], l)
-  if index_lane_after_add(KEYS[2], member, min, cur) then new_lanes[#new_lanes + 1] = member end
+  call_chunked('ZADD', KEYS[4 + ln], l)
+  index_lane_after_add(KEYS[2], member, min, cur)
 end
-if was_empty then wake(KEYS[5]) end
+if was_empty then wake(KEYS[4]) end
 
 if #sched > 0 then
-  new_lanes = members
-  local head = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
-  call_chunked('ZADD', KEYS[4], sched)
+  local head = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  call_chunked('ZADD', KEYS[3], sched)
   if (not head[1]) or min_due < tonumber(head[2]) then
     redis.call('PUBLISH', ARGV[4], tostring(min_due))
   end
 end
-if #new_lanes > 0 then call_chunked('SADD', KEYS[3], new_lanes) end
 return n

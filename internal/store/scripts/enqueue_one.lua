@@ -3,9 +3,9 @@
 -- handed straight to that worker: leased (owner "*", claimed by whichever idle worker
 -- pops it) and pushed with its record onto the ready list the worker blocks on, which
 -- saves the worker a fetch round trip after waking.
--- KEYS[1] job records  KEYS[2] lane index  KEYS[3] lane set  KEYS[4] wake-up list
--- KEYS[5] idle workers KEYS[6] ready list  KEYS[7] active    KEYS[8] owners
--- KEYS[9] paused flag  KEYS[10] the job's lane
+-- KEYS[1] job records  KEYS[2] lane index  KEYS[3] wake-up list  KEYS[4] idle workers
+-- KEYS[5] ready list   KEYS[6] active      KEYS[7] owners        KEYS[8] paused flag
+-- KEYS[9] the job's lane
 -- ARGV[1] now ms  ARGV[2] id  ARGV[3] lane member  ARGV[4] record
 -- ARGV[5] the clock of leases ('': Redis' own; see clock_ms)
 -- A hand-off's ready entry is "id|lease start ms|lease ms|lane score|record": the lease
@@ -18,31 +18,28 @@ local score = job_score(now)
 local cur = redis.call('ZSCORE', KEYS[2], member)
 if cur then
   -- the lane holds work already: no wake-up is needed (a token is out, or a worker busy)
-  redis.call('ZADD', KEYS[10], score, id)
+  redis.call('ZADD', KEYS[9], score, id)
   index_lane_after_add(KEYS[2], member, score, cur)
   return 1
 end
-if redis.call('ZCARD', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[9]) == 0 then
+if redis.call('ZCARD', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[8]) == 0 then
   -- the most recently idle worker: the least likely to have left meanwhile
-  local idle = redis.call('ZRANGE', KEYS[5], '+inf', now, 'BYSCORE', 'REV', 'LIMIT', 0, 1)
+  local idle = redis.call('ZRANGE', KEYS[4], '+inf', now, 'BYSCORE', 'REV', 'LIMIT', 0, 1)
   if idle[1] then
     local lease = string.match(idle[1], '|(%d+)$')
     local start = clock_ms(ARGV[5])
     local starts = string.format('%d', start)
-    redis.call('ZREM', KEYS[5], idle[1])
-    redis.call('ZADD', KEYS[7], start + tonumber(lease), id)
-    redis.call('HSET', KEYS[8], id, '*|' .. starts .. '|' .. score .. '|' .. member)
-    redis.call('RPUSH', KEYS[6], id .. '|' .. starts .. '|' .. lease .. '|' .. score .. '|' .. rec)
-    redis.call('SADD', KEYS[3], member) -- so a reaper can put it back in its lane
+    redis.call('ZREM', KEYS[4], idle[1])
+    redis.call('ZADD', KEYS[6], start + tonumber(lease), id)
+    redis.call('HSET', KEYS[7], id, '*|' .. starts .. '|' .. score .. '|' .. member)
+    redis.call('RPUSH', KEYS[5], id .. '|' .. starts .. '|' .. lease .. '|' .. score .. '|' .. rec)
     return 2
   end
-  redis.call('ZADD', KEYS[10], score, id)
+  redis.call('ZADD', KEYS[9], score, id)
   index_lane_after_add(KEYS[2], member, score, false)
-  redis.call('SADD', KEYS[3], member)
-  wake(KEYS[4]) -- the queue went from empty to non-empty
+  wake(KEYS[3]) -- the queue went from empty to non-empty
   return 1
 end
-redis.call('ZADD', KEYS[10], score, id)
+redis.call('ZADD', KEYS[9], score, id)
 index_lane_after_add(KEYS[2], member, score, false)
-redis.call('SADD', KEYS[3], member)
 return 1

@@ -6,11 +6,11 @@
 -- ARGV[1] now ms ('': Redis' clock, see clock_ms)  ARGV[2] n  ARGV[3] lease ms
 -- ARGV[4] worker id  ARGV[5] number of lanes  ARGV[6..] lane members (same order as
 -- KEYS[10..])
--- Returns {"ok", now ms (the leases' start), id, record, attempts, predicted ms or "",
--- in-lane score (the time the job became due: arrival, promotion, retry), ...},
--- {"paused"}, or
--- {"stale", member} when the caller's lane list lacks a lane (it refreshes the list and
--- calls again).
+-- Returns {"ok", now ms (the leases' start), the lanes this fetch emptied (members
+-- joined by newlines), then per job: id, record, attempts, predicted ms or "", in-lane
+-- score (the time the job became due: arrival, promotion, retry)}, {"paused"}, or
+-- {"stale", member...} when the caller's lane list lacks lanes (it adds them and calls
+-- again).
 --
 -- Order: strict priority bands first. Inside the highest non-empty band, fifo and
 -- shadow mode take the lane whose head arrived first (the index minimum); active mode
@@ -27,6 +27,7 @@ local want = math.min(tonumber(ARGV[2]), 1000) -- unpack() below takes ~8000 val
 local lanes = lane_map(10, 6, tonumber(ARGV[5]))
 local mode, rule, w = rank_settings(KEYS[8])
 local ids, own, act, preds, scores = {}, {}, {}, {}, {}
+local emptied = {} -- lanes this fetch emptied: the caller may stop passing them
 local got = 0
 
 local function fmt(x) -- a script returning a Lua number would truncate it to an integer
@@ -75,22 +76,27 @@ local function pop(lane, member, bound, pred)
     end
     take(lane, member, popped, pred, true)
   end
-  rescore_lane(KEYS[1], lane, member)
+  if rescore_lane(KEYS[1], lane, member) then emptied[#emptied + 1] = member end
 end
 
 -- Lanes whose heads tie on the lowest score (arrived in the same ms, as a bulk enqueue
 -- of mixed tasks does): their jobs at that score go by id, which sorts by creation
 -- time, not lane by lane in name order. The tied lanes' heads are read once; each take
 -- reads only the next head of its lane; the index is rescored once per lane at the end.
--- Returns false and the lane when a tied lane is unknown to the caller (stale) before
--- anything was taken; once jobs are taken, an unknown lane is left for the next fetch
--- (false, nil when that leaves nothing to take). Else true.
+-- Returns false and the tied lanes unknown to the caller (stale) before anything was
+-- taken; once jobs are taken, an unknown lane is left for the next fetch (false, nil
+-- when that leaves nothing to take). Else true.
 local function take_tied(score)
   local group = {}
   local repaired = false
-  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], score, score, 'BYSCORE', 'LIMIT', 0, 128)) do
+  local tied = redis.call('ZRANGE', KEYS[1], score, score, 'BYSCORE', 'LIMIT', 0, 128)
+  if got == 0 then
+    local missing = {}
+    for _, m in ipairs(tied) do note_missing(lanes, missing, m) end
+    if #missing > 0 then return false, missing end
+  end
+  for _, m in ipairs(tied) do
     local l = lanes[m]
-    if not l and got == 0 then return false, m end
     if l then
       local h = redis.call('ZRANGE', l, 0, 0, 'WITHSCORES')
       if h[1] then
@@ -114,13 +120,28 @@ local function take_tied(score)
     local h = redis.call('ZRANGE', g.l, 0, 0, 'WITHSCORES')
     if h[1] and h[2] == g.s then g.id = h[1] else table.remove(group, bi) end
   end
-  for m, l in pairs(touched) do rescore_lane(KEYS[1], l, m) end
+  for m, l in pairs(touched) do
+    if rescore_lane(KEYS[1], l, m) then emptied[#emptied + 1] = m end
+  end
   return true
 end
 
 if mode ~= 'active' then
+  local first = true
   while got < want do
-    local top = redis.call('ZRANGE', KEYS[1], 0, 1, 'WITHSCORES')
+    local top
+    if first then
+      -- the first read spans every lane this fetch can take from (a lane holding one
+      -- of the next `want` jobs has its head among the index's first want, then the
+      -- runner-up): all must be known, or a lane the caller lacks cuts the batch short
+      first = false
+      top = redis.call('ZRANGE', KEYS[1], 0, want, 'WITHSCORES')
+      local missing = {}
+      for i = 1, #top, 2 do note_missing(lanes, missing, top[i]) end
+      if #missing > 0 then return stale_answer(missing) end
+    else
+      top = redis.call('ZRANGE', KEYS[1], 0, 1, 'WITHSCORES')
+    end
     if not top[1] then break end
     local member = top[1]
     local lane = lanes[member]
@@ -133,7 +154,7 @@ if mode ~= 'active' then
       pop(lane, member, bound, nil)
     end
     if not lane or (not ok and stale) then
-      if got == 0 then return {'stale', stale or member} end
+      if got == 0 then return stale_answer(stale or {member}) end
       break -- keep what was taken; the caller learns of the lane on its next fetch
     end
     if not ok then break end -- only unknown lanes left in the tie: the next fetch
@@ -155,10 +176,18 @@ if mode ~= 'active' then
   end
 else
   while got < want do
-    -- the lanes are few: read them all, keep the highest band's
-    local all = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+    -- the highest band's lanes, at most the 1000 whose heads came first: the rule's
+    -- work per fetch is bounded however many lanes hold work (docs/ranking.md)
+    local all = redis.call('ZRANGE', KEYS[1], 0, 999, 'WITHSCORES')
     if not all[1] then break end
     local lo = math.floor(tonumber(all[2]) / BAND) * BAND
+    if got == 0 then
+      -- every lane read known before anything is taken (lower bands too, for when the
+      -- top one empties), so that the batch is not cut short
+      local missing = {}
+      for i = 1, #all, 2 do note_missing(lanes, missing, all[i]) end
+      if #missing > 0 then return stale_answer(missing) end
+    end
     local cands = {}
     for i = 1, #all, 2 do
       if tonumber(all[i + 1]) >= lo + BAND then break end
@@ -241,14 +270,15 @@ else
   end
 end
 
-if got == 0 then return {'ok', start} end
+local gone = table.concat(emptied, '\n')
+if got == 0 then return {'ok', start, gone} end
 redis.call('ZADD', KEYS[2], unpack(act))
 redis.call('HSET', KEYS[3], unpack(own))
 local recs = redis.call('HMGET', KEYS[4], unpack(ids))
 local atts = redis.call('HMGET', KEYS[5], unpack(ids))
 -- a full batch may have left work: pass the token on so another idle worker wakes too
 if got == want and redis.call('ZCARD', KEYS[1]) > 0 then wake(KEYS[7]) end
-local out = {'ok', start}
+local out = {'ok', start, gone}
 for i = 1, got do
   out[#out + 1] = ids[i]
   out[#out + 1] = recs[i] or ''

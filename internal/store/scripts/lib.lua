@@ -118,6 +118,23 @@ local function lane_map(kfirst, afirst, n)
   return m
 end
 
+-- Collect member into missing (a set and a list) when the caller did not pass its lane:
+-- a script names every missing lane it meets in one "stale" answer, before changing
+-- anything, so that the caller learns them in one more call.
+local function note_missing(lanes, missing, member)
+  if member == nil or lanes[member] or missing[member] then return end
+  missing[member] = true
+  missing[#missing + 1] = member
+end
+
+-- The "stale" answer naming the missing lanes, or nil when none is missing.
+local function stale_answer(missing)
+  if #missing == 0 then return nil end
+  local out = {'stale'}
+  for _, m in ipairs(missing) do out[#out + 1] = m end
+  return out
+end
+
 -- Put a lane's index entry right after jobs with in-lane score `score` entered it.
 -- Returns true when the lane was not in the index (it was empty).
 -- cur is the lane's index score when the caller has read it already.
@@ -130,14 +147,16 @@ local function index_lane_after_add(idx, member, score, cur)
   return not cur
 end
 
--- Rescore a lane's index entry from its current head (or drop it when empty).
+-- Rescore a lane's index entry from its current head (or drop it when empty). Returns
+-- true when the lane is empty.
 local function rescore_lane(idx, lane, member)
   local head = redis.call('ZRANGE', lane, 0, 0, 'WITHSCORES')
   if head[1] then
     redis.call('ZADD', idx, lane_offset(member) + tonumber(head[2]), member)
-  else
-    redis.call('ZREM', idx, member)
+    return false
   end
+  redis.call('ZREM', idx, member)
+  return true
 end
 
 -- Leave one token on the wake-up list so a blocked worker wakes (never more than one).

@@ -3,7 +3,7 @@
 -- KEYS[1] scheduled  KEYS[2] job records  KEYS[3] lane index  KEYS[4] wake-up list
 -- KEYS[5..] lane keys
 -- ARGV[1] now ms  ARGV[2] most jobs to move  ARGV[3] number of lanes  ARGV[4..] members
--- Returns {"ok", moved, next due ms or ""} or {"stale", member}.
+-- Returns {"ok", moved, next due ms or ""} or {"stale", member...} (the lanes missing).
 local lanes = lane_map(5, 4, tonumber(ARGV[3]))
 local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]), 'WITHSCORES')
 local moved = 0
@@ -11,12 +11,16 @@ if due[1] then
   local ids = {}
   for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
   local recs = redis.call('HMGET', KEYS[2], unpack(ids))
+  local missing = {}
+  for i = 1, #ids do
+    if recs[i] then note_missing(lanes, missing, record_lane(recs[i])) end
+  end
+  if #missing > 0 then return stale_answer(missing) end
   local groups = {}
   for i, id in ipairs(ids) do
     local rec = recs[i]
     if rec then
       local member = record_lane(rec)
-      if not lanes[member] then return {'stale', member} end
       local g = groups[member]
       if not g then g = {}; groups[member] = g end
       g[#g + 1] = job_score(tonumber(due[i * 2]))

@@ -15,7 +15,7 @@
 -- worker): only those leases go back.
 -- 'expired' takes up to 200 leases older than now; a hand-off nobody claimed also
 -- leaves the ready list, so no worker starts it from a stale entry.
--- Returns {"ok", moved, next lease deadline or ""} or {"stale", member}.
+-- Returns {"ok", moved, next lease deadline or ""} or {"stale", member...}.
 local nl = tonumber(ARGV[5])
 local lanes = lane_map(16, 6, nl)
 local channel = ARGV[6 + nl]
@@ -36,12 +36,16 @@ if #ids == 0 then
 end
 local owners = redis.call('HMGET', KEYS[2], unpack(ids))
 local plan = {}
+local missing = {}
+for i, o in ipairs(owners) do
+  if o then note_missing(lanes, missing, string.match(o, '^.-|%d+|[^|]+|(.*)$')) end
+end
+if #missing > 0 then return stale_answer(missing) end
 for i, id in ipairs(ids) do
   local o = owners[i]
   if o then
     local wid, start, score, member = string.match(o, '^(.-)|(%d+)|([^|]+)|(.*)$')
     if ARGV[2] == '' or (wid == ARGV[2] and (starts[i] == '' or start == starts[i])) then
-      if not lanes[member] then return {'stale', member} end
       plan[#plan + 1] = {id, tonumber(score), member, wid, start}
     end
   elseif ARGV[3] == 'expired' then

@@ -12,7 +12,7 @@
 -- oldest, gets past jobs that stay failed: a keyed job stays failed when a newer job
 -- waits under its key; else it takes its key back.
 -- Returns {"ok", moved} with ids, {"ok", moved, cursor score, cursor id} without
--- ('' and '' when nothing is left), or {"stale", member}.
+-- ('' and '' when nothing is left), or {"stale", member...}.
 local PAGE = 1000
 local nl = tonumber(ARGV[2])
 local lanes = lane_map(9, 3, nl)
@@ -64,11 +64,14 @@ if paged then
 end
 local recs = redis.call('HMGET', KEYS[2], unpack(ids))
 local plan = {}
+local missing = {}
+for i = 1, #ids do -- the lanes first: nothing changes before a stale answer
+  if recs[i] then note_missing(lanes, missing, record_lane(recs[i])) end
+end
+if #missing > 0 then return stale_answer(missing) end
 for i, id in ipairs(ids) do
   if recs[i] and redis.call('ZSCORE', KEYS[1], id) then
-    -- the lane first: nothing changes before a stale answer
     local member = record_lane(recs[i])
-    if not lanes[member] then return {'stale', member} end
     if not superseded(KEYS[7], KEYS[8], id) then plan[#plan + 1] = {id, member} end
   end
 end
