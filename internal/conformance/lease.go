@@ -7,6 +7,7 @@ import (
 
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/ranking"
 	"github.com/redis/go-redis/v9"
 )
@@ -77,16 +78,8 @@ func testStateChangesNameLease(t *testing.T, b *bundle) {
 // can start it from that entry later; and a claim of it fails once it is taken back.
 func testStaleHandOffEntry(t *testing.T, b *bundle) {
 	k := b.s.Keys("default")
-	must(t, b.s.MarkIdle(b.ctx, []string{"default"}, "ghost", b.clock.Now().Add(time.Minute), time.Second))
-	h := enqueue(t, b, "t")
-	entries, err := b.s.Redis().LRange(b.ctx, k.Ready, 0, -1).Result()
-	must(t, err)
-	if len(entries) != 1 {
-		t.Fatalf("ready list %q after a hand-off", entries)
-	}
+	h, w := handOff(t, b, "ghost")
 	// the ready entry names the lease it was handed with, so any worker judges it by it
-	w, err := b.s.ParseHandOff("default", entries[0])
-	must(t, err)
 	if w.HandOff.ID != h.ID || w.HandOffLease != time.Second || !w.HandedAt.Equal(b.clock.Now().Truncate(time.Millisecond)) {
 		t.Fatalf("hand-off entry read as %+v (lease %s at %s)", w.HandOff, w.HandOffLease, w.HandedAt)
 	}
@@ -112,15 +105,26 @@ func testStaleHandOffEntry(t *testing.T, b *bundle) {
 	}
 }
 
+// handOff marks worker idle on default with a lease of a second, enqueues a job, which
+// is handed to it, and returns the job and its ready entry as read.
+func handOff(t *testing.T, b *bundle, worker string) (*queue.Handle, store.Wake) {
+	t.Helper()
+	must(t, b.s.MarkIdle(b.ctx, []string{"default"}, worker, b.clock.Now().Add(time.Minute), time.Second))
+	h := enqueue(t, b, "t")
+	entries, err := b.s.Redis().LRange(b.ctx, b.s.Keys("default").Ready, 0, -1).Result()
+	must(t, err)
+	if len(entries) != 1 {
+		t.Fatalf("ready list %q after a hand-off", entries)
+	}
+	w, err := b.s.ParseHandOff("default", entries[0])
+	must(t, err)
+	return h, w
+}
+
 // A claim starts a full lease of the claiming worker, however late it comes.
 func testLateClaimFullLease(t *testing.T, b *bundle) {
 	k := b.s.Keys("default")
-	must(t, b.s.MarkIdle(b.ctx, []string{"default"}, "idle", b.clock.Now().Add(time.Minute), time.Second))
-	h := enqueue(t, b, "t")
-	entries, err := b.s.Redis().LRange(b.ctx, k.Ready, 0, -1).Result()
-	must(t, err)
-	w, err := b.s.ParseHandOff("default", entries[0])
-	must(t, err)
+	h, w := handOff(t, b, "idle")
 	b.clock.Advance(900 * time.Millisecond) // 100 ms of the hand-off's lease left
 	ok, err := b.s.Claim(b.ctx, "default", w.HandOff.Lease(), "worker", 30*time.Second)
 	must(t, err)

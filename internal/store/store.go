@@ -116,16 +116,22 @@ type laneSet struct {
 	pruneAt time.Time
 }
 
-// lanesOf returns the lanes of queue used lately, sorted, dropping those idle too long.
-func (s *Store) lanesOf(queue string) []string {
-	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// laneSetOf returns queue's lane set, made on first use; s.mu must be held.
+func (s *Store) laneSetOf(queue string) *laneSet {
 	ls := s.lanes[queue]
 	if ls == nil {
 		ls = &laneSet{used: map[string]time.Time{}}
 		s.lanes[queue] = ls
 	}
+	return ls
+}
+
+// lanesOf returns the lanes of queue used lately, sorted, dropping those idle too long.
+func (s *Store) lanesOf(queue string) []string {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ls := s.laneSetOf(queue)
 	if now.After(ls.pruneAt) {
 		ls.pruneAt = now.Add(time.Second)
 		for m, t := range ls.used {
@@ -154,11 +160,7 @@ func (s *Store) useLanes(queue string, members ...string) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ls := s.lanes[queue]
-	if ls == nil {
-		ls = &laneSet{used: map[string]time.Time{}}
-		s.lanes[queue] = ls
-	}
+	ls := s.laneSetOf(queue)
 	for _, m := range members {
 		if _, ok := ls.used[m]; !ok {
 			ls.sorted = nil
