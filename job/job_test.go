@@ -63,16 +63,7 @@ func TestOptionsValidation(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := DefaultOptions().Apply(tc.opt)
-			if tc.want == "" {
-				if err != nil {
-					t.Fatalf("unexpected error %v", err)
-				}
-				return
-			}
-			var oe *OptionError
-			if !errors.Is(err, ErrInvalidOption) || !errors.As(err, &oe) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want an *OptionError naming %q", err, tc.want)
-			}
+			wantOptionError(t, err, tc.want)
 		})
 	}
 }
@@ -98,17 +89,7 @@ func TestValidateChecksOptionsBuiltByHand(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := DefaultOptions()
 			tc.set(&o)
-			err := o.Validate()
-			if tc.want == "" {
-				if err != nil {
-					t.Fatalf("unexpected error %v", err)
-				}
-				return
-			}
-			var oe *OptionError
-			if !errors.Is(err, ErrInvalidOption) || !errors.As(err, &oe) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want an *OptionError naming %q", err, tc.want)
-			}
+			wantOptionError(t, o.Validate(), tc.want)
 		})
 	}
 }
@@ -304,5 +285,20 @@ func TestControlErrors(t *testing.T) {
 	}
 	if !StateFailed.Terminal() || StatePending.Terminal() {
 		t.Fatal("Terminal")
+	}
+}
+
+// wantOptionError checks err is nil when want is "", else an *OptionError naming want.
+func wantOptionError(t *testing.T, err error, want string) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatalf("unexpected error %v", err)
+		}
+		return
+	}
+	var oe *OptionError
+	if !errors.Is(err, ErrInvalidOption) || !errors.As(err, &oe) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want an *OptionError naming %q", err, want)
 	}
 }
