@@ -35,7 +35,7 @@ type Entry struct {
 	// Spec is a cron spec: 5 fields, or 6 with seconds first, or a descriptor such as
 	// @daily, @hourly, @every 90s.
 	Spec     string `json:"spec"`
-	TimeZone string `json:"time_zone,omitempty"` // IANA name; "" is UTC
+	TimeZone string `json:"time_zone,omitempty"` // IANA name; "" is UTC; "Local" is refused
 	Task     string `json:"task"`
 	Args     []byte `json:"args,omitempty"` // msgpack payload
 	Queue    string `json:"queue,omitempty"`
@@ -158,7 +158,13 @@ func (e *Entry) compile() (schedule, error) {
 	if err := job.ValidPayload(e.Args); err != nil {
 		return schedule{}, bad("args: %v", err)
 	}
-	loc := time.UTC
+	loc := time.UTC // no zone is UTC, the same in every replica
+	if strings.EqualFold(e.TimeZone, "Local") {
+		// time.LoadLocation takes "Local" for the process's own zone: replicas in
+		// different zones would each fire the entry at their own hour
+		return schedule{}, bad("time_zone %q is each process's own zone, which differs between replicas: "+
+			"give an IANA name such as \"Europe/Berlin\" (or none, for UTC)", e.TimeZone)
+	}
 	if e.TimeZone != "" {
 		l, err := time.LoadLocation(e.TimeZone)
 		if err != nil {
