@@ -23,8 +23,10 @@ type Config struct {
 	// MissedAfter: a tick more than this late when the beat looks is missed (every beat
 	// was down), and the entry's catch-up policy applies (default 1 minute).
 	MissedAfter time.Duration
-	// ClaimTTL is how long a fired tick's claim is kept (default 24 h); a replica only
-	// tries ticks after an entry's last one, so this only bounds concurrent attempts.
+	// ClaimTTL is ignored.
+	//
+	// Deprecated: a tick is claimed by moving its entry's progress mark (one field per
+	// entry, no TTL) instead of by a key kept for ClaimTTL.
 	ClaimTTL time.Duration
 	Logger   *slog.Logger
 }
@@ -45,9 +47,6 @@ type Beat struct {
 func New(c *queue.Client, cfg Config) (*Beat, error) {
 	if cfg.MissedAfter <= 0 {
 		cfg.MissedAfter = time.Minute
-	}
-	if cfg.ClaimTTL <= 0 {
-		cfg.ClaimTTL = 24 * time.Hour
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -239,7 +238,7 @@ func (b *Beat) Tick(ctx context.Context) (time.Time, error) {
 			next = n
 		}
 	}
-	if _, err := b.store.FireBeats(ctx, ticks, b.cfg.ClaimTTL); err != nil {
+	if _, err := b.store.FireBeats(ctx, ticks, 0); err != nil {
 		errs = append(errs, err)
 	}
 	return next, errors.Join(errs...)

@@ -7,9 +7,13 @@ import (
 	"time"
 )
 
-// Beat keys: entries are global (an entry names its queue); a tick's claim and an
-// entry's progress live in its queue's hash tag, where the job goes.
+// Beat keys: entries are global (an entry names its queue); an entry's progress lives
+// in its queue's hash tag, where its jobs go.
 func beatEntriesKey(ns string) string { return ns + ":beat:entries" }
+
+// beatKey is a queue's beat hash: <entry>|last (the entry's progress mark, the latest
+// tick done) and <entry>|job (its last job), per entry of the queue.
+func beatKey(k Keys) string { return k.prefix + "beat" }
 
 // BeatChannel is where entry changes are announced to every beat replica.
 func (s *Store) BeatChannel() string { return s.ns + ":beat:ev" }
@@ -21,9 +25,11 @@ func (s *Store) BeatEntries(ctx context.Context) (map[string]string, error) {
 
 // SetBeatEntry stores an entry of queue and tells every replica, unless it is stored
 // already exactly so (a replica restarting with the same entries changes nothing and
-// wakes nobody). A new or changed entry starts from now: no tick before the change is
-// owed, so enabling an entry or changing its spec never replays ticks as catch-up, and a
-// new entry's first tick does not depend on which replica sees it first.
+// wakes nobody). A new or changed entry starts from now: its progress mark moves up to
+// now, so no tick before the change is owed, enabling an entry or changing its spec
+// never replays ticks as catch-up, and a new entry's first tick does not depend on which
+// replica sees it first. The mark never moves back (a change stored by a process whose
+// clock lags would otherwise fire a fired tick again).
 func (s *Store) SetBeatEntry(ctx context.Context, queue, name, data string) (bool, error) {
 	old, err := s.rdb.HGet(ctx, beatEntriesKey(s.ns), name).Result()
 	if err != nil && !errors.Is(err, errRedisNil) {
@@ -32,8 +38,10 @@ func (s *Store) SetBeatEntry(ctx context.Context, queue, name, data string) (boo
 	if old == data {
 		return false, nil
 	}
+	if _, err := s.FireBeats(ctx, []BeatTick{{Queue: queue, Name: name, Tick: s.now(), Advance: true}}, 0); err != nil {
+		return false, err
+	}
 	pipe := s.rdb.Pipeline()
-	pipe.HSet(ctx, s.Keys(queue).prefix+"beat", name+"|last", s.nowMs())
 	pipe.HSet(ctx, beatEntriesKey(s.ns), name, data)
 	pipe.Publish(ctx, s.BeatChannel(), name)
 	_, err = pipe.Exec(ctx)
@@ -54,7 +62,7 @@ func (s *Store) DeleteBeatEntry(ctx context.Context, name string) error {
 
 // BeatFire is the outcome of firing a tick.
 type BeatFire struct {
-	Outcome string // ok, skipped, done, claimed, advanced
+	Outcome string // ok, skipped, done (this tick or a later one was done), advanced
 	JobID   string // the job enqueued (ok) or still waiting (skipped)
 }
 
@@ -68,15 +76,18 @@ type BeatTick struct {
 }
 
 // FireBeats fires ticks in order, pipelined 1000 to a round trip; each tick is one
-// script run (claim and enqueue together). It returns each tick's outcome.
-func (s *Store) FireBeats(ctx context.Context, ticks []BeatTick, claimTTL time.Duration) ([]BeatFire, error) {
+// script run (claim and enqueue together), and an entry's ticks go oldest first: a tick
+// is claimed by moving the entry's progress mark up to it, so an earlier tick sent after
+// it is done already. It returns each tick's outcome. The duration is ignored: it was
+// the lifetime of per-tick claim keys, which the progress mark replaced.
+func (s *Store) FireBeats(ctx context.Context, ticks []BeatTick, _ time.Duration) ([]BeatFire, error) {
 	out := make([]BeatFire, 0, len(ticks))
 	for start := 0; start < len(ticks); start += 1000 {
 		batch := ticks[start:min(start+1000, len(ticks))]
-		res, err := s.fireBatch(ctx, batch, claimTTL)
+		res, err := s.fireBatch(ctx, batch)
 		if isNoScript(err) { // pipelined EVALSHA cannot fall back to EVAL: load, send again
 			if err = s.LoadScripts(ctx); err == nil {
-				res, err = s.fireBatch(ctx, batch, claimTTL)
+				res, err = s.fireBatch(ctx, batch)
 			}
 		}
 		if err != nil {
@@ -87,13 +98,12 @@ func (s *Store) FireBeats(ctx context.Context, ticks []BeatTick, claimTTL time.D
 	return out, nil
 }
 
-func (s *Store) fireBatch(ctx context.Context, ticks []BeatTick, claimTTL time.Duration) ([]BeatFire, error) {
+func (s *Store) fireBatch(ctx context.Context, ticks []BeatTick) ([]BeatFire, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]interface{ Slice() ([]any, error) }, len(ticks))
 	now := s.nowMs()
 	for i, t := range ticks {
 		k := s.Keys(t.Queue)
-		claim := k.prefix + "beat:" + t.Name + ":" + strconv.FormatInt(t.Tick.UnixMilli(), 10)
 		skip, adv := "", ""
 		if t.OverlapSkip {
 			skip = "skip"
@@ -101,8 +111,8 @@ func (s *Store) fireBatch(ctx context.Context, ticks []BeatTick, claimTTL time.D
 		if t.Advance {
 			adv = "advance"
 		}
-		keys := []string{claim, k.prefix + "beat", k.Records, k.Index, k.Lanes, k.Wake, k.Lane(t.Job.Lane), k.Scheduled, k.Active}
-		cmds[i] = scriptBeatFire.EvalSha(ctx, pipe, keys, now, t.Tick.UnixMilli(), t.Name, claimTTL.Milliseconds(),
+		keys := []string{beatKey(k), k.Records, k.Index, k.Lanes, k.Wake, k.Lane(t.Job.Lane), k.Scheduled, k.Active}
+		cmds[i] = scriptBeatFire.EvalSha(ctx, pipe, keys, now, t.Tick.UnixMilli(), t.Name,
 			t.Job.ID, t.Job.Lane, t.Job.Record, skip, adv)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -132,7 +142,7 @@ func (s *Store) BeatProgress(ctx context.Context, queue string, names []string) 
 	for _, n := range names {
 		fields = append(fields, n+"|last", n+"|job")
 	}
-	vals, err := s.rdb.HMGet(ctx, s.Keys(queue).prefix+"beat", fields...).Result()
+	vals, err := s.rdb.HMGet(ctx, beatKey(s.Keys(queue)), fields...).Result()
 	if err != nil && !errors.Is(err, errRedisNil) {
 		return nil, nil, err
 	}
