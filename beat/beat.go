@@ -98,13 +98,46 @@ func (b *Beat) Set(ctx context.Context, e Entry) error {
 	if err != nil {
 		return err
 	}
-	_, err = b.store.SetBeatEntry(ctx, e.Queue, e.Name, string(data))
+	// an entry moved to another queue leaves its progress in the old one behind
+	var moved []string
+	old, err := b.store.BeatEntry(ctx, e.Name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if q := storedQueue(old); q != "" && q != e.Queue {
+		moved = append(moved, q)
+	}
+	_, err = b.store.SetBeatEntry(ctx, e.Queue, e.Name, string(data), moved...)
 	return err
 }
 
-// Delete removes an entry.
+// storedQueue is the queue of a stored entry, "" when it does not decode.
+func storedQueue(data string) string {
+	var e struct {
+		Queue string `json:"queue"`
+	}
+	if json.Unmarshal([]byte(data), &e) != nil {
+		return ""
+	}
+	return e.Queue
+}
+
+// Delete removes an entry and its progress (its last tick and last job).
 func (b *Beat) Delete(ctx context.Context, name string) error {
-	if err := b.store.DeleteBeatEntry(ctx, name); err != nil {
+	old, err := b.store.BeatEntry(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: no beat entry %q", job.ErrNotFound, name)
+	}
+	if err != nil {
+		return err
+	}
+	queues := []string{storedQueue(old)}
+	if queues[0] == "" { // an entry that does not decode: its progress may be in any queue
+		if queues, err = b.store.Queues(ctx); err != nil {
+			return err
+		}
+	}
+	if err := b.store.DeleteBeatEntry(ctx, name, queues...); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("%w: no beat entry %q", job.ErrNotFound, name)
 		}

@@ -26,6 +26,8 @@ func beatCases() []struct {
 		{"BeatKeysConstantOverTicks", testBeatKeysConstant},
 		{"BeatReplicasFireEachTickOnce", testBeatReplicasOnce},
 		{"BeatChangeFromLaggingClockReplaysNothing", testBeatLaggingChange},
+		{"BeatDeleteLeavesNoProgress", testBeatDeleteForgets},
+		{"BeatMoveLeavesNoProgress", testBeatMoveForgets},
 	}
 }
 
@@ -147,6 +149,68 @@ func testBeatLaggingChange(t *testing.T, b *bundle) {
 	if n := counts(t, b, "default").Pending; n != 2 {
 		t.Fatalf("%d jobs a minute later, want 2", n)
 	}
+}
+
+// Deleting an entry removes its progress (last tick, last job) from its queue's beat
+// hash, and the progress of an entry that no longer decodes from every queue.
+func testBeatDeleteForgets(t *testing.T, b *bundle) {
+	for _, q := range []string{"default", "other"} {
+		must(t, b.c.DeclareQueue(b.ctx, q))
+	}
+	bt := beatReplica(t, b, 0,
+		beat.Entry{Name: "gone", Spec: "@every 1s", Task: "t"},
+		beat.Entry{Name: "kept", Spec: "@every 1s", Task: "t"})
+	beatTick(t, b, bt)
+	b.clock.Advance(time.Second)
+	beatTick(t, b, bt)
+	equal(t, "progress", sortedStrings(beatFields(t, b, "default")), []string{"gone|job", "gone|last", "kept|job", "kept|last"})
+	must(t, bt.Delete(b.ctx, "gone"))
+	equal(t, "progress after deleting gone", sortedStrings(beatFields(t, b, "default")), []string{"kept|job", "kept|last"})
+	must(t, bt.Delete(b.ctx, "kept"))
+	if f := beatFields(t, b, "default"); len(f) != 0 {
+		t.Errorf("beat progress %v of deleted entries", f)
+	}
+	// an entry that no longer decodes is deleted with its progress, wherever it is
+	must(t, b.s.Redis().HSet(b.ctx, b.s.Namespace()+":beat:entries", "broken", "{not json").Err())
+	must(t, b.s.Redis().HSet(b.ctx, b.s.Namespace()+":{other}:beat", "broken|last", "1", "broken|job", "x").Err())
+	must(t, bt.Delete(b.ctx, "broken"))
+	if f := beatFields(t, b, "other"); len(f) != 0 {
+		t.Errorf("a deleted broken entry keeps beat progress %v", f)
+	}
+	st, err := bt.List(b.ctx)
+	must(t, err)
+	if len(st) != 0 {
+		t.Fatalf("entries left after deleting all: %+v", st)
+	}
+}
+
+// An entry moved to another queue leaves no progress in the old one, and a tick fired
+// in the old queue does not fire again in the new one.
+func testBeatMoveForgets(t *testing.T, b *bundle) {
+	for _, q := range []string{"default", "other"} {
+		must(t, b.c.DeclareQueue(b.ctx, q))
+	}
+	entry := beat.Entry{Name: "moving", Spec: "* * * * *", Task: "t"}
+	bt := beatReplica(t, b, 0, entry)
+	lagging := beatReplica(t, b, -5*time.Second)
+	beatTick(t, b, bt)
+	b.clock.Advance(time.Minute)
+	beatTick(t, b, bt)
+	entry.Queue = "other"
+	must(t, lagging.Set(b.ctx, entry)) // from a clock behind the tick just fired
+	beatTick(t, b, bt, lagging)
+	if f := beatFields(t, b, "default"); len(f) != 0 {
+		t.Errorf("the old queue keeps beat progress %v", f)
+	}
+	if n := counts(t, b, "other").Pending; n != 0 {
+		t.Fatalf("the moved entry fired its last tick again: %d jobs in other", n)
+	}
+	b.clock.Advance(time.Minute)
+	beatTick(t, b, bt, lagging)
+	if a, o := counts(t, b, "default").Pending, counts(t, b, "other").Pending; a != 1 || o != 1 {
+		t.Fatalf("%d jobs in default, %d in other, want 1 and 1", a, o)
+	}
+	equal(t, "progress in other", sortedStrings(beatFields(t, b, "other")), []string{"moving|job", "moving|last"})
 }
 
 func sortedStrings(s []string) []string {

@@ -23,14 +23,24 @@ func (s *Store) BeatEntries(ctx context.Context) (map[string]string, error) {
 	return s.rdb.HGetAll(ctx, beatEntriesKey(s.ns)).Result()
 }
 
+// BeatEntry reads one stored entry (JSON); ErrNotFound when there is none.
+func (s *Store) BeatEntry(ctx context.Context, name string) (string, error) {
+	data, err := s.rdb.HGet(ctx, beatEntriesKey(s.ns), name).Result()
+	if errors.Is(err, errRedisNil) {
+		return "", ErrNotFound
+	}
+	return data, err
+}
+
 // SetBeatEntry stores an entry of queue and tells every replica, unless it is stored
 // already exactly so (a replica restarting with the same entries changes nothing and
 // wakes nobody). A new or changed entry starts from now: its progress mark moves up to
 // now, so no tick before the change is owed, enabling an entry or changing its spec
 // never replays ticks as catch-up, and a new entry's first tick does not depend on which
 // replica sees it first. The mark never moves back (a change stored by a process whose
-// clock lags would otherwise fire a fired tick again).
-func (s *Store) SetBeatEntry(ctx context.Context, queue, name, data string) (bool, error) {
+// clock lags would otherwise fire a fired tick again). moved names queues the entry was
+// in before: its progress there is removed, and its mark there carried over.
+func (s *Store) SetBeatEntry(ctx context.Context, queue, name, data string, moved ...string) (bool, error) {
 	old, err := s.rdb.HGet(ctx, beatEntriesKey(s.ns), name).Result()
 	if err != nil && !errors.Is(err, errRedisNil) {
 		return false, err
@@ -38,23 +48,46 @@ func (s *Store) SetBeatEntry(ctx context.Context, queue, name, data string) (boo
 	if old == data {
 		return false, nil
 	}
-	if _, err := s.FireBeats(ctx, []BeatTick{{Queue: queue, Name: name, Tick: s.now(), Advance: true}}, 0); err != nil {
+	start := s.now()
+	for _, q := range moved {
+		if q == queue {
+			continue
+		}
+		last, _, err := s.BeatProgress(ctx, q, []string{name})
+		if err != nil {
+			return false, err
+		}
+		if t, ok := last[name]; ok && t.After(start) {
+			start = t
+		}
+	}
+	if _, err := s.FireBeats(ctx, []BeatTick{{Queue: queue, Name: name, Tick: start, Advance: true}}, 0); err != nil {
 		return false, err
 	}
 	pipe := s.rdb.Pipeline()
+	for _, q := range moved {
+		if q != queue {
+			pipe.HDel(ctx, beatKey(s.Keys(q)), name+"|last", name+"|job")
+		}
+	}
 	pipe.HSet(ctx, beatEntriesKey(s.ns), name, data)
 	pipe.Publish(ctx, s.BeatChannel(), name)
 	_, err = pipe.Exec(ctx)
 	return true, err
 }
 
-// DeleteBeatEntry removes an entry; ErrNotFound when there is none.
-func (s *Store) DeleteBeatEntry(ctx context.Context, name string) error {
-	n, err := s.rdb.HDel(ctx, beatEntriesKey(s.ns), name).Result()
-	if err != nil {
+// DeleteBeatEntry removes an entry and its progress in queues (the entry's queue, or
+// every queue when it is not known); ErrNotFound when there is no such entry.
+func (s *Store) DeleteBeatEntry(ctx context.Context, name string, queues ...string) error {
+	pipe := s.rdb.Pipeline()
+	del := pipe.HDel(ctx, beatEntriesKey(s.ns), name)
+	for _, q := range queues {
+		pipe.HDel(ctx, beatKey(s.Keys(q)), name+"|last", name+"|job")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
-	if n == 0 {
+	if del.Val() == 0 {
 		return ErrNotFound
 	}
 	return s.rdb.Publish(ctx, s.BeatChannel(), name).Err()
