@@ -248,24 +248,19 @@ func (b *Beat) Tick(ctx context.Context) (time.Time, error) {
 			ticks = append(ticks, t)
 			from = now
 		}
-		// every due tick, keeping the latest ones: a catch-up limit applies to the whole
-		// outage, however long (a per-second entry down for days has millions)
-		var due []time.Time
-		for t, n := e.sched.Next(from), 0; !t.IsZero() && !t.After(now) && n < 50_000_000; t, n = e.sched.Next(t), n+1 {
-			due = append(due, t)
-			if len(due) > 2*maxKept {
-				due = append(due[:0], due[len(due)-maxKept:]...)
-			}
+		fire, latest, missed := e.sched.due(from, now, b.cfg.MissedAfter, e.CatchUp, e.CatchUpLimit)
+		if missed {
+			b.log.Info("beat entry missed ticks", "entry", e.Name, "since", from, "policy", e.CatchUp)
 		}
-		more, err := b.dueTicks(e, declared[e.Task], now, due)
+		more, err := b.dueTicks(e, declared[e.Task], fire, latest)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		ticks = append(ticks, more...)
 		anchor := from // @every ticks count from the last one, not from now
-		if len(due) > 0 {
-			anchor = due[len(due)-1]
+		if !latest.IsZero() {
+			anchor = latest
 		}
 		if n := e.sched.Next(anchor); !n.IsZero() && (next.IsZero() || n.Before(next)) {
 			next = n
@@ -277,34 +272,11 @@ func (b *Beat) Tick(ctx context.Context) (time.Time, error) {
 	return next, errors.Join(errs...)
 }
 
-// dueTicks applies the catch-up policy to the due ticks: the ticks to fire, in order,
-// then the mark that everything up to the latest due tick is done.
-func (b *Beat) dueTicks(e compiled, declared []job.Option, now time.Time, due []time.Time) ([]store.BeatTick, error) {
-	if len(due) == 0 {
+// dueTicks prepares the ticks to fire, in order, then the mark that everything up to
+// the latest due tick is done (nothing when no tick is due).
+func (b *Beat) dueTicks(e compiled, declared []job.Option, fire []time.Time, latest time.Time) ([]store.BeatTick, error) {
+	if latest.IsZero() {
 		return nil, nil
-	}
-	var missed, recent []time.Time
-	for _, t := range due {
-		if now.Sub(t) > b.cfg.MissedAfter {
-			missed = append(missed, t)
-		} else {
-			recent = append(recent, t)
-		}
-	}
-	fire := recent
-	switch e.CatchUp {
-	case CatchUpLatest:
-		if len(missed) > 0 {
-			fire = append([]time.Time{missed[len(missed)-1]}, recent...)
-		}
-	case CatchUpAll:
-		if len(missed) > e.CatchUpLimit {
-			missed = missed[len(missed)-e.CatchUpLimit:]
-		}
-		fire = append(missed, recent...)
-	}
-	if len(missed) > 0 {
-		b.log.Info("beat entry missed ticks", "entry", e.Name, "missed", len(missed), "policy", e.CatchUp)
 	}
 	var out []store.BeatTick
 	for _, t := range fire {
@@ -314,7 +286,7 @@ func (b *Beat) dueTicks(e compiled, declared []job.Option, now time.Time, due []
 		}
 		out = append(out, bt)
 	}
-	bt, err := b.tick(e, declared, due[len(due)-1], true) // the skipped ones are done too
+	bt, err := b.tick(e, declared, latest, true) // the skipped ones are done too
 	if err != nil {
 		return nil, err
 	}
@@ -401,10 +373,7 @@ func (b *Beat) List(ctx context.Context) ([]Status, error) {
 			if from.IsZero() {
 				from = b.store.Now()
 			}
-			st.Next = e.sched.Next(from)
-			for now := b.store.Now(); !st.Next.IsZero() && st.Next.Before(now.Add(-b.cfg.MissedAfter)); {
-				st.Next = e.sched.Next(st.Next) // ticks this far behind are missed, not next
-			}
+			st.Next = e.sched.upcoming(from, b.store.Now(), b.cfg.MissedAfter)
 		}
 		if id := jobs[e.Name]; id != "" {
 			st.LastJob, _ = b.c.Job(ctx, e.Queue, id)

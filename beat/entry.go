@@ -53,8 +53,9 @@ var parser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron
 
 // schedule is an entry's parsed spec in its time zone.
 type schedule struct {
-	spec cron.Schedule
-	loc  *time.Location
+	spec  cron.Schedule
+	loc   *time.Location
+	every time.Duration // an @every spec's interval (0 for a cron spec)
 }
 
 // Next is the first tick after t. Cron specs are evaluated on wall-clock time in the
@@ -64,7 +65,7 @@ type schedule struct {
 // occurrence, or to its second when the first is already past. Constant delays (@every)
 // are plain durations.
 func (s schedule) Next(t time.Time) time.Time {
-	if _, ok := s.spec.(cron.ConstantDelaySchedule); ok {
+	if s.every > 0 {
 		return s.spec.Next(t)
 	}
 	w := t.In(s.loc)
@@ -80,6 +81,57 @@ func (s schedule) Next(t time.Time) time.Time {
 		naive = n
 	}
 	return time.Time{}
+}
+
+// due picks, of the ticks after from up to now, those to fire (oldest first) and the
+// latest of them all (zero when none is due), up to which every tick is done once they
+// fire. A tick more than missedAfter late is missed (every beat was down): the catch-up
+// policy says which of the missed ones fire; missed tells whether there were any. A
+// catch-up limit holds over the whole outage, however long.
+func (s schedule) due(from, now time.Time, missedAfter time.Duration, catchUp CatchUp, limit int) (fire []time.Time, latest time.Time, missed bool) {
+	// every due tick, keeping the latest ones (a per-second entry down for days has
+	// millions)
+	var due []time.Time
+	for t, n := s.Next(from), 0; !t.IsZero() && !t.After(now) && n < 50_000_000; t, n = s.Next(t), n+1 {
+		due = append(due, t)
+		if len(due) > 2*maxKept {
+			due = append(due[:0], due[len(due)-maxKept:]...)
+		}
+	}
+	if len(due) == 0 {
+		return nil, time.Time{}, false
+	}
+	var old, recent []time.Time
+	for _, t := range due {
+		if now.Sub(t) > missedAfter {
+			old = append(old, t)
+		} else {
+			recent = append(recent, t)
+		}
+	}
+	fire = recent
+	switch catchUp {
+	case CatchUpLatest:
+		if len(old) > 0 {
+			fire = append([]time.Time{old[len(old)-1]}, recent...)
+		}
+	case CatchUpAll:
+		if len(old) > limit {
+			old = old[len(old)-limit:]
+		}
+		fire = append(old, recent...)
+	}
+	return fire, due[len(due)-1], len(old) > 0
+}
+
+// upcoming is the next tick a beat will fire, looking at now: the first after from
+// that is not missed.
+func (s schedule) upcoming(from, now time.Time, missedAfter time.Duration) time.Time {
+	t := s.Next(from)
+	for !t.IsZero() && t.Before(now.Add(-missedAfter)) {
+		t = s.Next(t) // ticks this far behind are missed, not next
+	}
+	return t
 }
 
 // instant maps wall time n (given in UTC fields) to the first instant after t that
@@ -179,7 +231,11 @@ func (e *Entry) compile() (schedule, error) {
 	if err != nil {
 		return schedule{}, bad("cron spec %q: %v", e.Spec, err)
 	}
-	return schedule{spec: spec, loc: loc}, nil
+	sc := schedule{spec: spec, loc: loc}
+	if cd, ok := spec.(cron.ConstantDelaySchedule); ok {
+		sc.every = cd.Delay
+	}
+	return sc, nil
 }
 
 // options are the enqueue options of the entry's jobs.
