@@ -564,3 +564,28 @@ func TestLocalZoneRefused(t *testing.T) {
 		t.Fatalf("the stored Local entry is not reported: %+v", st)
 	}
 }
+
+// TestYearLongOutage: after a year with every beat down, one Tick fires what the
+// catch-up policies say (the work is bounded by them: see TestLongOutageBoundedWork),
+// and List gives the next run from now.
+func TestYearLongOutage(t *testing.T) {
+	e := newEnv(t, time.Date(2026, 1, 5, 12, 0, 0, 500_000_000, time.UTC))
+	b := e.replica(t,
+		beat.Entry{Name: "every", Spec: "@every 1s", Task: "t", Queue: "ml", CatchUp: beat.CatchUpAll, CatchUpLimit: 10},
+		beat.Entry{Name: "cron", Spec: "* * * * * *", TimeZone: "America/New_York", Task: "t", Queue: "data", CatchUp: beat.CatchUpLatest})
+	tickAll(t, e, b)
+	e.clock.Advance(365 * 24 * time.Hour)
+	tickAll(t, e, b)
+	if ml, data := e.jobs(t, "ml"), e.jobs(t, "data"); ml != 70 || data != 61 {
+		t.Fatalf("all fired %d (want 70), latest fired %d (want 61)", ml, data)
+	}
+	st, err := b.List(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if want := e.clock.Now().Truncate(time.Second).Add(time.Second); !s.Next.Equal(want) {
+			t.Errorf("%s: next run %v, want %v", s.Name, s.Next, want)
+		}
+	}
+}

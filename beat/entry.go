@@ -86,52 +86,180 @@ func (s schedule) Next(t time.Time) time.Time {
 // due picks, of the ticks after from up to now, those to fire (oldest first) and the
 // latest of them all (zero when none is due), up to which every tick is done once they
 // fire. A tick more than missedAfter late is missed (every beat was down): the catch-up
-// policy says which of the missed ones fire; missed tells whether there were any. A
-// catch-up limit holds over the whole outage, however long.
+// policy says which of the missed ones fire (none, the latest, or the latest limit);
+// missed tells whether there were any. Of the ticks not missed, the latest maxKept
+// fire.
+//
+// The work is in proportion to the ticks that fire, however long the outage: only the
+// ticks that can fire are walked (see latest), never every missed tick.
 func (s schedule) due(from, now time.Time, missedAfter time.Duration, catchUp CatchUp, limit int) (fire []time.Time, latest time.Time, missed bool) {
-	// every due tick, keeping the latest ones (a per-second entry down for days has
-	// millions)
-	var due []time.Time
-	for t, n := s.Next(from), 0; !t.IsZero() && !t.After(now) && n < 50_000_000; t, n = s.Next(t), n+1 {
-		due = append(due, t)
-		if len(due) > 2*maxKept {
-			due = append(due[:0], due[len(due)-maxKept:]...)
-		}
-	}
-	if len(due) == 0 {
-		return nil, time.Time{}, false
-	}
-	var old, recent []time.Time
-	for _, t := range due {
-		if now.Sub(t) > missedAfter {
-			old = append(old, t)
-		} else {
-			recent = append(recent, t)
-		}
-	}
-	fire = recent
+	keep := 0
 	switch catchUp {
 	case CatchUpLatest:
-		if len(old) > 0 {
-			fire = append([]time.Time{old[len(old)-1]}, recent...)
-		}
+		keep = 1
 	case CatchUpAll:
-		if len(old) > limit {
-			old = old[len(old)-limit:]
-		}
-		fire = append(old, recent...)
+		keep = limit
 	}
-	return fire, due[len(due)-1], len(old) > 0
+	// a tick is missed when now.Sub(tick) > missedAfter: at or before lastMissed
+	lastMissed := now.Add(-missedAfter).Add(-time.Nanosecond)
+	recent := s.latest(from, maxTime(from, lastMissed), now, maxKept)
+	var old []time.Time
+	if lastMissed.After(from) {
+		old = s.latest(from, from, lastMissed, max(keep, 1)) // one at least: it may be the latest due
+	}
+	switch {
+	case len(recent) > 0:
+		latest = recent[len(recent)-1]
+	case len(old) > 0:
+		latest = old[len(old)-1]
+	}
+	missed = len(old) > 0
+	if len(old) > keep {
+		old = old[len(old)-keep:]
+	}
+	return append(old, recent...), latest, missed
 }
 
 // upcoming is the next tick a beat will fire, looking at now: the first after from
 // that is not missed.
 func (s schedule) upcoming(from, now time.Time, missedAfter time.Duration) time.Time {
-	t := s.Next(from)
-	for !t.IsZero() && t.Before(now.Add(-missedAfter)) {
-		t = s.Next(t) // ticks this far behind are missed, not next
+	lastMissed := now.Add(-missedAfter).Add(-time.Nanosecond)
+	if !lastMissed.After(from) {
+		return s.Next(from)
+	}
+	if s.every > 0 {
+		first := s.Next(from)
+		if first.IsZero() || first.After(lastMissed) {
+			return first
+		}
+		return first.Add((lastMissed.Sub(first)/s.every + 1) * s.every)
+	}
+	t := s.Next(maxTime(from, s.settled(lastMissed)))
+	for !t.IsZero() && !t.After(lastMissed) {
+		t = s.Next(t)
 	}
 	return t
+}
+
+// latest returns the last k of the ticks after from (the walk from from: each the
+// Next of the one before) that fall after lo and up to hi, oldest first; lo is not
+// before from. It walks from from only while that is cheap, then from ever earlier
+// points before hi, each twice as far back, until k ticks are found: the work is in
+// proportion to k, not to the ticks between from and hi.
+func (s schedule) latest(from, lo, hi time.Time, k int) []time.Time {
+	if k <= 0 || !hi.After(lo) {
+		return nil
+	}
+	if s.every > 0 { // @every: the ticks are from's first one plus whole intervals
+		first := s.Next(from)
+		if first.IsZero() || first.After(hi) {
+			return nil
+		}
+		j0, j1 := time.Duration(0), hi.Sub(first)/s.every // first and last tick in (lo, hi]
+		if !first.After(lo) {
+			j0 = lo.Sub(first)/s.every + 1
+		}
+		j0 = max(j0, j1-time.Duration(k)+1)
+		var out []time.Time
+		for j := j0; j <= j1; j++ {
+			out = append(out, first.Add(j*s.every))
+		}
+		return out
+	}
+	budget := 4*k + 64
+	start := maxTime(from, s.settled(lo))
+	ticks, done, reached := s.walk(start, lo, hi, k, budget)
+	if done {
+		return ticks
+	}
+	// a window before hi sized for k ticks by the density the walk met, doubled
+	// until it holds k ticks or reaches lo
+	span := max(time.Second, reached.Sub(start)/time.Duration(budget)*time.Duration(k))
+	for {
+		whole := span >= hi.Sub(lo)
+		p := lo
+		if !whole {
+			p = hi.Add(-span)
+		}
+		p = maxTime(from, s.settled(p))
+		got, _, _ := s.walk(p, lo, hi, k, 0)
+		if whole || len(got) >= k || !p.After(lo) {
+			return got
+		}
+		if span > hi.Sub(lo)/2 {
+			span = hi.Sub(lo)
+		} else {
+			span *= 2
+		}
+	}
+}
+
+// walk walks the ticks from p (a tick of the walk from from, or a settled instant),
+// keeping the last k of those after lo, up to hi or for budget steps (0: no bound).
+// done tells whether it reached hi; reached is the tick it stopped at.
+func (s schedule) walk(p, lo, hi time.Time, k, budget int) (ticks []time.Time, done bool, reached time.Time) {
+	t := s.Next(p)
+	for n := 1; !t.IsZero() && !t.After(hi); n++ {
+		if budget > 0 && n > budget {
+			return lastOf(ticks, k), false, t
+		}
+		if t.After(lo) {
+			ticks = append(ticks, t)
+			if len(ticks) > 2*k {
+				ticks = append(ticks[:0], ticks[len(ticks)-k:]...)
+			}
+		}
+		t = s.Next(t)
+	}
+	return lastOf(ticks, k), true, t
+}
+
+// settled moves p back out of the moments around a change of the zone's offset, where
+// a walk from p would not meet the ticks that a walk through the change meets: a walk
+// maps the wall times of a spring-forward gap to just after it, and fires each wall
+// time of a repeated hour once. From a settled instant, Next gives the tick that a walk
+// from any earlier tick gives.
+func (s schedule) settled(p time.Time) time.Time {
+	for range 8 {
+		w := p.In(s.loc)
+		start, end := w.ZoneBounds()
+		_, off := w.Zone()
+		if !start.IsZero() { // just after a change
+			_, before := start.Add(-time.Nanosecond).In(s.loc).Zone()
+			if p.Sub(start) < offsetShift(off, before) {
+				p = start.Add(-time.Nanosecond)
+				continue
+			}
+		}
+		if !end.IsZero() { // just before one
+			_, after := end.In(s.loc).Zone()
+			if d := offsetShift(off, after); end.Sub(p) <= d {
+				p = end.Add(-d - time.Nanosecond)
+				continue
+			}
+		}
+		return p
+	}
+	return p
+}
+
+// offsetShift is the size of a change between two zone offsets (seconds east of UTC).
+func offsetShift(a, b int) time.Duration {
+	return time.Duration(max(a-b, b-a)) * time.Second
+}
+
+func lastOf(ts []time.Time, k int) []time.Time {
+	if len(ts) > k {
+		return ts[len(ts)-k:]
+	}
+	return ts
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // instant maps wall time n (given in UTC fields) to the first instant after t that
