@@ -23,8 +23,10 @@ type Config struct {
 	// MissedAfter: a tick more than this late when the beat looks is missed (every beat
 	// was down), and the entry's catch-up policy applies (default 1 minute).
 	MissedAfter time.Duration
-	// ClaimTTL is how long a fired tick's claim is kept (default 24 h); a replica only
-	// tries ticks after an entry's last one, so this only bounds concurrent attempts.
+	// ClaimTTL is ignored.
+	//
+	// Deprecated: a tick is claimed by moving its entry's progress mark (one field per
+	// entry, no TTL) instead of by a key kept for ClaimTTL.
 	ClaimTTL time.Duration
 	Logger   *slog.Logger
 }
@@ -45,9 +47,6 @@ type Beat struct {
 func New(c *queue.Client, cfg Config) (*Beat, error) {
 	if cfg.MissedAfter <= 0 {
 		cfg.MissedAfter = time.Minute
-	}
-	if cfg.ClaimTTL <= 0 {
-		cfg.ClaimTTL = 24 * time.Hour
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -99,13 +98,46 @@ func (b *Beat) Set(ctx context.Context, e Entry) error {
 	if err != nil {
 		return err
 	}
-	_, err = b.store.SetBeatEntry(ctx, e.Queue, e.Name, string(data))
+	// an entry moved to another queue leaves its progress in the old one behind
+	var moved []string
+	old, err := b.store.BeatEntry(ctx, e.Name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if q := storedQueue(old); q != "" && q != e.Queue {
+		moved = append(moved, q)
+	}
+	_, err = b.store.SetBeatEntry(ctx, e.Queue, e.Name, string(data), moved...)
 	return err
 }
 
-// Delete removes an entry.
+// storedQueue is the queue of a stored entry, "" when it does not decode.
+func storedQueue(data string) string {
+	var e struct {
+		Queue string `json:"queue"`
+	}
+	if json.Unmarshal([]byte(data), &e) != nil {
+		return ""
+	}
+	return e.Queue
+}
+
+// Delete removes an entry and its progress (its last tick and last job).
 func (b *Beat) Delete(ctx context.Context, name string) error {
-	if err := b.store.DeleteBeatEntry(ctx, name); err != nil {
+	old, err := b.store.BeatEntry(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: no beat entry %q", job.ErrNotFound, name)
+	}
+	if err != nil {
+		return err
+	}
+	queues := []string{storedQueue(old)}
+	if queues[0] == "" { // an entry that does not decode: its progress may be in any queue
+		if queues, err = b.store.Queues(ctx); err != nil {
+			return err
+		}
+	}
+	if err := b.store.DeleteBeatEntry(ctx, name, queues...); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("%w: no beat entry %q", job.ErrNotFound, name)
 		}
@@ -216,63 +248,35 @@ func (b *Beat) Tick(ctx context.Context) (time.Time, error) {
 			ticks = append(ticks, t)
 			from = now
 		}
-		// every due tick, keeping the latest ones: a catch-up limit applies to the whole
-		// outage, however long (a per-second entry down for days has millions)
-		var due []time.Time
-		for t, n := e.sched.Next(from), 0; !t.IsZero() && !t.After(now) && n < 50_000_000; t, n = e.sched.Next(t), n+1 {
-			due = append(due, t)
-			if len(due) > 2*maxKept {
-				due = append(due[:0], due[len(due)-maxKept:]...)
-			}
+		fire, latest, missed := e.sched.due(from, now, b.cfg.MissedAfter, e.CatchUp, e.CatchUpLimit)
+		if missed {
+			b.log.Info("beat entry missed ticks", "entry", e.Name, "since", from, "policy", e.CatchUp)
 		}
-		more, err := b.dueTicks(e, declared[e.Task], now, due)
+		more, err := b.dueTicks(e, declared[e.Task], fire, latest)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		ticks = append(ticks, more...)
 		anchor := from // @every ticks count from the last one, not from now
-		if len(due) > 0 {
-			anchor = due[len(due)-1]
+		if !latest.IsZero() {
+			anchor = latest
 		}
 		if n := e.sched.Next(anchor); !n.IsZero() && (next.IsZero() || n.Before(next)) {
 			next = n
 		}
 	}
-	if _, err := b.store.FireBeats(ctx, ticks, b.cfg.ClaimTTL); err != nil {
+	if _, err := b.store.FireBeats(ctx, ticks, 0); err != nil {
 		errs = append(errs, err)
 	}
 	return next, errors.Join(errs...)
 }
 
-// dueTicks applies the catch-up policy to the due ticks: the ticks to fire, in order,
-// then the mark that everything up to the latest due tick is done.
-func (b *Beat) dueTicks(e compiled, declared []job.Option, now time.Time, due []time.Time) ([]store.BeatTick, error) {
-	if len(due) == 0 {
+// dueTicks prepares the ticks to fire, in order, then the mark that everything up to
+// the latest due tick is done (nothing when no tick is due).
+func (b *Beat) dueTicks(e compiled, declared []job.Option, fire []time.Time, latest time.Time) ([]store.BeatTick, error) {
+	if latest.IsZero() {
 		return nil, nil
-	}
-	var missed, recent []time.Time
-	for _, t := range due {
-		if now.Sub(t) > b.cfg.MissedAfter {
-			missed = append(missed, t)
-		} else {
-			recent = append(recent, t)
-		}
-	}
-	fire := recent
-	switch e.CatchUp {
-	case CatchUpLatest:
-		if len(missed) > 0 {
-			fire = append([]time.Time{missed[len(missed)-1]}, recent...)
-		}
-	case CatchUpAll:
-		if len(missed) > e.CatchUpLimit {
-			missed = missed[len(missed)-e.CatchUpLimit:]
-		}
-		fire = append(missed, recent...)
-	}
-	if len(missed) > 0 {
-		b.log.Info("beat entry missed ticks", "entry", e.Name, "missed", len(missed), "policy", e.CatchUp)
 	}
 	var out []store.BeatTick
 	for _, t := range fire {
@@ -282,7 +286,7 @@ func (b *Beat) dueTicks(e compiled, declared []job.Option, now time.Time, due []
 		}
 		out = append(out, bt)
 	}
-	bt, err := b.tick(e, declared, due[len(due)-1], true) // the skipped ones are done too
+	bt, err := b.tick(e, declared, latest, true) // the skipped ones are done too
 	if err != nil {
 		return nil, err
 	}
@@ -369,10 +373,7 @@ func (b *Beat) List(ctx context.Context) ([]Status, error) {
 			if from.IsZero() {
 				from = b.store.Now()
 			}
-			st.Next = e.sched.Next(from)
-			for now := b.store.Now(); !st.Next.IsZero() && st.Next.Before(now.Add(-b.cfg.MissedAfter)); {
-				st.Next = e.sched.Next(st.Next) // ticks this far behind are missed, not next
-			}
+			st.Next = e.sched.upcoming(from, b.store.Now(), b.cfg.MissedAfter)
 		}
 		if id := jobs[e.Name]; id != "" {
 			st.LastJob, _ = b.c.Job(ctx, e.Queue, id)

@@ -493,3 +493,99 @@ func TestEntryBounds(t *testing.T) {
 		t.Fatalf("beat file: %+v %v", es, err)
 	}
 }
+
+// TestLocalZoneRefused: time_zone "Local" is each process's own zone, so replicas in
+// different zones would each fire the entry at their own hour (a daily entry over three
+// days, with replicas in UTC and New York, made 6 jobs). It is refused wherever an entry
+// is checked, naming the entry; no zone still means UTC.
+func TestLocalZoneRefused(t *testing.T) {
+	e := newEnv(t, time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC))
+	b := e.replica(t)
+	cases := []struct {
+		zone string
+		want string // "" means valid, with the next @daily run at next
+		next time.Time
+	}{
+		{"Local", `"nightly": time_zone "Local"`, time.Time{}},
+		{"local", `"nightly": time_zone "local"`, time.Time{}},
+		{"", "", time.Date(2026, 1, 6, 0, 0, 0, 0, time.UTC)},
+		{"UTC", "", time.Date(2026, 1, 6, 0, 0, 0, 0, time.UTC)},
+		{"Europe/Berlin", "", time.Date(2026, 1, 5, 23, 0, 0, 0, time.UTC)},
+	}
+	for _, tc := range cases {
+		t.Run("zone "+tc.zone, func(t *testing.T) {
+			entry := beat.Entry{Name: "nightly", Spec: "@daily", TimeZone: tc.zone, Task: "t"}
+			check := func(how string, err error) {
+				t.Helper()
+				if tc.want == "" {
+					if err != nil {
+						t.Fatalf("%s: unexpected error %v", how, err)
+					}
+					return
+				}
+				if !errors.Is(err, beat.ErrInvalidEntry) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `IANA name such as "Europe/Berlin"`) {
+					t.Fatalf("%s: error %v, want ErrInvalidEntry naming the entry, %q and an IANA example", how, err, tc.want)
+				}
+			}
+			next, err := beat.NextRun(entry, e.clock.Now())
+			check("NextRun", err)
+			if tc.want == "" && !next.Equal(tc.next) {
+				t.Fatalf("next run %v, want %v", next.UTC(), tc.next)
+			}
+			_, err = beat.New(e.c, beat.Config{Logger: quiet, Entries: []beat.Entry{entry}})
+			check("New", err)
+			check("Set", b.Set(e.ctx, entry))
+			es, err := beat.LoadFile(strings.NewReader(fmt.Sprintf("entries:\n  - {name: nightly, spec: \"@daily\", task: t, time_zone: %q}\n  - {name: ok, spec: \"@daily\", task: t}\n", tc.zone)))
+			check("LoadFile", err)
+			if wantN := map[bool]int{true: 2, false: 1}[tc.want == ""]; len(es) != wantN {
+				t.Fatalf("LoadFile kept %d entries, want %d", len(es), wantN)
+			}
+		})
+	}
+	// an entry stored with "Local" (by an older version) is reported and never fires
+	if err := e.rdb.HSet(e.ctx, "chronoq:beat:entries", "stored-local", `{"name":"stored-local","spec":"@every 1m","time_zone":"Local","task":"t","queue":"ml"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	tickAll(t, e, b)
+	e.clock.Advance(time.Minute)
+	tickAll(t, e, b)
+	if n := e.jobs(t, "ml"); n != 0 {
+		t.Fatalf("the stored Local entry fired %d jobs", n)
+	}
+	st, err := b.List(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range st {
+		found = found || (s.Name == "stored-local" && strings.Contains(s.Error, `time_zone "Local"`))
+	}
+	if !found {
+		t.Fatalf("the stored Local entry is not reported: %+v", st)
+	}
+}
+
+// TestYearLongOutage: after a year with every beat down, one Tick fires what the
+// catch-up policies say (the work is bounded by them: see TestLongOutageBoundedWork),
+// and List gives the next run from now.
+func TestYearLongOutage(t *testing.T) {
+	e := newEnv(t, time.Date(2026, 1, 5, 12, 0, 0, 500_000_000, time.UTC))
+	b := e.replica(t,
+		beat.Entry{Name: "every", Spec: "@every 1s", Task: "t", Queue: "ml", CatchUp: beat.CatchUpAll, CatchUpLimit: 10},
+		beat.Entry{Name: "cron", Spec: "* * * * * *", TimeZone: "America/New_York", Task: "t", Queue: "data", CatchUp: beat.CatchUpLatest})
+	tickAll(t, e, b)
+	e.clock.Advance(365 * 24 * time.Hour)
+	tickAll(t, e, b)
+	if ml, data := e.jobs(t, "ml"), e.jobs(t, "data"); ml != 70 || data != 61 {
+		t.Fatalf("all fired %d (want 70), latest fired %d (want 61)", ml, data)
+	}
+	st, err := b.List(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if want := e.clock.Now().Truncate(time.Second).Add(time.Second); !s.Next.Equal(want) {
+			t.Errorf("%s: next run %v, want %v", s.Name, s.Next, want)
+		}
+	}
+}

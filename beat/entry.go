@@ -35,7 +35,7 @@ type Entry struct {
 	// Spec is a cron spec: 5 fields, or 6 with seconds first, or a descriptor such as
 	// @daily, @hourly, @every 90s.
 	Spec     string `json:"spec"`
-	TimeZone string `json:"time_zone,omitempty"` // IANA name; "" is UTC
+	TimeZone string `json:"time_zone,omitempty"` // IANA name; "" is UTC; "Local" is refused
 	Task     string `json:"task"`
 	Args     []byte `json:"args,omitempty"` // msgpack payload
 	Queue    string `json:"queue,omitempty"`
@@ -53,8 +53,9 @@ var parser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron
 
 // schedule is an entry's parsed spec in its time zone.
 type schedule struct {
-	spec cron.Schedule
-	loc  *time.Location
+	spec  cron.Schedule
+	loc   *time.Location
+	every time.Duration // an @every spec's interval (0 for a cron spec)
 }
 
 // Next is the first tick after t. Cron specs are evaluated on wall-clock time in the
@@ -64,7 +65,7 @@ type schedule struct {
 // occurrence, or to its second when the first is already past. Constant delays (@every)
 // are plain durations.
 func (s schedule) Next(t time.Time) time.Time {
-	if _, ok := s.spec.(cron.ConstantDelaySchedule); ok {
+	if s.every > 0 {
 		return s.spec.Next(t)
 	}
 	w := t.In(s.loc)
@@ -80,6 +81,185 @@ func (s schedule) Next(t time.Time) time.Time {
 		naive = n
 	}
 	return time.Time{}
+}
+
+// due picks, of the ticks after from up to now, those to fire (oldest first) and the
+// latest of them all (zero when none is due), up to which every tick is done once they
+// fire. A tick more than missedAfter late is missed (every beat was down): the catch-up
+// policy says which of the missed ones fire (none, the latest, or the latest limit);
+// missed tells whether there were any. Of the ticks not missed, the latest maxKept
+// fire.
+//
+// The work is in proportion to the ticks that fire, however long the outage: only the
+// ticks that can fire are walked (see latest), never every missed tick.
+func (s schedule) due(from, now time.Time, missedAfter time.Duration, catchUp CatchUp, limit int) (fire []time.Time, latest time.Time, missed bool) {
+	keep := 0
+	switch catchUp {
+	case CatchUpLatest:
+		keep = 1
+	case CatchUpAll:
+		keep = limit
+	}
+	// a tick is missed when now.Sub(tick) > missedAfter: at or before lastMissed
+	lastMissed := now.Add(-missedAfter).Add(-time.Nanosecond)
+	recent := s.latest(from, maxTime(from, lastMissed), now, maxKept)
+	var old []time.Time
+	if lastMissed.After(from) {
+		old = s.latest(from, from, lastMissed, max(keep, 1)) // one at least: it may be the latest due
+	}
+	switch {
+	case len(recent) > 0:
+		latest = recent[len(recent)-1]
+	case len(old) > 0:
+		latest = old[len(old)-1]
+	}
+	missed = len(old) > 0
+	if len(old) > keep {
+		old = old[len(old)-keep:]
+	}
+	return append(old, recent...), latest, missed
+}
+
+// upcoming is the next tick a beat will fire, looking at now: the first after from
+// that is not missed.
+func (s schedule) upcoming(from, now time.Time, missedAfter time.Duration) time.Time {
+	lastMissed := now.Add(-missedAfter).Add(-time.Nanosecond)
+	if !lastMissed.After(from) {
+		return s.Next(from)
+	}
+	if s.every > 0 {
+		first := s.Next(from)
+		if first.IsZero() || first.After(lastMissed) {
+			return first
+		}
+		return first.Add((lastMissed.Sub(first)/s.every + 1) * s.every)
+	}
+	t := s.Next(maxTime(from, s.settled(lastMissed)))
+	for !t.IsZero() && !t.After(lastMissed) {
+		t = s.Next(t)
+	}
+	return t
+}
+
+// latest returns the last k of the ticks after from (the walk from from: each the
+// Next of the one before) that fall after lo and up to hi, oldest first; lo is not
+// before from. It walks from from only while that is cheap, then from ever earlier
+// points before hi, each twice as far back, until k ticks are found: the work is in
+// proportion to k, not to the ticks between from and hi.
+func (s schedule) latest(from, lo, hi time.Time, k int) []time.Time {
+	if k <= 0 || !hi.After(lo) {
+		return nil
+	}
+	if s.every > 0 { // @every: the ticks are from's first one plus whole intervals
+		first := s.Next(from)
+		if first.IsZero() || first.After(hi) {
+			return nil
+		}
+		j0, j1 := time.Duration(0), hi.Sub(first)/s.every // first and last tick in (lo, hi]
+		if !first.After(lo) {
+			j0 = lo.Sub(first)/s.every + 1
+		}
+		j0 = max(j0, j1-time.Duration(k)+1)
+		var out []time.Time
+		for j := j0; j <= j1; j++ {
+			out = append(out, first.Add(j*s.every))
+		}
+		return out
+	}
+	budget := 4*k + 64
+	start := maxTime(from, s.settled(lo))
+	ticks, done, reached := s.walk(start, lo, hi, k, budget)
+	if done {
+		return ticks
+	}
+	// a window before hi sized for k ticks by the density the walk met, doubled
+	// until it holds k ticks or reaches lo
+	span := max(time.Second, reached.Sub(start)/time.Duration(budget)*time.Duration(k))
+	for {
+		whole := span >= hi.Sub(lo)
+		p := lo
+		if !whole {
+			p = hi.Add(-span)
+		}
+		p = maxTime(from, s.settled(p))
+		got, _, _ := s.walk(p, lo, hi, k, 0)
+		if whole || len(got) >= k || !p.After(lo) {
+			return got
+		}
+		if span > hi.Sub(lo)/2 {
+			span = hi.Sub(lo)
+		} else {
+			span *= 2
+		}
+	}
+}
+
+// walk walks the ticks from p (a tick of the walk from from, or a settled instant),
+// keeping the last k of those after lo, up to hi or for budget steps (0: no bound).
+// done tells whether it reached hi; reached is the tick it stopped at.
+func (s schedule) walk(p, lo, hi time.Time, k, budget int) (ticks []time.Time, done bool, reached time.Time) {
+	t := s.Next(p)
+	for n := 1; !t.IsZero() && !t.After(hi); n++ {
+		if budget > 0 && n > budget {
+			return lastOf(ticks, k), false, t
+		}
+		if t.After(lo) {
+			ticks = append(ticks, t)
+			if len(ticks) > 2*k {
+				ticks = append(ticks[:0], ticks[len(ticks)-k:]...)
+			}
+		}
+		t = s.Next(t)
+	}
+	return lastOf(ticks, k), true, t
+}
+
+// settled moves p back out of the moments around a change of the zone's offset, where
+// a walk from p would not meet the ticks that a walk through the change meets: a walk
+// maps the wall times of a spring-forward gap to just after it, and fires each wall
+// time of a repeated hour once. From a settled instant, Next gives the tick that a walk
+// from any earlier tick gives.
+func (s schedule) settled(p time.Time) time.Time {
+	for range 8 {
+		w := p.In(s.loc)
+		start, end := w.ZoneBounds()
+		_, off := w.Zone()
+		if !start.IsZero() { // just after a change
+			_, before := start.Add(-time.Nanosecond).In(s.loc).Zone()
+			if p.Sub(start) < offsetShift(off, before) {
+				p = start.Add(-time.Nanosecond)
+				continue
+			}
+		}
+		if !end.IsZero() { // just before one
+			_, after := end.In(s.loc).Zone()
+			if d := offsetShift(off, after); end.Sub(p) <= d {
+				p = end.Add(-d - time.Nanosecond)
+				continue
+			}
+		}
+		return p
+	}
+	return p
+}
+
+// offsetShift is the size of a change between two zone offsets (seconds east of UTC).
+func offsetShift(a, b int) time.Duration {
+	return time.Duration(max(a-b, b-a)) * time.Second
+}
+
+func lastOf(ts []time.Time, k int) []time.Time {
+	if len(ts) > k {
+		return ts[len(ts)-k:]
+	}
+	return ts
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // instant maps wall time n (given in UTC fields) to the first instant after t that
@@ -158,7 +338,13 @@ func (e *Entry) compile() (schedule, error) {
 	if err := job.ValidPayload(e.Args); err != nil {
 		return schedule{}, bad("args: %v", err)
 	}
-	loc := time.UTC
+	loc := time.UTC // no zone is UTC, the same in every replica
+	if strings.EqualFold(e.TimeZone, "Local") {
+		// time.LoadLocation takes "Local" for the process's own zone: replicas in
+		// different zones would each fire the entry at their own hour
+		return schedule{}, bad("time_zone %q is each process's own zone, which differs between replicas: "+
+			"give an IANA name such as \"Europe/Berlin\" (or none, for UTC)", e.TimeZone)
+	}
 	if e.TimeZone != "" {
 		l, err := time.LoadLocation(e.TimeZone)
 		if err != nil {
@@ -173,7 +359,11 @@ func (e *Entry) compile() (schedule, error) {
 	if err != nil {
 		return schedule{}, bad("cron spec %q: %v", e.Spec, err)
 	}
-	return schedule{spec: spec, loc: loc}, nil
+	sc := schedule{spec: spec, loc: loc}
+	if cd, ok := spec.(cron.ConstantDelaySchedule); ok {
+		sc.every = cd.Delay
+	}
+	return sc, nil
 }
 
 // options are the enqueue options of the entry's jobs.

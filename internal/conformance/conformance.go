@@ -75,6 +75,7 @@ func Run(t *testing.T, backend Backend) {
 	cases = append(cases, scheduleCases()...)
 	cases = append(cases, scheduleFixCases()...)
 	cases = append(cases, reviewCases()...)
+	cases = append(cases, beatCases()...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, setup(t, backend)) })
 	}

@@ -7,9 +7,13 @@ import (
 	"time"
 )
 
-// Beat keys: entries are global (an entry names its queue); a tick's claim and an
-// entry's progress live in its queue's hash tag, where the job goes.
+// Beat keys: entries are global (an entry names its queue); an entry's progress lives
+// in its queue's hash tag, where its jobs go.
 func beatEntriesKey(ns string) string { return ns + ":beat:entries" }
+
+// beatKey is a queue's beat hash: <entry>|last (the entry's progress mark, the latest
+// tick done) and <entry>|job (its last job), per entry of the queue.
+func beatKey(k Keys) string { return k.prefix + "beat" }
 
 // BeatChannel is where entry changes are announced to every beat replica.
 func (s *Store) BeatChannel() string { return s.ns + ":beat:ev" }
@@ -19,12 +23,24 @@ func (s *Store) BeatEntries(ctx context.Context) (map[string]string, error) {
 	return s.rdb.HGetAll(ctx, beatEntriesKey(s.ns)).Result()
 }
 
+// BeatEntry reads one stored entry (JSON); ErrNotFound when there is none.
+func (s *Store) BeatEntry(ctx context.Context, name string) (string, error) {
+	data, err := s.rdb.HGet(ctx, beatEntriesKey(s.ns), name).Result()
+	if errors.Is(err, errRedisNil) {
+		return "", ErrNotFound
+	}
+	return data, err
+}
+
 // SetBeatEntry stores an entry of queue and tells every replica, unless it is stored
 // already exactly so (a replica restarting with the same entries changes nothing and
-// wakes nobody). A new or changed entry starts from now: no tick before the change is
-// owed, so enabling an entry or changing its spec never replays ticks as catch-up, and a
-// new entry's first tick does not depend on which replica sees it first.
-func (s *Store) SetBeatEntry(ctx context.Context, queue, name, data string) (bool, error) {
+// wakes nobody). A new or changed entry starts from now: its progress mark moves up to
+// now, so no tick before the change is owed, enabling an entry or changing its spec
+// never replays ticks as catch-up, and a new entry's first tick does not depend on which
+// replica sees it first. The mark never moves back (a change stored by a process whose
+// clock lags would otherwise fire a fired tick again). moved names queues the entry was
+// in before: its progress there is removed, and its mark there carried over.
+func (s *Store) SetBeatEntry(ctx context.Context, queue, name, data string, moved ...string) (bool, error) {
 	old, err := s.rdb.HGet(ctx, beatEntriesKey(s.ns), name).Result()
 	if err != nil && !errors.Is(err, errRedisNil) {
 		return false, err
@@ -32,21 +48,46 @@ func (s *Store) SetBeatEntry(ctx context.Context, queue, name, data string) (boo
 	if old == data {
 		return false, nil
 	}
+	start := s.now()
+	for _, q := range moved {
+		if q == queue {
+			continue
+		}
+		last, _, err := s.BeatProgress(ctx, q, []string{name})
+		if err != nil {
+			return false, err
+		}
+		if t, ok := last[name]; ok && t.After(start) {
+			start = t
+		}
+	}
+	if _, err := s.FireBeats(ctx, []BeatTick{{Queue: queue, Name: name, Tick: start, Advance: true}}, 0); err != nil {
+		return false, err
+	}
 	pipe := s.rdb.Pipeline()
-	pipe.HSet(ctx, s.Keys(queue).prefix+"beat", name+"|last", s.nowMs())
+	for _, q := range moved {
+		if q != queue {
+			pipe.HDel(ctx, beatKey(s.Keys(q)), name+"|last", name+"|job")
+		}
+	}
 	pipe.HSet(ctx, beatEntriesKey(s.ns), name, data)
 	pipe.Publish(ctx, s.BeatChannel(), name)
 	_, err = pipe.Exec(ctx)
 	return true, err
 }
 
-// DeleteBeatEntry removes an entry; ErrNotFound when there is none.
-func (s *Store) DeleteBeatEntry(ctx context.Context, name string) error {
-	n, err := s.rdb.HDel(ctx, beatEntriesKey(s.ns), name).Result()
-	if err != nil {
+// DeleteBeatEntry removes an entry and its progress in queues (the entry's queue, or
+// every queue when it is not known); ErrNotFound when there is no such entry.
+func (s *Store) DeleteBeatEntry(ctx context.Context, name string, queues ...string) error {
+	pipe := s.rdb.Pipeline()
+	del := pipe.HDel(ctx, beatEntriesKey(s.ns), name)
+	for _, q := range queues {
+		pipe.HDel(ctx, beatKey(s.Keys(q)), name+"|last", name+"|job")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
-	if n == 0 {
+	if del.Val() == 0 {
 		return ErrNotFound
 	}
 	return s.rdb.Publish(ctx, s.BeatChannel(), name).Err()
@@ -54,7 +95,7 @@ func (s *Store) DeleteBeatEntry(ctx context.Context, name string) error {
 
 // BeatFire is the outcome of firing a tick.
 type BeatFire struct {
-	Outcome string // ok, skipped, done, claimed, advanced
+	Outcome string // ok, skipped, done (this tick or a later one was done), advanced
 	JobID   string // the job enqueued (ok) or still waiting (skipped)
 }
 
@@ -68,15 +109,18 @@ type BeatTick struct {
 }
 
 // FireBeats fires ticks in order, pipelined 1000 to a round trip; each tick is one
-// script run (claim and enqueue together). It returns each tick's outcome.
-func (s *Store) FireBeats(ctx context.Context, ticks []BeatTick, claimTTL time.Duration) ([]BeatFire, error) {
+// script run (claim and enqueue together), and an entry's ticks go oldest first: a tick
+// is claimed by moving the entry's progress mark up to it, so an earlier tick sent after
+// it is done already. It returns each tick's outcome. The duration is ignored: it was
+// the lifetime of per-tick claim keys, which the progress mark replaced.
+func (s *Store) FireBeats(ctx context.Context, ticks []BeatTick, _ time.Duration) ([]BeatFire, error) {
 	out := make([]BeatFire, 0, len(ticks))
 	for start := 0; start < len(ticks); start += 1000 {
 		batch := ticks[start:min(start+1000, len(ticks))]
-		res, err := s.fireBatch(ctx, batch, claimTTL)
+		res, err := s.fireBatch(ctx, batch)
 		if isNoScript(err) { // pipelined EVALSHA cannot fall back to EVAL: load, send again
 			if err = s.LoadScripts(ctx); err == nil {
-				res, err = s.fireBatch(ctx, batch, claimTTL)
+				res, err = s.fireBatch(ctx, batch)
 			}
 		}
 		if err != nil {
@@ -87,13 +131,12 @@ func (s *Store) FireBeats(ctx context.Context, ticks []BeatTick, claimTTL time.D
 	return out, nil
 }
 
-func (s *Store) fireBatch(ctx context.Context, ticks []BeatTick, claimTTL time.Duration) ([]BeatFire, error) {
+func (s *Store) fireBatch(ctx context.Context, ticks []BeatTick) ([]BeatFire, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]interface{ Slice() ([]any, error) }, len(ticks))
 	now := s.nowMs()
 	for i, t := range ticks {
 		k := s.Keys(t.Queue)
-		claim := k.prefix + "beat:" + t.Name + ":" + strconv.FormatInt(t.Tick.UnixMilli(), 10)
 		skip, adv := "", ""
 		if t.OverlapSkip {
 			skip = "skip"
@@ -101,8 +144,8 @@ func (s *Store) fireBatch(ctx context.Context, ticks []BeatTick, claimTTL time.D
 		if t.Advance {
 			adv = "advance"
 		}
-		keys := []string{claim, k.prefix + "beat", k.Records, k.Index, k.Lanes, k.Wake, k.Lane(t.Job.Lane), k.Scheduled, k.Active}
-		cmds[i] = scriptBeatFire.EvalSha(ctx, pipe, keys, now, t.Tick.UnixMilli(), t.Name, claimTTL.Milliseconds(),
+		keys := []string{beatKey(k), k.Records, k.Index, k.Lanes, k.Wake, k.Lane(t.Job.Lane), k.Scheduled, k.Active}
+		cmds[i] = scriptBeatFire.EvalSha(ctx, pipe, keys, now, t.Tick.UnixMilli(), t.Name,
 			t.Job.ID, t.Job.Lane, t.Job.Record, skip, adv)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -132,7 +175,7 @@ func (s *Store) BeatProgress(ctx context.Context, queue string, names []string) 
 	for _, n := range names {
 		fields = append(fields, n+"|last", n+"|job")
 	}
-	vals, err := s.rdb.HMGet(ctx, s.Keys(queue).prefix+"beat", fields...).Result()
+	vals, err := s.rdb.HMGet(ctx, beatKey(s.Keys(queue)), fields...).Result()
 	if err != nil && !errors.Is(err, errRedisNil) {
 		return nil, nil, err
 	}
