@@ -144,7 +144,7 @@ func (s *Store) fireBatch(ctx context.Context, ticks []BeatTick) ([]BeatFire, er
 		if t.Advance {
 			adv = "advance"
 		}
-		keys := []string{beatKey(k), k.Records, k.Index, k.Lanes, k.Wake, k.Lane(t.Job.Lane), k.Scheduled, k.Active}
+		keys := []string{beatKey(k), k.Records, k.Index, k.Wake, k.Lane(t.Job.Lane), k.Scheduled, k.Active}
 		cmds[i] = scriptBeatFire.EvalSha(ctx, pipe, keys, now, t.Tick.UnixMilli(), t.Name,
 			t.Job.ID, t.Job.Lane, t.Job.Record, skip, adv)
 	}

@@ -13,7 +13,6 @@ type Keys struct {
 	Queue     string
 	prefix    string // "<ns>:{<queue>}:"
 	Index     string // zset: lane member -> lane offset + head score
-	Lanes     string // set of lane members ever used
 	Records   string // hash: id -> lane member "\n" record
 	Attempts  string // hash: id -> failed attempts so far (sparse)
 	Errors    string // hash: id -> last error (sparse)
@@ -50,7 +49,7 @@ func KeysFor(ns, queue string) Keys {
 	p := ns + ":{" + queue + "}:"
 	return Keys{
 		Queue: queue, prefix: p,
-		Index: p + "idx", Lanes: p + "lanes", Records: p + "j", Attempts: p + "a",
+		Index: p + "idx", Records: p + "j", Attempts: p + "a",
 		Errors: p + "err", Stacks: p + "stk", Results: p + "res", Timings: p + "fin",
 		Active: p + "act", Owners: p + "own", Scheduled: p + "sch", Failed: p + "fail",
 		Succeeded: p + "done", Wake: p + "wake", Idle: p + "idle", Ready: p + "ready", Paused: p + "paused", Counters: p + "stat", Activity: p + "min",
