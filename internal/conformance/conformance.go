@@ -74,6 +74,7 @@ func Run(t *testing.T, backend Backend) {
 	cases = append(cases, leaseCases()...)
 	cases = append(cases, scheduleCases()...)
 	cases = append(cases, scheduleFixCases()...)
+	cases = append(cases, numericsCases()...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, setup(t, backend)) })
 	}
