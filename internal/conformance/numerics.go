@@ -1,6 +1,8 @@
 package conformance
 
 import (
+	"encoding/json"
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -24,6 +26,8 @@ func numericsCases() []struct {
 	}{
 		{"HugeCostHintIsTheSlowestBucket", testHugeCostHint},
 		{"EstimateBucketsAtTheBounds", testEstimateBounds},
+		{"PriorsFiniteAndBounded", testPriorsBounded},
+		{"DamagedPredictionsAreUnknown", testDamagedPredictions},
 	}
 }
 
@@ -146,5 +150,134 @@ func testEstimateBounds(t *testing.T, b *bundle) {
 		if le := store.LaneEstimate(got[0].Lane); d >= time.Millisecond && !(math.Abs(float64(le-d)) <= 0.09*float64(d)) {
 			t.Errorf("estimate %s: lane %q carries %s", d, got[0].Lane, le)
 		}
+	}
+}
+
+// SetPriors refuses a prior that is not finite, above 0 and at most ranking.MaxPriorMs,
+// naming the task, and stores none of the call's priors.
+func testPriorsBounded(t *testing.T, b *bundle) {
+	cases := []struct {
+		name string
+		ms   float64
+		want string // "" means stored
+	}{
+		{"ordinary", 250, ""},
+		{"at the bound", ranking.MaxPriorMs, ""},
+		{"+Inf", math.Inf(1), "is +Inf ms"},
+		{"NaN", math.NaN(), "is NaN ms"},
+		{"-Inf", math.Inf(-1), "is -Inf ms"},
+		{"zero", 0, "is 0 ms"},
+		{"past the bound", ranking.MaxPriorMs * 4, "is 1.26144e+12 ms"},
+	}
+	tstat := b.s.Keys("default").TaskStats
+	for _, tc := range cases {
+		task := "t-" + strings.ReplaceAll(tc.name, " ", "-")
+		err := b.c.SetPriors(b.ctx, "default", map[string]float64{task: tc.ms, "aa-good": 5})
+		stored, rerr := b.s.Redis().HExists(b.ctx, tstat, "p:"+task).Result()
+		must(t, rerr)
+		if tc.want == "" {
+			if err != nil || !stored {
+				t.Errorf("%s: %v (stored: %v)", tc.name, err, stored)
+			}
+			continue
+		}
+		if !errors.Is(err, ranking.ErrInvalidConfig) || !strings.Contains(err.Error(), `task "`+task+`" `+tc.want) ||
+			!strings.Contains(err.Error(), "at most 315360000000") {
+			t.Errorf("%s: %v, want an error naming task %q, %q and the bound", tc.name, err, task, tc.want)
+		}
+		if stored {
+			t.Errorf("%s: the refused prior was stored", tc.name)
+		}
+	}
+	if err := b.s.Redis().HDel(b.ctx, tstat, "p:aa-good").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stats(t, b) {
+		if s.Task == "aa-good" {
+			t.Errorf("a call with a refused prior stored its good one: %+v", s)
+		}
+	}
+}
+
+// A learned mean or prior read from Redis that is not a finite number of ms (written by
+// an older version, or damaged) is no prediction: the rules treat its lanes as unknown,
+// every fetched prediction is finite, and the statistics and quality report hold only
+// finite numbers (JSON cannot hold others). A cost bucket whose product overflows is
+// unknown as well.
+func testDamagedPredictions(t *testing.T, b *bundle) {
+	k := b.s.Keys("default")
+	for _, rule := range []ranking.Rule{ranking.RuleFixed, ranking.RuleHRRN} {
+		// each round's tasks are new: the acknowledgements of a round teach its tasks
+		r := "-" + string(rule)
+		must(t, b.s.Redis().HSet(b.ctx, k.TaskStats, "p:infprior"+r, "inf", "p:plusinf"+r, "+Inf", "p:nanprior"+r, "nan",
+			"p:junk"+r, "12ms", "p:neg"+r, "-5", "t:infmean"+r, "3|inf|0", "t:nanmean"+r, "3|nan|nan", "t:big"+r, "3|1e308|0",
+			"*", "9|nan|inf", "p:good"+r, "1").Err())
+		must(t, b.s.Redis().HSet(b.ctx, k.Models, "big"+r, steepModel()).Err())
+		bad := []string{"infprior", "plusinf", "nanprior", "junk", "neg", "infmean", "nanmean", "big"}
+		must(t, b.c.SetRanking(b.ctx, "default", ranking.Config{Mode: ranking.ModeActive, Rule: rule, W: 16, Alpha: 0.1}))
+		b.clock.Advance(3 * time.Second) // past the client's model cache
+		var want []string
+		for _, task := range bad {
+			opts := []job.Option{}
+			task += r
+			if task == "big"+r {
+				opts = append(opts, job.Cost("bytes", 1e6)) // bucket +64: 1e308 × 256 overflows
+			}
+			want = append(want, enqueue(t, b, task, opts...).ID)
+			b.clock.Advance(time.Millisecond)
+		}
+		good := enqueue(t, b, "good"+r).ID
+		b.clock.Advance(5 * time.Millisecond)
+		// unknown lanes compete on arrival (as predicted 0; under hrrn as due now), so
+		// they go first, in arrival order, before the known job
+		want = append(want, good)
+		var done []store.Done
+		for i, id := range want {
+			got, err := b.s.Fetch(b.ctx, "default", "w", 1, time.Minute)
+			must(t, err)
+			if len(got) != 1 {
+				t.Fatalf("%s, fetch %d: %+v", rule, i, got)
+			}
+			p := got[0].Predicted
+			if got[0].ID != id {
+				t.Errorf("%s, fetch %d: %s (lane %q, predicted %v), want %s", rule, i, got[0].ID, got[0].Lane, p, id)
+			}
+			if math.IsNaN(p) || math.IsInf(p, 0) || (id != good && p != 0) || (id == good && p != 1) {
+				t.Errorf("%s, fetch %d (lane %q): predicted %v ms", rule, i, got[0].Lane, p)
+			}
+			_, task, _ := store.ParseLaneMember(got[0].Lane)
+			done = append(done, store.Done{ID: got[0].ID, Started: got[0].At, Sample: store.Sample{Task: task,
+				Predicted: p, Ran: 5 * time.Millisecond, Enqueued: b.clock.Now(), Started: b.clock.Now()}})
+		}
+		_, err := b.s.Ack(b.ctx, "default", "w", done)
+		must(t, err)
+	}
+	// what an older version may have left in the quality window
+	must(t, b.s.Redis().LPush(b.ctx, k.Window, "old|inf|5|0|0", "old|5|inf|0|0", "old|nan|nan|0|0", "garbage").Err())
+	ss := stats(t, b)
+	for _, task := range []string{"infprior-fixed", "plusinf-fixed", "nanprior-fixed", "junk-fixed", "neg-fixed"} {
+		if ss[task].Prior != 0 {
+			t.Errorf("task %s: prior %v, want 0 (none)", task, ss[task].Prior)
+		}
+	}
+	list, err := b.c.RankingStats(b.ctx, "default")
+	must(t, err)
+	if data, err := json.Marshal(list); err != nil {
+		t.Fatalf("stats cannot be written as JSON: %v (%+v)", err, list)
+	} else if strings.Contains(string(data), "Inf") || strings.Contains(string(data), "NaN") {
+		t.Fatalf("stats: %s", data)
+	}
+	rep, err := b.c.RankingQuality(b.ctx, "default", 1000)
+	must(t, err)
+	if _, err := json.Marshal(rep); err != nil {
+		t.Fatalf("the quality report cannot be written as JSON: %v (%+v)", err, rep.Overall)
+	}
+	for _, s := range rep.Window {
+		if math.IsNaN(s.Predicted) || math.IsInf(s.Predicted, 0) || math.IsNaN(s.Actual) || math.IsInf(s.Actual, 0) {
+			t.Errorf("window sample %+v", s)
+		}
+	}
+	if e, err := b.c.RankingEstimate(b.ctx, "default", 1); err != nil || math.IsNaN(e.ActiveMeanMs) || math.IsInf(e.ActiveMeanMs, 0) {
+		t.Errorf("estimate %+v: %v", e, err)
 	}
 }
