@@ -28,6 +28,7 @@ func numericsCases() []struct {
 		{"EstimateBucketsAtTheBounds", testEstimateBounds},
 		{"PriorsFiniteAndBounded", testPriorsBounded},
 		{"DamagedPredictionsAreUnknown", testDamagedPredictions},
+		{"DamagedSettingsReadAsDefaults", testDamagedSettings},
 	}
 }
 
@@ -279,5 +280,33 @@ func testDamagedPredictions(t *testing.T, b *bundle) {
 	}
 	if e, err := b.c.RankingEstimate(b.ctx, "default", 1); err != nil || math.IsNaN(e.ActiveMeanMs) || math.IsInf(e.ActiveMeanMs, 0) {
 		t.Errorf("estimate %+v: %v", e, err)
+	}
+}
+
+// A ranking setting in Redis that SetRanking would refuse reads as its default, so that
+// switching the mode (which keeps the rest) repairs it instead of failing on it.
+func testDamagedSettings(t *testing.T, b *bundle) {
+	rank := b.s.Keys("default").Rank
+	cases := []struct{ w, alpha string }{
+		{"nan", "inf"}, {"-inf", "nan"}, {"-3", "-0.5"}, {"1e999", "1e999"}, {"NaN", "0"}, {"junk", "2"},
+	}
+	for _, tc := range cases {
+		must(t, b.s.Redis().HSet(b.ctx, rank, "mode", "shadow", "rule", "fixed", "w", tc.w, "alpha", tc.alpha).Err())
+		c, err := b.c.Ranking(b.ctx, "default")
+		must(t, err)
+		if c.W != ranking.DefaultW || c.Alpha != ranking.DefaultAlpha || c.Mode != ranking.ModeShadow || c.Rule != ranking.RuleFixed {
+			t.Errorf("w %q, alpha %q: read %+v", tc.w, tc.alpha, c)
+		}
+		if err := b.c.SetRankingMode(b.ctx, "default", ranking.ModeActive); err != nil {
+			t.Errorf("w %q, alpha %q: switching the mode: %v", tc.w, tc.alpha, err)
+		}
+		if w, _ := b.s.Redis().HGet(b.ctx, rank, "w").Result(); w != "16" {
+			t.Errorf("w %q, alpha %q: w %q after the switch", tc.w, tc.alpha, w)
+		}
+	}
+	// +Inf is a valid w, stored as "inf"
+	must(t, b.s.Redis().HSet(b.ctx, rank, "w", "inf").Err())
+	if c, err := b.c.Ranking(b.ctx, "default"); err != nil || !math.IsInf(c.W, 1) {
+		t.Errorf("w inf: %+v %v", c, err)
 	}
 }
