@@ -64,10 +64,14 @@ func (c *Client) EnqueueJSON(ctx context.Context, task string, args []byte, opts
 }
 
 // DecodeJSONArgs parses JSON arguments into plain values with integral numbers as
-// int64, ready for msgpack.
+// int64, ready for msgpack. Arrays and objects may nest job.MaxPayloadDepth levels, as
+// in a msgpack payload; deeper arguments are refused before they are parsed.
 func DecodeJSONArgs(data []byte) (any, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
+	}
+	if err := checkJSONDepth(data, job.MaxPayloadDepth); err != nil {
+		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -79,6 +83,36 @@ func DecodeJSONArgs(data []byte) (any, error) {
 		return nil, fmt.Errorf("%w: args hold more than one JSON value", job.ErrBadPayload)
 	}
 	return numbers(v), nil
+}
+
+// checkJSONDepth refuses a JSON document whose arrays and objects nest deeper than max
+// levels, by counting brackets outside strings: one pass, no parsing, so a document of
+// nested brackets is refused at once. (A malformed one is left to the parser.)
+func checkJSONDepth(data []byte, max int) error {
+	depth, inString, escaped := 0, false, false
+	for i, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			if depth++; depth > max {
+				return fmt.Errorf("%w: args nest arrays and objects deeper than %d levels (job.MaxPayloadDepth), at byte %d",
+					job.ErrBadPayload, max, i)
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return nil
 }
 
 func numbers(v any) any {
