@@ -163,8 +163,10 @@ func cmdEnqueue(ctx context.Context, e *env, args []string) int {
 	return ExitOK
 }
 
-// enqueueFile reads every line first (a bad line enqueues nothing and is named with
-// its number), then enqueues in batches with progress on stderr.
+// enqueueFile reads every line first, then checks every job as the enqueue will (the
+// payload limit, the task's declared options, the horizon of "at"), and only then
+// enqueues in batches with progress on stderr: a bad line enqueues nothing and is named
+// with its number.
 func enqueueFile(ctx context.Context, e *env, cf *connFlags, path string) int {
 	var r io.Reader = os.Stdin
 	if path != "-" {
@@ -176,6 +178,7 @@ func enqueueFile(ctx context.Context, e *env, cf *connFlags, path string) int {
 		r = f
 	}
 	var reqs []queue.Request
+	var lines []int // the file's line of each request
 	var bad []string
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 16<<20)
@@ -200,6 +203,7 @@ func enqueueFile(ctx context.Context, e *env, cf *connFlags, path string) int {
 			continue
 		}
 		reqs = append(reqs, req)
+		lines = append(lines, line)
 	}
 	if err := sc.Err(); err != nil {
 		return e.fail(fmt.Errorf("--file %s: %w", path, err))
@@ -217,6 +221,14 @@ func enqueueFile(ctx context.Context, e *env, cf *connFlags, path string) int {
 		return code
 	}
 	defer closeAll()
+	// every job checked before the first batch is sent: EnqueueBatch checks only its own
+	if err := c.ValidateBatch(ctx, reqs); err != nil {
+		var re *queue.RequestError
+		if errors.As(err, &re) {
+			return e.fail(badUsage("%s: line %d: %v; nothing enqueued", path, lines[re.Index], re.Err))
+		}
+		return e.fail(fmt.Errorf("--file %s: checking the jobs: %w", path, err))
+	}
 	const chunk = 1000
 	start := time.Now()
 	for i := 0; i < len(reqs); i += chunk {

@@ -62,8 +62,7 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("X-Chronoq-Job", hd.ID)
-	w.WriteHeader(http.StatusCreated)
-	writeJSON(w, map[string]any{"id": hd.ID, "queue": hd.Queue, "existing": hd.Existing})
+	writeJSONCode(w, http.StatusCreated, map[string]any{"id": hd.ID, "queue": hd.Queue, "existing": hd.Existing})
 	return nil
 }
 

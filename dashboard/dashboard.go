@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -224,12 +225,23 @@ func status(err error) int {
 
 var errBadRequest = errors.New("bad request")
 
-func writeJSON(w http.ResponseWriter, v any) {
+func writeJSON(w http.ResponseWriter, v any) { writeJSONCode(w, http.StatusOK, v) }
+
+// writeJSONCode answers code with v as JSON. v is encoded before anything is sent: a
+// value JSON cannot hold (NaN, an infinity) answers 500 naming it, never code with a
+// body cut where the encoder stopped.
+func writeJSONCode(w http.ResponseWriter, code int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(true) // <script> in a job's args stays text wherever it is shown
+	if err := enc.Encode(v); err != nil {
+		writeErr(w, http.StatusInternalServerError, fmt.Errorf("the answer cannot be written as JSON: %w", err))
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(true) // <script> in a job's args stays text wherever it is shown
-	_ = enc.Encode(v)
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
 }
 
 func writeErr(w http.ResponseWriter, code int, err error) {

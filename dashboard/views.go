@@ -50,19 +50,33 @@ func View(j *job.Job) JobView {
 	return v
 }
 
-// decoded turns msgpack into a JSON-able value (hex when it is not one).
+// decoded turns msgpack into a JSON-able value. One that is not (not msgpack, nested
+// deeper than job.MaxPayloadDepth, holding a value JSON cannot) shows as the reason, its
+// size and the hex of its first bytes. The depth is checked before decoding: a payload
+// stored before the limit, half a megabyte of nested arrays, took seconds and a
+// gigabyte to decode.
 func decoded(p []byte) any {
 	if len(p) == 0 {
 		return nil
 	}
+	if err := job.ValidPayload(p); err != nil {
+		return undecoded(p, err)
+	}
 	var v any
 	if err := job.DecodeArgs(p, &v); err != nil {
-		return map[string]string{"msgpack_hex": hex.EncodeToString(p)}
+		return undecoded(p, err)
 	}
 	if _, err := json.Marshal(v); err != nil {
-		return map[string]string{"msgpack_hex": hex.EncodeToString(p)}
+		return undecoded(p, err)
 	}
 	return v
+}
+
+// undecodedHex is how many bytes of an undecodable payload a view shows.
+const undecodedHex = 1024
+
+func undecoded(p []byte, err error) map[string]any {
+	return map[string]any{"error": err.Error(), "bytes": len(p), "msgpack_hex": hex.EncodeToString(p[:min(len(p), undecodedHex)])}
 }
 
 type queueView struct {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
@@ -64,10 +66,14 @@ func (c *Client) EnqueueJSON(ctx context.Context, task string, args []byte, opts
 }
 
 // DecodeJSONArgs parses JSON arguments into plain values with integral numbers as
-// int64, ready for msgpack.
+// int64, ready for msgpack. Arrays and objects may nest job.MaxPayloadDepth levels, as
+// in a msgpack payload; deeper arguments are refused before they are parsed.
 func DecodeJSONArgs(data []byte) (any, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
+	}
+	if err := checkJSONDepth(data, job.MaxPayloadDepth); err != nil {
+		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -79,6 +85,36 @@ func DecodeJSONArgs(data []byte) (any, error) {
 		return nil, fmt.Errorf("%w: args hold more than one JSON value", job.ErrBadPayload)
 	}
 	return numbers(v), nil
+}
+
+// checkJSONDepth refuses a JSON document whose arrays and objects nest deeper than max
+// levels, by counting brackets outside strings: one pass, no parsing, so a document of
+// nested brackets is refused at once. (A malformed one is left to the parser.)
+func checkJSONDepth(data []byte, max int) error {
+	depth, inString, escaped := 0, false, false
+	for i, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			if depth++; depth > max {
+				return fmt.Errorf("%w: args nest arrays and objects deeper than %d levels (job.MaxPayloadDepth), at byte %d",
+					job.ErrBadPayload, max, i)
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return nil
 }
 
 func numbers(v any) any {
@@ -113,11 +149,101 @@ func (c *Client) EnqueueRaw(ctx context.Context, task string, payload []byte, op
 	return hs[0], nil
 }
 
+// RequestError is a bad request of a batch (EnqueueBatch, ValidateBatch): its index in
+// the slice, and what is wrong with it.
+type RequestError struct {
+	Index int
+	Err   error
+}
+
+func (e *RequestError) Error() string { return fmt.Sprintf("request %d: %v", e.Index, e.Err) }
+
+// Unwrap gives the request's error (a *job.OptionError, job.ErrBadPayload...).
+func (e *RequestError) Unwrap() error { return e.Err }
+
+// ValidateBatch checks reqs exactly as EnqueueBatch checks them before it sends any:
+// the task names, each payload against the client's MaxPayload and job.ValidPayload
+// (msgpack, nested at most job.MaxPayloadDepth), the options over those the task's
+// workers declared (read from Redis), and each due time against job.MaxHorizon. It
+// stores nothing. A bad request is a *RequestError naming its index, whatever the
+// batch's size; an error reading the declared options is returned as it is.
+//
+// A caller that sends a large batch in several calls of EnqueueBatch (the command
+// line's enqueue --file) validates all of it first, so a bad request near the end
+// enqueues nothing rather than the batches before it.
+func (c *Client) ValidateBatch(ctx context.Context, reqs []Request) error {
+	_, err := c.prepare(ctx, reqs, c.store.Now())
+	return err
+}
+
+// prepared is a request as EnqueueBatch stores it: its job and the job's record.
+type prepared struct {
+	job    *job.Job
+	record []byte
+}
+
+// prepare checks every request (see ValidateBatch) and makes its job and record.
+func (c *Client) prepare(ctx context.Context, reqs []Request, now time.Time) ([]prepared, error) {
+	names := make([]string, len(reqs))
+	for i, r := range reqs {
+		names[i] = r.Task
+	}
+	declared, err := c.declared(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]prepared, len(reqs))
+	for i, r := range reqs {
+		j, rec, err := c.prepareOne(r, declared[r.Task], now)
+		if err != nil {
+			return nil, &RequestError{Index: i, Err: err}
+		}
+		out[i] = prepared{j, rec}
+	}
+	return out, nil
+}
+
+func (c *Client) prepareOne(r Request, declared []job.Option, now time.Time) (*job.Job, []byte, error) {
+	if err := job.ValidateTaskName(r.Task); err != nil {
+		return nil, nil, err
+	}
+	if len(r.Payload) > c.maxPay {
+		return nil, nil, fmt.Errorf("%w: payload of %d bytes is over the %d byte limit", job.ErrBadPayload, len(r.Payload), c.maxPay)
+	}
+	if err := job.ValidPayload(r.Payload); err != nil {
+		return nil, nil, err
+	}
+	// the options the task's workers declared, then the call's: by name as typed
+	o, err := job.DefaultOptions().Apply(append(slices.Clip(declared), r.Options...)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	due, err := o.DueAt(now)
+	if err != nil {
+		return nil, nil, err
+	}
+	j := &job.Job{ID: job.NewID(), Task: r.Task, Payload: r.Payload, Options: o, EnqueuedAt: now, DueAt: due}
+	rec, err := job.MarshalRecord(j)
+	if err != nil {
+		return nil, nil, err
+	}
+	return j, rec, nil
+}
+
 // EnqueueBatch enqueues many jobs, grouped by queue, in one script run per 1000 jobs
-// of a queue and one round trip per queue. Every request is checked before any is sent:
-// one bad request fails the call and stores nothing.
+// of a queue and one round trip per queue. Every request is checked before any is sent
+// (as ValidateBatch checks it): one bad request fails the call and stores nothing. Its
+// error is a *RequestError naming the request, or, for a batch of one, the request's
+// own error.
 func (c *Client) EnqueueBatch(ctx context.Context, reqs []Request) ([]*Handle, error) {
 	now := c.store.Now()
+	ready, err := c.prepare(ctx, reqs, now)
+	if re := (*RequestError)(nil); len(reqs) == 1 && errors.As(err, &re) {
+		return nil, re.Err
+	}
+	if err != nil {
+		return nil, err
+	}
 	byQueue := map[string][]store.NewJob{}
 	var order []string
 	handles := make([]*Handle, len(reqs))
@@ -128,44 +254,14 @@ func (c *Client) EnqueueBatch(ctx context.Context, reqs []Request) ([]*Handle, e
 		opts  job.Options
 	}
 	var keyedJobs []keyed // stored one by one, after the batch: each may replace a job
-	names := make([]string, len(reqs))
-	for i, r := range reqs {
-		names[i] = r.Task
-	}
-	declared, err := c.declared(ctx, names)
-	if err != nil {
-		return nil, err
-	}
-	for i, r := range reqs {
-		if err := job.ValidateTaskName(r.Task); err != nil {
-			return nil, indexed(len(reqs), i, err)
-		}
-		if len(r.Payload) > c.maxPay {
-			return nil, indexed(len(reqs), i, fmt.Errorf("%w: payload of %d bytes is over the %d byte limit", job.ErrBadPayload, len(r.Payload), c.maxPay))
-		}
-		if err := job.ValidPayload(r.Payload); err != nil {
-			return nil, indexed(len(reqs), i, err)
-		}
-		// the options the task's workers declared, then the call's: by name as typed
-		o, err := job.DefaultOptions().Apply(append(slices.Clip(declared[r.Task]), r.Options...)...)
-		if err != nil {
-			return nil, indexed(len(reqs), i, err)
-		}
-		due, err := o.DueAt(now)
-		if err != nil {
-			return nil, indexed(len(reqs), i, err)
-		}
-		j := &job.Job{ID: job.NewID(), Task: r.Task, Payload: r.Payload, Options: o, EnqueuedAt: now, DueAt: due}
-		rec, err := job.MarshalRecord(j)
-		if err != nil {
-			return nil, indexed(len(reqs), i, err)
-		}
-		lane, err := c.store.Lane(ctx, o.Queue, o.Priority, r.Task, o.Cost, o.Estimate)
+	for i, p := range ready {
+		j, o := p.job, p.job.Options
+		lane, err := c.store.Lane(ctx, o.Queue, o.Priority, j.Task, o.Cost, o.Estimate)
 		if err != nil {
 			return nil, err
 		}
-		nj := store.NewJob{ID: j.ID, Lane: lane, Record: rec, Due: due}
-		handles[i] = &Handle{ID: j.ID, Queue: o.Queue, Task: r.Task, c: c}
+		nj := store.NewJob{ID: j.ID, Lane: lane, Record: p.record, Due: j.DueAt}
+		handles[i] = &Handle{ID: j.ID, Queue: o.Queue, Task: j.Task, c: c}
 		if o.Key != "" {
 			keyedJobs = append(keyedJobs, keyed{i, o.Queue, nj, o})
 			continue
@@ -194,11 +290,4 @@ func (c *Client) EnqueueBatch(ctx context.Context, reqs []Request) ([]*Handle, e
 		handles[k.i].ID, handles[k.i].Existing = id, kept
 	}
 	return handles, nil
-}
-
-func indexed(n, i int, err error) error {
-	if n == 1 {
-		return err
-	}
-	return fmt.Errorf("request %d: %w", i, err)
 }

@@ -125,7 +125,7 @@ func (c *Client) RankingEstimate(ctx context.Context, queue string, slots int) (
 	}
 	priors := map[string]float64{}
 	for _, s := range stats {
-		if s.Task != "" && s.MeanMs > 0 {
+		if s.Task != "" && s.MeanMs > 0 && s.MeanMs <= ranking.MaxPriorMs { // beyond: no prior SetPriors takes
 			priors[s.Task] = s.MeanMs
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 )
 
@@ -62,6 +63,30 @@ func DefaultConfig() Config {
 // MaxW is the largest finite aging weight (beyond it, use +Inf): larger ones would
 // overflow the scripts' arithmetic.
 const MaxW = 1e6
+
+// MaxPriorMs is the largest prior mean run time (ms): ten years, as job.MaxHorizon
+// bounds a job's own estimate. The rules multiply and divide by predictions, and an
+// infinite one makes them NaN.
+const MaxPriorMs = 10 * 365 * 24 * 3600 * 1000.0
+
+// ValidatePriors checks prior mean run times (ms per task): each must be a finite
+// number above 0 and at most MaxPriorMs. The error, which wraps ErrInvalidConfig,
+// names the first bad task in name order, its value and the bounds.
+func ValidatePriors(priors map[string]float64) error {
+	tasks := make([]string, 0, len(priors))
+	for t := range priors {
+		tasks = append(tasks, t)
+	}
+	sort.Strings(tasks)
+	for _, t := range tasks {
+		// written so that NaN, which fails every comparison, fails it
+		if ms := priors[t]; !(ms > 0 && ms <= MaxPriorMs) {
+			return fmt.Errorf("%w: prior of task %q is %v ms; it must be a finite number above 0 and at most %.0f (MaxPriorMs, 10 years)",
+				ErrInvalidConfig, t, ms, float64(MaxPriorMs))
+		}
+	}
+	return nil
+}
 
 // Defaults of the active mode (chosen from the simulations in docs/ranking.md).
 const (

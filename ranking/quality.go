@@ -33,11 +33,12 @@ type Quality struct {
 	MeanActualMs float64 `json:"mean_actual_ms"`
 }
 
-// Measure computes the quality of samples (those with a prediction).
+// Measure computes the quality of samples: those with a prediction, both it and the run
+// time finite (one infinite value would make every mean infinite, which JSON cannot hold).
 func Measure(samples []Sample) Quality {
 	var pred, act []float64
 	for _, s := range samples {
-		if s.Predicted > 0 && s.Actual >= 0 {
+		if s.Predicted > 0 && s.Actual >= 0 && !math.IsInf(s.Predicted, 1) && !math.IsInf(s.Actual, 1) {
 			pred = append(pred, s.Predicted)
 			act = append(act, s.Actual)
 		}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/chronoq/chronoq/internal/store"
@@ -54,8 +55,16 @@ type Config struct {
 	IdleBlock time.Duration
 	// HeartbeatInterval (default 5s); the worker is shown as gone after 3 missed beats.
 	HeartbeatInterval time.Duration
-	// ID names the worker (default host-pid-random).
+	// ID names the worker (default host-pid-random). It may not hold '|', which
+	// separates the fields of the entries that name a worker in Redis (a job's owner,
+	// an idle worker).
 	ID string
+	// MaxResult is the largest result a job may return, in bytes once encoded (default
+	// DefaultMaxResult, 512 KiB, as queue.Config.MaxPayload; at most MaxResultLimit). A
+	// job whose result is larger fails without a retry, with an error naming the size
+	// and the limit: Redis refuses a value past its proto-max-bulk-len, and the job's
+	// acknowledgement would fail, run after run, until its retries were spent.
+	MaxResult int
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 	// Random returns floats in [0,1) for backoff jitter (default math/rand); tests fix it.
@@ -77,6 +86,13 @@ const (
 	// MaxConfigDuration bounds every duration of Config: Lease, ShutdownTimeout,
 	// HardDeadlineGrace, IdleBlock, HeartbeatInterval.
 	MaxConfigDuration = 24 * time.Hour
+	// DefaultMaxResult is Config.MaxResult's default: 512 KiB, the payload limit's.
+	DefaultMaxResult = 512 << 10
+	// MaxResultLimit bounds Config.MaxResult: 4 MiB. The worker acknowledges up to 256
+	// jobs in one script call, and 256 results of 4 MiB fill Redis' default client
+	// query buffer (1 GB). Larger results belong in a blob store, the job returning
+	// their key.
+	MaxResultLimit = 4 << 20
 )
 
 // Validate checks cfg as New does, without filling in its defaults: a command line
@@ -117,6 +133,12 @@ func (c Config) Validate() error {
 	if c.Lease != 0 && c.Lease < 100*time.Millisecond {
 		return fmt.Errorf("worker: Lease %s is too short (at least 100ms)", c.Lease)
 	}
+	if c.MaxResult < 0 || c.MaxResult > MaxResultLimit {
+		return fmt.Errorf("worker: MaxResult %d is out of range (0 to %d bytes; 0 means %d)", c.MaxResult, MaxResultLimit, DefaultMaxResult)
+	}
+	if strings.Contains(c.ID, "|") {
+		return fmt.Errorf("worker: ID %q holds '|', which separates the fields of a job's owner entry in Redis", c.ID)
+	}
 	return nil
 }
 
@@ -144,6 +166,9 @@ func (c *Config) defaults() error {
 	setDur(&c.IdleBlock, 5*time.Second)
 	setDur(&c.HeartbeatInterval, 5*time.Second)
 	c.IdleBlock = max(c.IdleBlock.Round(time.Second), time.Second)
+	if c.MaxResult == 0 {
+		c.MaxResult = DefaultMaxResult
+	}
 	if c.ID == "" {
 		host, _ := os.Hostname()
 		c.ID = fmt.Sprintf("%s-%d-%04x", host, os.Getpid(), rand.IntN(1<<16))

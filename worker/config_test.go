@@ -43,6 +43,12 @@ func TestConfigBounds(t *testing.T) {
 		{"grace max int64", worker.Config{HardDeadlineGrace: math.MaxInt64}, "HardDeadlineGrace 2562047h47m16.854775807s"},
 		{"idle block negative", worker.Config{IdleBlock: -time.Second}, "IdleBlock -1s"},
 		{"heartbeat max int64", worker.Config{HeartbeatInterval: math.MaxInt64}, "HeartbeatInterval 2562047h47m16.854775807s"},
+		{"max result at the bound", worker.Config{MaxResult: worker.MaxResultLimit}, ""},
+		{"max result over", worker.Config{MaxResult: worker.MaxResultLimit + 1}, "MaxResult 4194305 is out of range (0 to 4194304 bytes; 0 means 524288)"},
+		{"max result negative", worker.Config{MaxResult: -1}, "MaxResult -1"},
+		{"id", worker.Config{ID: "host-1.example_2:80"}, ""},
+		{"id with a bar", worker.Config{ID: "host|1"}, `ID "host|1" holds '|', which separates the fields of a job's owner entry`},
+		{"id of a bar", worker.Config{ID: "|"}, `ID "|" holds '|'`},
 		{"durations at the bound", worker.Config{Lease: worker.MaxConfigDuration, ShutdownTimeout: worker.MaxConfigDuration,
 			HardDeadlineGrace: worker.MaxConfigDuration, IdleBlock: worker.MaxConfigDuration, HeartbeatInterval: worker.MaxConfigDuration}, ""},
 	}

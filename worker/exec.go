@@ -248,9 +248,13 @@ func (w *Worker) finish(r *running, out outcome) {
 	var payload []byte
 	if out.err == nil && out.result != nil {
 		p, err := job.EncodeArgs(out.result)
-		if err != nil {
+		switch {
+		case err != nil:
 			out.err = job.SkipRetry(fmt.Errorf("result of task %q cannot be encoded: %w", j.Task, err))
-		} else {
+		case len(p) > w.cfg.MaxResult: // Redis would refuse it: the ack would fail run after run
+			out.err = job.SkipRetry(fmt.Errorf("result of task %q is %d bytes encoded, over the %d byte limit (worker.Config.MaxResult)",
+				j.Task, len(p), w.cfg.MaxResult))
+		default:
 			payload = p
 		}
 	}

@@ -811,3 +811,47 @@ func TestSkipIfLateRetriesAndPastTimes(t *testing.T) {
 		t.Fatalf("late retry: %q, %d attempts ran", j.LastError, attempts.Load())
 	}
 }
+
+// TestResultOverTheLimitFailsWithoutRetry: a result larger than Config.MaxResult fails
+// its job at once, naming the size and the limit. Past Redis' proto-max-bulk-len the
+// acknowledgement failed, and the job ran again until its retries were spent.
+func TestResultOverTheLimitFailsWithoutRetry(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	var calls atomic.Int32
+	start(t, e, worker.Config{Concurrency: 2, MaxResult: 1024}, func(w *worker.Worker) {
+		w.HandleFunc("sized", func(ctx context.Context, j *job.Job) (any, error) {
+			calls.Add(1)
+			var n int
+			must(t, j.Decode(&n))
+			return strings.Repeat("x", n), nil
+		})
+	})
+	cases := []struct {
+		n    int // the result is n bytes of text: n+3 encoded (str 16), n+5 past 64 KiB (str 32)
+		fail string
+	}{
+		{1021, ""},
+		{1022, `result of task "sized" is 1025 bytes encoded, over the 1024 byte limit (worker.Config.MaxResult)`},
+		{600 << 10, "is 614405 bytes encoded, over the 1024 byte limit"},
+	}
+	for _, tc := range cases {
+		calls.Store(0)
+		h, err := e.c.EnqueueByName(e.ctx, "sized", tc.n, job.MaxRetries(3))
+		must(t, err)
+		j, err := h.Wait(e.ctx)
+		if tc.fail == "" {
+			var s string
+			if err != nil || j.DecodeResult(&s) != nil || len(s) != tc.n {
+				t.Fatalf("%d bytes: %v, result of %d", tc.n, err, len(s))
+			}
+			continue
+		}
+		var fe *job.FailedError
+		if !errors.As(err, &fe) || !strings.Contains(fe.Message, tc.fail) {
+			t.Fatalf("%d bytes: %v, want a failure naming %q", tc.n, err, tc.fail)
+		}
+		if j, err = h.Job(e.ctx); err != nil || j.State != job.StateFailed || j.Attempt != 1 || calls.Load() != 1 {
+			t.Fatalf("%d bytes: %v, state %s after %d attempts, %d runs (want failed at once)", tc.n, err, j.State, j.Attempt, calls.Load())
+		}
+	}
+}

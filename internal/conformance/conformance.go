@@ -76,6 +76,7 @@ func Run(t *testing.T, backend Backend) {
 	cases = append(cases, scheduleFixCases()...)
 	cases = append(cases, reviewCases()...)
 	cases = append(cases, beatCases()...)
+	cases = append(cases, numericsCases()...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, setup(t, backend)) })
 	}

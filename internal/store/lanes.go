@@ -27,19 +27,36 @@ type costModel struct {
 	n, sx, sy, sxx, sxy float64
 }
 
-// factor is the model's run-time factor for cost value v relative to the task's typical
-// job, and whether the model knows enough to say.
-func (m costModel) factor(v float64) (float64, bool) {
-	if m.n < 20 {
-		return 1, false
+// logFactor is the natural log of the model's run-time factor for cost value v relative
+// to the task's typical job, and whether the model knows enough to say. It stays in log
+// space: a steep model and a large hint make the factor itself overflow to +Inf.
+func (m costModel) logFactor(v float64) (float64, bool) {
+	if !(m.n >= 20) { // written so that a NaN count, read from a damaged entry, fails it
+		return 0, false
 	}
 	x := math.Log1p(v)
 	den := m.n*m.sxx - m.sx*m.sx
-	if den <= 1e-9*m.n*m.n {
-		return 1, false
+	if !(den > 1e-9*m.n*m.n) {
+		return 0, false
 	}
 	b := (m.n*m.sxy - m.sx*m.sy) / den
-	return math.Exp(b * (x - m.sx/m.n)), true
+	return b * (x - m.sx/m.n), true
+}
+
+// MaxCostBucket bounds a cost-hint size bucket: a lane " ~b" has -MaxCostBucket ≤ b ≤
+// MaxCostBucket, a factor of 2^±8 on the task's mean.
+const MaxCostBucket = 64
+
+// costBucket is the size bucket of a run-time factor e^logf: round(8·log2 of it),
+// clamped to ±MaxCostBucket in floating point (an infinite factor is the largest bucket,
+// never wrapped to the smallest), and false for NaN (no bucket).
+func costBucket(logf float64) (int, bool) {
+	b := 8 * logf / math.Ln2
+	if math.IsNaN(b) {
+		return 0, false
+	}
+	b = math.Max(math.Min(b, MaxCostBucket), -MaxCostBucket)
+	return int(math.Round(b)), true
 }
 
 // Lane chooses the lane of a new job: its own estimate's size bucket when it has one;
@@ -65,13 +82,12 @@ func (s *Store) Lane(ctx context.Context, queue string, priority int, task strin
 	if !ok || !(v >= 0) { // the model is on log1p(cost): a negative hint says nothing
 		return plain, nil
 	}
-	f, ok := m.factor(v)
+	logf, ok := m.logFactor(v)
 	if !ok {
 		return plain, nil
 	}
-	b := int(math.Round(8 * math.Log2(f)))
-	b = max(min(b, 64), -64)
-	if b == 0 {
+	b, ok := costBucket(logf)
+	if !ok || b == 0 {
 		return plain, nil
 	}
 	return plain + " ~" + strconv.Itoa(b), nil

@@ -73,16 +73,22 @@ func TestTraceRoundTripAndErrors(t *testing.T) {
 	if len(back) != 20 || back[3].Task != jobs[3].Task || back[3].Cost["bytes"] != jobs[3].Cost["bytes"] {
 		t.Fatalf("round trip %+v vs %+v", back[3], jobs[3])
 	}
-	bad := map[string]string{
-		"no header":    "",
-		"missing col":  "offset_ms,task\n1,a\n",
-		"bad duration": "offset_ms,task,duration_ms\n1,a,x\n",
-		"bad task":     "offset_ms,task,duration_ms\n1,a b,3\n",
-		"no jobs":      "offset_ms,task,duration_ms\n",
+	bad := map[string]struct{ src, want string }{
+		"no header":         {"", "no header"},
+		"missing col":       {"offset_ms,task\n1,a\n", `lacks "duration_ms"`},
+		"bad duration":      {"offset_ms,task,duration_ms\n1,a,x\n", `line 2: duration_ms "x" is not a number of ms from 0 to 315360000000`},
+		"NaN duration":      {"offset_ms,task,duration_ms\n1,a,NaN\n", `duration_ms "NaN"`},
+		"infinite duration": {"offset_ms,task,duration_ms\n1,a,+Inf\n", `duration_ms "+Inf"`},
+		"huge duration":     {"offset_ms,task,duration_ms\n1,a,1e300\n", `duration_ms "1e300"`}, // wrapped to a negative Duration
+		"huge offset":       {"offset_ms,task,duration_ms\n1e19,a,1\n", `offset_ms "1e19"`},
+		"infinite cost":     {"offset_ms,task,duration_ms,cost_bytes\n1,a,1,inf\n", `cost_bytes "inf" is not a finite number`},
+		"NaN cost":          {"offset_ms,task,duration_ms,cost_bytes\n1,a,1,nan\n", `cost_bytes "nan" is not a finite number`},
+		"bad task":          {"offset_ms,task,duration_ms\n1,a b,3\n", "task"},
+		"no jobs":           {"offset_ms,task,duration_ms\n", "no jobs"},
 	}
-	for name, src := range bad {
-		if _, err := ReadTrace(strings.NewReader(src)); err == nil {
-			t.Errorf("%s: no error", name)
+	for name, tc := range bad {
+		if _, err := ReadTrace(strings.NewReader(tc.src)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %q", name, err, tc.want)
 		}
 	}
 	// columns in any order, and extra columns

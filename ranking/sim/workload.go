@@ -101,6 +101,11 @@ func poisson(jobs []Job, slots int, load float64, r *rand.Rand) []Job {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// maxTraceMs bounds a trace's offsets and durations: ten years, as job.MaxHorizon
+// bounds a delay, far inside time.Duration (292 years).
+const maxTraceMs = 10 * 365 * 24 * 3600 * 1000.0
+
 func ms2d(ms float64) time.Duration {
 	return time.Duration(ms * float64(time.Millisecond))
 }
@@ -174,8 +179,8 @@ func ReadTrace(r io.Reader) ([]Job, error) {
 		}
 		num := func(name string) (float64, error) {
 			v, err := strconv.ParseFloat(strings.TrimSpace(rec[col[name]]), 64)
-			if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-				return 0, fmt.Errorf("trace line %d: %s %q is not a non-negative number", line, name, rec[col[name]])
+			if err != nil || !(v >= 0 && v <= maxTraceMs) { // NaN fails it
+				return 0, fmt.Errorf("trace line %d: %s %q is not a number of ms from 0 to %.0f (10 years)", line, name, rec[col[name]], maxTraceMs)
 			}
 			return v, nil
 		}
@@ -195,8 +200,8 @@ func ReadTrace(r io.Reader) ([]Job, error) {
 		for name, i := range col {
 			if c, ok := strings.CutPrefix(name, "cost_"); ok && strings.TrimSpace(rec[i]) != "" {
 				v, err := strconv.ParseFloat(strings.TrimSpace(rec[i]), 64)
-				if err != nil {
-					return nil, fmt.Errorf("trace line %d: %s %q is not a number", line, name, rec[i])
+				if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+					return nil, fmt.Errorf("trace line %d: %s %q is not a finite number", line, name, rec[i])
 				}
 				if j.Cost == nil {
 					j.Cost = map[string]float64{}

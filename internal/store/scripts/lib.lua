@@ -47,14 +47,25 @@ local function lane_task(member)
   return string.sub(member, 3)
 end
 
+-- A prediction as read or computed: a finite number of ms, at least 0; nil (unknown) for
+-- anything else. A learned mean or a prior read from Redis may be damaged ('inf', 'nan',
+-- garbage: tonumber reads the first two), and an infinite prediction makes the rules
+-- NaN (inf / inf), which wins every comparison it is first in.
+local function known_ms(x)
+  x = tonumber(x or '') -- HMGET gives false for a missing field
+  if x and x >= 0 and x < math.huge then return x end -- NaN fails x >= 0
+  return nil
+end
+
 -- The prediction of a lane from its task's prediction: lanes of jobs with their own
 -- estimate (" =b") predict 2^(b/8) ms; lanes of a cost-hint size bucket (" ~b") predict
--- the task's mean times 2^(b/8); plain lanes the task's mean. nil when nothing is known.
+-- the task's mean times 2^(b/8); plain lanes the task's mean. nil when nothing is known,
+-- or when the product overflows.
 local function lane_prediction(member, task_pred)
   local kind, b = string.match(member, ' ([=~])(%-?%d+)$')
-  if kind == '=' then return 2 ^ (tonumber(b) / 8) end
-  if kind == '~' and task_pred then return task_pred * 2 ^ (tonumber(b) / 8) end
-  return task_pred
+  if kind == '=' then return known_ms(2 ^ (tonumber(b) / 8)) end
+  if kind == '~' and task_pred then return known_ms(task_pred * 2 ^ (tonumber(b) / 8)) end
+  return known_ms(task_pred)
 end
 
 -- Fold (x, y) into a cost model entry "name|n|sx|sy|sxx|sxy" (decayed sums of a
@@ -83,15 +94,16 @@ local function rank_settings(key)
   return c[1] or 'fifo', c[2] or 'hrrn', w, tonumber(c[4] or '0.1')
 end
 
--- The learned mean of a stats entry "count|mean|variance".
+-- The learned mean of a stats entry "count|mean|variance" (nil unless known_ms).
 local function stat_mean(entry)
   if not entry then return nil end
-  return tonumber(string.match(entry, '^[^|]+|([^|]+)'))
+  return known_ms(string.match(entry, '^[^|]+|([^|]+)'))
 end
 
 -- Predicted ms for each of tasks (a list of distinct names): the learned mean (field
 -- "t:<task>"), else the configured prior ("p:<task>"), else the queue-wide mean ("*");
--- nil when nothing is known. One HMGET. (The prefixes keep any task name clear of "*".)
+-- nil when nothing is known; a value that is not a finite number of ms counts as nothing.
+-- One HMGET. (The prefixes keep any task name clear of "*".)
 local function predict(stats_key, tasks)
   local n = #tasks
   local names = {}
@@ -104,7 +116,7 @@ local function predict(stats_key, tasks)
   local qmean = stat_mean(st[n + 1])
   local out = {}
   for i = 1, n do
-    out[tasks[i]] = stat_mean(st[i]) or tonumber(st[n + 1 + i] or '') or qmean
+    out[tasks[i]] = stat_mean(st[i]) or known_ms(st[n + 1 + i]) or qmean
   end
   return out
 end
