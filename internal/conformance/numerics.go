@@ -29,6 +29,7 @@ func numericsCases() []struct {
 		{"PriorsFiniteAndBounded", testPriorsBounded},
 		{"DamagedPredictionsAreUnknown", testDamagedPredictions},
 		{"DamagedSettingsReadAsDefaults", testDamagedSettings},
+		{"DamagedStatsHealOnAck", testDamagedStatsHeal},
 	}
 }
 
@@ -308,5 +309,18 @@ func testDamagedSettings(t *testing.T, b *bundle) {
 	must(t, b.s.Redis().HSet(b.ctx, rank, "w", "inf").Err())
 	if c, err := b.c.Ranking(b.ctx, "default"); err != nil || !math.IsInf(c.W, 1) {
 		t.Errorf("w inf: %+v %v", c, err)
+	}
+}
+
+// A task's statistics damaged in Redis (an infinite mean) start afresh at the next
+// acknowledgement: folded in, inf stays inf, and the task would never be predicted again.
+func testDamagedStatsHeal(t *testing.T, b *bundle) {
+	setRanking(t, b, ranking.ModeShadow, ranking.RuleHRRN, 16)
+	must(t, b.s.Redis().HSet(b.ctx, b.s.Keys("default").TaskStats, "t:t", "5|inf|0", "*", "5|nan|nan").Err())
+	enqueue(t, b, "t")
+	finish(t, b, 10)
+	st := stats(t, b)["t"]
+	if st.MeanMs != 10 || st.Count != 1 {
+		t.Fatalf("stats after one 10 ms run over a damaged entry: %+v, want mean 10 over 1", st)
 	}
 }

@@ -83,8 +83,9 @@ if #runs > 0 then
       local e = cur[i]
       if e then
         local n, mean, var = string.match(e, '^([^|]+)|([^|]+)|([^|]+)$')
-        n, mean, var = tonumber(n), tonumber(mean), tonumber(var)
-        if n and mean and var then st[i] = {n, mean, var} end
+        n, mean, var = tonumber(n), known_ms(mean), tonumber(var)
+        -- a damaged entry (an infinite or NaN mean) starts afresh, or it never heals
+        if n and mean and var and var == var and var < math.huge then st[i] = {n, mean, var} end
       end
     end
     local function fold(i, x)
