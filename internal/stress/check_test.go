@@ -18,7 +18,7 @@ var states = []job.State{job.StatePending, job.StateScheduled, job.StateActive, 
 const listPage = 97
 
 // maxRunSpan bounds how long a run holds its slot (its release is at its hard
-// deadline at the latest: a timeout of at most 4 s plus the grace).
+// deadline at the latest: a timeout of at most 5.5 s plus the grace).
 const maxRunSpan = 10 * time.Second
 
 // finalChecks runs once the queues are drained and every worker has stopped (and every

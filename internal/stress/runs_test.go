@@ -17,6 +17,7 @@ type kind uint8
 const (
 	kQuick      kind = iota // returns its result after Ms, honouring its context
 	kSlow                   // the same, for longer (often past a lease, sometimes past its timeout)
+	kLong                   // the same, for seconds: what a lost lease must stop
 	kStubborn               // works for Ms and returns its result even when its context ends
 	kFail                   // returns an error: a retry
 	kRetryAfter             // asks for a retry after Ms
@@ -27,7 +28,7 @@ const (
 	nKinds
 )
 
-var kindNames = [nKinds]string{"quick", "slow", "stubborn", "fail", "retry-after", "skip", "panic", "overrun", "ignore"}
+var kindNames = [nKinds]string{"quick", "slow", "long", "stubborn", "fail", "retry-after", "skip", "panic", "overrun", "ignore"}
 
 func (k kind) String() string {
 	if k < nKinds {
@@ -54,14 +55,19 @@ func (p plan) at(attempt int) step {
 	return step{K: kQuick}
 }
 
-// hasSlowEnd reports whether some attempt outlives a short timeout on purpose.
-func (p plan) hasSlowEnd() bool {
+// timeout is the job's timeout: short when an attempt outlives it on purpose, long
+// enough for a long attempt, else drawn.
+func (p plan) timeout(rng *rand.Rand) time.Duration {
+	d := time.Duration(300+rng.IntN(3701)) * time.Millisecond
 	for _, s := range p.Steps {
-		if s.K == kOverrun || s.K == kIgnore {
-			return true
+		switch s.K {
+		case kOverrun, kIgnore:
+			return time.Duration(150+rng.IntN(451)) * time.Millisecond
+		case kLong:
+			d = max(d, time.Duration(s.Ms+500)*time.Millisecond)
 		}
 	}
-	return false
+	return d
 }
 
 // newPlan draws up to three attempts' behaviours; most jobs are quick.
@@ -80,12 +86,14 @@ func newPlan(rng *rand.Rand) plan {
 	for range n {
 		var s step
 		switch r := rng.IntN(100); {
-		case r < 15:
+		case r < 12:
 			s = step{kQuick, rng.IntN(20)}
-		case r < 32:
+		case r < 28:
 			s = step{kSlow, 100 + rng.IntN(2400)}
-		case r < 40:
-			s = step{kStubborn, 50 + rng.IntN(1500)}
+		case r < 32:
+			s = step{kLong, 2500 + rng.IntN(2500)}
+		case r < 43:
+			s = step{kStubborn, 50 + rng.IntN(2000)}
 		case r < 58:
 			s = step{kFail, 0}
 		case r < 64:
@@ -181,7 +189,7 @@ func (s *suite) handler(wr *workerRec) worker.Handler {
 func (s *suite) act(ctx context.Context, r *runRec) (any, error) {
 	d := time.Duration(r.step.Ms) * time.Millisecond
 	switch r.step.K {
-	case kQuick, kSlow:
+	case kQuick, kSlow, kLong:
 		if err := work(ctx, d); err != nil {
 			return nil, fmt.Errorf("%s: %w", r.name, err)
 		}

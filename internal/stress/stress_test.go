@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,7 +47,7 @@ const (
 	// little after the worker frees its slot.
 	capSlack = 100 * time.Millisecond
 	// backlogCap: producers hold back while this many jobs wait, so the drain is short.
-	backlogCap = 400
+	backlogCap = 150
 )
 
 var (
@@ -238,8 +240,9 @@ func (s *suite) violate(format string, args ...any) {
 // what one of them would have flagged is counted in the report instead. Once a defect
 // is fixed, delete its entry and the test checks the property again.
 var knownDefects = map[string]string{
-	"delete-cancels-waiting": "Client.Delete of a pending or scheduled job cancels it (kept a day in state canceled) instead of removing it",
-	"requeue-counts-repeats": "Client.Requeue counts an id named twice as two jobs moved",
+	"delete-cancels-waiting":  "Client.Delete of a pending or scheduled job cancels it (kept a day in state canceled) instead of removing it",
+	"requeue-counts-repeats":  "Client.Requeue counts an id named twice as two jobs moved",
+	"wait-deadline-net-error": "Handle.Wait whose deadline passes before it writes to the client's shared pub/sub connection (dial, SUBSCRIBE, the PING of a gone job) returns an i/o timeout, not the context's error, and makes that connection reconnect",
 }
 
 // violateUnless is violate, unless the violation is the known defect named.
@@ -259,12 +262,26 @@ func (s *suite) count(op string, n int) {
 	s.mu.Unlock()
 }
 
-// fail reports every violation, each naming the seed.
+// shape matches what varies between two violations of one kind.
+var shape = regexp.MustCompile(`[0-9a-z]{16}(#[0-9]+)?|[0-9]+(\.[0-9]+)?(µs|ms|s|m|h)?|&\{.*`)
+
+// fail reports the violations, each naming the seed.
 func (s *suite) fail() {
 	s.t.Helper()
 	s.vmu.Lock()
 	v := append([]string(nil), s.violations...)
 	s.vmu.Unlock()
+	if len(v) > 1 { // what kinds, first: job ids, run numbers and figures taken out
+		kinds := map[string]int{}
+		for _, msg := range v {
+			kinds[shape.ReplaceAllString(msg, "_")]++
+		}
+		var b strings.Builder
+		for _, k := range sortedKeys(kinds) {
+			fmt.Fprintf(&b, "\n  %5d × %s", kinds[k], k)
+		}
+		s.t.Errorf("seed %d: %d violations of %d kinds:%s", s.cfg.seed, len(v), len(kinds), b.String())
+	}
 	for i, msg := range v {
 		if i == 40 {
 			s.t.Errorf("seed %d: ... and %d more violations", s.cfg.seed, len(v)-i)
@@ -469,11 +486,7 @@ func (s *suite) request(rng *rand.Rand) (queue.Request, plan) {
 	if err != nil {
 		s.t.Fatalf("seed %d: encode plan: %v", s.cfg.seed, err)
 	}
-	timeout := ms(rng, 300, 4000)
-	if p.hasSlowEnd() {
-		timeout = ms(rng, 150, 600)
-	}
-	opts := []job.Option{job.Queue(queues[rng.IntN(len(queues))]), job.MaxRetries(rng.IntN(4)), job.Timeout(timeout),
+	opts := []job.Option{job.Queue(queues[rng.IntN(len(queues))]), job.MaxRetries(rng.IntN(4)), job.Timeout(p.timeout(rng)),
 		job.WithBackoff(job.ConstantBackoff(ms(rng, 20, 300))), job.Retention(2 * time.Hour)}
 	if rng.IntN(2) == 0 {
 		opts = append(opts, job.Priority(rng.IntN(job.MaxPriority+1)))
@@ -774,6 +787,9 @@ func (s *suite) wait(jr *jobRec, d time.Duration) {
 		how = 'n'
 	case errors.Is(err, context.DeadlineExceeded):
 		how = 't'
+	case isTimeout(err) && ctx.Err() != nil:
+		s.violateUnless("wait-deadline-net-error", "Wait on %s with a deadline of %s: %v", jr.id, d, err)
+		how = 't'
 	default:
 		s.violate("Wait on %s: unexpected error %v", jr.id, err)
 		return
@@ -782,6 +798,12 @@ func (s *suite) wait(jr *jobRec, d time.Duration) {
 	jr.waits = append(jr.waits, waitVerdict{at: time.Now(), how: how})
 	s.ops["wait "+string(how)]++
 	s.mu.Unlock()
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // pauser pauses a queue for a while now and then.
