@@ -265,7 +265,7 @@ func (s *suite) count(op string, n int) {
 }
 
 // shape matches what varies between two violations of one kind.
-var shape = regexp.MustCompile(`[0-9a-z]{16}(#[0-9]+)?|[0-9]+(\.[0-9]+)?(µs|ms|s|m|h)?|&\{.*`)
+var shape = regexp.MustCompile(`[0-9a-z]{16}(#[0-9]+)?|[0-9]+(\.[0-9]+)?(µs|ms|s|m|h)?|&\{.*| \(key ".*`)
 
 // fail reports the violations, each naming the seed.
 func (s *suite) fail() {
