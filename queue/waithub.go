@@ -68,7 +68,9 @@ func (h *waitHub) watch(ctx context.Context, queue, id string) (<-chan byte, fun
 		h.mu.Unlock()
 	}
 	if !subscribed {
-		if err := h.ps.Subscribe(ctx, channel); err != nil {
+		if err := h.write(ctx, func(wctx context.Context) error { return h.ps.Subscribe(wctx, channel) }); err != nil {
+			// go-redis keeps the channel and subscribes again as it reconnects; the
+			// confirmation then closes ready for the waiters still on it
 			cancel()
 			return nil, nil, err
 		}
@@ -156,12 +158,38 @@ func (h *waitHub) sync(ctx context.Context) error {
 	ch := make(chan struct{})
 	h.pongs[token] = ch
 	h.mu.Unlock()
-	if err := h.ps.Ping(ctx, token); err != nil {
+	if err := h.write(ctx, func(wctx context.Context) error { return h.ps.Ping(wctx, token) }); err != nil {
+		h.mu.Lock()
+		delete(h.pongs, token)
+		h.mu.Unlock()
 		return err
 	}
 	select {
 	case <-ch:
 		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// write sends a command on the shared subscription connection. go-redis takes the
+// connection's write deadline from the context it is given, so one waiter's deadline
+// must not be it: a deadline passing mid-write breaks the connection for every waiter
+// and surfaces as an i/o timeout. The write gets a deadline of its own; the caller
+// stops waiting for it at its context's end, with its context's error.
+func (h *waitHub) write(ctx context.Context, send func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		done <- send(wctx)
+	}()
+	select {
+	case err := <-done:
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}

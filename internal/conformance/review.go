@@ -23,6 +23,7 @@ func reviewCases() []struct {
 		{"RequeueAllPastSuperseded", testRequeueAllPastSuperseded},
 		{"RequeueAllPagesThroughTies", testRequeueAllTies},
 		{"DeleteWaitingJobRemovesIt", testDeleteWaiting},
+		{"RequeueNamedTwiceMovesOnce", testRequeueNamedTwice},
 	}
 }
 
@@ -187,5 +188,15 @@ func testDeleteWaiting(t *testing.T, b *bundle) {
 	must(t, b.c.CancelKey(b.ctx, "default", "kp"))
 	if c := counts(t, b, "default"); c.Canceled != 1 || c.Pending != 1 {
 		t.Fatalf("counts after cancel %+v", c)
+	}
+}
+
+// testRequeueNamedTwice: an id named twice is one job requeued, counted once.
+func testRequeueNamedTwice(t *testing.T, b *bundle) {
+	ids := failJobs(t, b, []string{""})
+	n, err := b.c.Requeue(b.ctx, "default", ids[0], ids[0])
+	must(t, err)
+	if c := counts(t, b, "default"); n != 1 || c.Pending != 1 || c.Failed != 0 {
+		t.Fatalf("requeue of one failed job named twice: moved %d, counts %+v; want 1 moved, 1 pending", n, c)
 	}
 }

@@ -67,6 +67,7 @@ func (s *Store) Cancel(ctx context.Context, queue, id, key, mode string) (string
 // jobs left failed never stop it.
 func (s *Store) RequeueFailed(ctx context.Context, queue string, ids []string, failedBy time.Time) (int, error) {
 	k := s.Keys(queue)
+	ids = distinct(ids) // an id named twice is one job moved once
 	total := 0
 	afterScore, afterID := "", ""
 	for {
@@ -478,4 +479,17 @@ func (s *Store) ParseHandOff(queue, entry string) (Wake, error) {
 		}
 	}
 	return Wake{}, fmt.Errorf("store: a hand-off entry of queue %q does not parse: %.40q", queue, entry)
+}
+
+// distinct returns ids without repeats, in their first order.
+func distinct(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
 }

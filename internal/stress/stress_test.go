@@ -241,11 +241,7 @@ func (s *suite) violate(format string, args ...any) {
 // knownDefects are defects of chronoq this test found, tolerated until they are fixed:
 // what one of them would have flagged is counted in the report instead. Once a defect
 // is fixed, delete its entry and the test checks the property again.
-var knownDefects = map[string]string{
-	"delete-cancels-waiting":  "Client.Delete of a pending or scheduled job cancels it (kept a day in state canceled) instead of removing it",
-	"requeue-counts-repeats":  "Client.Requeue counts an id named twice as two jobs moved",
-	"wait-deadline-net-error": "Handle.Wait whose deadline passes before it writes to the client's shared pub/sub connection (dial, SUBSCRIBE, the PING of a gone job) returns an i/o timeout, not the context's error, and makes that connection reconnect",
-}
+var knownDefects = map[string]string{}
 
 // violateUnless is violate, unless the violation is the known defect named.
 func (s *suite) violateUnless(defect, format string, args ...any) {
