@@ -56,6 +56,8 @@ func (w *Worker) startHandOff(queueName string, wake store.Wake, idleQueues []st
 			w.mu.Lock()
 			r.unclaimed = false // its lease is renewed from now on
 			w.mu.Unlock()
+		} else {
+			r.cancel(job.ErrLeaseExpired) // taken back: it may run elsewhere; stop this run
 		}
 		claimed <- ok
 	}()
@@ -222,8 +224,9 @@ func (w *Worker) stopJob(queueName, id string) {
 	defer w.mu.Unlock()
 	var r *running
 	for k, h := range w.held {
-		if k.id == id && h.queue == queueName && !h.lost {
-			r = h // the run under the lease this worker still holds
+		// the run under the newest lease: an older one may not be marked lost yet
+		if k.id == id && h.queue == queueName && !h.lost && (r == nil || k.startMs > r.key.startMs) {
+			r = h
 		}
 	}
 	if r == nil || r.stopAsked || r.decided.Load() {

@@ -240,11 +240,17 @@ func (s *Store) FailResult(ctx context.Context, queue, worker string, f Failure)
 // arrivals and without spending an attempt (graceful shutdown). A lease the worker no
 // longer holds is left alone.
 func (s *Store) HandBack(ctx context.Context, queue, worker string, leases []Lease) (int, error) {
-	if len(leases) == 0 {
-		return 0, nil
+	moved := 0
+	for len(leases) > 0 { // a script's unpack takes a few thousand values at most
+		part := leases[:min(len(leases), 1000)]
+		leases = leases[len(part):]
+		n, _, err := s.requeueActive(ctx, queue, worker, "handback", "", part)
+		moved += n
+		if err != nil {
+			return moved, err
+		}
 	}
-	n, _, err := s.requeueActive(ctx, queue, worker, "handback", "", leases)
-	return n, err
+	return moved, nil
 }
 
 // ReclaimExpired moves jobs whose lease ended before now back to their lanes,

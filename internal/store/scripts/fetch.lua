@@ -90,10 +90,11 @@ local function take_tied(score)
   local group = {}
   local repaired = false
   local tied = redis.call('ZRANGE', KEYS[1], score, score, 'BYSCORE', 'LIMIT', 0, 128)
-  if got == 0 then
-    local missing = {}
-    for _, m in ipairs(tied) do note_missing(lanes, missing, m) end
-    if #missing > 0 then return false, missing end
+  local missing = {}
+  for _, m in ipairs(tied) do note_missing(lanes, missing, m) end
+  if #missing > 0 then
+    if got == 0 then return false, missing end
+    return false, nil -- a tied lane the caller lacks may hold the smallest id: stop here
   end
   for _, m in ipairs(tied) do
     local l = lanes[m]
@@ -138,6 +139,14 @@ if mode ~= 'active' then
       top = redis.call('ZRANGE', KEYS[1], 0, want, 'WITHSCORES')
       local missing = {}
       for i = 1, #top, 2 do note_missing(lanes, missing, top[i]) end
+      if #top > 2 then
+        -- lanes tied with the last one read go by id, not rank: a tie read later
+        -- (take_tied, up to 128 lanes past what was taken) may reach past rank want
+        local last = top[#top]
+        for _, m in ipairs(redis.call('ZRANGE', KEYS[1], last, last, 'BYSCORE', 'LIMIT', 0, want + 128)) do
+          note_missing(lanes, missing, m)
+        end
+      end
       if #missing > 0 then return stale_answer(missing) end
     else
       top = redis.call('ZRANGE', KEYS[1], 0, 1, 'WITHSCORES')

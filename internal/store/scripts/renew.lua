@@ -9,8 +9,12 @@
 local deadline = clock_ms(ARGV[1]) + tonumber(ARGV[2])
 local ids = {}
 for i = 4, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
-local owners = redis.call('HMGET', KEYS[2], unpack(ids))
-local stops = redis.call('HMGET', KEYS[3], unpack(ids))
+local owners, stops = {}, {}
+for i = 1, #ids, 4000 do
+  local part = {unpack(ids, i, math.min(i + 3999, #ids))}
+  for j, v in ipairs(redis.call('HMGET', KEYS[2], unpack(part))) do owners[i + j - 1] = v end
+  for j, v in ipairs(redis.call('HMGET', KEYS[3], unpack(part))) do stops[i + j - 1] = v end
+end
 local lost, stop, zs = {}, {}, {}
 for i, id in ipairs(ids) do
   if holds(owners[i], ARGV[3], ARGV[3 + 2 * i]) then
@@ -21,5 +25,5 @@ for i, id in ipairs(ids) do
     lost[#lost + 1] = i
   end
 end
-if #zs > 0 then redis.call('ZADD', KEYS[1], 'XX', unpack(zs)) end
+for i = 1, #zs, 4000 do redis.call('ZADD', KEYS[1], 'XX', unpack(zs, i, math.min(i + 3999, #zs))) end
 return {lost, stop}
