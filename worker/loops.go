@@ -21,6 +21,7 @@ func (w *Worker) renewLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-w.renewNow: // the stop channel was (re)subscribed: notices may be lost
 		}
 		w.mu.Lock()
 		byQueue := map[string][]store.Lease{}
@@ -182,6 +183,11 @@ func (w *Worker) promoteLoop(ctx context.Context) {
 				case *redis.Subscription:
 					if m.Count < len(channels) {
 						continue wait // one promotion per (re)subscription, at its last channel
+					}
+					// stop notices published before it reached no one: renewal reads them
+					select {
+					case w.renewNow <- struct{}{}:
+					default:
 					}
 				}
 			case <-t.C:

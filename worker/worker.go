@@ -43,6 +43,7 @@ type Worker struct {
 	freed       atomic.Uint64   // slots freed so far
 	free        int             // free slots
 	slotFreed   chan struct{}   // signalled (non-blocking) when a slot frees
+	renewNow    chan struct{}   // asks the renewer for a round now (it reads stop requests)
 	acks        chan ackItem
 	startedAt   time.Time
 	launched    chan struct{} // closed once Start has launched its loops
@@ -106,6 +107,7 @@ func New(c *queue.Client, cfg Config) (*Worker, error) {
 		capped:    capped(cfg.Queues),
 		free:      cfg.Concurrency,
 		slotFreed: make(chan struct{}, 1),
+		renewNow:  make(chan struct{}, 1),
 		acks:      make(chan ackItem, 4*cfg.Concurrency+16),
 	}, nil
 }
