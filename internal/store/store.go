@@ -106,7 +106,7 @@ func (s *Store) observeClock(sent, received time.Time, redisMs int64) {
 // list, and while the list is longer than laneFew a lane a fetch emptied leaves at once.
 const (
 	laneIdle = 30 * time.Second
-	laneFew  = 32
+	laneFew  = 16
 )
 
 // laneSet is the lanes of one queue the store's calls used lately.
