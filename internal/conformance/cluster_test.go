@@ -5,20 +5,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chronoq/chronoq/beat"
+	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
@@ -40,7 +38,8 @@ func TestRedisCluster(t *testing.T) {
 	if _, err := exec.LookPath("redis-cli"); err != nil {
 		t.Skip("redis-cli not found: the cluster suite needs it to form the cluster")
 	}
-	addrs := startCluster(t, 3)
+	cluster := startCluster(t, 3)
+	addrs := cluster.Addrs
 	backend := func(t *testing.T) redis.UniversalClient {
 		rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 		t.Cleanup(func() { _ = rdb.Close() })
@@ -79,104 +78,25 @@ func TestRedisCluster(t *testing.T) {
 	}
 }
 
-// startCluster starts n redis-server processes in cluster mode on free loopback
-// ports, joins them into a cluster of n masters without replicas, waits until every
-// node reports cluster_state:ok, and stops them at test end. It returns their
-// addresses.
-func startCluster(t *testing.T, n int) []string {
+// startCluster starts a cluster of n masters (see redistest.StartCluster), stopped at
+// test end; the masters' logs are shown if the test failed.
+func startCluster(t *testing.T, n int) *redistest.Cluster {
 	t.Helper()
-	server, err := exec.LookPath("redis-server")
+	c, err := redistest.StartCluster(n)
 	if err != nil {
-		t.Fatalf("cluster: redis-server not on PATH: %v", err)
+		t.Fatalf("cluster: %v", err)
 	}
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Fatalf("cluster: redis-cli not on PATH: %v", err)
-	}
-	dir := t.TempDir()
-	ready := new(bool) // the servers' logs are shown if the cluster never came up
-	ports := clusterPorts(t, n)
-	addrs := make([]string, n)
-	for i, port := range ports {
-		addrs[i] = "127.0.0.1:" + strconv.Itoa(port)
-		logPath := filepath.Join(dir, fmt.Sprintf("redis-%d.log", i))
-		logFile, err := os.Create(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(server,
-			"--cluster-enabled", "yes",
-			"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", i)),
-			"--save", "", "--appendonly", "no",
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--dir", dir, "--daemonize", "no", "--loglevel", "warning")
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		if err := cmd.Start(); err != nil {
-			_ = logFile.Close()
-			t.Fatalf("cluster: start redis-server on %d: %v", port, err)
-		}
-		t.Cleanup(func() {
-			died := cmd.Process.Signal(syscall.Signal(0)) != nil // it exited on its own
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			_ = logFile.Close()
-			if died || !*ready {
-				if b, err := os.ReadFile(logPath); err == nil && len(b) > 0 {
-					t.Logf("redis-server %s log:\n%s", addrs[i], b)
-				}
-			}
-		})
-	}
-
-	// every node answers PING before the cluster is created
-	nodes := make([]*redis.Client, n)
-	for i, a := range addrs {
-		nodes[i] = redis.NewClient(&redis.Options{Addr: a})
-		defer nodes[i].Close()
-	}
-	waitFor(t, 10*time.Second, "nodes answer PING", func() error {
-		for i, c := range nodes {
-			if err := ping(c); err != nil {
-				return fmt.Errorf("%s: %w", addrs[i], err)
-			}
-		}
-		return nil
-	})
-
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
-		t.Fatalf("cluster: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-
-	// every node sees the whole cluster: all slots assigned, all nodes known, state ok
-	waitFor(t, 20*time.Second, "cluster_state:ok on every node", func() error {
-		for i, c := range nodes {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			info, err := c.ClusterInfo(ctx).Result()
-			cancel()
-			if err != nil {
-				return fmt.Errorf("%s: %w", addrs[i], err)
-			}
-			for _, want := range []string{"cluster_state:ok", "cluster_slots_assigned:16384",
-				"cluster_known_nodes:" + strconv.Itoa(n), "cluster_size:" + strconv.Itoa(n)} {
-				if !strings.Contains(info, want+"\r\n") && !strings.HasSuffix(strings.TrimSpace(info), want) {
-					return fmt.Errorf("%s: no %q in CLUSTER INFO", addrs[i], want)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, a := range c.Addrs {
+				if l := c.Logs(i); l != "" {
+					t.Logf("redis-server %s log:\n%s", a, l)
 				}
 			}
 		}
-		return nil
+		c.Close()
 	})
-	*ready = true
-	return addrs
-}
-
-func ping(c *redis.Client) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	return c.Ping(ctx).Err()
+	return c
 }
 
 // waitFor calls cond until it returns nil or timeout passes, then fails the test with
@@ -194,41 +114,6 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error
 		}
 		time.Sleep(20 * time.Millisecond) // a re-check interval, not synchronisation
 	}
-}
-
-// clusterPorts picks n distinct free loopback ports whose cluster bus ports (port +
-// 10000) are free too.
-func clusterPorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var held []net.Listener
-	defer func() {
-		for _, l := range held {
-			_ = l.Close()
-		}
-	}()
-	for tries := 0; len(ports) < n && tries < 200; tries++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("cluster: free port: %v", err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		if p+10000 > 65535 {
-			_ = l.Close()
-			continue
-		}
-		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
-		if err != nil {
-			_ = l.Close()
-			continue
-		}
-		held = append(held, l, bus) // held until all are chosen, so none repeats
-		ports = append(ports, p)
-	}
-	if len(ports) < n {
-		t.Fatalf("cluster: found only %d free port pairs", len(ports))
-	}
-	return ports
 }
 
 var clusterQuiet = slog.New(slog.NewTextHandler(io.Discard, nil))
