@@ -7,6 +7,7 @@
 //	go run ./bench w5 [--jobs 1000000]             (far-future store: rate, bytes, due-lag, drain)
 //	go run ./bench beat [--jobs 10000]             (one beat, 10k entries due on the same minute)
 //	go run ./bench dashboard [--jobs 1000000]      (every page with 1M pending jobs)
+//	go run ./bench cluster_fault [--repeat 3]       (one master of a 3-master cluster paused, then killed: the healthy queue's start latency, the faulty queue's recovery)
 //	go run ./bench rules                           (the simulator: every rule, every workload)
 //	go run ./bench gen --workload seed|w3|bursty-seed|bursty-w3|drift [--jobs --slots --load --seed] > trace.csv
 //	go run ./bench replay --trace FILE --mode fifo|active|oracle [--sim] [--workers P --concurrency C --rule R --w W --time-scale F]
@@ -40,6 +41,11 @@ func main() {
 		return
 	case "gen":
 		harness.Fail(harness.Generate(os.Stdout, f.Gen, f.JobsOr(2000), f.Slots, f.Load, f.Seed))
+		return
+	case "cluster_fault": // forms its own cluster
+		line, err := harness.ClusterFault(context.Background(), f.Repeat, func(s string) { fmt.Println(s) })
+		harness.Fail(err)
+		fmt.Println(line)
 		return
 	}
 	ctx := context.Background()

@@ -55,6 +55,14 @@ type Config struct {
 	IdleBlock time.Duration
 	// HeartbeatInterval (default 5s); the worker is shown as gone after 3 missed beats.
 	HeartbeatInterval time.Duration
+	// NodeDeadline, on a Redis Cluster, is how long one call to one queue's master may
+	// take before the worker serves its other queues without that one (default 100ms,
+	// at most 10s). A queue whose master fails or is slower than this is left out of
+	// fetches, idle waits and hand-offs, and probed until its master answers again;
+	// acknowledgements, renewals and the reaper work on each queue apart, so one
+	// master's trouble never holds another queue's jobs. Unused on one server, where
+	// every queue shares the node's fate.
+	NodeDeadline time.Duration
 	// ID names the worker (default host-pid-random). It may not hold '|', which
 	// separates the fields of the entries that name a worker in Redis (a job's owner,
 	// an idle worker).
@@ -84,8 +92,9 @@ const (
 	MaxConcurrency = 10_000    // Config.Concurrency and QueueConfig.Concurrency
 	MaxBatchSize   = store.MaxFetch
 	// MaxConfigDuration bounds every duration of Config: Lease, ShutdownTimeout,
-	// HardDeadlineGrace, IdleBlock, HeartbeatInterval.
+	// HardDeadlineGrace, IdleBlock, HeartbeatInterval (and MaxNodeDeadline NodeDeadline).
 	MaxConfigDuration = 24 * time.Hour
+	MaxNodeDeadline   = 10 * time.Second
 	// DefaultMaxResult is Config.MaxResult's default: 512 KiB, the payload limit's.
 	DefaultMaxResult = 512 << 10
 	// MaxResultLimit bounds Config.MaxResult: 4 MiB. The worker acknowledges up to 256
@@ -130,6 +139,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("worker: %s %s is out of range (0 to %s; 0 means the default)", d.name, d.v, MaxConfigDuration)
 		}
 	}
+	if c.NodeDeadline < 0 || c.NodeDeadline > MaxNodeDeadline {
+		return fmt.Errorf("worker: NodeDeadline %s is out of range (0 to %s; 0 means 100ms)", c.NodeDeadline, MaxNodeDeadline)
+	}
 	if c.Lease != 0 && c.Lease < 100*time.Millisecond {
 		return fmt.Errorf("worker: Lease %s is too short (at least 100ms)", c.Lease)
 	}
@@ -165,6 +177,7 @@ func (c *Config) defaults() error {
 	setDur(&c.HardDeadlineGrace, 5*time.Second)
 	setDur(&c.IdleBlock, 5*time.Second)
 	setDur(&c.HeartbeatInterval, 5*time.Second)
+	setDur(&c.NodeDeadline, 100*time.Millisecond)
 	c.IdleBlock = max(c.IdleBlock.Round(time.Second), time.Second)
 	if c.MaxResult == 0 {
 		c.MaxResult = DefaultMaxResult

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,7 +37,15 @@ func (w *Worker) startHandOff(queueName string, wake store.Wake, idleQueues []st
 	claim := func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		ok, err := w.store.ClaimAndUnidle(ctx, queueName, f.Lease(), w.cfg.ID, idleQueues, w.cfg.Lease)
+		unidle := idleQueues
+		if w.isolate {
+			// the claim and its own queue's idle entry share a node; the other queues'
+			// entries may be on others, whose trouble must not hold or undo the claim
+			unidle = []string{queueName}
+			others := slices.DeleteFunc(slices.Clone(idleQueues), func(q string) bool { return q == queueName })
+			go w.unmarkIdle(ctx, others)
+		}
+		ok, err := w.store.ClaimAndUnidle(ctx, queueName, f.Lease(), w.cfg.ID, unidle, w.cfg.Lease)
 		if err != nil {
 			w.log.Warn("claim of a handed-off job failed; it runs again after its lease", "job", f.ID, "err", err)
 		}
@@ -84,6 +93,11 @@ func (w *Worker) runsJob(id string) bool {
 // its own — Go cannot stop a goroutine — its later result dropped), or the end of the
 // shutdown grace (the job was handed back; nothing is recorded).
 func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool) *running {
+	return w.startJobIn(queueName, f, claimed, false)
+}
+
+// startJobIn is startJob; reserved says its slot was taken already (see reserve).
+func (w *Worker) startJobIn(queueName string, f store.Fetched, claimed <-chan bool, reserved bool) *running {
 	now := f.At // the lease's start, as Redis recorded it: the ack names this lease
 	if now.IsZero() {
 		now = w.store.Now()
@@ -145,8 +159,10 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 	r.decide = decide // before the job is seen in held (stopJob reads it)
 	w.mu.Lock()
 	w.held[r.key] = r
-	w.perQueue[queueName]++
-	w.free--
+	if !reserved {
+		w.perQueue[queueName]++
+		w.free--
+	}
 	w.mu.Unlock()
 	w.jobs.Add(1)
 	if early != nil {
@@ -265,7 +281,7 @@ func (w *Worker) finish(r *running, out outcome) {
 	dur := w.store.Now().Sub(r.started)
 	if out.err == nil {
 		w.log.Debug("job succeeded", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt, "ms", dur.Milliseconds())
-		w.acks <- ackItem{queue: r.queue, done: store.Done{ID: j.ID, Retention: j.Options.Retention, Result: payload, Started: r.started,
+		w.acks[r.queue] <- ackItem{queue: r.queue, done: store.Done{ID: j.ID, Retention: j.Options.Retention, Result: payload, Started: r.started,
 			Sample: w.sample(j, r, out.ran), Key: j.Options.Key}, task: j.Task, ran: out.ran, wait: r.started.Sub(r.due), known: !r.due.IsZero()}
 		return
 	}
@@ -384,54 +400,53 @@ func (w *Worker) record(op func(ctx context.Context) error) error {
 	}
 }
 
-// ackLoop records successes in batches: it takes what is waiting, groups it by queue
-// and acknowledges each group in one script run.
-func (w *Worker) ackLoop() {
+// ackLoop records queue's successes in batches: it takes what is waiting and
+// acknowledges it in one script run. Each queue has its own loop, so that a queue
+// whose Redis node is away holds only its own acknowledgements.
+func (w *Worker) ackLoop(q string, acks <-chan ackItem) {
 	defer w.bg.Done()
-	for first := range w.acks {
-		batch := map[string][]store.Done{first.queue: {first.done}}
-		items := map[string][]ackItem{first.queue: {first}}
-		total := 1
+	for first := range acks {
+		items := []ackItem{first}
 	drain:
-		for total < 256 {
+		for len(items) < 256 {
 			select {
-			case a, ok := <-w.acks:
+			case a, ok := <-acks:
 				if !ok {
 					break drain
 				}
-				batch[a.queue] = append(batch[a.queue], a.done)
-				items[a.queue] = append(items[a.queue], a)
-				total++
+				items = append(items, a)
 			default:
 				break drain
 			}
 		}
-		for q, done := range batch {
-			var lost []string
-			err := w.record(func(ctx context.Context) error {
-				var err error
-				lost, err = w.store.Ack(ctx, q, w.cfg.ID, done)
-				return err
-			})
-			if len(lost) > 0 {
-				w.log.Warn("jobs finished after their lease was taken back; they may run twice", "queue", q, "jobs", lost)
-			}
-			gone := map[string]bool{}
-			for _, id := range lost {
-				gone[id] = true
-			}
-			now := w.store.Now()
-			for _, it := range items[q] {
-				if err == nil && !gone[it.done.ID] { // counted once Redis has recorded it
-					w.activity.add(q, now, 1, 0, 0, it.wait, it.known)
-					w.metrics.observe(q, it.task, it.ran, it.wait, it.known, "succeeded")
-				}
-			}
-			keys := make([]leaseKey, len(done))
-			for i, d := range done {
-				keys[i] = keyOf(store.Lease{ID: d.ID, Start: d.Started})
-			}
-			w.release(keys...)
+		done := make([]store.Done, len(items))
+		for i, it := range items {
+			done[i] = it.done
 		}
+		var lost []string
+		err := w.record(func(ctx context.Context) error {
+			var err error
+			lost, err = w.store.Ack(ctx, q, w.cfg.ID, done)
+			return err
+		})
+		if len(lost) > 0 {
+			w.log.Warn("jobs finished after their lease was taken back; they may run twice", "queue", q, "jobs", lost)
+		}
+		gone := map[string]bool{}
+		for _, id := range lost {
+			gone[id] = true
+		}
+		now := w.store.Now()
+		for _, it := range items {
+			if err == nil && !gone[it.done.ID] { // counted once Redis has recorded it
+				w.activity.add(q, now, 1, 0, 0, it.wait, it.known)
+				w.metrics.observe(q, it.task, it.ran, it.wait, it.known, "succeeded")
+			}
+		}
+		keys := make([]leaseKey, len(done))
+		for i, d := range done {
+			keys[i] = keyOf(store.Lease{ID: d.ID, Start: d.Started})
+		}
+		w.release(keys...)
 	}
 }

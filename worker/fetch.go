@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/chronoq/chronoq/internal/store"
@@ -15,7 +16,7 @@ import (
 // when every queue is empty.
 func (w *Worker) fetchLoop(ctx context.Context) {
 	defer w.loops.Done()
-	blocking, closeBlocking := w.store.BlockingClient()
+	blocking, closeBlocking := w.store.BlockingClient(w.cfg.IdleBlock + 2*time.Second)
 	stopped := make(chan struct{})
 	defer close(stopped)
 	go func() { // Stop interrupts an idle wait by closing its connection
@@ -85,32 +86,53 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 // The worker listens only to the queues it has room for: a queue at its own cap is
 // left to other workers, and a slot freed on it pokes this worker awake.
 func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient, gen uint64) (handedOff bool, wokeFor string, err error) {
-	queues := w.idleQueues()
-	lease := w.cfg.Lease
+	waitCtx := ctx
+	if w.isolate {
+		// a failing queue that answers again ends this wait, so that the next one
+		// listens to it; registered before the queues are chosen, so none is missed
+		var cancel context.CancelFunc
+		waitCtx, cancel = context.WithCancel(ctx)
+		w.setInterrupt(cancel)
+		defer func() { w.setInterrupt(nil); cancel() }()
+	}
+	queues := w.healthy(w.idleQueues())
 	w.idleBlocked.Store(true) // before anything shows this worker idle: see freeSlot
 	defer w.idleBlocked.Store(false)
 	if w.freed.Load() != gen {
 		return false, "", nil // a slot freed since that round (a capped queue may have room): fetch again
 	}
-	if err := w.store.MarkIdle(ctx, queues, w.cfg.ID, w.store.Now().Add(w.cfg.IdleBlock+2*time.Second), lease); err != nil {
-		return false, "", err
+	wake, err := w.store.WaitForWork(waitCtx, blocking, store.WaitFor{Ready: queues, Wake: queues, Worker: w.cfg.ID,
+		Timeout: w.cfg.IdleBlock, IdleUntil: w.store.Now().Add(w.cfg.IdleBlock + 2*time.Second), Lease: w.cfg.Lease,
+		NodeDeadline: w.cfg.NodeDeadline})
+	if len(wake.Failed) > 0 {
+		for q, ferr := range wake.Failed {
+			w.queueFailed(q, ferr)
+		}
+		queues = slices.DeleteFunc(slices.Clone(queues), func(q string) bool { return wake.Failed[q] != nil })
 	}
-	wake, err := w.store.WaitForWork(ctx, blocking, queues, queues, w.cfg.ID, w.cfg.IdleBlock)
 	if err == nil && wake.HandOff != nil {
 		w.startHandOff(wake.Queue, wake, queues)
 		return true, "", nil
 	}
-	unmark := func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = w.store.UnmarkIdle(uctx, queues, w.cfg.ID, lease)
+	if ctx.Err() == nil && waitCtx.Err() != nil {
+		err = nil // a failing queue came back: fetch again, with it
 	}
 	if ctx.Err() != nil {
-		unmark() // stopping: no hand-off may come to this worker any more
+		w.unmarkIdle(ctx, queues) // stopping: no hand-off may come to this worker any more
 	} else {
-		go unmark() // off the pickup path: a stale entry only delays a later hand-off
+		go w.unmarkIdle(ctx, queues) // off the pickup path: a stale entry only delays a later hand-off
 	}
 	return false, wake.Queue, err
+}
+
+// unmarkIdle removes the worker's idle marks on queues, best effort, within 5 s.
+func (w *Worker) unmarkIdle(ctx context.Context, queues []string) {
+	if len(queues) == 0 {
+		return
+	}
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = w.store.UnmarkIdle(uctx, queues, w.cfg.ID, w.cfg.Lease)
 }
 
 // nudge leaves a wake-up token on queue, in the background.
@@ -164,13 +186,27 @@ func (w *Worker) waitFree(ctx context.Context) int {
 
 // fetchRound fetches from the queues in this round's order until the free slots are
 // used or every queue has been tried; it returns how many jobs it started and which
-// queues it asked.
+// queues it asked. It fails only when every queue it asked failed: on a Redis Cluster
+// a failing queue is left out of later rounds for a while (see healthy).
 func (w *Worker) fetchRound(ctx context.Context, free int) (int, map[string]bool, error) {
-	started := 0
+	started, failed := 0, 0
 	tried := map[string]bool{}
 	var firstErr error
+	var skip map[string]bool // failing queues, on a Redis Cluster
+	if w.isolate && w.health.nSick.Load() > 0 {
+		skip = map[string]bool{}
+		for _, q := range w.queueNames() {
+			skip[q] = true
+		}
+		for _, q := range w.healthy(w.queueNames()) {
+			delete(skip, q)
+		}
+	}
 	for _, qi := range w.order() {
 		q := w.cfg.Queues[qi]
+		if skip[q.Name] {
+			continue
+		}
 		n := min(free-started, w.cfg.BatchSize)
 		if q.Concurrency > 0 {
 			w.mu.Lock()
@@ -181,11 +217,21 @@ func (w *Worker) fetchRound(ctx context.Context, free int) (int, map[string]bool
 			continue
 		}
 		tried[q.Name] = true
-		got, err := w.store.Fetch(ctx, q.Name, w.cfg.ID, n, w.cfg.Lease)
+		var got []store.Fetched
+		var err error
+		if w.isolate {
+			var pending bool
+			if got, pending, err = w.fetchApart(ctx, q.Name, n); pending {
+				continue
+			}
+		} else {
+			got, err = w.store.Fetch(ctx, q.Name, w.cfg.ID, n, w.cfg.Lease)
+		}
 		if errors.Is(err, store.ErrPaused) {
 			continue
 		}
 		if err != nil {
+			failed++
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -199,7 +245,7 @@ func (w *Worker) fetchRound(ctx context.Context, free int) (int, map[string]bool
 			break
 		}
 	}
-	if started == 0 && firstErr != nil {
+	if started == 0 && failed > 0 && failed == len(tried) {
 		return 0, tried, firstErr
 	}
 	return started, tried, nil

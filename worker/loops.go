@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/chronoq/chronoq/internal/store"
@@ -31,13 +32,17 @@ func (w *Worker) renewLoop(ctx context.Context) {
 			}
 		}
 		w.mu.Unlock()
-		for q, leases := range byQueue {
+		queues := make([]string, 0, len(byQueue))
+		for q := range byQueue {
+			queues = append(queues, q)
+		}
+		w.forEachQueue(ctx, "renew", queues, func(ctx context.Context, q string) {
 			rctx, cancel := context.WithTimeout(ctx, w.cfg.Lease/3)
-			lost, stop, err := w.store.RenewLeases(rctx, q, w.cfg.ID, leases, w.cfg.Lease)
+			lost, stop, err := w.store.RenewLeases(rctx, q, w.cfg.ID, byQueue[q], w.cfg.Lease)
 			cancel()
 			if err != nil {
 				w.log.Warn("lease renewal failed", "queue", q, "err", err)
-				continue
+				return
 			}
 			w.mu.Lock()
 			for _, l := range lost {
@@ -51,7 +56,7 @@ func (w *Worker) renewLoop(ctx context.Context) {
 			for _, l := range stop { // a stop whose notice was missed
 				w.stopJob(q, l.ID)
 			}
-		}
+		})
 	}
 }
 
@@ -68,28 +73,34 @@ func (w *Worker) reapLoop(ctx context.Context) {
 		}
 		// deadlines are on Redis' clock
 		next := w.store.RedisNow().Add(w.cfg.Lease)
-		for _, q := range w.cfg.Queues {
+		var mu sync.Mutex
+		w.forEachQueue(ctx, "reap", w.queueNames(), func(ctx context.Context, q string) {
 			for {
-				n, deadline, err := w.store.ReclaimExpired(ctx, q.Name, reason)
+				n, deadline, err := w.store.ReclaimExpired(ctx, q, reason)
 				if err != nil {
 					if ctx.Err() == nil {
-						w.log.Warn("lease reaper failed", "queue", q.Name, "err", err)
+						w.log.Warn("lease reaper failed", "queue", q, "err", err)
 					}
-					break
+					return
 				}
 				if n > 0 {
-					w.log.Info("took back jobs of a lost worker", "queue", q.Name, "jobs", n)
+					w.log.Info("took back jobs of a lost worker", "queue", q, "jobs", n)
 				}
+				mu.Lock()
 				if !deadline.IsZero() && deadline.Before(next) {
 					next = deadline
 				}
+				mu.Unlock()
 				if n < 200 {
-					break
+					return
 				}
 			}
-		}
+		})
+		mu.Lock() // a call still out on a stalled node may yet write next
+		wakeAt := next
+		mu.Unlock()
 		// a small margin so that a renewal racing the deadline wins
-		wait := max(next.Sub(w.store.RedisNow())+50*time.Millisecond, 50*time.Millisecond)
+		wait := max(wakeAt.Sub(w.store.RedisNow())+50*time.Millisecond, 50*time.Millisecond)
 		if !sleepCtx(ctx, wait) {
 			return
 		}
@@ -103,20 +114,20 @@ const trimInterval = 10 * time.Second
 // trimEnded drops succeeded jobs past their retention and failed jobs past their age
 // on every served queue, so an idle queue honours retention too.
 func (w *Worker) trimEnded(ctx context.Context) {
-	for _, q := range w.cfg.Queues {
+	w.forEachQueue(ctx, "trim", w.queueNames(), func(ctx context.Context, q string) {
 		for range 20 { // a long backlog of expired jobs goes over a few rounds
-			n, err := w.store.Trim(ctx, q.Name)
+			n, err := w.store.Trim(ctx, q)
 			if err != nil {
 				if ctx.Err() == nil {
-					w.log.Debug("trim failed", "queue", q.Name, "err", err)
+					w.log.Debug("trim failed", "queue", q, "err", err)
 				}
-				break
+				return
 			}
 			if n < 500 { // neither set had a full call's worth left
-				break
+				return
 			}
 		}
-	}
+	})
 }
 
 // promoteLoop moves due scheduled jobs (delays and retries) to pending. It sleeps until
@@ -142,31 +153,40 @@ func (w *Worker) promoteLoop(ctx context.Context) {
 	for {
 		next := w.store.Now().Add(time.Hour)
 		failed := false
-		for _, q := range w.cfg.Queues {
+		var mu sync.Mutex
+		w.forEachQueue(ctx, "promote", w.queueNames(), func(ctx context.Context, q string) {
 			for {
-				n, due, err := w.store.Promote(ctx, q.Name, 1000)
+				n, due, err := w.store.Promote(ctx, q, 1000)
+				mu.Lock()
 				if err != nil {
 					failed = true
-					if ctx.Err() == nil {
-						w.log.Warn("promoter failed", "queue", q.Name, "err", err)
-					}
-					break
-				}
-				if !due.IsZero() && due.Before(next) {
+				} else if !due.IsZero() && due.Before(next) {
 					next = due
 				}
+				mu.Unlock()
+				if err != nil {
+					if ctx.Err() == nil {
+						w.log.Warn("promoter failed", "queue", q, "err", err)
+					}
+					return
+				}
 				if n < 1000 {
-					break
+					return
 				}
 			}
-		}
-		if failed {
+		})
+		mu.Lock() // a call still out on a stalled node may yet write these
+		wakeAt, anyFailed := next, failed
+		mu.Unlock()
+		if anyFailed {
+			// retry the failing queues after a backoff, and still wake for the others'
+			// due jobs: one queue's trouble must not hold the others' promotions
 			errs++
-			next = w.store.Now().Add(backoff(errs))
+			wakeAt = minTime(wakeAt, w.store.Now().Add(backoff(errs)))
 		} else {
 			errs = 0
 		}
-		t := time.NewTimer(max(next.Sub(w.store.Now()), 0))
+		t := time.NewTimer(max(wakeAt.Sub(w.store.Now()), 0))
 	wait:
 		for {
 			select {
@@ -228,4 +248,11 @@ func (w *Worker) info() store.WorkerInfo {
 	}
 	w.mu.Unlock()
 	return info
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

@@ -37,25 +37,30 @@ type Worker struct {
 	// after a lost lease the same worker may run the job again under a newer one); their
 	// leases are renewed
 	held        map[leaseKey]*running
-	perQueue    map[string]int  // running jobs per queue
-	capped      map[string]bool // queues with their own concurrency cap
-	idleBlocked atomic.Bool     // the fetch loop is blocked waiting for work
-	freed       atomic.Uint64   // slots freed so far
-	free        int             // free slots
-	slotFreed   chan struct{}   // signalled (non-blocking) when a slot frees
-	renewNow    chan struct{}   // asks the renewer for a round now (it reads stop requests)
-	acks        chan ackItem
+	perQueue    map[string]int          // running jobs per queue
+	fetching    map[string]bool         // queues with a fetch still out past fetchPatience (cluster)
+	capped      map[string]bool         // queues with their own concurrency cap
+	idleBlocked atomic.Bool             // the fetch loop is blocked waiting for work
+	freed       atomic.Uint64           // slots freed so far
+	free        int                     // free slots
+	slotFreed   chan struct{}           // signalled (non-blocking) when a slot frees
+	renewNow    chan struct{}           // asks the renewer for a round now (it reads stop requests)
+	acks        map[string]chan ackItem // by queue: each queue's acknowledgements go apart
 	startedAt   time.Time
-	launched    chan struct{} // closed once Start has launched its loops
-	fetchStop   context.CancelFunc
-	bgStop      context.CancelFunc
-	jobsCtx     context.Context // parent of every job's context; canceled when the grace ends
-	jobsCancel  context.CancelFunc
-	loops       sync.WaitGroup // fetch loop
-	bg          sync.WaitGroup // renewer, reaper, promoter, heartbeat, acker
-	jobs        sync.WaitGroup // executors
-	stopOnce    sync.Once
-	stopErr     error
+	// isolate: on a Redis Cluster, one master's trouble is kept to its queues (nodes.go)
+	isolate    bool
+	health     health
+	bgCtx      context.Context // the background loops' context (and the probes')
+	launched   chan struct{}   // closed once Start has launched its loops
+	fetchStop  context.CancelFunc
+	bgStop     context.CancelFunc
+	jobsCtx    context.Context // parent of every job's context; canceled when the grace ends
+	jobsCancel context.CancelFunc
+	loops      sync.WaitGroup // fetch loop
+	bg         sync.WaitGroup // renewer, reaper, promoter, heartbeat, acker
+	jobs       sync.WaitGroup // executors
+	stopOnce   sync.Once
+	stopErr    error
 }
 
 type running struct {
@@ -98,17 +103,24 @@ func New(c *queue.Client, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: metrics: %w", err)
 	}
+	acks := make(map[string]chan ackItem, len(cfg.Queues))
+	for _, q := range cfg.Queues {
+		acks[q.Name] = make(chan ackItem, 4*cfg.Concurrency+16)
+	}
 	return &Worker{
 		cfg: cfg, store: c.Store(), metrics: m,
+		isolate:   c.Store().IsCluster(),
+		health:    health{sick: map[string]*sickness{}, inflight: map[string]bool{}},
 		log:       cfg.Logger.With("worker", cfg.ID),
 		handlers:  map[string]Handler{},
 		held:      map[leaseKey]*running{},
 		perQueue:  map[string]int{},
+		fetching:  map[string]bool{},
 		capped:    capped(cfg.Queues),
 		free:      cfg.Concurrency,
 		slotFreed: make(chan struct{}, 1),
 		renewNow:  make(chan struct{}, 1),
-		acks:      make(chan ackItem, 4*cfg.Concurrency+16),
+		acks:      acks,
 	}, nil
 }
 
@@ -133,7 +145,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	// launched, and cancels fetchCtx first, which ends the round trips below early
 	bgCtx, bgStop := context.WithCancel(context.WithoutCancel(ctx))
 	fetchCtx, fetchStop := context.WithCancel(bgCtx)
-	w.bgStop, w.fetchStop = bgStop, fetchStop
+	w.bgStop, w.fetchStop, w.bgCtx = bgStop, fetchStop, bgCtx
 	w.jobsCtx, w.jobsCancel = context.WithCancel(context.WithoutCancel(ctx))
 	w.launched = make(chan struct{})
 	declared := maps.Clone(w.declared)
@@ -155,8 +167,10 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.log.Warn("cannot store the tasks' declared options; jobs enqueued by name get the defaults", "err", err)
 	}
 
-	w.bg.Add(6)
-	go w.ackLoop()
+	w.bg.Add(5 + len(w.acks))
+	for q, ch := range w.acks {
+		go w.ackLoop(q, ch)
+	}
 	go w.activityLoop(bgCtx)
 	go w.renewLoop(bgCtx)
 	go w.reapLoop(bgCtx)
@@ -236,22 +250,29 @@ func (w *Worker) stop(ctx context.Context) error {
 		}
 		w.mu.Unlock()
 		hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		for q, ids := range byQueue {
-			n, err := w.store.HandBack(hctx, q, w.cfg.ID, ids)
+		queues := make([]string, 0, len(byQueue))
+		for q := range byQueue {
+			queues = append(queues, q)
+		}
+		w.forEachQueue(hctx, "handback", queues, func(ctx context.Context, q string) {
+			n, err := w.store.HandBack(ctx, q, w.cfg.ID, byQueue[q])
 			if err != nil {
-				w.log.Error("hand back failed; the jobs return after their lease", "queue", q, "jobs", len(ids), "err", err)
+				w.log.Error("hand back failed; the jobs return after their lease", "queue", q, "jobs", len(byQueue[q]), "err", err)
 			} else {
 				w.log.Info("handed unfinished jobs back to pending", "queue", q, "jobs", n)
 			}
-		}
+		})
 		hcancel()
 		w.jobsCancel()
 		<-finished // executors return at once on cancel; handlers may linger, ignored
 	}
 	w.jobsCancel()
-	close(w.acks) // executors are done or abandoned: no more sends
+	for _, ch := range w.acks {
+		close(ch) // executors are done or abandoned: no more sends
+	}
 	w.bgStop()
 	w.bg.Wait()
+	w.stopProbes()
 	uctx, ucancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer ucancel()
 	w.flushActivity(uctx)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/chronoq/chronoq/job"
@@ -183,16 +184,27 @@ func (s *Store) Paused(ctx context.Context, queue string) (bool, error) {
 	return n == 1, err
 }
 
-// BlockingClient returns a client for blocking waits that Close can interrupt: a
-// one-connection copy of a single-node client (closing it breaks a BLPOP at once), or
-// the shared client otherwise (the wait then ends at its timeout).
-func (s *Store) BlockingClient() (redis.UniversalClient, func()) {
-	if c, ok := s.rdb.(*redis.Client); ok {
+// BlockingClient returns a client for one worker's blocking waits and the function
+// that ends it. On one server it is a one-connection copy of the client: closing it
+// breaks a BLPOP at once. On a Redis Cluster it is a copy with its own connection
+// pools: a cluster wait leaves BLPOPs blocked until a token ends them (see
+// waitCluster), and in the shared pools they could take the connections that the
+// tokens, fetches and acknowledgements need; its end waits for linger (the longest a
+// BLPOP of it may still block), so that nothing those BLPOPs pop is cut off.
+func (s *Store) BlockingClient(linger time.Duration) (redis.UniversalClient, func()) {
+	switch c := s.rdb.(type) {
+	case *redis.Client:
 		opt := *c.Options()
 		opt.PoolSize, opt.MinIdleConns, opt.MaxIdleConns = 1, 0, 1
 		opt.ReadTimeout = -1 // the BLPOP timeout bounds the wait
 		b := redis.NewClient(&opt)
 		return b, func() { _ = b.Close() }
+	case *redis.ClusterClient:
+		opt := *c.Options()
+		opt.PoolSize = max(opt.PoolSize, 64) // per node: a wait's BLPOPs and its stragglers
+		opt.MinIdleConns = 0
+		b := redis.NewClusterClient(&opt)
+		return b, func() { time.AfterFunc(linger, func() { _ = b.Close() }) }
 	}
 	return s.rdb, func() {}
 }
@@ -205,6 +217,36 @@ type Wake struct {
 	// for HandOffLease, until a worker claims it.
 	HandedAt     time.Time
 	HandOffLease time.Duration
+	// Failed names, on a Redis Cluster, the queues whose node failed during the wait or
+	// did not answer within its NodeDeadline: the wait went on without them.
+	Failed map[string]error
+}
+
+// WaitFor is what a wait for work listens to (see WaitForWork).
+type WaitFor struct {
+	Ready   []string // queues whose hand-offs to Worker end the wait
+	Wake    []string // queues whose wake-up tokens end the wait
+	Worker  string
+	Timeout time.Duration
+	// IdleUntil, when set, marks Worker idle on the Ready queues until then, with its
+	// Lease (see MarkIdle), just before the wait blocks: enqueues may hand it jobs. A
+	// failed marking is undone (some queues may have been marked).
+	IdleUntil time.Time
+	Lease     time.Duration
+	// NodeDeadline (on a Redis Cluster) is how long one node may take to mark the
+	// worker idle, and how long past Timeout one node's wait may run, before the wait
+	// goes on without that node and names its queue in Wake.Failed.
+	NodeDeadline time.Duration
+}
+
+// ErrNodeSlow is the failure of a call to one queue's node that did not answer within
+// its deadline (on a Redis Cluster: see Wake.Failed).
+var ErrNodeSlow = errors.New("chronoq: no answer from the queue's Redis node within its deadline")
+
+// Probe asks queue's node for a write that changes nothing: it fails while the node is
+// down, and waits while it holds writes (CLIENT PAUSE), as a fetch would.
+func (s *Store) Probe(ctx context.Context, queue string) error {
+	return s.rdb.PExpire(ctx, s.Keys(queue).prefix+"probe", time.Millisecond).Err()
 }
 
 // MarkIdle records worker as idle, until the given time, on queues: an enqueue that
@@ -244,7 +286,10 @@ func (s *Store) claimArgs(handOff Lease, worker string, lease time.Duration) []a
 	return []any{handOff.ID, worker, leaseStart(handOff.Start), lease.Milliseconds(), s.leaseClock()}
 }
 
-// ClaimAndUnidle is Claim plus UnmarkIdle in one round trip.
+// ClaimAndUnidle is Claim plus UnmarkIdle in one round trip. The claim's own reply
+// decides: on a Redis Cluster the idle entries of other queues may be on other nodes,
+// and their trouble must not undo a claim made (removing them is best effort; a stale
+// entry expires with its idle mark).
 func (s *Store) ClaimAndUnidle(ctx context.Context, queue string, handOff Lease, worker string, idle []string, lease time.Duration) (bool, error) {
 	member := worker + "|" + strconv.FormatInt(lease.Milliseconds(), 10)
 	k := s.Keys(queue)
@@ -253,16 +298,14 @@ func (s *Store) ClaimAndUnidle(ctx context.Context, queue string, handOff Lease,
 	for _, q := range idle {
 		pipe.ZRem(ctx, s.Keys(q).Idle, member)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		if !isNoScript(err) {
-			return false, err
-		}
+	_, _ = pipe.Exec(ctx)
+	n, err := claim.Int()
+	if isNoScript(err) {
 		if err := s.LoadScripts(ctx); err != nil {
 			return false, err
 		}
 		return s.Claim(ctx, queue, handOff, worker, lease)
 	}
-	n, err := claim.Int()
 	return n == 1, err
 }
 
@@ -292,45 +335,77 @@ func (s *Store) Poke(ctx context.Context, worker string) error {
 }
 
 // WaitForWork blocks on rdb (see BlockingClient) until a job is handed off on one of
-// ready's queues, a wake-up token arrives on one of wake's queues, worker is poked
-// (Poke), or timeout passes. On one server it is one BLPOP over all lists, hand-offs
-// first. On a Redis Cluster, where one BLPOP cannot span slots, see waitCluster.
-func (s *Store) WaitForWork(ctx context.Context, rdb redis.UniversalClient, ready, wake []string, worker string, timeout time.Duration) (Wake, error) {
+// w.Ready's queues, a wake-up token arrives on one of w.Wake's queues, the worker is
+// poked (Poke), ctx ends, or w.Timeout passes. On one server it is one BLPOP over all
+// lists, hand-offs first. On a Redis Cluster, where one BLPOP cannot span slots, see
+// waitCluster.
+func (s *Store) WaitForWork(ctx context.Context, rdb redis.UniversalClient, w WaitFor) (Wake, error) {
 	if _, ok := rdb.(*redis.ClusterClient); ok {
-		return s.waitCluster(ctx, rdb, ready, wake, worker, timeout)
+		return s.waitCluster(ctx, rdb, w)
 	}
-	keys := make([]string, 0, len(ready)+len(wake)+1)
-	for _, q := range ready {
+	if !w.IdleUntil.IsZero() {
+		if err := s.MarkIdle(ctx, w.Ready, w.Worker, w.IdleUntil, w.Lease); err != nil {
+			s.unmarkLater(w.Ready, w.Worker, w.Lease)
+			return Wake{}, err
+		}
+	}
+	keys := make([]string, 0, len(w.Ready)+len(w.Wake)+1)
+	for _, q := range w.Ready {
 		keys = append(keys, s.Keys(q).Ready)
 	}
-	for _, q := range wake {
+	for _, q := range w.Wake {
 		keys = append(keys, s.Keys(q).Wake)
 	}
-	keys = append(keys, s.PokeKey(worker))
-	res, err := rdb.BLPop(ctx, timeout, keys...).Result()
-	return s.parseWake(res, err, append(ready, wake...))
+	keys = append(keys, s.PokeKey(w.Worker))
+	res, err := rdb.BLPop(ctx, w.Timeout, keys...).Result()
+	return s.parseWake(res, err, append(w.Ready, w.Wake...))
 }
 
 // waitCluster waits with one BLPOP per queue (its lists share the queue's slot) plus
 // one on the worker's poke list, all at once. The first that brings something ends the
 // wait: the others are ended by a token unique to this wait, pushed to a list in each
 // one's slot, and collected in the background, where a hand-off or wake-up token one
-// of them popped meanwhile goes back to its list, and the tokens are removed. An error
-// from one node ends the wait with that error (the caller backs off); timeouts only
-// end it when every BLPOP has timed out.
-func (s *Store) waitCluster(ctx context.Context, rdb redis.UniversalClient, ready, wake []string, worker string, timeout time.Duration) (Wake, error) {
-	queues := make([]string, 0, len(ready)+len(wake))
-	for _, q := range append(append([]string{}, ready...), wake...) {
+// of them popped meanwhile goes back to its list, and the tokens are removed.
+//
+// One node's trouble stays with its queues. Each queue is marked idle (IdleUntil) by
+// its own call just before its BLPOP, so a slow node holds no other queue's wait. A
+// queue whose marking or BLPOP fails, whose marking takes longer than NodeDeadline, or
+// whose BLPOP is still out NodeDeadline after the timeout, is named in Wake.Failed,
+// and the wait goes on with the others; it fails only when every one failed. ctx
+// ending ends the wait at once (the BLPOPs run on without it, so that nothing they pop
+// is lost, and are ended by the token).
+func (s *Store) waitCluster(ctx context.Context, rdb redis.UniversalClient, w WaitFor) (Wake, error) {
+	queues := make([]string, 0, len(w.Ready)+len(w.Wake))
+	for _, q := range append(append([]string{}, w.Ready...), w.Wake...) {
 		if !slices.Contains(queues, q) {
 			queues = append(queues, q)
 		}
 	}
 	token := waitToken + job.NewID()
-	results := make(chan clusterPop, len(queues)+1)
+	results := make(chan clusterPop, len(queues)+1)                // each BLPOP's goroutine sends once
+	timeout := (w.Timeout + time.Second - 1).Truncate(time.Second) // BLPOP counts whole seconds
 	deadline := time.Now().Add(timeout)
-	blpop := func(queue string, keys ...string) {
+	popCtx := context.WithoutCancel(ctx)
+	// a queue's marking: 0 under way, 1 done (its BLPOP runs), 2 given up by the wait
+	marking := make(map[string]*atomic.Int32, len(queues))
+	blpop := func(queue string, mark bool, keys ...string) {
+		if mark {
+			err := s.MarkIdle(popCtx, []string{queue}, w.Worker, w.IdleUntil, w.Lease)
+			if !marking[queue].CompareAndSwap(0, 1) { // too late: the wait went on without it
+				if err == nil {
+					s.unmarkLater([]string{queue}, w.Worker, w.Lease)
+				}
+				results <- clusterPop{queue: queue, err: ErrNodeSlow}
+				return
+			}
+			if err != nil {
+				s.unmarkLater([]string{queue}, w.Worker, w.Lease)
+				results <- clusterPop{queue: queue, err: err}
+				return
+			}
+		}
 		for block := timeout; ; {
-			res, err := rdb.BLPop(ctx, block, keys...).Result()
+			res, err := rdb.BLPop(popCtx, block, keys...).Result()
 			if err == nil && strings.HasPrefix(res[1], waitToken) && res[1] != token {
 				// an earlier wait's token, not yet removed: not a wake-up. Block again
 				// for what is left, rounded up to BLPOP's whole seconds: returning
@@ -346,41 +421,134 @@ func (s *Store) waitCluster(ctx context.Context, rdb redis.UniversalClient, read
 			return
 		}
 	}
-	var cancelKeys []string
+	cancelKeys := map[string]string{} // queue ("" for the poke list) -> the list that ends its BLPOP
 	for _, q := range queues {
 		var keys []string
-		if slices.Contains(ready, q) {
+		mark := false
+		if slices.Contains(w.Ready, q) {
 			keys = append(keys, s.Keys(q).Ready)
+			mark = !w.IdleUntil.IsZero()
 		}
-		if slices.Contains(wake, q) {
+		if slices.Contains(w.Wake, q) {
 			keys = append(keys, s.Keys(q).Wake)
 		}
-		ck := s.cancelKey(q, worker)
-		cancelKeys = append(cancelKeys, ck)
+		ck := s.cancelKey(q, w.Worker)
+		cancelKeys[q] = ck
 		keys = append(keys, ck)
-		go blpop(q, keys...)
+		marking[q] = new(atomic.Int32)
+		if !mark {
+			marking[q].Store(1)
+		}
+		go blpop(q, mark, keys...)
 	}
-	cancelKeys = append(cancelKeys, s.PokeKey(worker))
-	go blpop("", s.PokeKey(worker))
-	outstanding := len(queues) + 1
-	var got *clusterPop
-	for got == nil && outstanding > 0 {
-		p := <-results
-		outstanding--
-		if !errors.Is(p.err, errRedisNil) {
-			got = &p // something came, or an error
+	cancelKeys[""] = s.PokeKey(w.Worker)
+	go blpop("", false, s.PokeKey(w.Worker))
+
+	// state of each BLPOP ("" the poke list's): blocking until it returns, then gone;
+	// failed (marked failing, its result may be yet to come) or stalled
+	out := map[string]bool{"": true} // not yet returned
+	for _, q := range queues {
+		out[q] = true
+	}
+	var wake Wake
+	failed := map[string]bool{}
+	fail := func(q string, err error) {
+		failed[q] = true
+		if q == "" {
+			return // the poke list's node: the wait goes on, Stop and pokes reach it late
+		}
+		if wake.Failed == nil {
+			wake.Failed = map[string]error{}
+		}
+		if _, seen := wake.Failed[q]; !seen {
+			wake.Failed[q] = err
 		}
 	}
-	if outstanding > 0 {
-		go s.endClusterWait(rdb, results, outstanding, cancelKeys, token)
+	marks := time.NewTimer(max(w.NodeDeadline, time.Millisecond))
+	defer marks.Stop()
+	stragglers := time.NewTimer(timeout + max(w.NodeDeadline, 0))
+	defer stragglers.Stop()
+	var got *clusterPop
+	var firstErr, ctxErr error
+	received := 0
+	stalled := false
+	live := func() bool { // a BLPOP that may still bring something
+		for q := range out {
+			if !failed[q] {
+				return true
+			}
+		}
+		return false
+	}
+	for got == nil && !stalled && ctxErr == nil && live() {
+		select {
+		case p := <-results:
+			received++
+			delete(out, p.queue)
+			switch {
+			case failed[p.queue]: // given up on already
+			case errors.Is(p.err, errRedisNil): // timed out
+			case p.err != nil:
+				if firstErr == nil && !errors.Is(p.err, ErrNodeSlow) {
+					firstErr = p.err
+				}
+				fail(p.queue, p.err)
+			default:
+				got = &p
+			}
+		case <-marks.C:
+			for q := range out {
+				if m := marking[q]; m != nil && m.CompareAndSwap(0, 2) {
+					fail(q, ErrNodeSlow) // its goroutine reports it once its call returns
+				}
+			}
+		case <-stragglers.C:
+			for q := range out {
+				if !failed[q] {
+					fail(q, ErrNodeSlow)
+				}
+			}
+			stalled = true
+		case <-ctx.Done():
+			ctxErr = ctx.Err()
+		}
+	}
+	if left := len(queues) + 1 - received; left > 0 {
+		// end the BLPOPs still blocking, but for those of failed nodes (a token would
+		// wait behind them too): what any of them pops later is put back
+		var end []string
+		for q := range out {
+			if !failed[q] {
+				end = append(end, cancelKeys[q])
+			}
+		}
+		go s.endClusterWait(results, left, end, token)
+	}
+	if ctxErr != nil {
+		return wake, ctxErr
 	}
 	if got == nil {
-		return Wake{}, nil // every BLPOP timed out
+		if len(failed) == len(queues)+1 {
+			if firstErr == nil {
+				firstErr = ErrNodeSlow
+			}
+			return wake, firstErr // every node failed: the caller backs off
+		}
+		return wake, nil // timed out
 	}
-	if got.err != nil {
-		return Wake{}, got.err
-	}
-	return s.parseWake(got.res, nil, queues)
+	woke, err := s.parseWake(got.res, nil, queues)
+	woke.Failed = wake.Failed
+	return woke, err
+}
+
+// unmarkLater removes worker's idle marks on queues in the background, best effort:
+// a marking that failed (it may have landed on some) or landed too late.
+func (s *Store) unmarkLater(queues []string, worker string, lease time.Duration) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.UnmarkIdle(ctx, queues, worker, lease)
+	}()
 }
 
 // waitToken starts the tokens that end a cluster wait's other BLPOPs.
@@ -394,16 +562,17 @@ type clusterPop struct {
 }
 
 // endClusterWait ends the BLPOPs still blocked after a cluster wait returned, puts back
-// what they popped meanwhile, and removes the wait's tokens. Each step is bounded, so a
+// what they popped meanwhile, and removes the wait's tokens, through the shared client
+// (not the waits' own, whose connections the BLPOPs hold). Each step is bounded, so a
 // node that hangs costs a goroutine until its timeout, never the worker's next wait.
-func (s *Store) endClusterWait(rdb redis.UniversalClient, results <-chan clusterPop, n int, cancelKeys []string, token string) {
+func (s *Store) endClusterWait(results <-chan clusterPop, n int, cancelKeys []string, token string) {
 	bounded := func(f func(ctx context.Context)) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		f(ctx)
 	}
 	bounded(func(ctx context.Context) {
-		pipe := rdb.Pipeline()
+		pipe := s.rdb.Pipeline()
 		for _, k := range cancelKeys {
 			pipe.RPush(ctx, k, token)
 			pipe.PExpire(ctx, k, time.Minute)
@@ -421,14 +590,14 @@ func (s *Store) endClusterWait(rdb redis.UniversalClient, results <-chan cluster
 				// a poke meant for the wait that just ended: it has done its work
 			case p.res[0] == s.Keys(p.queue).Ready:
 				// a hand-off this wait will not start: back to the head of its list
-				_ = rdb.LPush(ctx, p.res[0], p.res[1]).Err()
+				_ = s.rdb.LPush(ctx, p.res[0], p.res[1]).Err()
 			case p.res[0] == s.Keys(p.queue).Wake:
-				_ = rdb.RPush(ctx, p.res[0], p.res[1]).Err() // work may be waiting there
+				_ = s.rdb.RPush(ctx, p.res[0], p.res[1]).Err() // work may be waiting there
 			}
 		})
 	}
 	bounded(func(ctx context.Context) {
-		pipe := rdb.Pipeline()
+		pipe := s.rdb.Pipeline()
 		for _, k := range cancelKeys {
 			pipe.LRem(ctx, k, 0, token) // tokens whose BLPOP had ended before they came
 		}

@@ -105,3 +105,14 @@ func ParseLaneMember(m string) (priority int, task string, err error) {
 func queuesKey(ns string) string     { return ns + ":queues" }
 func workersKey(ns string) string    { return ns + ":workers" }
 func workerKey(ns, id string) string { return ns + ":worker:" + id }
+
+// GlobalKeys are the keys of the namespace that belong to no queue: on a Redis Cluster
+// each lives on whichever master its slot maps to (see docs/operations.md).
+func (s *Store) GlobalKeys() []string {
+	return []string{queuesKey(s.ns), workersKey(s.ns), tasksKey(s.ns), beatEntriesKey(s.ns)}
+}
+
+// WorkerKeys are worker's own keys: its heartbeat record and its poke list.
+func (s *Store) WorkerKeys(worker string) []string {
+	return []string{workerKey(s.ns, worker), s.PokeKey(worker)}
+}

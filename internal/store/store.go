@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -282,6 +283,25 @@ func IsConnError(err error) bool {
 		return false
 	}
 	return !errors.Is(err, redis.Nil)
+}
+
+// IsNodeError reports whether err says the node itself is away or not serving (a
+// connection error, a call past its deadline, a cluster or loading state), rather
+// than something about the command or the data.
+func IsNodeError(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	if errors.Is(err, ErrNodeSlow) || errors.Is(err, context.DeadlineExceeded) || IsConnError(err) {
+		return true
+	}
+	msg := err.Error()
+	for _, p := range []string{"CLUSTERDOWN", "LOADING", "TRYAGAIN", "MASTERDOWN", "READONLY"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 type redisZ = redis.Z
