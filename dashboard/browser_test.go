@@ -174,6 +174,46 @@ func TestBrowser(t *testing.T) {
 	shot(t, ctx, "beat")
 }
 
+// TestBrowserPaging: in chromium, the queue page's Next and Previous links page through
+// a state 100 jobs at a time.
+func TestBrowserPaging(t *testing.T) {
+	ctx := browser(t)
+	c := queue.NewClient(redistest.Client(t), queue.Config{Logger: quiet})
+	t.Cleanup(func() { _ = c.Close() })
+	srv := httptest.NewServer(dashboard.New(c, dashboard.Config{Logger: quiet}))
+	t.Cleanup(srv.Close)
+	ids := enqueueN(t, c, "default", 150)
+	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	waitText := func(sel, want string) {
+		t.Helper()
+		testutil.Eventually(t, 10*time.Second, sel+" shows "+want, func() bool {
+			s, err := chromedp.Run(ctx, chromedp.Text(sel))
+			return err == nil && strings.Contains(s, want)
+		})
+	}
+	step("queue page", chromedp.Navigate(srv.URL+"/queues/default?norefresh"), chromedp.WaitVisible("#paging"), acceptConfirms)
+	waitText("#paging", "Jobs 1–100 of 150")
+	waitText("#jobs", ids[99])
+	step("next", chromedp.Click("#next"), chromedp.WaitVisible("#prev"))
+	waitText("#paging", "Jobs 101–150 of 150")
+	waitText("#jobs", ids[100])
+	if s, _ := chromedp.Run(ctx, chromedp.Text("#jobs")); strings.Contains(s, ids[99]) {
+		t.Fatalf("page 2 still lists the 100th job: %q", s)
+	}
+	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#next").length`)); n != 0 {
+		t.Fatal("the last page offers a Next link")
+	}
+	shot(t, ctx, "queue-page2")
+	step("previous", chromedp.Click("#prev"), chromedp.WaitVisible("#next"))
+	waitText("#paging", "Jobs 1–100 of 150")
+	waitText("#jobs", ids[0])
+}
+
 // answers keeps what a handler answered each POST: a page posting in no-cors mode
 // cannot read the answer, so the test reads it here.
 type answers struct {

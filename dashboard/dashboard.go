@@ -254,6 +254,24 @@ func ctxOf(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), 10*time.Second)
 }
 
+// maxOffset is the largest offset a listing takes (the pending listing takes at most
+// MaxPendingOffset).
+const maxOffset = 1 << 30
+
+// offsetParam reads a listing's offset parameter: 0 when absent; anything but a whole
+// number from 0 to maxOffset is a bad request that names the parameter.
+func offsetParam(r *http.Request) (int, error) {
+	raw := r.URL.Query().Get("offset")
+	if raw == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 0 || n > maxOffset {
+		return 0, fmtErr("offset %s: want a whole number from 0 to %d", raw, maxOffset)
+	}
+	return n, nil
+}
+
 func intParam(r *http.Request, name string, def, max int) int {
 	n, err := strconv.Atoi(r.URL.Query().Get(name))
 	if err != nil || n < 0 {

@@ -108,6 +108,9 @@ func (h *Handler) overviewPage(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, "overview", "Queues", qs)
 }
 
+// pageSize is how many jobs the queue page lists at a time.
+const pageSize = 100
+
 func (h *Handler) queuePage(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := ctxOf(r)
 	defer cancel()
@@ -116,17 +119,22 @@ func (h *Handler) queuePage(w http.ResponseWriter, r *http.Request) {
 	if state == "" {
 		state = job.StatePending
 	}
+	offset, err := offsetParam(r)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
 	v, err := h.queueView(r, q)
 	if err != nil {
 		writeErr(w, status(err), err)
 		return
 	}
-	offset, note := intParam(r, "offset", 0, 1<<30), ""
+	note := ""
 	if state == job.StatePending && offset > MaxPendingOffset {
 		offset = MaxPendingOffset
 		note = fmt.Sprintf("Shown from offset %d: the pending listing goes at most %d deep.", MaxPendingOffset, MaxPendingOffset)
 	}
-	js, err := h.c.List(ctx, q, state, offset, 100)
+	js, err := h.c.List(ctx, q, state, offset, pageSize)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err)
 		return
@@ -136,7 +144,63 @@ func (h *Handler) queuePage(w http.ResponseWriter, r *http.Request) {
 		views[i] = View(j)
 	}
 	h.render(w, r, "queue", "Queue "+q, map[string]any{"Queue": v, "State": state, "Jobs": views, "Note": note,
+		"Page": paging(state, offset, len(js), countOf(v.Counts, state)), "MaxPending": MaxPendingOffset,
 		"States": []job.State{job.StatePending, job.StateScheduled, job.StateActive, job.StateFailed, job.StateSucceeded, job.StateCanceled}})
+}
+
+// pager is where a page of a state's listing sits: jobs From to To (1-based) of Total,
+// and the offsets of the pages before and after it.
+type pager struct {
+	Offset, From, To, Total int
+	Prev, Next              int  // offsets of the neighbouring pages
+	HasPrev, HasNext        bool // whether there is a page before, after
+	Capped                  bool // jobs follow, but the pending listing goes no deeper
+}
+
+// paging places a page of n jobs read at offset in a listing of total jobs. The count
+// and the listing are read one after the other, so a page shows at least what it read.
+func paging(state job.State, offset, n int, total int64) pager {
+	p := pager{Offset: offset, Total: int(total)}
+	if n > 0 {
+		p.From, p.To, p.Total = offset+1, offset+n, max(p.Total, offset+n)
+	}
+	if offset > 0 {
+		p.HasPrev, p.Prev = true, max(offset-pageSize, 0)
+		if n == 0 && p.Total > 0 { // past the end: back to the last page
+			p.Prev = min(p.Prev, (p.Total-1)/pageSize*pageSize)
+			if state == job.StatePending {
+				p.Prev = min(p.Prev, MaxPendingOffset)
+			}
+		}
+	}
+	if offset+n < p.Total {
+		p.Next = offset + pageSize
+		if state == job.StatePending {
+			p.Next = min(p.Next, MaxPendingOffset)
+		}
+		p.HasNext = p.Next > offset
+		p.Capped = !p.HasNext
+	}
+	return p
+}
+
+// countOf is how many jobs counts holds in state.
+func countOf(c queue.Counts, state job.State) int64 {
+	switch state {
+	case job.StatePending:
+		return c.Pending
+	case job.StateScheduled:
+		return c.Scheduled
+	case job.StateActive:
+		return c.Active
+	case job.StateFailed:
+		return c.Failed
+	case job.StateSucceeded:
+		return c.Succeeded
+	case job.StateCanceled:
+		return c.Canceled
+	}
+	return 0
 }
 
 func (h *Handler) jobPage(w http.ResponseWriter, r *http.Request) {

@@ -220,7 +220,11 @@ func (h *Handler) jobs(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, fmtErr("state %q (pending, scheduled, active, failed, succeeded or canceled)", state))
 		return
 	}
-	offset := intParam(r, "offset", 0, 1<<30)
+	offset, err := offsetParam(r)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
 	if state == job.StatePending && offset > MaxPendingOffset {
 		writeErr(w, http.StatusBadRequest, fmtErr("offset %s is past the pending listing's limit of %d (each page merges every lane's first offset+limit jobs)",
 			r.URL.Query().Get("offset"), MaxPendingOffset))

@@ -1,6 +1,7 @@
 // Command punchout is chronoq's far-future scheduling example: when an employee punches
 // in, an automatic punch-out is scheduled for the end of the longest allowed shift,
-// keyed by the employee; punching in again moves it, punching out by hand cancels it.
+// keyed by the employee; punching in again replaces it (a new job, due later), punching
+// out by hand cancels it.
 // Nothing about the pending punch-outs lives in any process: they wait in Redis.
 //
 //	go run ./examples/punchout                      # embedded Redis, a 2 s "shift"
@@ -33,7 +34,8 @@ var autoPunchOut = job.NewTask[PunchOut]("timeclock.auto-punch-out", job.Queue("
 
 func key(employee int) string { return fmt.Sprintf("auto-punch-out:employee:%d", employee) }
 
-// punchIn schedules (or moves) the employee's automatic punch-out.
+// punchIn schedules the employee's automatic punch-out, replacing the one waiting under
+// their key (a new job with a new id).
 func punchIn(ctx context.Context, c *queue.Client, employee int, now time.Time, shift time.Duration) (*queue.Handle, error) {
 	return queue.Enqueue(ctx, c, autoPunchOut, PunchOut{Employee: employee, ShiftAt: now},
 		job.Key(key(employee)), job.At(now.Add(shift)), job.SkipIfLate(time.Hour))
@@ -87,7 +89,7 @@ func run(ctx context.Context, rdb *redis.Client, shift time.Duration, out io.Wri
 		}
 		fmt.Fprintf(out, "employee %d punched in; automatic punch-out due in %s\n", e, shift)
 	}
-	// 13 forgot they had punched in and did it again: one punch-out, moved later
+	// 13 forgot they had punched in and did it again: one punch-out, replaced by a later one
 	if _, err := punchIn(ctx, c, 13, now.Add(shift/4), shift); err != nil {
 		return err
 	}

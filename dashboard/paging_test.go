@@ -1,0 +1,171 @@
+package dashboard_test
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chronoq/chronoq/dashboard"
+	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/queue"
+)
+
+// enqueueN enqueues n jobs of task "t" to q in one bulk call and returns their ids in
+// dequeue order (one lane, one millisecond at most apart: by arrival, then by id).
+func enqueueN(t *testing.T, c *queue.Client, q string, n int, opts ...job.Option) []string {
+	t.Helper()
+	reqs := make([]queue.Request, n)
+	for i := range reqs {
+		reqs[i] = queue.Request{Task: "t", Options: append([]job.Option{job.Queue(q)}, opts...)}
+	}
+	hs, err := c.EnqueueBatch(context.Background(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, n)
+	for i, h := range hs {
+		ids[i] = h.ID
+	}
+	return ids
+}
+
+// link is how the queue page writes a paging link (html/template escapes the &).
+func link(id, base, q string, state job.State, offset int) string {
+	return `id="` + id + `" rel="` + id + `" href="` + base + `/queues/` + q + `?state=` + string(state) + `&offset=` + strconv.Itoa(offset) + `"`
+}
+
+// TestQueuePagePaging: the queue page lists a state 100 jobs at a time with "jobs X–Y of
+// N" and Previous/Next links; page 2 starts at the 101st job; a bad offset is a 400
+// naming the parameter, on the page and in the JSON API; the pending listing stops at
+// dashboard.MaxPendingOffset.
+func TestQueuePagePaging(t *testing.T) {
+	cl, c := setup(t, dashboard.Config{})
+	ctx := context.Background()
+	pending := enqueueN(t, c, "default", 250)
+
+	// 120 failed jobs: the failed listing is newest first, as the JSON API lists it
+	_ = enqueueN(t, c, "failing", 120, job.MaxRetries(0))
+	for n := 0; n < 120; {
+		got, err := c.Store().Fetch(ctx, "failing", "w", 120, time.Minute)
+		if err != nil || len(got) == 0 {
+			t.Fatalf("fetch: %d jobs, %v", len(got), err)
+		}
+		for _, f := range got {
+			if ok, err := c.Store().Fail(ctx, "failing", "w", storeFailure(f.ID)); err != nil || !ok {
+				t.Fatalf("fail %s: %v %v", f.ID, ok, err)
+			}
+			n++
+		}
+	}
+	failedJobs, err := c.List(ctx, "failing", job.StateFailed, 0, 200)
+	if err != nil || len(failedJobs) != 120 {
+		t.Fatalf("failed listing: %d jobs, %v", len(failedJobs), err)
+	}
+	failed := make([]string, len(failedJobs))
+	for i, j := range failedJobs {
+		failed[i] = j.ID
+	}
+
+	cases := []struct {
+		name   string
+		path   string
+		code   int
+		in     []string // in the body
+		out    []string // not in the body
+		noLink []string // "prev", "next": links the page must not offer
+	}{
+		{name: "first page", path: "/queues/default?norefresh", code: 200,
+			in:     []string{"Jobs 1–100 of 250", pending[0], pending[99], link("next", "", "default", job.StatePending, 100)},
+			out:    []string{pending[100]},
+			noLink: []string{"prev"}},
+		{name: "page 2 shows the 101st job", path: "/queues/default?state=pending&offset=100&norefresh", code: 200,
+			in: []string{"Jobs 101–200 of 250", pending[100], pending[199],
+				link("prev", "", "default", job.StatePending, 0), link("next", "", "default", job.StatePending, 200)},
+			out: []string{pending[99], pending[200]}},
+		{name: "last page", path: "/queues/default?offset=200&norefresh", code: 200,
+			in:     []string{"Jobs 201–250 of 250", pending[200], pending[249], link("prev", "", "default", job.StatePending, 100)},
+			out:    []string{pending[199]},
+			noLink: []string{"next"}},
+		{name: "an offset not on a page boundary", path: "/queues/default?offset=50&norefresh", code: 200,
+			in:  []string{"Jobs 51–150 of 250", pending[50], link("prev", "", "default", job.StatePending, 0), link("next", "", "default", job.StatePending, 150)},
+			out: []string{pending[49]}},
+		{name: "past the end", path: "/queues/default?offset=300&norefresh", code: 200,
+			in:     []string{"No pending job at offset 300 (250 in all)", link("prev", "", "default", job.StatePending, 200)},
+			noLink: []string{"next"}},
+		{name: "far past the end", path: "/queues/default?offset=1000&norefresh", code: 200,
+			in:     []string{"No pending job at offset 1000 (250 in all)", link("prev", "", "default", job.StatePending, 200)},
+			noLink: []string{"next"}},
+		{name: "failed, page 2", path: "/queues/failing?state=failed&offset=100&norefresh", code: 200,
+			in:  []string{"Jobs 101–120 of 120", failed[100], failed[119], link("prev", "", "failing", job.StateFailed, 0)},
+			out: []string{failed[99]}, noLink: []string{"next"}},
+		{name: "one page only", path: "/queues/nothing?norefresh", code: 200,
+			in: []string{"No pending job"}, out: []string{`id="paging"`}},
+		{name: "offset not a number", path: "/queues/default?offset=abc", code: 400, in: []string{"offset abc: want a whole number from 0 to 1073741824"}},
+		{name: "offset negative", path: "/queues/default?offset=-1", code: 400, in: []string{"offset -1: want a whole number"}},
+		{name: "offset a fraction", path: "/queues/default?state=failed&offset=1.5", code: 400, in: []string{"offset 1.5: want a whole number"}},
+		{name: "offset too large", path: "/queues/default?state=failed&offset=1073741825", code: 400, in: []string{"offset 1073741825: want a whole number"}},
+		{name: "API: offset not a number", path: "/api/queues/default/jobs?offset=x1", code: 400, in: []string{"offset x1: want a whole number"}},
+		{name: "API: page 2", path: "/api/queues/default/jobs?offset=100&limit=1", code: 200, in: []string{`"id":"` + pending[100] + `"`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, data := cl.do("GET", tc.path, nil)
+			if code != tc.code {
+				t.Fatalf("%s: %d %.300s, want %d", tc.path, code, data, tc.code)
+			}
+			for _, s := range tc.in {
+				if !bytes.Contains(data, []byte(s)) {
+					t.Errorf("%s lacks %q", tc.path, s)
+				}
+			}
+			for _, s := range tc.out {
+				if bytes.Contains(data, []byte(s)) {
+					t.Errorf("%s holds %q", tc.path, s)
+				}
+			}
+			for _, id := range tc.noLink {
+				if bytes.Contains(data, []byte(`id="`+id+`"`)) {
+					t.Errorf("%s offers a %s link", tc.path, id)
+				}
+			}
+		})
+	}
+}
+
+// TestQueuePagePagingDepth: the pending listing's last page is at MaxPendingOffset. A
+// page just before it links to it; that page offers no Next and says why.
+func TestQueuePagePagingDepth(t *testing.T) {
+	cl, c := setup(t, dashboard.Config{BasePath: "/ops"})
+	deepest := dashboard.MaxPendingOffset
+	ids := enqueueN(t, c, "deep", deepest+150)
+	cases := []struct {
+		path   string
+		in     []string
+		noLink string
+	}{
+		{"/queues/deep?offset=" + strconv.Itoa(deepest-50) + "&norefresh",
+			[]string{"Jobs " + strconv.Itoa(deepest-49) + "–" + strconv.Itoa(deepest+50) + " of " + strconv.Itoa(deepest+150),
+				link("next", "/ops", "deep", job.StatePending, deepest), link("prev", "/ops", "deep", job.StatePending, deepest-150)}, ""},
+		{"/queues/deep?offset=" + strconv.Itoa(deepest) + "&norefresh",
+			[]string{ids[deepest], "Jobs " + strconv.Itoa(deepest+1) + "–" + strconv.Itoa(deepest+100),
+				"The pending listing goes at most " + strconv.Itoa(deepest) + " deep: later jobs are not listed."}, "next"},
+		{"/queues/deep?state=pending&offset=" + strconv.Itoa(deepest+100) + "&norefresh",
+			[]string{"Shown from offset " + strconv.Itoa(deepest), ids[deepest]}, "next"},
+	}
+	for _, tc := range cases {
+		code, data := cl.do("GET", tc.path, nil)
+		if code != 200 {
+			t.Fatalf("%s: %d %.300s", tc.path, code, data)
+		}
+		for _, s := range tc.in {
+			if !bytes.Contains(data, []byte(s)) {
+				t.Errorf("%s lacks %q", tc.path, s)
+			}
+		}
+		if tc.noLink != "" && bytes.Contains(data, []byte(`id="`+tc.noLink+`"`)) {
+			t.Errorf("%s offers a %s link", tc.path, tc.noLink)
+		}
+	}
+}
