@@ -15,6 +15,7 @@ import (
 
 	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/internal/store"
+	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
@@ -123,7 +124,7 @@ func runOn(ctx context.Context, cfg Config, progress *slog.Logger, cl *redistest
 	var mu sync.Mutex
 	runs := map[string]*run{}
 	started := make(chan string, 1<<16) // ids of jobs as they start
-	var logs lockedBuffer
+	var logs testutil.LogBuffer
 	w, err := worker.New(c, worker.Config{
 		Queues:      []worker.QueueConfig{{Name: p.healthy}, {Name: p.faulty}},
 		Concurrency: 8, Lease: cfg.Lease, IdleBlock: time.Second, ID: p.worker,
@@ -456,21 +457,4 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -372,29 +372,11 @@ func testClusterBeat(t *testing.T, rdb *redis.ClusterClient) {
 	}
 }
 
-// logBuffer collects a component's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // runWorker starts a real worker on the cluster serving queues; its warnings and
 // errors go to the returned buffer.
-func runWorker(t *testing.T, c *queue.Client, queues []string) *logBuffer {
+func runWorker(t *testing.T, c *queue.Client, queues []string) *testutil.LogBuffer {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testutil.LogBuffer{}
 	var qcs []worker.QueueConfig
 	for _, q := range queues {
 		qcs = append(qcs, worker.QueueConfig{Name: q})
@@ -462,7 +444,7 @@ func testClusterWorkerTwoQueues(t *testing.T, rdb *redis.ClusterClient) {
 // waitIdle waits until the worker, with nothing to do, has gone idle: it has marked
 // itself idle on queue (and blocks waiting for work), or it has logged why it could
 // not wait.
-func waitIdle(t *testing.T, c *queue.Client, q string, logs *logBuffer) {
+func waitIdle(t *testing.T, c *queue.Client, q string, logs *testutil.LogBuffer) {
 	t.Helper()
 	testutil.Eventually(t, 5*time.Second, "worker idle on "+q, func() bool {
 		n, err := c.Store().Redis().ZCard(context.Background(), c.Store().Keys(q).Idle).Result()
@@ -473,7 +455,7 @@ func waitIdle(t *testing.T, c *queue.Client, q string, logs *logBuffer) {
 // reportWorker fails the test for jobs not done in time (with what is left in the
 // queues' hand-off lists) and for the worker's warnings, each distinct one once with
 // how often it came.
-func reportWorker(t *testing.T, c *queue.Client, queues []string, logs *logBuffer, late []string) {
+func reportWorker(t *testing.T, c *queue.Client, queues []string, logs *testutil.LogBuffer, late []string) {
 	t.Helper()
 	for _, l := range late {
 		t.Errorf("not done in time: %s", l)
