@@ -388,10 +388,10 @@ func (s *Store) waitCluster(ctx context.Context, rdb redis.UniversalClient, w Wa
 	popCtx := context.WithoutCancel(ctx)
 	// a queue's marking: 0 under way, 1 done (its BLPOP runs), 2 given up by the wait
 	marking := make(map[string]*atomic.Int32, len(queues))
-	blpop := func(queue string, mark bool, keys ...string) {
-		if mark {
+	blpop := func(queue string, mark *atomic.Int32, keys ...string) {
+		if mark != nil {
 			err := s.MarkIdle(popCtx, []string{queue}, w.Worker, w.IdleUntil, w.Lease)
-			if !marking[queue].CompareAndSwap(0, 1) { // too late: the wait went on without it
+			if !mark.CompareAndSwap(0, 1) { // too late: the wait went on without it
 				if err == nil {
 					s.unmarkLater([]string{queue}, w.Worker, w.Lease)
 				}
@@ -435,14 +435,16 @@ func (s *Store) waitCluster(ctx context.Context, rdb redis.UniversalClient, w Wa
 		ck := s.cancelKey(q, w.Worker)
 		cancelKeys[q] = ck
 		keys = append(keys, ck)
-		marking[q] = new(atomic.Int32)
+		m := new(atomic.Int32) // each goroutine gets its own: the map is the wait's alone
+		marking[q] = m
 		if !mark {
-			marking[q].Store(1)
+			m.Store(1)
+			m = nil
 		}
-		go blpop(q, mark, keys...)
+		go blpop(q, m, keys...)
 	}
 	cancelKeys[""] = s.PokeKey(w.Worker)
-	go blpop("", false, s.PokeKey(w.Worker))
+	go blpop("", nil, s.PokeKey(w.Worker))
 
 	// state of each BLPOP ("" the poke list's): blocking until it returns, then gone;
 	// failed (marked failing, its result may be yet to come) or stalled
