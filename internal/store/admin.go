@@ -313,10 +313,29 @@ func (s *Store) ClaimAndUnidle(ctx context.Context, queue string, handOff Lease,
 // blocking wait (a slot freed on a queue it had stopped listening to, or Stop).
 func (s *Store) PokeKey(worker string) string { return s.ns + ":poke:" + worker }
 
-// cancelKey is a list in queue's slot that ends one of worker's per-queue waits on a
-// Redis Cluster (see WaitForWork).
-func (s *Store) cancelKey(queue, worker string) string {
-	return s.Keys(queue).prefix + "poke:" + worker
+// cancelKey is a list in queue's slot that ends the BLPOP of one cluster wait (its
+// id) of worker on queue (see waitCluster).
+func (s *Store) cancelKey(queue, worker, wait string) string {
+	return s.Keys(queue).prefix + "poke:" + worker + ":" + wait
+}
+
+// pokeCancelKey is a list in the slot of worker's poke list that ends the BLPOP of one
+// cluster wait (its id) on that list. The poke list's name has no hash tag of its own
+// (unless the namespace or worker id brings one): its whole name, as the tag of the
+// new key, puts that key in the same slot. A name with braces but no tag cannot be
+// matched so: the poke list itself is returned (its BLPOP then skips other waits'
+// tokens, see waitCluster).
+func (s *Store) pokeCancelKey(worker, wait string) string {
+	k := s.PokeKey(worker)
+	if i := strings.IndexByte(k, '{'); i >= 0 {
+		if j := strings.IndexByte(k[i+1:], '}'); j > 0 {
+			return k + ":end:" + wait // the key's own tag decides its slot
+		}
+	}
+	if strings.ContainsAny(k, "{}") {
+		return k
+	}
+	return k + ":{" + k + "}:end:" + wait
 }
 
 // IsCluster reports whether the store runs on a Redis Cluster.
@@ -381,7 +400,14 @@ func (s *Store) waitCluster(ctx context.Context, rdb redis.UniversalClient, w Wa
 			queues = append(queues, q)
 		}
 	}
-	token := waitToken + job.NewID()
+	// Each BLPOP is ended by a token on a list of this wait's own. A list shared by the
+	// worker's waits would hand a token to the oldest BLPOP blocked on it (Redis serves
+	// blocked clients first come, first served), a straggler of an earlier wait whose
+	// own token had gone elsewhere: it blocks again, so does the BLPOP the token was
+	// for, and from then on every token went one wait astray, leaving each wait's
+	// BLPOPs blocked until their timeout, filling the waits' connection pools.
+	waitID := job.NewID()
+	token := waitToken + waitID
 	results := make(chan clusterPop, len(queues)+1)                // each BLPOP's goroutine sends once
 	timeout := (w.Timeout + time.Second - 1).Truncate(time.Second) // BLPOP counts whole seconds
 	deadline := time.Now().Add(timeout)
@@ -407,7 +433,8 @@ func (s *Store) waitCluster(ctx context.Context, rdb redis.UniversalClient, w Wa
 		for block := timeout; ; {
 			res, err := rdb.BLPop(popCtx, block, keys...).Result()
 			if err == nil && strings.HasPrefix(res[1], waitToken) && res[1] != token {
-				// an earlier wait's token, not yet removed: not a wake-up. Block again
+				// another wait's token (on a poke list that could not have a list of
+				// this wait's own, see pokeCancelKey): not a wake-up. Block again
 				// for what is left, rounded up to BLPOP's whole seconds: returning
 				// early would leave this queue's hand-offs unheard while the worker
 				// still shows as idle
@@ -432,7 +459,7 @@ func (s *Store) waitCluster(ctx context.Context, rdb redis.UniversalClient, w Wa
 		if slices.Contains(w.Wake, q) {
 			keys = append(keys, s.Keys(q).Wake)
 		}
-		ck := s.cancelKey(q, w.Worker)
+		ck := s.cancelKey(q, w.Worker, waitID)
 		cancelKeys[q] = ck
 		keys = append(keys, ck)
 		m := new(atomic.Int32) // each goroutine gets its own: the map is the wait's alone
@@ -443,8 +470,12 @@ func (s *Store) waitCluster(ctx context.Context, rdb redis.UniversalClient, w Wa
 		}
 		go blpop(q, m, keys...)
 	}
-	cancelKeys[""] = s.PokeKey(w.Worker)
-	go blpop("", nil, s.PokeKey(w.Worker))
+	pokeKeys := []string{s.PokeKey(w.Worker)}
+	cancelKeys[""] = s.pokeCancelKey(w.Worker, waitID)
+	if cancelKeys[""] != pokeKeys[0] {
+		pokeKeys = append(pokeKeys, cancelKeys[""])
+	}
+	go blpop("", nil, pokeKeys...)
 
 	// state of each BLPOP ("" the poke list's): blocking until it returns, then gone;
 	// failed (marked failing, its result may be yet to come) or stalled
