@@ -85,10 +85,9 @@ func TestRedisCluster(t *testing.T) {
 // testClusterFault runs the cluster-fault scenario (internal/clusterfault): one
 // worker serves a queue on a healthy master and one on a master that is paused for
 // 3 s, then killed for 3 s and started again, while jobs are enqueued on both. No job
-// runs twice or fails, the healthy queue's jobs never wait on the faulty master (the
-// bound here is far above the 10 ms p99 that `go run ./bench cluster_fault` measures:
-// tests assert behaviour, not speed), and the faulty queue is served again within a
-// second of its master's return.
+// runs twice or fails, the healthy queue's jobs never wait on the faulty master (p99
+// within 50 ms here; `go run ./bench cluster_fault` measures the 10 ms target), and
+// the faulty queue is served again within a second of its master's return.
 func testClusterFault(t *testing.T, cl *redistest.Cluster, rdb *redis.ClusterClient) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -105,8 +104,11 @@ func testClusterFault(t *testing.T, cl *redistest.Cluster, rdb *redis.ClusterCli
 	if len(res.Healthy) < 400 {
 		t.Errorf("only %d jobs ran on the healthy queue", len(res.Healthy))
 	}
-	if p99 > time.Second || res.P(1) > 2*time.Second {
-		t.Errorf("healthy queue: start latency p99 %s, max %s: its jobs waited on the faulty master (a fault lasts 3s)", p99, res.P(1))
+	// 10 ms is the target the bench measures (2–3 ms there); 50 ms leaves room for the
+	// race detector and a loaded machine (14 ms seen) and still fails a worker that
+	// waits NodeDeadline on the faulty master at each fault's start (55–85 ms seen)
+	if p99 > 50*time.Millisecond || res.P(1) > 2*time.Second {
+		t.Errorf("healthy queue: start latency p99 %s, max %s: its jobs waited on the faulty master", p99, res.P(1))
 	}
 	for f, d := range res.Recovered {
 		if d > time.Second {
