@@ -135,10 +135,7 @@ func (w *Worker) probe(queue string) {
 		if !sleepCtx(ctx, probeEvery) {
 			return
 		}
-		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		err := w.store.Probe(pctx, queue)
-		cancel()
-		if err == nil {
+		if w.probeOnce(ctx, queue) == nil {
 			break
 		}
 		if ctx.Err() != nil {
@@ -151,6 +148,24 @@ func (w *Worker) probe(queue string) {
 	_ = w.store.UnmarkIdle(uctx, []string{queue}, w.cfg.ID, w.cfg.Lease)
 	cancel()
 	w.recovered(queue)
+}
+
+// probeOnce probes queue's node once. It returns when ctx ends even if the call has
+// not: go-redis may take seconds to give up on a stalled node, and Stop waits for the
+// probes.
+func (w *Worker) probeOnce(ctx context.Context, queue string) error {
+	done := make(chan error, 1)
+	go func() {
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		defer cancel()
+		done <- w.store.Probe(pctx, queue)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // recovered serves queue again, and ends the idle wait under way so that the next one
