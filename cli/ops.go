@@ -20,6 +20,7 @@ import (
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/ranking"
+	"github.com/chronoq/chronoq/ranking/sim"
 	"golang.org/x/term"
 )
 
@@ -437,7 +438,7 @@ func showRanking(ctx context.Context, w io.Writer, c *queue.Client, q string) er
 	o := rep.Overall
 	fmt.Fprintf(w, "window: %d jobs, Kendall tau %.2f, Spearman %.2f, mean abs error %.1f ms (%.0f%%)\n",
 		o.Samples, o.KendallTau, o.Spearman, o.MAEMs, o.MAPE*100)
-	if est, err := c.RankingEstimate(ctx, q, 1); err == nil && est.Jobs > 0 && est.FIFOMeanMs > 0 {
+	if est, err := sim.EstimateQueue(ctx, c, q, 1); err == nil && est.Jobs > 0 && est.FIFOMeanMs > 0 {
 		fmt.Fprintf(w, "on those jobs, one slot: mean completion %.1f ms in fifo order, %.1f ms in the learned order (%.0f%%)\n",
 			est.FIFOMeanMs, est.ActiveMeanMs, 100*est.ActiveMeanMs/est.FIFOMeanMs)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/ranking"
+	"github.com/chronoq/chronoq/ranking/sim"
 	"github.com/chronoq/chronoq/worker"
 	"github.com/redis/go-redis/v9"
 )
@@ -132,7 +133,7 @@ func run(ctx context.Context, rdb *redis.Client, out io.Writer) (result, error) 
 
 	// what shadow mode can tell before anything is switched: the warm-up's jobs replayed
 	// through the simulator in both orders
-	est, err := c.RankingEstimate(ctx, mediaQueue, slots)
+	est, err := sim.EstimateQueue(ctx, c, mediaQueue, slots)
 	if err != nil {
 		return res, err
 	}

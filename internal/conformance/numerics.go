@@ -12,6 +12,7 @@ import (
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/ranking"
+	"github.com/chronoq/chronoq/ranking/sim"
 )
 
 // Cases on the edges of the numbers: overflowing factors, infinite or damaged
@@ -279,7 +280,7 @@ func testDamagedPredictions(t *testing.T, b *bundle) {
 			t.Errorf("window sample %+v", s)
 		}
 	}
-	if e, err := b.c.RankingEstimate(b.ctx, "default", 1); err != nil || math.IsNaN(e.ActiveMeanMs) || math.IsInf(e.ActiveMeanMs, 0) {
+	if e, err := sim.EstimateQueue(b.ctx, b.c, "default", 1); err != nil || math.IsNaN(e.ActiveMeanMs) || math.IsInf(e.ActiveMeanMs, 0) {
 		t.Errorf("estimate %+v: %v", e, err)
 	}
 }

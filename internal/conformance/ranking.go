@@ -13,6 +13,7 @@ import (
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/ranking"
+	"github.com/chronoq/chronoq/ranking/sim"
 )
 
 func rankingCases() []struct {
@@ -291,7 +292,7 @@ func testCostModel(t *testing.T, b *bundle) {
 // The estimate replays the window: one slot, a long job then short ones arriving
 // together: the active order finishes the shorts first, so its mean is lower.
 func testEstimate(t *testing.T, b *bundle) {
-	if e, err := b.c.RankingEstimate(b.ctx, "default", 1); err != nil || e.Jobs != 0 {
+	if e, err := sim.EstimateQueue(b.ctx, b.c, "default", 1); err != nil || e.Jobs != 0 {
 		t.Fatalf("empty window: %+v %v", e, err)
 	}
 	setRanking(t, b, ranking.ModeShadow, ranking.RuleFixed, 8)
@@ -308,12 +309,12 @@ func testEstimate(t *testing.T, b *bundle) {
 	fetchIDs(t, b, "default", "w", 10)
 	_, err := b.s.Ack(b.ctx, "default", "w", done)
 	must(t, err)
-	e, err := b.c.RankingEstimate(b.ctx, "default", 1)
+	e, err := sim.EstimateQueue(b.ctx, b.c, "default", 1)
 	must(t, err)
 	if e.Jobs != 6 || !(e.ActiveMeanMs < e.FIFOMeanMs) {
 		t.Fatalf("estimate %+v", e)
 	}
-	if _, err := b.c.RankingEstimate(b.ctx, "default", 0); err == nil {
+	if _, err := sim.EstimateQueue(b.ctx, b.c, "default", 0); err == nil {
 		t.Fatal("0 slots accepted")
 	}
 }
