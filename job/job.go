@@ -39,7 +39,7 @@ func (j *Job) DecodeResult(v any) error { return DecodeArgs(j.Result, v) }
 // record is the immutable part of a job as stored in Redis, encoded as a msgpack
 // array (no field names) because every queued job pays for its size.
 type record struct {
-	_msgpack struct{}           `msgpack:",as_array"`
+	_msgpack struct{}           `msgpack:",as_array"` //lint:ignore U1000 read by msgpack through its tag
 	Payload  []byte             `msgpack:"p"`
 	Enqueued int64              `msgpack:"e"` // unix ms
 	Retries  int                `msgpack:"r"`

@@ -143,23 +143,6 @@ func startCluster(t *testing.T, n int) *redistest.Cluster {
 	return c
 }
 
-// waitFor calls cond until it returns nil or timeout passes, then fails the test with
-// the last error.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster: timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(20 * time.Millisecond) // a re-check interval, not synchronisation
-	}
-}
-
 var clusterQuiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // queuesOnMasters returns n queue names whose keys live on n different masters.

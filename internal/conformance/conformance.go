@@ -838,10 +838,10 @@ func testWaitGone(t *testing.T, b *bundle) {
 
 func testPurgeNewLane(t *testing.T, b *bundle) {
 	enqueue(t, b, "a")
-	n, err := b.c.Purge(b.ctx, "default", job.StatePending, nil) // caches the lane list [a]
+	_, err := b.c.Purge(b.ctx, "default", job.StatePending, nil) // caches the lane list [a]
 	must(t, err)
 	enqueue(t, b, "b") // a lane that list lacks
-	n, err = b.c.Purge(b.ctx, "default", job.StatePending, nil)
+	n, err := b.c.Purge(b.ctx, "default", job.StatePending, nil)
 	must(t, err)
 	if c := counts(t, b, "default"); n != 1 || c.Pending != 0 {
 		t.Fatalf("purged %d, left %+v", n, c)

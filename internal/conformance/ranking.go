@@ -255,7 +255,7 @@ func testModeSwitch(t *testing.T, b *bundle) {
 		}
 	}
 	if len(seen) != total {
-		t.Fatal(fmt.Sprintf("fetched %d of %d", len(seen), total))
+		t.Fatalf("fetched %d of %d", len(seen), total)
 	}
 }
 

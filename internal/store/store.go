@@ -228,14 +228,6 @@ func (s *Store) withLanes(ctx context.Context, queue string, call func(laneKeys,
 	return nil, errStale{missing}
 }
 
-func strs(xs ...string) []any {
-	out := make([]any, len(xs))
-	for i, x := range xs {
-		out[i] = x
-	}
-	return out
-}
-
 func toInt(v any) int64 {
 	switch x := v.(type) {
 	case int64:
