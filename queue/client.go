@@ -41,6 +41,9 @@ type Client struct {
 
 	defaultsMu sync.Mutex
 	defaults   map[string]taskDefaults // declared options by task, as read from Redis
+
+	groupsMu sync.Mutex
+	groups   map[string]*commitGroup // group commit of enqueues, by queue (groupcommit.go)
 }
 
 // taskDefaults are a task's declared options (nil: none) and when they were read.
@@ -105,7 +108,8 @@ func NewClient(rdb redis.UniversalClient, cfg Config) *Client {
 	if cfg.MaxPayload <= 0 {
 		cfg.MaxPayload = 512 << 10
 	}
-	return &Client{store: store.New(rdb, cfg.Namespace, cfg.Now), log: cfg.Logger, maxPay: cfg.MaxPayload, queues: map[string]bool{}}
+	return &Client{store: store.New(rdb, cfg.Namespace, cfg.Now), log: cfg.Logger, maxPay: cfg.MaxPayload, queues: map[string]bool{},
+		groups: map[string]*commitGroup{}}
 }
 
 // Store exposes the Redis model to the worker and the other chronoq packages.

@@ -19,6 +19,9 @@ type Request struct {
 	Task    string
 	Payload []byte // msgpack; nil for no arguments
 	Options []job.Option
+	// typed: Options already hold the task's own declaration (a typed enqueue), so
+	// the options its workers declared need not be read from Redis
+	typed bool
 }
 
 // Enqueue enqueues one job of a typed task: its default options, then opts.
@@ -27,7 +30,12 @@ func Enqueue[A any](ctx context.Context, c *Client, t *job.Task[A], args A, opts
 	if err != nil {
 		return nil, err
 	}
-	return c.EnqueueRaw(ctx, t.Name(), payload, append(append([]job.Option(nil), t.Options()...), opts...)...)
+	hs, err := c.enqueueBatch(ctx, []Request{{Task: t.Name(), Payload: payload, typed: true,
+		Options: append(append([]job.Option(nil), t.Options()...), opts...)}})
+	if err != nil {
+		return nil, err
+	}
+	return hs[0], nil
 }
 
 // EnqueueMany enqueues one job per element of args, in one round trip per 1000 jobs.
@@ -39,9 +47,9 @@ func EnqueueMany[A any](ctx context.Context, c *Client, t *job.Task[A], args []A
 		if err != nil {
 			return nil, fmt.Errorf("args[%d]: %w", i, err)
 		}
-		reqs[i] = Request{Task: t.Name(), Payload: p, Options: all}
+		reqs[i] = Request{Task: t.Name(), Payload: p, Options: all, typed: true}
 	}
-	return c.EnqueueBatch(ctx, reqs)
+	return c.enqueueBatch(ctx, reqs)
 }
 
 // EnqueueByName enqueues a job of the task named task with args, any msgpack-able
@@ -184,17 +192,28 @@ type prepared struct {
 
 // prepare checks every request (see ValidateBatch) and makes its job and record.
 func (c *Client) prepare(ctx context.Context, reqs []Request, now time.Time) ([]prepared, error) {
-	names := make([]string, len(reqs))
-	for i, r := range reqs {
-		names[i] = r.Task
+	// a typed enqueue carries its task's declaration: only by-name requests read the
+	// options the task's workers declared
+	var names []string
+	for _, r := range reqs {
+		if !r.typed {
+			names = append(names, r.Task)
+		}
 	}
-	declared, err := c.declared(ctx, names)
-	if err != nil {
-		return nil, err
+	var declared map[string][]job.Option
+	if len(names) > 0 {
+		var err error
+		if declared, err = c.declared(ctx, names); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]prepared, len(reqs))
 	for i, r := range reqs {
-		j, rec, err := c.prepareOne(r, declared[r.Task], now)
+		var decl []job.Option
+		if !r.typed {
+			decl = declared[r.Task]
+		}
+		j, rec, err := c.prepareOne(r, decl, now)
 		if err != nil {
 			return nil, &RequestError{Index: i, Err: err}
 		}
@@ -231,11 +250,19 @@ func (c *Client) prepareOne(r Request, declared []job.Option, now time.Time) (*j
 }
 
 // EnqueueBatch enqueues many jobs, grouped by queue, in one script run per 1000 jobs
-// of a queue and one round trip per queue. Every request is checked before any is sent
+// of a queue and one round trip per queue. Calls made at once from several goroutines
+// share those round trips: a call that finds another's jobs on their way to Redis
+// joins the next batch (each call still gets its own handles and error). Every request is checked before any is sent
 // (as ValidateBatch checks it): one bad request fails the call and stores nothing. Its
 // error is a *RequestError naming the request, or, for a batch of one, the request's
 // own error.
 func (c *Client) EnqueueBatch(ctx context.Context, reqs []Request) ([]*Handle, error) {
+	return c.enqueueBatch(ctx, reqs) // a caller's requests are by name: typed is unexported
+}
+
+// enqueueBatch is EnqueueBatch for requests that may be typed. Calls from several
+// goroutines at once share script calls (see commit).
+func (c *Client) enqueueBatch(ctx context.Context, reqs []Request) ([]*Handle, error) {
 	now := c.store.Now()
 	ready, err := c.prepare(ctx, reqs, now)
 	if re := (*RequestError)(nil); len(reqs) == 1 && errors.As(err, &re) {
@@ -275,7 +302,7 @@ func (c *Client) EnqueueBatch(ctx context.Context, reqs []Request) ([]*Handle, e
 		if err := c.registerQueue(ctx, q); err != nil {
 			return nil, err
 		}
-		if err := c.store.Enqueue(ctx, q, byQueue[q]); err != nil {
+		if err := c.commit(ctx, q, byQueue[q]); err != nil {
 			return nil, fmt.Errorf("chronoq: enqueue to %q: %w", q, err)
 		}
 	}
