@@ -56,8 +56,8 @@ type Config struct {
 	// HeartbeatInterval (default 5s); the worker is shown as gone after 3 missed beats.
 	HeartbeatInterval time.Duration
 	// NodeDeadline, on a Redis Cluster, is how long one call to one queue's master may
-	// take before the worker serves its other queues without that one (default 100ms,
-	// at most 10s). A queue whose master fails or is slower than this is left out of
+	// take before the worker serves its other queues without that one (default 100ms;
+	// 10ms to 10s, and at most a quarter of Lease). A queue whose master fails or is slower than this is left out of
 	// fetches, idle waits and hand-offs, and probed until its master answers again;
 	// acknowledgements, renewals and the reaper work on each queue apart, so one
 	// master's trouble never holds another queue's jobs. Unused on one server, where
@@ -139,8 +139,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("worker: %s %s is out of range (0 to %s; 0 means the default)", d.name, d.v, MaxConfigDuration)
 		}
 	}
-	if c.NodeDeadline < 0 || c.NodeDeadline > MaxNodeDeadline {
-		return fmt.Errorf("worker: NodeDeadline %s is out of range (0 to %s; 0 means 100ms)", c.NodeDeadline, MaxNodeDeadline)
+	if c.NodeDeadline < 0 || c.NodeDeadline > MaxNodeDeadline || (c.NodeDeadline > 0 && c.NodeDeadline < 10*time.Millisecond) {
+		return fmt.Errorf("worker: NodeDeadline %s is out of range (10ms to %s; 0 means 100ms)", c.NodeDeadline, MaxNodeDeadline)
 	}
 	if c.Lease != 0 && c.Lease < 100*time.Millisecond {
 		return fmt.Errorf("worker: Lease %s is too short (at least 100ms)", c.Lease)
@@ -178,6 +178,8 @@ func (c *Config) defaults() error {
 	setDur(&c.IdleBlock, 5*time.Second)
 	setDur(&c.HeartbeatInterval, 5*time.Second)
 	setDur(&c.NodeDeadline, 100*time.Millisecond)
+	// a job a late fetch starts must keep most of its lease before the first renewal
+	c.NodeDeadline = max(min(c.NodeDeadline, c.Lease/4), 10*time.Millisecond)
 	c.IdleBlock = max(c.IdleBlock.Round(time.Second), time.Second)
 	if c.MaxResult == 0 {
 		c.MaxResult = DefaultMaxResult

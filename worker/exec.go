@@ -51,14 +51,28 @@ func (w *Worker) startHandOff(queueName string, wake store.Wake, idleQueues []st
 		}
 		return ok && err == nil
 	}
+	reserved := false
+	if w.isolate {
+		// on a cluster a late fetch may have taken the slot this hand-off was meant for:
+		// then claim it and hand it back to pending rather than run past the concurrency
+		if w.takeSlots(queueName, 1) == 0 {
+			if claim() {
+				w.handBackLate(queueName, []store.Fetched{{ID: f.ID}}) // any lease of this worker
+			}
+			return
+		}
+		reserved = true
+	}
 	if w.store.RedisNow().Sub(wake.HandedAt) > wake.HandOffLease/2 || w.runsJob(f.ID) {
 		if claim() {
-			w.startJob(queueName, f, nil)
+			w.startJobIn(queueName, f, nil, reserved)
+		} else if reserved {
+			w.giveBackSlot(queueName)
 		}
 		return
 	}
 	claimed := make(chan bool, 1)
-	r := w.startJob(queueName, f, claimed)
+	r := w.startJobIn(queueName, f, claimed, reserved)
 	go func() {
 		ok := claim()
 		if ok {
@@ -147,17 +161,38 @@ func (w *Worker) startJobIn(queueName string, f store.Fetched, claimed <-chan bo
 			if claimed != nil && !<-claimed {
 				w.log.Warn("a handed-off job was taken back before its claim; outcome dropped", "job", j.ID)
 				w.freeSlot(r)
-				w.release(r.key) // this run only: the worker may hold the job under another lease
+				w.mu.Lock()
+				key := r.key
+				w.mu.Unlock()
+				w.release(key) // this run only: the worker may hold the job under another lease
 				return
 			}
 			w.mu.Lock()
 			r.unclaimed = false
+			shadowed, key := r.shadowed, r.key
 			w.mu.Unlock()
+			if shadowed {
+				w.log.Warn("a run whose lease was taken back ended after the job came back to this worker; outcome dropped", "job", j.ID)
+				w.freeSlot(r)
+				w.release(key)
+				return
+			}
 			w.finish(r, out)
 		})
 	}
 	r.decide = decide // before the job is seen in held (stopJob reads it)
 	w.mu.Lock()
+	if old, ok := w.held[r.key]; ok && !old.decided.Load() {
+		// Redis leased the job to this worker again in the same millisecond as the run
+		// still held under that lease (it was taken back in between): both would name one
+		// lease, and Redis could not refuse the old run's outcome. The old run has lost
+		// its lease: cancel it, keep it apart, and drop its outcome here.
+		w.shadows++
+		old.lost, old.shadowed = true, true
+		old.key.startMs = -w.shadows // a key no lease has
+		w.held[old.key] = old
+		old.cancel(job.ErrLeaseExpired)
+	}
 	w.held[r.key] = r
 	if !reserved {
 		w.perQueue[queueName]++

@@ -101,6 +101,12 @@ func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient, g
 	if w.freed.Load() != gen {
 		return false, "", nil // a slot freed since that round (a capped queue may have room): fetch again
 	}
+	w.mu.Lock()
+	full := w.free <= 0 // a late fetch took the slots this round saw free (cluster)
+	w.mu.Unlock()
+	if full {
+		return false, "", nil // waitFree waits for a slot; no hand-off may come meanwhile
+	}
 	wake, err := w.store.WaitForWork(waitCtx, blocking, store.WaitFor{Ready: queues, Wake: queues, Worker: w.cfg.ID,
 		Timeout: w.cfg.IdleBlock, IdleUntil: w.store.Now().Add(w.cfg.IdleBlock + 2*time.Second), Lease: w.cfg.Lease,
 		NodeDeadline: w.cfg.NodeDeadline})
@@ -217,16 +223,24 @@ func (w *Worker) fetchRound(ctx context.Context, free int) (int, map[string]bool
 			continue
 		}
 		tried[q.Name] = true
-		var got []store.Fetched
-		var err error
 		if w.isolate {
-			var pending bool
-			if got, pending, err = w.fetchApart(ctx, q.Name, n); pending {
-				continue
+			k, pending, err := w.fetchApart(ctx, q.Name, n)
+			switch {
+			case pending || errors.Is(err, store.ErrPaused):
+			case err != nil:
+				failed++
+				if firstErr == nil {
+					firstErr = err
+				}
+			default:
+				started += k
 			}
-		} else {
-			got, err = w.store.Fetch(ctx, q.Name, w.cfg.ID, n, w.cfg.Lease)
+			if started >= free {
+				break
+			}
+			continue
 		}
+		got, err := w.store.Fetch(ctx, q.Name, w.cfg.ID, n, w.cfg.Lease)
 		if errors.Is(err, store.ErrPaused) {
 			continue
 		}

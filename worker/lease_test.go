@@ -78,6 +78,10 @@ func TestRefetchAfterLostLeaseKeepsRunsApart(t *testing.T) {
 			var cause1 atomic.Value
 			started1, started2 := make(chan struct{}), make(chan struct{})
 			end1, end2 := make(chan struct{}), make(chan struct{})
+			// enqueued before the worker starts, so that the first run is fetched, not
+			// handed off: a hand-off's claim would race the take-back below
+			h, err := e.c.EnqueueByName(e.ctx, "t", nil, job.MaxRetries(3))
+			must(t, err)
 			start(t, e, worker.Config{Concurrency: 2, Lease: 600 * time.Millisecond, Logger: slog.New(tap)}, func(w *worker.Worker) {
 				w.HandleFunc("t", func(ctx context.Context, j *job.Job) (any, error) {
 					switch starts.Add(1) {
@@ -95,8 +99,6 @@ func TestRefetchAfterLostLeaseKeepsRunsApart(t *testing.T) {
 					return nil, errors.New("a third run")
 				})
 			})
-			h, err := e.c.EnqueueByName(e.ctx, "t", nil, job.MaxRetries(3))
-			must(t, err)
 			<-started1
 			if n := takeBack(t, e, "default"); n != 1 {
 				t.Fatalf("took back %d leases", n)
@@ -110,8 +112,9 @@ func TestRefetchAfterLostLeaseKeepsRunsApart(t *testing.T) {
 			before, err := e.rdb.ZScore(e.ctx, k.Active, h.ID).Result()
 			must(t, err)
 			close(end1)
-			// (a first run that was a hand-off whose claim lost the race to the take-back
-			// has its outcome dropped before Redis is asked)
+			// (when the job came back to this worker within the millisecond its first
+			// lease began, both leases would look alike to Redis: the worker drops the
+			// first run's outcome itself)
 			testutil.Eventually(t, 10*time.Second, "the first run's outcome handled", func() bool {
 				return tap.saw(tc.refused) || tap.saw("outcome dropped")
 			})
@@ -231,5 +234,64 @@ func TestStopDuringStart(t *testing.T) {
 	must(t, err)
 	if len(ws) != 0 {
 		t.Fatalf("%d workers still registered after Start and Stop raced", len(ws))
+	}
+}
+
+// The job comes back to the worker that runs it under a lease of the same start ms
+// (the clock of leases stands still here, as it may within one millisecond): Redis
+// cannot tell the two leases apart, so the worker must. The first run is canceled at
+// once for its lost lease and its late outcome is dropped; the second run's is
+// recorded.
+func TestRefetchWithinTheSameMillisecond(t *testing.T) {
+	clock := testutil.NewClock(time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC))
+	e := newEnv(t, queue.Config{Now: clock.Now})
+	tap := &logTap{}
+	var starts atomic.Int32
+	started1, started2, end1 := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var cause1 atomic.Value
+	h, err := e.c.EnqueueByName(e.ctx, "t", nil, job.MaxRetries(3))
+	must(t, err)
+	t.Cleanup(func() {
+		select {
+		case <-end1:
+		default:
+			close(end1)
+		}
+	})
+	start(t, e, worker.Config{Concurrency: 2, Lease: time.Hour, Logger: slog.New(tap)}, func(w *worker.Worker) {
+		w.HandleFunc("t", func(ctx context.Context, j *job.Job) (any, error) {
+			switch starts.Add(1) {
+			case 1:
+				close(started1)
+				<-ctx.Done()
+				cause1.Store(context.Cause(ctx))
+				<-end1
+				return "first", nil
+			case 2:
+				close(started2)
+				return "second", nil
+			}
+			return nil, errors.New("a third run")
+		})
+	})
+	<-started1
+	// the reaper of a store whose clock is past the lease: the job goes back to pending
+	ahead := store.New(e.rdb, "", func() time.Time { return clock.Now().Add(2 * time.Hour) })
+	if n, _, err := ahead.ReclaimExpired(e.ctx, "default", "lease expired"); err != nil || n != 1 {
+		close(end1)
+		t.Fatalf("took back %d leases (%v)", n, err)
+	}
+	<-started2
+	testutil.Eventually(t, 10*time.Second, "the first run canceled for its lost lease", func() bool {
+		c, _ := cause1.Load().(error)
+		return errors.Is(c, job.ErrLeaseExpired)
+	})
+	j := waitState(t, e, h, job.StateSucceeded)
+	close(end1)
+	testutil.Eventually(t, 10*time.Second, "the first run's outcome dropped", func() bool { return tap.saw("outcome dropped") })
+	out, err := queue.WaitResult[string](e.ctx, h)
+	must(t, err)
+	if out != "second" || j.Attempt != 2 || starts.Load() != 2 {
+		t.Fatalf("result %q, attempt %d, %d starts; want the second run's, 2, 2", out, j.Attempt, starts.Load())
 	}
 }

@@ -221,11 +221,11 @@ type fetchResult struct {
 // is marked failing and all it brings is handed back. It holds no slots meanwhile, so
 // a stalled node never keeps the worker from other queues' jobs. A queue with such a
 // fetch still out is not fetched again (pending, nothing asked).
-func (w *Worker) fetchApart(ctx context.Context, queue string, n int) (got []store.Fetched, pending bool, err error) {
+func (w *Worker) fetchApart(ctx context.Context, queue string, n int) (started int, pending bool, err error) {
 	w.mu.Lock()
 	if w.fetching[queue] {
 		w.mu.Unlock()
-		return nil, true, nil
+		return 0, true, nil
 	}
 	w.fetching[queue] = true
 	w.mu.Unlock()
@@ -240,12 +240,24 @@ func (w *Worker) fetchApart(ctx context.Context, queue string, n int) (got []sto
 		t.Stop()
 		w.fetched(queue)
 		w.noteCall(ctx, queue, r.err)
-		return r.got, false, r.err
+		return w.startFetched(queue, r.got), false, r.err
 	case <-t.C:
 	}
 	w.loops.Add(1) // Stop waits for it (at most NodeDeadline): it may start jobs
 	go w.settleFetch(ctx, queue, n, done)
-	return nil, true, nil
+	return 0, true, nil
+}
+
+// startFetched starts the jobs of queue a fetch brought in the slots free now (a late
+// fetch may have taken some meanwhile: the worker never runs more than its
+// concurrency) and hands the rest back. It returns how many it started.
+func (w *Worker) startFetched(queue string, got []store.Fetched) int {
+	k := w.takeSlots(queue, len(got))
+	for _, f := range got[:k] {
+		w.startJobIn(queue, f, nil, true)
+	}
+	w.handBackLate(queue, got[k:])
+	return k
 }
 
 // fetched marks queue's fetch as back.
@@ -258,21 +270,18 @@ func (w *Worker) fetched(queue string) {
 // settleFetch ends a fetch that outlasted fetchPatience (see fetchApart).
 func (w *Worker) settleFetch(ctx context.Context, queue string, n int, done <-chan fetchResult) {
 	defer w.loops.Done()
-	defer w.fetched(queue)
 	t := time.NewTimer(max(w.cfg.NodeDeadline-fetchPatience, 0))
 	defer t.Stop()
 	select {
 	case r := <-done:
+		w.fetched(queue) // before the interrupt: the next round may ask this queue again
 		w.noteCall(ctx, queue, r.err)
-		k := w.takeSlots(queue, len(r.got))
-		for _, f := range r.got[:k] {
-			w.startJobIn(queue, f, nil, true)
-		}
-		w.handBackLate(queue, r.got[k:])
+		w.startFetched(queue, r.got)
 		if len(r.got) == n {
 			w.interruptWait() // more may wait there: the next round asks again
 		}
 	case <-t.C:
+		w.fetched(queue)
 		w.queueFailed(queue, store.ErrNodeSlow)
 		go func() {
 			if r := <-done; r.err == nil {
@@ -296,6 +305,18 @@ func (w *Worker) takeSlots(queue string, k int) int {
 	w.free -= k
 	w.perQueue[queue] += k
 	return k
+}
+
+// giveBackSlot returns a slot takeSlots took for a job of queue that did not start.
+func (w *Worker) giveBackSlot(queue string) {
+	w.mu.Lock()
+	w.free++
+	w.perQueue[queue]--
+	w.mu.Unlock()
+	select {
+	case w.slotFreed <- struct{}{}:
+	default:
+	}
 }
 
 // handBackLate returns jobs a fetch brought after the worker had moved on to pending.

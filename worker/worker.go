@@ -37,6 +37,7 @@ type Worker struct {
 	// after a lost lease the same worker may run the job again under a newer one); their
 	// leases are renewed
 	held        map[leaseKey]*running
+	shadows     int64                   // runs moved aside by a lease of the same start (see startJobIn)
 	perQueue    map[string]int          // running jobs per queue
 	fetching    map[string]bool         // queues with a fetch still out past fetchPatience (cluster)
 	capped      map[string]bool         // queues with their own concurrency cap
@@ -80,7 +81,11 @@ type running struct {
 	unclaimed bool
 	// lost: renewal found the lease taken back; the run's context is canceled and
 	// Redis will refuse its outcome
-	lost      bool
+	lost bool
+	// shadowed: the job came back to this worker under a lease of the same start ms
+	// while this run held it (startJobIn); Redis cannot tell the two apart, so this
+	// run's outcome is dropped here
+	shadowed  bool
 	predicted float64   // ms, as the fetch predicted it (0: none)
 	due       time.Time // when the attempt became due (zero: unknown)
 }
@@ -254,14 +259,20 @@ func (w *Worker) stop(ctx context.Context) error {
 		for q := range byQueue {
 			queues = append(queues, q)
 		}
-		w.forEachQueue(hctx, "handback", queues, func(ctx context.Context, q string) {
-			n, err := w.store.HandBack(ctx, q, w.cfg.ID, byQueue[q])
-			if err != nil {
-				w.log.Error("hand back failed; the jobs return after their lease", "queue", q, "jobs", len(byQueue[q]), "err", err)
-			} else {
-				w.log.Info("handed unfinished jobs back to pending", "queue", q, "jobs", n)
-			}
-		})
+		var handing sync.WaitGroup // per queue, each within hctx: one node's trouble holds no other's
+		for _, q := range queues {
+			handing.Add(1)
+			go func() {
+				defer handing.Done()
+				n, err := w.store.HandBack(hctx, q, w.cfg.ID, byQueue[q])
+				if err != nil {
+					w.log.Error("hand back failed; the jobs return after their lease", "queue", q, "jobs", len(byQueue[q]), "err", err)
+				} else {
+					w.log.Info("handed unfinished jobs back to pending", "queue", q, "jobs", n)
+				}
+			}()
+		}
+		handing.Wait()
 		hcancel()
 		w.jobsCancel()
 		<-finished // executors return at once on cancel; handlers may linger, ignored

@@ -499,7 +499,10 @@ func (s *Store) waitCluster(ctx context.Context, rdb redis.UniversalClient, w Wa
 	}
 	marks := time.NewTimer(max(w.NodeDeadline, time.Millisecond))
 	defer marks.Stop()
-	stragglers := time.NewTimer(timeout + max(w.NodeDeadline, 0))
+	// Redis ends a BLPOP at its timeout on its cron tick (up to 100 ms late at hz 10),
+	// and each queue's BLPOP starts after its idle mark: a second of grace, so that a
+	// healthy queue's timeout is not taken for a stalled node
+	stragglers := time.NewTimer(timeout + max(w.NodeDeadline, 0) + time.Second)
 	defer stragglers.Stop()
 	var got *clusterPop
 	var firstErr, ctxErr error
@@ -544,6 +547,9 @@ func (s *Store) waitCluster(ctx context.Context, rdb redis.UniversalClient, w Wa
 			stalled = true
 		case <-ctx.Done():
 			ctxErr = ctx.Err()
+			for _, m := range marking {
+				m.CompareAndSwap(0, 2) // a mark landing after this wait ended is removed
+			}
 		}
 	}
 	if left := len(queues) + 1 - received; left > 0 {
