@@ -5,7 +5,8 @@
 //
 // It prints each system's BENCH lines (asynq's with system=asynq) and a final
 // "BENCH ratio ..." line: chronoq's advantage, >1 meaning chronoq is better
-// (w1_drain and w1_enqueue_best: chronoq/asynq rates; w2_p50: asynq/chronoq latency).
+// (w1_drain, w1_drain_conc50, w1_enqueue_best, w1_enqueue_single and
+// w1_enqueue_parallel16: chronoq/asynq rates; w2_p50: asynq/chronoq latency).
 //
 // With --system river it runs the same workloads on River (v0.51, pgx v5 driver)
 // against PostgreSQL instead, in River's default config and in one tuned for
@@ -85,10 +86,20 @@ func main() {
 			}
 			return b
 		}
-		fmt.Printf("BENCH ratio w1_drain=%s w1_enqueue_best=%s w1_drain_conc50=%s\n",
+		enqueue := func(ls []harness.Line, mode string) float64 {
+			for _, l := range ls {
+				if l.KV[1][1] == "enqueue" && l.KV[2][1] == mode {
+					return l.Get("jobs_per_s")
+				}
+			}
+			return 0
+		}
+		fmt.Printf("BENCH ratio w1_drain=%s w1_enqueue_best=%s w1_drain_conc50=%s w1_enqueue_single=%s w1_enqueue_parallel16=%s\n",
 			harness.Fmt(drain(mine, "10")/drain(theirs, "10"), 2),
 			harness.Fmt(best(mine)/best(theirs), 2),
-			harness.Fmt(drain(mine, "50")/drain(theirs, "50"), 2))
+			harness.Fmt(drain(mine, "50")/drain(theirs, "50"), 2),
+			harness.Fmt(enqueue(mine, "single")/enqueue(theirs, "single"), 2),
+			harness.Fmt(enqueue(mine, "parallel16")/enqueue(theirs, "parallel16"), 2))
 	case "w2":
 		n := f.JobsOr(200)
 		mine, err := harness.W2(ctx, cq, rdb, n, "chronoq")
