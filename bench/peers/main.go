@@ -5,7 +5,14 @@
 //
 // It prints each system's BENCH lines (asynq's with system=asynq) and a final
 // "BENCH ratio ..." line: chronoq's advantage, >1 meaning chronoq is better
-// (w1_drain and w1_enqueue_best: chronoq/asynq rates; w2_p50: asynq/chronoq latency).
+// (w1_drain, w1_drain_conc50, w1_enqueue_best, w1_enqueue_single and
+// w1_enqueue_parallel16: chronoq/asynq rates; w2_p50: asynq/chronoq latency).
+//
+// With --system river it runs the same workloads on River (v0.51, pgx v5 driver)
+// against PostgreSQL instead, in River's default config and in one tuned for
+// throughput, each line with system=river and config=default|tuned:
+//
+//	cd bench/peers && go run . w1|w2 --system river [--pg URL] [--river-config default,tuned] [--repeat 3]
 package main
 
 import (
@@ -14,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/chronoq/chronoq/bench/harness"
@@ -22,13 +30,23 @@ import (
 )
 
 func main() {
-	f := harness.ParseFlags("usage: go run . w1|w2 [--redis URL] [--repeat N]")
+	pf, err := splitPeerFlags()
+	check(err)
+	f := harness.ParseFlags("usage: go run . w1|w2 [--redis URL] [--repeat N]\n" +
+		"       go run . w1|w2 --system river [--pg URL] [--river-config default,tuned] [--repeat N]")
 	switch f.Workload {
 	case "child-chronoq":
 		check(harness.ChronoqChild(f.Redis, f.Conc, f.Jobs))
 		return
 	case "child-asynq":
 		check(asynqChild(f.Redis, f.Child, f.Conc, f.Jobs))
+		return
+	case "child-river":
+		check(riverChild(pf.PG, pf.RiverConfig, f.Conc, f.Jobs))
+		return
+	}
+	if pf.System == "river" {
+		check(runRiver(f, pf))
 		return
 	}
 	rdb, url, stop, err := f.Connect()
@@ -68,10 +86,20 @@ func main() {
 			}
 			return b
 		}
-		fmt.Printf("BENCH ratio w1_drain=%s w1_enqueue_best=%s w1_drain_conc50=%s\n",
+		enqueue := func(ls []harness.Line, mode string) float64 {
+			for _, l := range ls {
+				if l.KV[1][1] == "enqueue" && l.KV[2][1] == mode {
+					return l.Get("jobs_per_s")
+				}
+			}
+			return 0
+		}
+		fmt.Printf("BENCH ratio w1_drain=%s w1_enqueue_best=%s w1_drain_conc50=%s w1_enqueue_single=%s w1_enqueue_parallel16=%s\n",
 			harness.Fmt(drain(mine, "10")/drain(theirs, "10"), 2),
 			harness.Fmt(best(mine)/best(theirs), 2),
-			harness.Fmt(drain(mine, "50")/drain(theirs, "50"), 2))
+			harness.Fmt(drain(mine, "50")/drain(theirs, "50"), 2),
+			harness.Fmt(enqueue(mine, "single")/enqueue(theirs, "single"), 2),
+			harness.Fmt(enqueue(mine, "parallel16")/enqueue(theirs, "parallel16"), 2))
 	case "w2":
 		n := f.JobsOr(200)
 		mine, err := harness.W2(ctx, cq, rdb, n, "chronoq")
@@ -145,5 +173,51 @@ func asynqChild(url, workload string, conc, n int) error {
 	<-rec.Reached
 	srv.Shutdown()
 	rec.Print(time.Now().UnixNano())
+	return nil
+}
+
+// runRiver runs W1 or W2 on River, once per config of --river-config.
+func runRiver(f harness.Flags, pf peerFlags) error {
+	ctx := context.Background()
+	pool, err := newPool(ctx, pf.PG)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	msg, err := migrateRiver(ctx, pool)
+	if err != nil {
+		return fmt.Errorf("river migrations: %w", err)
+	}
+	fmt.Println(msg)
+	print := func(s string) { fmt.Println(s) }
+	var out []harness.Line
+	for _, config := range strings.Split(pf.RiverConfig, ",") {
+		s, err := newRiver(ctx, pool, pf.PG, config)
+		if err != nil {
+			return err
+		}
+		switch f.Workload {
+		case "w1":
+			ls, err := riverW1(ctx, s, f.JobsOr(20000), f.Repeat, print)
+			if err != nil {
+				return err
+			}
+			out = append(out, ls...)
+		case "w2":
+			l, err := riverW2(ctx, s, f.JobsOr(200))
+			if err != nil {
+				return err
+			}
+			out = append(out, l)
+		default:
+			return fmt.Errorf("unknown workload %q", f.Workload)
+		}
+		if err := s.clear(ctx); err != nil {
+			return err
+		}
+	}
+	for _, l := range out {
+		fmt.Println(l)
+	}
 	return nil
 }
