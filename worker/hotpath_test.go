@@ -22,9 +22,10 @@ import (
 const (
 	// maxDrainCommandsPerJob: a backlog drained one job per fetch (Concurrency 1,
 	// BatchSize 1): the fetch script and its share of the acknowledgement scripts, each
-	// with the commands they run. 22.8–23.1 on 2026-12-02 (acknowledgements batch one or
-	// two jobs as timing goes; 24 is the figure with every batch of one).
-	maxDrainCommandsPerJob = 24.0
+	// with the commands they run. 22.05–22.2 on 2026-12-02, after a full fetch stopped
+	// counting the index when no lane emptied (22.8–23.1 before); acknowledgements batch
+	// one or two jobs as timing goes, and 23.2 is the figure with every batch of one.
+	maxDrainCommandsPerJob = 23.2
 	// maxEnqueueCommandsPerJob: a single immediate enqueue into a queue nobody waits on
 	// (a paused one): 4.05–4.09 on 2026-12-02.
 	maxEnqueueCommandsPerJob = 4.2

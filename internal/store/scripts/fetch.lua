@@ -286,7 +286,8 @@ redis.call('HSET', KEYS[3], unpack(own))
 local recs = redis.call('HMGET', KEYS[4], unpack(ids))
 local atts = redis.call('HMGET', KEYS[5], unpack(ids))
 -- a full batch may have left work: pass the token on so another idle worker wakes too
-if got == want and redis.call('ZCARD', KEYS[1]) > 0 then wake(KEYS[7]) end
+-- (with no lane emptied, the lanes taken from still hold work: no need to count)
+if got == want and (#emptied == 0 or redis.call('ZCARD', KEYS[1]) > 0) then wake(KEYS[7]) end
 local out = {'ok', start, gone}
 for i = 1, got do
   out[#out + 1] = ids[i]
