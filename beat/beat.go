@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
@@ -63,7 +64,7 @@ func New(c *queue.Client, cfg Config) (*Beat, error) {
 			errs = append(errs, err)
 		}
 	}
-	return &Beat{c: c, store: c.Store(), cfg: cfg, log: cfg.Logger}, errors.Join(errs...)
+	return &Beat{c: c, store: clientstore.Of(c), cfg: cfg, log: cfg.Logger}, errors.Join(errs...)
 }
 
 // Start stores the Go-defined entries. An entry whose queue is unknown (never enqueued

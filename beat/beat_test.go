@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chronoq/chronoq/beat"
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
@@ -431,7 +432,7 @@ func TestDeclaredTaskOptionsApply(t *testing.T) {
 	e := newEnv(t, time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC))
 	declared := job.DefaultOptions()
 	declared.Queue, declared.Priority, declared.MaxRetries, declared.Timeout = "ml", 6, 7, 2*time.Minute
-	if err := e.c.Store().SetTaskDefaults(e.ctx, map[string]job.Options{"reports.build": declared}); err != nil {
+	if err := clientstore.Of(e.c).SetTaskDefaults(e.ctx, map[string]job.Options{"reports.build": declared}); err != nil {
 		t.Fatal(err)
 	}
 	one := 1

@@ -17,6 +17,7 @@ import (
 
 	"github.com/chronoq/chronoq/beat"
 	"github.com/chronoq/chronoq/dashboard"
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/ranking"
@@ -461,7 +462,7 @@ func cmdInfo(ctx context.Context, e *env, args []string) int {
 				if e.connect != nil {
 					where = "from the program's own client"
 				}
-				fmt.Fprintf(e.out, "redis %s, namespace %s\n\n", where, c.Store().Namespace())
+				fmt.Fprintf(e.out, "redis %s, namespace %s\n\n", where, clientstore.Of(c).Namespace())
 			}
 			if watch <= 0 || asJSON {
 				return info(ctx, e.out, c, asJSON)

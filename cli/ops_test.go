@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
@@ -64,14 +65,14 @@ func TestOpsCommands(t *testing.T) {
 	// a running job is asked to stop
 	out, _ = cq(t, 0, "enqueue", "demo.add", "--queue", "timeclock")
 	id = strings.TrimSpace(out)
-	if got, err := c.Store().Fetch(ctx, "timeclock", "w-1", 1, time.Minute); err != nil || len(got) != 1 {
+	if got, err := clientstore.Of(c).Fetch(ctx, "timeclock", "w-1", 1, time.Minute); err != nil || len(got) != 1 {
 		t.Fatalf("fetch: %v %v", got, err)
 	}
 	out, _ = cq(t, 0, "cancel", id)
 	if !strings.Contains(out, "stopping "+id) || !strings.Contains(out, "w-1") {
 		t.Errorf("cancel of a running job: %s", out)
 	}
-	if n, _ := rdb.HLen(ctx, c.Store().Keys("timeclock").Stops).Result(); n != 1 {
+	if n, _ := rdb.HLen(ctx, clientstore.Of(c).Keys("timeclock").Stops).Result(); n != 1 {
 		t.Errorf("%d stop requests, want 1", n)
 	}
 	cq(t, 3, "job", "no-such-job")

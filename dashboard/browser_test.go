@@ -17,6 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chronoq/chronoq/dashboard"
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/internal/testutil"
@@ -83,16 +84,16 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	for failed := false; !failed; {
-		got, err := c.Store().Fetch(bg, "default", "w", 10, time.Minute)
+		got, err := clientstore.Of(c).Fetch(bg, "default", "w", 10, time.Minute)
 		if err != nil || len(got) == 0 {
 			t.Fatalf("fetch: %v", err)
 		}
 		for _, f := range got {
 			if f.ID == bad.ID {
-				_, _ = c.Store().Fail(bg, "default", "w", store.Failure{ID: f.ID, Error: "report service down"})
+				_, _ = clientstore.Of(c).Fail(bg, "default", "w", store.Failure{ID: f.ID, Error: "report service down"})
 				failed = true
 			} else {
-				_, _ = c.Store().HandBack(bg, "default", "w", []store.Lease{f.Lease()})
+				_, _ = clientstore.Of(c).HandBack(bg, "default", "w", []store.Lease{f.Lease()})
 			}
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chronoq/chronoq/dashboard"
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/internal/testutil"
@@ -137,13 +138,13 @@ func TestViewsActionsAndEscaping(t *testing.T) {
 	// take it (a fetch may stop at a lane its caller has not seen yet; the next one
 	// learns it) and fail it for good
 	for failed := false; !failed; {
-		got, err := c.Store().Fetch(ctx, "default", "w", 10, time.Minute)
+		got, err := clientstore.Of(c).Fetch(ctx, "default", "w", 10, time.Minute)
 		if err != nil || len(got) == 0 {
 			t.Fatalf("fetch: %v", err)
 		}
 		for _, f := range got {
 			if f.ID == h.ID {
-				if ok, err := c.Store().Fail(ctx, "default", "w", storeFailure(f.ID)); err != nil || !ok {
+				if ok, err := clientstore.Of(c).Fail(ctx, "default", "w", storeFailure(f.ID)); err != nil || !ok {
 					t.Fatalf("fail: %v %v", ok, err)
 				}
 				failed = true
@@ -183,7 +184,7 @@ func TestViewsActionsAndEscaping(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 5*time.Second, "the slow job fetched", func() bool {
-		_, _ = c.Store().Fetch(ctx, "default", "w", 10, time.Minute)
+		_, _ = clientstore.Of(c).Fetch(ctx, "default", "w", 10, time.Minute)
 		st, _ := run.State(ctx)
 		return st == job.StateActive
 	})
@@ -191,7 +192,7 @@ func TestViewsActionsAndEscaping(t *testing.T) {
 		t.Fatalf("running job page: %d, no Stop button", code)
 	}
 	// the workers page lists what each worker runs, each with Stop
-	if err := c.Store().Heartbeat(ctx, store.WorkerInfo{ID: "w", Host: "h", Queues: []string{"default"}, Concurrency: 1, Started: time.Now(),
+	if err := clientstore.Of(c).Heartbeat(ctx, store.WorkerInfo{ID: "w", Host: "h", Queues: []string{"default"}, Concurrency: 1, Started: time.Now(),
 		Running: []store.RunningJob{{ID: run.ID, Queue: "default", Task: "slow", Started: time.Now()}}}, time.Minute); err != nil {
 		t.Fatal(err)
 	}

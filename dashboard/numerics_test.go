@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chronoq/chronoq/dashboard"
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
 )
@@ -19,11 +20,11 @@ import (
 func TestRankingAPIWithDamagedStats(t *testing.T) {
 	cl, c := setup(t, dashboard.Config{})
 	ctx := context.Background()
-	k := c.Store().Keys("q")
-	if err := c.Store().Redis().HSet(ctx, k.TaskStats, "p:inf", "inf", "p:nan", "NaN", "t:mean", "3|inf|nan", "*", "4|nan|0").Err(); err != nil {
+	k := clientstore.Of(c).Keys("q")
+	if err := clientstore.Of(c).Redis().HSet(ctx, k.TaskStats, "p:inf", "inf", "p:nan", "NaN", "t:mean", "3|inf|nan", "*", "4|nan|0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Store().Redis().LPush(ctx, k.Window, "mean|inf|5|0|0", "mean|5|inf|0|0").Err(); err != nil {
+	if err := clientstore.Of(c).Redis().LPush(ctx, k.Window, "mean|inf|5|0|0", "mean|5|inf|0|0").Err(); err != nil {
 		t.Fatal(err)
 	}
 	code, data := cl.do("GET", "/api/queues/q/ranking", nil)
@@ -62,7 +63,7 @@ func TestDeepPayloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := job.NewID()
-	if err := c.Store().Enqueue(ctx, "deep", []store.NewJob{{ID: id, Lane: store.LaneMember(5, "t"), Record: rec}}); err != nil {
+	if err := clientstore.Of(c).Enqueue(ctx, "deep", []store.NewJob{{ID: id, Lane: store.LaneMember(5, "t"), Record: rec}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, path := range []string{"/api/queues/deep/jobs?state=pending", "/api/queues/deep/jobs/" + id} {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chronoq/chronoq/dashboard"
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 )
@@ -48,12 +49,12 @@ func TestQueuePagePaging(t *testing.T) {
 	// 120 failed jobs: the failed listing is newest first, as the JSON API lists it
 	_ = enqueueN(t, c, "failing", 120, job.MaxRetries(0))
 	for n := 0; n < 120; {
-		got, err := c.Store().Fetch(ctx, "failing", "w", 120, time.Minute)
+		got, err := clientstore.Of(c).Fetch(ctx, "failing", "w", 120, time.Minute)
 		if err != nil || len(got) == 0 {
 			t.Fatalf("fetch: %d jobs, %v", len(got), err)
 		}
 		for _, f := range got {
-			if ok, err := c.Store().Fail(ctx, "failing", "w", storeFailure(f.ID)); err != nil || !ok {
+			if ok, err := clientstore.Of(c).Fail(ctx, "failing", "w", storeFailure(f.ID)); err != nil || !ok {
 				t.Fatalf("fail %s: %v %v", f.ID, ok, err)
 			}
 			n++

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
 	"github.com/redis/go-redis/v9"
@@ -112,8 +113,11 @@ func NewClient(rdb redis.UniversalClient, cfg Config) *Client {
 		groups: map[string]*commitGroup{}}
 }
 
-// Store exposes the Redis model to the worker and the other chronoq packages.
-func (c *Client) Store() *store.Store { return c.store }
+// chronoq's own packages reach the store through internal/clientstore; the public API
+// does not expose it
+func init() {
+	clientstore.Register(func(c any) *store.Store { return c.(*Client).store })
+}
 
 // Close stops the client's pub/sub listener (if Wait started one). It does not close
 // the Redis client, which belongs to the caller.

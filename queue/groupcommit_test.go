@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
@@ -96,7 +97,7 @@ func TestGroupCommitFailureStaysWithItsQueue(t *testing.T) {
 	defer cancel()
 	_, _ = queue.Enqueue(ctx, c, groupTask, 0, job.Queue("bad"))
 	// the bad queue's job records are not a hash: every enqueue there fails
-	if err := rdb.Set(ctx, c.Store().Keys("bad").Records, "x", 0).Err(); err != nil {
+	if err := rdb.Set(ctx, clientstore.Of(c).Keys("bad").Records, "x", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup

@@ -10,17 +10,49 @@ import (
 )
 
 // Counts are a queue's job counts by state and its lifetime counters.
-type Counts = store.Counts
+type Counts struct {
+	Pending   int64 `json:"pending"`
+	Scheduled int64 `json:"scheduled"`
+	Active    int64 `json:"active"`
+	Failed    int64 `json:"failed"`
+	Succeeded int64 `json:"succeeded"`
+	Canceled  int64 `json:"canceled"`
+	// counters since the queue began
+	Processed   int64 `json:"processed_total"`
+	FailedTotal int64 `json:"failed_total"`
+	Retried     int64 `json:"retried_total"`
+	Paused      bool  `json:"paused"`
+}
 
 // WorkerInfo is a live worker as its heartbeat describes it.
-type WorkerInfo = store.WorkerInfo
+type WorkerInfo struct {
+	ID          string         `json:"id"`
+	Host        string         `json:"host"`
+	PID         int            `json:"pid"`
+	Queues      []string       `json:"queues"`
+	Weights     map[string]int `json:"weights,omitempty"`
+	Strict      bool           `json:"strict"`
+	Concurrency int            `json:"concurrency"`
+	Running     []RunningJob   `json:"running"`
+	Started     time.Time      `json:"started"`
+	Beat        time.Time      `json:"beat"`
+}
+
+// RunningJob is one job a worker is running.
+type RunningJob struct {
+	ID      string    `json:"id"`
+	Queue   string    `json:"queue"`
+	Task    string    `json:"task"`
+	Started time.Time `json:"started"`
+}
 
 // Queues lists every queue that has been enqueued to.
 func (c *Client) Queues(ctx context.Context) ([]string, error) { return c.store.Queues(ctx) }
 
 // Counts returns queue's job counts by state.
 func (c *Client) Counts(ctx context.Context, queue string) (Counts, error) {
-	return c.store.Counts(ctx, queue)
+	n, err := c.store.Counts(ctx, queue)
+	return Counts(n), err
 }
 
 // List returns up to limit jobs of queue in state from offset: pending in dequeue
@@ -140,7 +172,22 @@ func (c *Client) Pause(ctx context.Context, queue string) error { return c.store
 func (c *Client) Resume(ctx context.Context, queue string) error { return c.store.Resume(ctx, queue) }
 
 // Workers lists the live workers.
-func (c *Client) Workers(ctx context.Context) ([]WorkerInfo, error) { return c.store.Workers(ctx) }
+func (c *Client) Workers(ctx context.Context) ([]WorkerInfo, error) {
+	ws, err := c.store.Workers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]WorkerInfo, len(ws))
+	for i, w := range ws {
+		running := make([]RunningJob, len(w.Running))
+		for k, r := range w.Running {
+			running[k] = RunningJob(r)
+		}
+		out[i] = WorkerInfo{ID: w.ID, Host: w.Host, PID: w.PID, Queues: w.Queues, Weights: w.Weights, Strict: w.Strict,
+			Concurrency: w.Concurrency, Running: running, Started: w.Started, Beat: w.Beat}
+	}
+	return out, nil
+}
 
 // JobByKey reads the job last enqueued under schedule key in queue, while it has not
 // ended (a job's key is released when it succeeds, fails for good or is canceled).
@@ -207,7 +254,13 @@ func (c *Client) DeclareQueue(ctx context.Context, name string) error {
 
 // Minute is one minute of a queue's activity: jobs that succeeded, failed for good and
 // were scheduled for a retry, and the wait from due to start of the succeeded ones.
-type Minute = store.Minute
+type Minute struct {
+	Start                      time.Time
+	Succeeded, Failed, Retried int64
+	WaitSum                    time.Duration // summed wait from due to start of the succeeded jobs that report it
+	WaitCount                  int64
+	WaitMax                    time.Duration
+}
 
 // Activity returns the queue's last n minutes (n ≤ 60), oldest first, the current
 // minute last: the dashboard's throughput, failure rate and wait. Kept in Redis by the
@@ -216,7 +269,15 @@ func (c *Client) Activity(ctx context.Context, queue string, minutes int) ([]Min
 	if minutes <= 0 || minutes > store.ActivityMinutes {
 		return nil, fmt.Errorf("chronoq: activity needs 1 to %d minutes (got %d)", store.ActivityMinutes, minutes)
 	}
-	return c.store.Activity(ctx, queue, minutes)
+	ms, err := c.store.Activity(ctx, queue, minutes)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Minute, len(ms))
+	for i, m := range ms {
+		out[i] = Minute(m)
+	}
+	return out, nil
 }
 
 // ActivitySummary sums minutes of a queue's activity.

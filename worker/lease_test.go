@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
@@ -108,7 +109,7 @@ func TestRefetchAfterLostLeaseKeepsRunsApart(t *testing.T) {
 				c, _ := cause1.Load().(error)
 				return errors.Is(c, job.ErrLeaseExpired)
 			})
-			k := e.c.Store().Keys("default")
+			k := clientstore.Of(e.c).Keys("default")
 			before, err := e.rdb.ZScore(e.ctx, k.Active, h.ID).Result()
 			must(t, err)
 			close(end1)
@@ -140,7 +141,7 @@ func TestRefetchAfterLostLeaseKeepsRunsApart(t *testing.T) {
 // the job a second time from the dead worker's ready entry.
 func TestStaleHandOffRunsOnce(t *testing.T) {
 	e := newEnv(t, queue.Config{})
-	s := e.c.Store()
+	s := clientstore.Of(e.c)
 	must(t, s.MarkIdle(e.ctx, []string{"default"}, "dead", time.Now().Add(time.Minute), 300*time.Millisecond))
 	h, err := e.c.EnqueueByName(e.ctx, "t", nil)
 	must(t, err)
@@ -196,7 +197,7 @@ func TestPromoterCatchesUpAfterResubscribing(t *testing.T) {
 	w.HandleFunc("t", func(ctx context.Context, j *job.Job) (any, error) { ran.Add(1); return nil, nil })
 	must(t, w.Start(e.ctx))
 	t.Cleanup(func() { _ = w.Stop(context.Background()) })
-	channel := e.c.Store().Keys("default").SchedChannel
+	channel := clientstore.Of(e.c).Keys("default").SchedChannel
 	testutil.Eventually(t, 10*time.Second, "promoter subscribed", func() bool { return numSub(t, e, channel) == 1 })
 
 	must(t, e.rdb.Do(e.ctx, "ACL", "SETUSER", "promoter", "resetchannels").Err())

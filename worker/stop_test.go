@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
@@ -43,7 +44,7 @@ func TestStopRunningJob(t *testing.T) {
 		})
 		worker.Handle(w, noop, func(ctx context.Context, _ struct{}) error { return nil })
 	})
-	stops := e.c.Store().Keys("default").Stops
+	stops := clientstore.Of(e.c).Keys("default").Stops
 	cases := []struct {
 		task        string
 		missNotice  bool // the request is only in Redis: renewal must find it
@@ -63,7 +64,7 @@ func TestStopRunningJob(t *testing.T) {
 		// wait from a client of its own, subscribed before the stop: a canceled job is
 		// gone, so a wait begun after it ended would find nothing
 		waiter := queue.NewClient(e.rdb, queue.Config{Logger: quiet})
-		channel := e.c.Store().Keys("default").DoneChannel
+		channel := clientstore.Of(e.c).Keys("default").DoneChannel
 		before := numSub(t, e, channel)
 		waited := make(chan error, 1)
 		go func() { _, err := waiter.Handle("default", h.ID).Wait(e.ctx); waited <- err }()
@@ -94,7 +95,7 @@ func TestStopRunningJob(t *testing.T) {
 			}
 		}
 		if tc.wantSuccess { // the ack leaves a late stop request to the trim
-			_, err := e.c.Store().Trim(e.ctx, "default")
+			_, err := clientstore.Of(e.c).Trim(e.ctx, "default")
 			must(t, err)
 		} else if j, err := h.Job(e.ctx); err != nil || j.State != job.StateCanceled {
 			t.Fatalf("%s: %+v %v, want it kept as canceled", tc.task, j, err)

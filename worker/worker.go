@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
@@ -113,8 +114,8 @@ func New(c *queue.Client, cfg Config) (*Worker, error) {
 		acks[q.Name] = make(chan ackItem, 4*cfg.Concurrency+16)
 	}
 	return &Worker{
-		cfg: cfg, store: c.Store(), metrics: m,
-		isolate:   c.Store().IsCluster(),
+		cfg: cfg, store: clientstore.Of(c), metrics: m,
+		isolate:   clientstore.Of(c).IsCluster(),
 		health:    health{sick: map[string]*sickness{}, inflight: map[string]bool{}},
 		log:       cfg.Logger.With("worker", cfg.ID),
 		handlers:  map[string]Handler{},

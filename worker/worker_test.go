@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
@@ -225,7 +226,7 @@ func TestBackoffScheduleWithInjectedClock(t *testing.T) {
 		}
 		clock.Advance(d)
 		// wake the promoters as a producer scheduling an earlier job would
-		must(t, e.rdb.Publish(e.ctx, e.c.Store().Keys("default").SchedChannel, "0").Err())
+		must(t, e.rdb.Publish(e.ctx, clientstore.Of(e.c).Keys("default").SchedChannel, "0").Err())
 		testutil.Eventually(t, 10*time.Second, "next attempt ran", func() bool { return attempts.Load() == int32(i+2) })
 	}
 	j := waitState(t, e, h, job.StateFailed)
@@ -554,7 +555,7 @@ func TestCappedQueueWakesWhenItsSlotFrees(t *testing.T) {
 func waitIdleIn(t *testing.T, e *env, queueName string) {
 	t.Helper()
 	testutil.Eventually(t, 10*time.Second, "worker idle on "+queueName, func() bool {
-		n, _ := e.rdb.ZCard(e.ctx, e.c.Store().Keys(queueName).Idle).Result()
+		n, _ := e.rdb.ZCard(e.ctx, clientstore.Of(e.c).Keys(queueName).Idle).Result()
 		return n > 0
 	})
 }
@@ -573,7 +574,7 @@ func TestHandedOffJobKeepsItsLease(t *testing.T) {
 	waitIdleIn(t, e, "default")
 	h, err := e.c.EnqueueByName(e.ctx, "long", nil, job.MaxRetries(0))
 	must(t, err)
-	k := e.c.Store().Keys("default")
+	k := clientstore.Of(e.c).Keys("default")
 	first, err := e.rdb.ZScore(e.ctx, k.Active, h.ID).Result()
 	must(t, err)
 	// the lease must be renewed past its first deadline while the job runs
@@ -611,8 +612,8 @@ func TestHandOffRespectsQueueCap(t *testing.T) {
 	// another worker's idle entry makes the next ml job a hand-off; the capped worker
 	// must not be listening on ml's ready list. Redis serves a blocked BLPOP before it
 	// answers the next command, so right after the enqueue the list shows who listened.
-	k := e.c.Store().Keys("ml")
-	must(t, e.c.Store().MarkIdle(e.ctx, []string{"ml"}, "other-worker", time.Now().Add(time.Minute), time.Minute))
+	k := clientstore.Of(e.c).Keys("ml")
+	must(t, clientstore.Of(e.c).MarkIdle(e.ctx, []string{"ml"}, "other-worker", time.Now().Add(time.Minute), time.Minute))
 	_, err = e.c.EnqueueByName(e.ctx, "train", nil, job.Queue("ml"))
 	must(t, err)
 	if n, _ := e.rdb.LLen(e.ctx, k.Ready).Result(); n != 1 || running.Load() != 1 {

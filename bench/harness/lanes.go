@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
@@ -50,7 +51,7 @@ func fetchRateAfter(ctx context.Context, rdb *redis.Client, lanes, fetches int) 
 			return 0, 0, err
 		}
 	}
-	s := c.Store()
+	s := clientstore.Of(c)
 	drain := func(n int) (int, error) {
 		got, err := s.Fetch(ctx, q, "bench-worker", n, time.Minute)
 		if err != nil {

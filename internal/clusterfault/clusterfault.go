@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/internal/testutil"
@@ -115,7 +116,7 @@ func runOn(ctx context.Context, cfg Config, progress *slog.Logger, cl *redistest
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c := queue.NewClient(rdb, queue.Config{Namespace: cfg.Namespace, Logger: quiet})
 	defer c.Close()
-	p, err := place(ctx, rdb, cl, c.Store())
+	p, err := place(ctx, rdb, cl, clientstore.Of(c))
 	if err != nil {
 		return Result{}, err
 	}

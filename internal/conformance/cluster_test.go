@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chronoq/chronoq/beat"
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/clusterfault"
 	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/internal/store"
@@ -178,7 +179,7 @@ func testClusterKeyPlacement(t *testing.T, rdb *redis.ClusterClient) {
 	clock := testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	c := queue.NewClient(rdb, queue.Config{Now: clock.Now, Logger: clusterQuiet})
 	t.Cleanup(func() { _ = c.Close() })
-	s := c.Store()
+	s := clientstore.Of(c)
 	qs := queuesOnMasters(t, rdb, 3)
 	for _, q := range qs {
 		for _, opts := range [][]job.Option{
@@ -287,7 +288,7 @@ func testClusterWaitAcross(t *testing.T, rdb *redis.ClusterClient) {
 	defer cancel()
 	c := queue.NewClient(rdb, queue.Config{Logger: clusterQuiet})
 	t.Cleanup(func() { _ = c.Close() })
-	s := c.Store()
+	s := clientstore.Of(c)
 	qs := queuesOnMasters(t, rdb, 2)
 	var hs []*queue.Handle
 	for _, q := range qs {
@@ -432,7 +433,7 @@ func testClusterWorkerTwoQueues(t *testing.T, rdb *redis.ClusterClient) {
 func waitIdle(t *testing.T, c *queue.Client, q string, logs *testutil.LogBuffer) {
 	t.Helper()
 	testutil.Eventually(t, 5*time.Second, "worker idle on "+q, func() bool {
-		n, err := c.Store().Redis().ZCard(context.Background(), c.Store().Keys(q).Idle).Result()
+		n, err := clientstore.Of(c).Redis().ZCard(context.Background(), clientstore.Of(c).Keys(q).Idle).Result()
 		return (err == nil && n > 0) || logs.String() != ""
 	})
 }
@@ -447,7 +448,7 @@ func reportWorker(t *testing.T, c *queue.Client, queues []string, logs *testutil
 	}
 	if len(late) > 0 {
 		for _, q := range queues {
-			n, _ := c.Store().Redis().LLen(context.Background(), c.Store().Keys(q).Ready).Result()
+			n, _ := clientstore.Of(c).Redis().LLen(context.Background(), clientstore.Of(c).Keys(q).Ready).Result()
 			t.Logf("queue %s: %d jobs handed off to an idle worker and never taken", q, n)
 		}
 	}
@@ -560,7 +561,7 @@ func testClusterNoSpin(t *testing.T, rdb *redis.ClusterClient) {
 func testClusterWaitError(t *testing.T, rdb *redis.ClusterClient) {
 	c := queue.NewClient(rdb, queue.Config{Logger: clusterQuiet})
 	t.Cleanup(func() { _ = c.Close() })
-	s := c.Store()
+	s := clientstore.Of(c)
 	qs := queuesOnMasters(t, rdb, 2)
 	ctx := context.Background()
 	spec := store.WaitFor{Ready: qs, Wake: qs, Worker: "w-err", Timeout: time.Second, NodeDeadline: 100 * time.Millisecond}

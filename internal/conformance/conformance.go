@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
@@ -33,7 +34,7 @@ func setup(t *testing.T, b Backend) *bundle {
 	clock := testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	c := queue.NewClient(b(t), queue.Config{Now: clock.Now})
 	t.Cleanup(func() { _ = c.Close() })
-	return &bundle{ctx: ctx, clock: clock, c: c, s: c.Store()}
+	return &bundle{ctx: ctx, clock: clock, c: c, s: clientstore.Of(c)}
 }
 
 // Run runs every case against backend.
@@ -143,7 +144,7 @@ func equal(t *testing.T, what string, got, want []string) {
 	}
 }
 
-func counts(t *testing.T, b *bundle, q string) store.Counts {
+func counts(t *testing.T, b *bundle, q string) queue.Counts {
 	t.Helper()
 	c, err := b.c.Counts(b.ctx, q)
 	must(t, err)
@@ -889,7 +890,7 @@ func testActivity(t *testing.T, b *bundle) {
 		first.WaitSum != 6*time.Second || first.WaitMax != 3*time.Second || !first.Start.Equal(at(-2)) {
 		t.Fatalf("first minute: %+v", first)
 	}
-	if mins[1] != (store.Minute{Start: mins[1].Start}) {
+	if mins[1] != (queue.Minute{Start: mins[1].Start}) {
 		t.Fatalf("idle minute: %+v", mins[1])
 	}
 	if now.Succeeded != 0 || now.Failed != 1 || !now.Start.Equal(at(0)) {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
@@ -834,7 +835,7 @@ func (s *suite) staller(ctx context.Context, rng *rand.Rand) {
 local t0 = redis.call('TIME')
 local stop_at = tonumber(t0[1]) * 1e6 + tonumber(t0[2]) + tonumber(ARGV[1])
 repeat local t = redis.call('TIME') until tonumber(t[1]) * 1e6 + tonumber(t[2]) >= stop_at
-return 1`, []string{s.c.Store().Keys(q).Paused + ":stall"}, d.Microseconds()).Err()
+return 1`, []string{clientstore.Of(s.c).Keys(q).Paused + ":stall"}, d.Microseconds()).Err()
 		if err != nil {
 			s.violate("stall: %v", err)
 			return
