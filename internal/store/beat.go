@@ -7,14 +7,6 @@ import (
 	"time"
 )
 
-// Beat keys: entries are global (an entry names its queue); an entry's progress lives
-// in its queue's hash tag, where its jobs go.
-func beatEntriesKey(ns string) string { return ns + ":beat:entries" }
-
-// beatKey is a queue's beat hash: <entry>|last (the entry's progress mark, the latest
-// tick done) and <entry>|job (its last job), per entry of the queue.
-func beatKey(k Keys) string { return k.prefix + "beat" }
-
 // BeatChannel is where entry changes are announced to every beat replica.
 func (s *Store) BeatChannel() string { return s.ns + ":beat:ev" }
 

@@ -116,3 +116,42 @@ func (s *Store) GlobalKeys() []string {
 func (s *Store) WorkerKeys(worker string) []string {
 	return []string{workerKey(s.ns, worker), s.PokeKey(worker)}
 }
+
+// PokeKey is a worker's own wake-up list: the worker pushes to it to end its own
+// blocking wait (a slot freed on a queue it had stopped listening to, or Stop).
+func (s *Store) PokeKey(worker string) string { return s.ns + ":poke:" + worker }
+
+// cancelKey is a list in queue's slot that ends the BLPOP of one cluster wait (its
+// id) of worker on queue (see waitCluster).
+func (s *Store) cancelKey(queue, worker, wait string) string {
+	return s.Keys(queue).prefix + "poke:" + worker + ":" + wait
+}
+
+// pokeCancelKey is a list in the slot of worker's poke list that ends the BLPOP of one
+// cluster wait (its id) on that list. The poke list's name has no hash tag of its own
+// (unless the namespace or worker id brings one): its whole name, as the tag of the
+// new key, puts that key in the same slot. A name with braces but no tag cannot be
+// matched so: the poke list itself is returned (its BLPOP then skips other waits'
+// tokens, see waitCluster).
+func (s *Store) pokeCancelKey(worker, wait string) string {
+	k := s.PokeKey(worker)
+	if i := strings.IndexByte(k, '{'); i >= 0 {
+		if j := strings.IndexByte(k[i+1:], '}'); j > 0 {
+			return k + ":end:" + wait // the key's own tag decides its slot
+		}
+	}
+	if strings.ContainsAny(k, "{}") {
+		return k
+	}
+	return k + ":{" + k + "}:end:" + wait
+}
+
+// Beat keys: entries are global (an entry names its queue); an entry's progress lives
+// in its queue's hash tag, where its jobs go.
+func beatEntriesKey(ns string) string { return ns + ":beat:entries" }
+
+// beatKey is a queue's beat hash: <entry>|last (the entry's progress mark, the latest
+// tick done) and <entry>|job (its last job), per entry of the queue.
+func beatKey(k Keys) string { return k.prefix + "beat" }
+
+func tasksKey(ns string) string { return ns + ":tasks" }

@@ -9,8 +9,6 @@ import (
 	"github.com/chronoq/chronoq/job"
 )
 
-func tasksKey(ns string) string { return ns + ":tasks" }
-
 // taskDefaults is how a task's declared options are stored: what a task declaration
 // may set for every job of the task.
 type taskDefaults struct {
