@@ -16,6 +16,7 @@ import (
 // (EnqueueJSON, which the dashboard and the command line use), raw msgpack and bulk.
 // The error names the limit, and nothing is stored.
 func TestDeepArgsRefused(t *testing.T) {
+	checkLeaks(t)
 	ctx := context.Background()
 	c := queue.NewClient(redistest.Client(t), queue.Config{})
 	t.Cleanup(func() { _ = c.Close() })

@@ -16,6 +16,7 @@ import (
 // ValidateBatch is EnqueueBatch's own check: for every kind of bad request it names the
 // same request with the same error, and neither stores anything.
 func TestValidateBatchIsEnqueueBatchsCheck(t *testing.T) {
+	checkLeaks(t)
 	ctx := context.Background()
 	c := queue.NewClient(redistest.Client(t), queue.Config{MaxPayload: 1024})
 	t.Cleanup(func() { _ = c.Close() })

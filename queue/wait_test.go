@@ -15,6 +15,7 @@ import (
 // is done (the dial, the SUBSCRIBE, the PING of a gone job) ends with its context's
 // error, not an i/o timeout, and leaves the connection to the other waiters.
 func TestWaitDeadlineIsTheContextsError(t *testing.T) {
+	checkLeaks(t)
 	rdb := redistest.Client(t)
 	for _, tc := range []struct {
 		name  string
@@ -27,6 +28,8 @@ func TestWaitDeadlineIsTheContextsError(t *testing.T) {
 		{"deadline passes during a stall", 400 * time.Millisecond, 100 * time.Millisecond, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// the client's subscription hub must end with c.Close
+			checkLeaks(t)
 			own := redis.NewClient(&redis.Options{Addr: rdb.Options().Addr}) // no connection yet
 			defer own.Close()
 			c := queue.NewClient(own, queue.Config{})

@@ -52,6 +52,7 @@ type env struct {
 
 func newEnv(t *testing.T, cfg queue.Config) *env {
 	t.Helper()
+	checkLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	rdb := redistest.Client(t)
@@ -124,6 +125,8 @@ func TestResultsTypedAndByName(t *testing.T) {
 func TestFailuresAreRecordedAndTheWorkerLives(t *testing.T) {
 	e := newEnv(t, queue.Config{})
 	var calls atomic.Int32
+	abandoned := make(chan struct{}) // closed at test end, so the abandoned handler ends before the leak check
+	t.Cleanup(func() { close(abandoned) })
 	start(t, e, worker.Config{Concurrency: 2, HardDeadlineGrace: 50 * time.Millisecond}, func(w *worker.Worker) {
 		w.HandleFunc("panics", func(ctx context.Context, j *job.Job) (any, error) { panic("kaboom") })
 		w.HandleFunc("respects-timeout", func(ctx context.Context, j *job.Job) (any, error) {
@@ -131,7 +134,8 @@ func TestFailuresAreRecordedAndTheWorkerLives(t *testing.T) {
 			return nil, ctx.Err()
 		})
 		w.HandleFunc("ignores-timeout", func(ctx context.Context, j *job.Job) (any, error) {
-			select {} // never returns: the worker must free the slot anyway
+			<-abandoned // does not return while the test runs: the worker must free the slot anyway
+			return nil, nil
 		})
 		w.HandleFunc("skip", func(ctx context.Context, j *job.Job) (any, error) {
 			calls.Add(1)
@@ -491,6 +495,9 @@ func TestKilledWorkerJobRunsAgain(t *testing.T) {
 }
 
 func TestRedisGoesAwayAndComesBack(t *testing.T) {
+	// go-redis' dial prober (pool.(*ConnPool).tryDial), started while Redis was away,
+	// sleeps 1 s between probes and sees its pool closed only when it wakes
+	checkLeaksWithin(t, 2*time.Second)
 	srv, err := redistest.Start()
 	must(t, err)
 	defer srv.Stop()
