@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
@@ -114,7 +115,7 @@ func FuzzEnqueueBody(f *testing.F) {
 	d := newFuzzDashboard(f)
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		if err := d.c.Store().Redis().FlushDB(ctx).Err(); err != nil {
+		if err := clientstore.Of(d.c).Redis().FlushDB(ctx).Err(); err != nil {
 			t.Fatal(err)
 		}
 		rec := d.serve("POST", "/api/queues/default/jobs", body)
@@ -191,7 +192,7 @@ func FuzzSetRankingBody(f *testing.F) {
 	d := newFuzzDashboard(f)
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		if err := d.c.Store().Redis().FlushDB(ctx).Err(); err != nil {
+		if err := clientstore.Of(d.c).Redis().FlushDB(ctx).Err(); err != nil {
 			t.Fatal(err)
 		}
 		before, err := d.c.Ranking(ctx, "default")

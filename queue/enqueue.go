@@ -89,10 +89,15 @@ func DecodeJSONArgs(data []byte) (any, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("%w: args are not valid JSON: %v", job.ErrBadPayload, err)
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: args hold more than one JSON value", job.ErrBadPayload)
+	// anything but space after the document is refused (More does not see a stray ']')
+	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
+		return nil, fmt.Errorf("%w: args hold more than one JSON value (%.20q follows the first)", job.ErrBadPayload, rest)
 	}
-	return numbers(v), nil
+	n, err := numbers(v)
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // checkJSONDepth refuses a JSON document whose arrays and objects nest deeper than max
@@ -125,27 +130,41 @@ func checkJSONDepth(data []byte, max int) error {
 	return nil
 }
 
-func numbers(v any) any {
+// numbers turns json.Numbers into int64 where integral and float64 otherwise; a
+// number past float64's range is refused (msgpack would hold ±Inf, which JSON and most
+// task code cannot read back).
+func numbers(v any) (any, error) {
 	switch x := v.(type) {
 	case json.Number:
 		if i, err := x.Int64(); err == nil {
-			return i
+			return i, nil
 		}
-		f, _ := x.Float64()
+		f, err := x.Float64()
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, fmt.Errorf("%w: the number %.30s in the args is out of range", job.ErrBadPayload, x.String())
+		}
 		if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-			return int64(f)
+			return int64(f), nil
 		}
-		return f
+		return f, nil
 	case map[string]any:
 		for k, e := range x {
-			x[k] = numbers(e)
+			n, err := numbers(e)
+			if err != nil {
+				return nil, err
+			}
+			x[k] = n
 		}
 	case []any:
 		for i, e := range x {
-			x[i] = numbers(e)
+			n, err := numbers(e)
+			if err != nil {
+				return nil, err
+			}
+			x[i] = n
 		}
 	}
-	return v
+	return v, nil
 }
 
 // EnqueueRaw enqueues a job whose payload is already msgpack.

@@ -34,7 +34,9 @@ func FuzzDecodeJSONArgs(f *testing.F) {
 			if !errors.Is(err, job.ErrBadPayload) {
 				t.Fatalf("DecodeJSONArgs(%q): %v does not wrap job.ErrBadPayload", data, err)
 			}
-			if json.Valid(data) && jsonDepth(data) <= job.MaxPayloadDepth {
+			// (a number past float64's range, which encoding/json cannot read either,
+			// may be refused)
+			if json.Valid(data) && jsonDepth(data) <= job.MaxPayloadDepth && json.Unmarshal(data, new(any)) == nil {
 				t.Fatalf("DecodeJSONArgs refuses %q, one JSON document within the depth limit: %v", data, err)
 			}
 			return

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -486,7 +487,10 @@ func (s *Store) ParseHandOff(queue, entry string) (Wake, error) {
 		lease, err2 := strconv.ParseInt(parts[2], 10, 64)
 		due, err3 := strconv.ParseFloat(parts[3], 64)
 		lane, body, ok := cutRecord(parts[4])
-		if ok && err1 == nil && err2 == nil && err3 == nil {
+		// a damaged lease or due time is refused, not read as a negative Duration or a
+		// time 292 million years ago
+		if ok && err1 == nil && err2 == nil && err3 == nil && lease >= 0 && lease <= math.MaxInt64/int64(time.Millisecond) &&
+			math.Abs(due) < 1<<62 {
 			at := time.UnixMilli(ms)
 			return Wake{Queue: queue, HandedAt: at, HandOffLease: time.Duration(lease) * time.Millisecond,
 				HandOff: &Fetched{ID: parts[0], Lane: lane, Record: []byte(body), At: at, Due: time.UnixMilli(int64(due))}}, nil

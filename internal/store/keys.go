@@ -86,7 +86,11 @@ func LaneEstimate(m string) time.Duration {
 	if err != nil {
 		return 0
 	}
-	return time.Duration(math.Pow(2, float64(b)/8) * float64(time.Millisecond))
+	ns := math.Pow(2, float64(b)/8) * float64(time.Millisecond)
+	if !(ns < math.MaxInt64) { // a damaged bucket past any Duration: unknown, not negative
+		return 0
+	}
+	return time.Duration(ns)
 }
 
 // ParseLaneMember splits a lane member into priority and task.
