@@ -34,7 +34,7 @@ type env struct {
 
 func newEnv(t *testing.T, start time.Time) *env {
 	t.Helper()
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	rdb := redistest.Client(t)

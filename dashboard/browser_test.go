@@ -30,7 +30,7 @@ import (
 // any further options.
 func browser(t *testing.T, opts ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	path, err := exec.LookPath("chromium")
 	if err != nil {
 		if os.Getenv("CI") == "true" {

@@ -40,7 +40,7 @@ type client struct {
 
 func setup(t *testing.T, cfg dashboard.Config) (*client, *queue.Client) {
 	t.Helper()
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	c := queue.NewClient(redistest.Client(t), queue.Config{Logger: quiet})
 	t.Cleanup(func() { _ = c.Close() })
 	cfg.Logger = quiet
@@ -365,7 +365,7 @@ func TestMetricsAndActivityFromAWorker(t *testing.T) {
 // TestMountedUnderAPrefix: mounted at /ops/chronoq/ in a user's own mux, every link and
 // action of a page starts with the prefix, and following them works.
 func TestMountedUnderAPrefix(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	c := queue.NewClient(redistest.Client(t), queue.Config{Logger: quiet})
 	t.Cleanup(func() { _ = c.Close() })
 	if _, err := c.EnqueueByName(context.Background(), "t", nil); err != nil {

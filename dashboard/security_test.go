@@ -11,6 +11,7 @@ import (
 
 	"github.com/chronoq/chronoq/dashboard"
 	"github.com/chronoq/chronoq/internal/redistest"
+	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/queue"
 )
 
@@ -171,7 +172,7 @@ func resume(t *testing.T, c *queue.Client) {
 // TestCSRFCookieSecureOverTLS: served over TLS, the CSRF cookie is Secure (never sent
 // in clear text); over plain HTTP (loopback) it cannot be, or no browser would keep it.
 func TestCSRFCookieSecureOverTLS(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	c := queue.NewClient(redistest.Client(t), queue.Config{Logger: quiet})
 	t.Cleanup(func() { _ = c.Close() })
 	h := dashboard.New(c, dashboard.Config{Logger: quiet})

@@ -89,8 +89,9 @@ func DecodeJSONArgs(data []byte) (any, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("%w: args are not valid JSON: %v", job.ErrBadPayload, err)
 	}
-	// anything but space after the document is refused (More does not see a stray ']')
-	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
+	// anything but JSON's own space after the document is refused (More does not see a
+	// stray ']'; bytes.TrimSpace would pass a '\v', which JSON does not allow)
+	if rest := bytes.Trim(data[dec.InputOffset():], " \t\n\r"); len(rest) > 0 {
 		return nil, fmt.Errorf("%w: args hold more than one JSON value (%.20q follows the first)", job.ErrBadPayload, rest)
 	}
 	n, err := numbers(v)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/chronoq/chronoq/internal/redistest"
+	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 )
@@ -16,7 +17,7 @@ import (
 // (EnqueueJSON, which the dashboard and the command line use), raw msgpack and bulk.
 // The error names the limit, and nothing is stored.
 func TestDeepArgsRefused(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	ctx := context.Background()
 	c := queue.NewClient(redistest.Client(t), queue.Config{})
 	t.Cleanup(func() { _ = c.Close() })

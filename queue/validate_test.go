@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chronoq/chronoq/internal/redistest"
+	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 )
@@ -16,7 +17,7 @@ import (
 // ValidateBatch is EnqueueBatch's own check: for every kind of bad request it names the
 // same request with the same error, and neither stores anything.
 func TestValidateBatchIsEnqueueBatchsCheck(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	ctx := context.Background()
 	c := queue.NewClient(redistest.Client(t), queue.Config{MaxPayload: 1024})
 	t.Cleanup(func() { _ = c.Close() })

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chronoq/chronoq/internal/redistest"
+	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/redis/go-redis/v9"
 )
@@ -15,7 +16,7 @@ import (
 // is done (the dial, the SUBSCRIBE, the PING of a gone job) ends with its context's
 // error, not an i/o timeout, and leaves the connection to the other waiters.
 func TestWaitDeadlineIsTheContextsError(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	rdb := redistest.Client(t)
 	for _, tc := range []struct {
 		name  string
@@ -29,7 +30,7 @@ func TestWaitDeadlineIsTheContextsError(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// the client's subscription hub must end with c.Close
-			checkLeaks(t)
+			testutil.CheckLeaks(t)
 			own := redis.NewClient(&redis.Options{Addr: rdb.Options().Addr}) // no connection yet
 			defer own.Close()
 			c := queue.NewClient(own, queue.Config{})

@@ -52,7 +52,7 @@ type env struct {
 
 func newEnv(t *testing.T, cfg queue.Config) *env {
 	t.Helper()
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	rdb := redistest.Client(t)
@@ -497,7 +497,7 @@ func TestKilledWorkerJobRunsAgain(t *testing.T) {
 func TestRedisGoesAwayAndComesBack(t *testing.T) {
 	// go-redis' dial prober (pool.(*ConnPool).tryDial), started while Redis was away,
 	// sleeps 1 s between probes and sees its pool closed only when it wakes
-	checkLeaksWithin(t, 2*time.Second)
+	testutil.CheckLeaksWithin(t, 2*time.Second)
 	srv, err := redistest.Start()
 	must(t, err)
 	defer srv.Stop()

@@ -1,4 +1,4 @@
-package beat_test
+package testutil
 
 import (
 	"strings"
@@ -9,10 +9,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-// leakChecked holds the tests checkLeaks has been called for.
+// leakChecked holds the tests CheckLeaks has been called for.
 var leakChecked sync.Map
 
-// checkLeaks fails t if a goroutine is still running once t has ended and its
+// CheckLeaks fails t if a goroutine is still running once t has ended and its
 // cleanups have run (the workers' Stop, the beats' end, the clients' and servers'
 // Close): the library must leave nothing behind. Call it before t registers its first
 // cleanup: cleanups run last first, so the check, registered first, runs after them
@@ -22,11 +22,11 @@ var leakChecked sync.Map
 //
 // (redistest.Main ends the process itself, so a goleak.VerifyTestMain around it would
 // never run: the check is per test instead.)
-func checkLeaks(t *testing.T) { checkLeaksWithin(t, 0) }
+func CheckLeaks(t *testing.T) { CheckLeaksWithin(t, 0) }
 
-// checkLeaksWithin is checkLeaks giving goroutines up to patience to end, beyond the
+// CheckLeaksWithin is CheckLeaks giving goroutines up to patience to end, beyond the
 // half second goleak waits on its own.
-func checkLeaksWithin(t *testing.T, patience time.Duration) {
+func CheckLeaksWithin(t *testing.T, patience time.Duration) {
 	t.Helper()
 	if _, done := leakChecked.LoadOrStore(t, true); done {
 		return
