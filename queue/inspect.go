@@ -10,6 +10,10 @@ import (
 )
 
 // Counts are a queue's job counts by state and its lifetime counters.
+//
+// Counts, WorkerInfo, RunningJob and Minute mirror the store's types field for field:
+// the public API hands out no internal type, and the conversions below (Counts(n),
+// RunningJob(r), Minute(m)) stop compiling if the two ever drift apart.
 type Counts struct {
 	Pending   int64 `json:"pending"`
 	Scheduled int64 `json:"scheduled"`
