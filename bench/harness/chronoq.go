@@ -116,8 +116,10 @@ func ChronoqChild(url string, conc, n int) error {
 	if err := w.Start(ctx); err != nil {
 		return err
 	}
+	stopProfile := StartProfile()
 	rdb.Set(ctx, "bench:ready", strconv.Itoa(os.Getpid()), time.Minute)
 	<-rec.Reached
+	stopProfile()
 	if err := w.Stop(ctx); err != nil {
 		return err
 	}

@@ -56,6 +56,9 @@ type ChildResult struct {
 	FirstStartNs int64   `json:"first_start_ns"`
 	DoneNs       int64   `json:"done_ns"`
 	LatenciesNs  []int64 `json:"latencies_ns,omitempty"`
+	// CPUNs is the worker process's CPU time (user and system) from the first job's
+	// start to the last outcome: what the worker side costs, apart from Redis'
+	CPUNs int64 `json:"cpu_ns,omitempty"`
 }
 
 // Stats are the Redis server counters a phase is judged by.
@@ -277,6 +280,7 @@ func drain(ctx context.Context, sys System, rdb *redis.Client, n, conc int, tag 
 		{"jobs_per_s", f0(float64(n) / secs)},
 		{"cmds_per_job", f2(float64(after.Commands-filled.Commands) / float64(n))},
 		{"redis_cpu_us_per_job", f2((after.CPUSec - filled.CPUSec) * 1e6 / float64(n))},
+		{"worker_cpu_us_per_job", f2(float64(res.CPUNs) / 1e3 / float64(n))},
 		{"bytes_per_job", f0(float64(filled.UsedBytes-empty.UsedBytes) / float64(n))},
 	}}
 	if tag != "" {
@@ -454,6 +458,7 @@ type Recorder struct {
 	count   int
 	lat     []int64
 	target  int
+	cpu0    int64 // the process's CPU time at the first start
 	Reached chan struct{}
 }
 
@@ -466,6 +471,7 @@ func (r *Recorder) Start(payloadNs int64) {
 	r.mu.Lock()
 	if r.first == 0 {
 		r.first = now
+		r.cpu0 = processCPUNs()
 	}
 	if payloadNs > 0 {
 		r.lat = append(r.lat, now-payloadNs)
@@ -487,7 +493,7 @@ func (r *Recorder) Done() {
 func (r *Recorder) Print(doneNs int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	data, _ := json.Marshal(ChildResult{FirstStartNs: r.first, DoneNs: doneNs, LatenciesNs: r.lat})
+	data, _ := json.Marshal(ChildResult{FirstStartNs: r.first, DoneNs: doneNs, LatenciesNs: r.lat, CPUNs: processCPUNs() - r.cpu0})
 	fmt.Println(string(data))
 }
 
