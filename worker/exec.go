@@ -2,12 +2,10 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"runtime/debug"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/chronoq/chronoq/internal/store"
@@ -65,14 +63,14 @@ func (w *Worker) startHandOff(queueName string, wake store.Wake, idleQueues []st
 	}
 	if w.store.RedisNow().Sub(wake.HandedAt) > wake.HandOffLease/2 || w.runsJob(f.ID) {
 		if claim() {
-			w.startJobIn(queueName, f, nil, reserved)
+			w.start(queueName, f, nil, reserved)
 		} else if reserved {
 			w.giveBackSlot(queueName)
 		}
 		return
 	}
 	claimed := make(chan bool, 1)
-	r := w.startJobIn(queueName, f, claimed, reserved)
+	r := w.start(queueName, f, claimed, reserved)
 	go func() {
 		ok := claim()
 		if ok {
@@ -96,138 +94,6 @@ func (w *Worker) runsJob(id string) bool {
 		}
 	}
 	return false
-}
-
-// startJob takes a slot and runs the fetched job in its own goroutine. claimed, when
-// not nil, delivers whether a hand-off claim succeeded; the outcome waits for it.
-//
-// The handler runs in that goroutine. Its outcome is decided once, by whichever comes
-// first: the handler's return, the hard deadline (timeout + HardDeadlineGrace: the
-// attempt fails with ErrTimeout, the slot is freed and the goroutine is left to end on
-// its own — Go cannot stop a goroutine — its later result dropped), or the end of the
-// shutdown grace (the job was handed back; nothing is recorded).
-func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool) *running {
-	return w.startJobIn(queueName, f, claimed, false)
-}
-
-// startJobIn is startJob; reserved says its slot was taken already (see reserve).
-func (w *Worker) startJobIn(queueName string, f store.Fetched, claimed <-chan bool, reserved bool) *running {
-	now := f.At // the lease's start, as Redis recorded it: the ack names this lease
-	if now.IsZero() {
-		now = w.store.Now()
-	}
-	j := &job.Job{ID: f.ID, Options: job.DefaultOptions(), State: job.StateActive, Attempt: f.Attempts + 1, StartedAt: now, Worker: w.cfg.ID}
-	j.Options.Queue = queueName
-	var early error   // an outcome known before running
-	var due time.Time // when this attempt became due, for the latency histogram
-	if prio, task, err := store.ParseLaneMember(f.Lane); err == nil {
-		j.Options.Priority, j.Task = prio, task
-	}
-	j.Options.Estimate = store.LaneEstimate(f.Lane)
-	switch {
-	case f.Record == nil:
-		early = job.SkipRetry(fmt.Errorf("%w: the job's record is missing", job.ErrBadPayload))
-	default:
-		if err := job.UnmarshalRecord(f.Record, j); err != nil {
-			early = job.SkipRetry(err)
-		} else if j.Attempt > j.Options.MaxRetries+1 {
-			// taken back from lost workers more often than it may be retried
-			early = job.SkipRetry(fmt.Errorf("%w after %d attempts", job.ErrLeaseExpired, j.Attempt-1))
-		} else if due = attemptDue(j, f); j.Options.LateBy > 0 && now.Sub(due) > j.Options.LateBy {
-			// its catch-up policy: pointless this late (after an outage, say)
-			early = job.SkipRetry(fmt.Errorf("%w: due %s, starting %s late (SkipIfLate %s)", job.ErrLate,
-				due.Format(time.RFC3339), now.Sub(due).Round(time.Millisecond), j.Options.LateBy))
-		}
-	}
-	ctx, cancel := context.WithCancelCause(w.jobsCtx)
-	r := &running{j: j, queue: queueName, started: now, key: keyOf(store.Lease{ID: f.ID, Start: now}), cancel: cancel,
-		unclaimed: claimed != nil, predicted: f.Predicted, due: due}
-	var once sync.Once
-	decide := func(out outcome, record bool) {
-		once.Do(func() {
-			defer w.jobs.Done()
-			cancel(nil)
-			// atomics, not w.mu: this runs once per job, and w.mu is the worker-wide lock
-			r.decided.Store(true)
-			if t := r.abandon.Load(); t != nil {
-				t.Stop()
-			}
-			if out.abandoned { // logged here, once: the handler did not return first
-				w.log.Warn("job ignored its context; slot freed, goroutine left running", "job", j.ID, "task", j.Task, "err", out.err)
-			}
-			if !record {
-				return
-			}
-			if claimed != nil && !<-claimed {
-				w.log.Warn("a handed-off job was taken back before its claim; outcome dropped", "job", j.ID)
-				w.freeSlot(r)
-				w.mu.Lock()
-				key := r.key
-				w.mu.Unlock()
-				w.release(key) // this run only: the worker may hold the job under another lease
-				return
-			}
-			w.mu.Lock()
-			r.unclaimed = false
-			shadowed, key := r.shadowed, r.key
-			w.mu.Unlock()
-			if shadowed {
-				w.log.Warn("a run whose lease was taken back ended after the job came back to this worker; outcome dropped", "job", j.ID)
-				w.freeSlot(r)
-				w.release(key)
-				return
-			}
-			w.finish(r, out)
-		})
-	}
-	r.decide = decide // before the job is seen in held (stopJob reads it)
-	w.mu.Lock()
-	if old, ok := w.held[r.key]; ok && !old.decided.Load() {
-		// Redis leased the job to this worker again in the same millisecond as the run
-		// still held under that lease (it was taken back in between): both would name one
-		// lease, and Redis could not refuse the old run's outcome. The old run has lost
-		// its lease: cancel it, keep it apart, and drop its outcome here.
-		w.shadows++
-		old.lost, old.shadowed = true, true
-		old.key.startMs = -w.shadows // a key no lease has
-		w.held[old.key] = old
-		old.cancel(job.ErrLeaseExpired)
-	}
-	w.held[r.key] = r
-	if !reserved {
-		w.perQueue[queueName]++
-		w.free--
-	}
-	w.mu.Unlock()
-	w.jobs.Add(1)
-	if early != nil {
-		go decide(outcome{err: early}, true)
-		return r
-	}
-	go func() {
-		h := w.handler(j.Task)
-		if h == nil {
-			decide(outcome{err: fmt.Errorf("%w: no func registered for task %q on worker %s", job.ErrUnknownTask, j.Task, w.cfg.ID)}, true)
-			return
-		}
-		jctx, jcancel := context.WithTimeout(job.NewContext(ctx, j), j.Options.Timeout)
-		defer jcancel()
-		hard := time.AfterFunc(addSat(j.Options.Timeout, w.cfg.HardDeadlineGrace), func() {
-			decide(outcome{err: fmt.Errorf("%w: still running %s after its timeout of %s; abandoned", job.ErrTimeout, w.cfg.HardDeadlineGrace, j.Options.Timeout),
-				abandoned: true}, true)
-		})
-		defer hard.Stop()
-		stopShutdown := context.AfterFunc(w.jobsCtx, func() { decide(outcome{}, false) })
-		defer stopShutdown()
-		t0 := time.Now()
-		out := call(jctx, h, j)
-		out.ran = time.Since(t0)
-		if out.err != nil && errors.Is(jctx.Err(), context.DeadlineExceeded) && errors.Is(out.err, context.DeadlineExceeded) {
-			out.err = fmt.Errorf("%w: ran past its timeout of %s", job.ErrTimeout, j.Options.Timeout)
-		}
-		decide(out, true)
-	}()
-	return r
 }
 
 // attemptDue is when this attempt became due: the in-lane score (arrival, promotion or
@@ -273,7 +139,7 @@ func call(ctx context.Context, h Handler, j *job.Job) (o outcome) {
 func (w *Worker) stopJob(queueName, id string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var r *running
+	var r *execution
 	for k, h := range w.held {
 		// the run under the newest lease: an older one may not be marked lost yet
 		if k.id == id && h.queue == queueName && !h.lost && (r == nil || k.startMs > r.key.startMs) {
@@ -294,89 +160,8 @@ func (w *Worker) stopJob(queueName, id string) {
 	}))
 }
 
-// finish frees the job's slot and records its outcome: success goes to the batched
-// acker; a failure is scheduled for retry or moved to the failed set, or, for a job
-// asked to stop, ends it canceled (fail.lua decides, from the stop request in Redis).
-func (w *Worker) finish(r *running, out outcome) {
-	j := r.j
-	var payload []byte
-	if out.err == nil && out.result != nil {
-		p, err := job.EncodeArgs(out.result)
-		switch {
-		case err != nil:
-			out.err = job.SkipRetry(fmt.Errorf("result of task %q cannot be encoded: %w", j.Task, err))
-		case len(p) > w.cfg.MaxResult: // Redis would refuse it: the ack would fail run after run
-			out.err = job.SkipRetry(fmt.Errorf("result of task %q is %d bytes encoded, over the %d byte limit (worker.Config.MaxResult)",
-				j.Task, len(p), w.cfg.MaxResult))
-		default:
-			payload = p
-		}
-	}
-	w.freeSlot(r)
-	dur := w.store.Now().Sub(r.started)
-	if out.err == nil {
-		w.log.Debug("job succeeded", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt, "ms", dur.Milliseconds())
-		w.acks[r.queue] <- ackItem{queue: r.queue, done: store.Done{ID: j.ID, Retention: j.Options.Retention, Result: payload, Started: r.started,
-			Sample: w.sample(j, r, out.ran), Key: j.Options.Key}, task: j.Task, ran: out.ran, wait: r.started.Sub(r.due), known: !r.due.IsZero()}
-		return
-	}
-	f := store.Failure{ID: j.ID, Error: out.err.Error(), Stack: out.stack, Started: r.started}
-	var after *job.RetryAfterError
-	switch {
-	case job.IsSkipRetry(out.err) || j.Attempt > j.Options.MaxRetries:
-	case errors.As(out.err, &after):
-		f.Retry, f.Due = true, w.store.Now().Add(after.Delay)
-	default:
-		f.Retry, f.Due = true, w.store.Now().Add(j.Options.Backoff.Delay(j.Attempt, w.cfg.Random))
-	}
-	var res store.FailOutcome
-	err := w.record(func(ctx context.Context) error {
-		var err error
-		res, err = w.store.FailResult(ctx, r.queue, w.cfg.ID, f)
-		return err
-	})
-	// log what Redis decided, not what was asked
-	switch {
-	case err != nil: // record logged it
-	case res == store.FailStopped:
-		w.log.Info("job stopped on request; canceled", "job", j.ID, "task", j.Task, "queue", r.queue, "err", out.err)
-	case res == store.FailNotHeld:
-		w.log.Warn("job failed after its lease was taken back; nothing recorded (it runs again, or ran)", "job", j.ID,
-			"task", j.Task, "queue", r.queue, "attempt", j.Attempt, "err", out.err)
-	case res == store.FailSuperseded:
-		w.log.Info("job failed; no retry, a newer job waits under its key", "job", j.ID, "task", j.Task, "queue", r.queue, "err", out.err)
-	default:
-		w.log.Warn("job failed", "job", j.ID, "task", j.Task, "queue", r.queue, "attempt", j.Attempt,
-			"retry", f.Retry, "err", out.err)
-	}
-	// counted once Redis has said what happened: a lease taken back or a superseded
-	// keyed retry is no outcome of this worker's
-	if err == nil {
-		wait, known := r.started.Sub(r.due), !r.due.IsZero()
-		switch {
-		case res == store.FailStopped:
-			w.metrics.observe(r.queue, j.Task, out.ran, wait, known, "canceled")
-		case res != store.FailRecorded:
-		case f.Retry:
-			w.activity.add(r.queue, w.store.Now(), 0, 0, 1, 0, false)
-			w.metrics.observe(r.queue, j.Task, out.ran, wait, known, "retried")
-		default:
-			w.activity.add(r.queue, w.store.Now(), 0, 1, 0, 0, false)
-			w.metrics.observe(r.queue, j.Task, out.ran, wait, known, "failed")
-		}
-	}
-	w.release(r.key)
-}
-
-// sample is what a succeeded job teaches the learned order.
-func (w *Worker) sample(j *job.Job, r *running, ran time.Duration) store.Sample {
-	name, cost := store.CostName(j.Options.Cost)
-	return store.Sample{Task: j.Task, Predicted: r.predicted, Ran: ran, Enqueued: j.EnqueuedAt, Started: r.started,
-		CostName: name, Cost: cost}
-}
-
 // freeSlot gives the job's slot back and wakes the fetch loop.
-func (w *Worker) freeSlot(r *running) {
+func (w *Worker) freeSlot(r *execution) {
 	w.mu.Lock()
 	r.done = true
 	w.perQueue[r.queue]--

@@ -254,7 +254,7 @@ func (w *Worker) fetchApart(ctx context.Context, queue string, n int) (started i
 func (w *Worker) startFetched(queue string, got []store.Fetched) int {
 	k := w.takeSlots(queue, len(got))
 	for _, f := range got[:k] {
-		w.startJobIn(queue, f, nil, true)
+		w.start(queue, f, nil, true)
 	}
 	w.handBackLate(queue, got[k:])
 	return k

@@ -37,7 +37,7 @@ type Worker struct {
 	// running jobs and jobs whose outcome is not yet recorded, by lease (not by job id:
 	// after a lost lease the same worker may run the job again under a newer one); their
 	// leases are renewed
-	held        map[leaseKey]*running
+	held        map[leaseKey]*execution
 	shadows     int64                   // runs moved aside by a lease of the same start (see startJobIn)
 	perQueue    map[string]int          // running jobs per queue
 	fetching    map[string]bool         // queues with a fetch still out past fetchPatience (cluster)
@@ -50,45 +50,19 @@ type Worker struct {
 	acks        map[string]chan ackItem // by queue: each queue's acknowledgements go apart
 	startedAt   time.Time
 	// isolate: on a Redis Cluster, one master's trouble is kept to its queues (nodes.go)
-	isolate    bool
-	health     health
-	bgCtx      context.Context // the background loops' context (and the probes')
-	launched   chan struct{}   // closed once Start has launched its loops
-	fetchStop  context.CancelFunc
-	bgStop     context.CancelFunc
-	jobsCtx    context.Context // parent of every job's context; canceled when the grace ends
-	jobsCancel context.CancelFunc
-	loops      sync.WaitGroup // fetch loop
-	bg         sync.WaitGroup // renewer, reaper, promoter, heartbeat, acker
-	jobs       sync.WaitGroup // executors
-	stopOnce   sync.Once
-	stopErr    error
-}
-
-type running struct {
-	j       *job.Job
-	queue   string
-	started time.Time // the lease's start, as Redis set it
-	key     leaseKey
-	cancel  context.CancelCauseFunc
-	decide  func(outcome, bool) // decides the attempt's outcome, once (see startJob)
-	decided atomic.Bool         // decide has begun: a stop request comes too late
-	done    bool                // outcome decided and its slot freed, waiting for Redis
-	// stopAsked: the job was asked to stop (StopJob); Redis then ends a failure of it
-	// canceled (fail.lua), whether or not this worker heard in time
-	stopAsked bool
-	abandon   atomic.Pointer[time.Timer] // ends it if it ignores the stop; stopped once decided
-	// unclaimed: a hand-off whose claim is in flight; its lease is not renewed yet
-	unclaimed bool
-	// lost: renewal found the lease taken back; the run's context is canceled and
-	// Redis will refuse its outcome
-	lost bool
-	// shadowed: the job came back to this worker under a lease of the same start ms
-	// while this run held it (startJobIn); Redis cannot tell the two apart, so this
-	// run's outcome is dropped here
-	shadowed  bool
-	predicted float64   // ms, as the fetch predicted it (0: none)
-	due       time.Time // when the attempt became due (zero: unknown)
+	isolate   bool
+	health    health
+	bgCtx     context.Context // the background loops' context (and the probes')
+	launched  chan struct{}   // closed once Start has launched its loops
+	fetchStop context.CancelFunc
+	bgStop    context.CancelFunc
+	jobsBase  context.Context // parent of every job's context: Start's values, never canceled
+	runners   runners         // the goroutines executions run on
+	loops     sync.WaitGroup  // fetch loop
+	bg        sync.WaitGroup  // renewer, reaper, promoter, heartbeat, acker
+	jobs      sync.WaitGroup  // executors
+	stopOnce  sync.Once
+	stopErr   error
 }
 
 type ackItem struct {
@@ -119,7 +93,8 @@ func New(c *queue.Client, cfg Config) (*Worker, error) {
 		health:    health{sick: map[string]*sickness{}, inflight: map[string]bool{}},
 		log:       cfg.Logger.With("worker", cfg.ID),
 		handlers:  map[string]Handler{},
-		held:      map[leaseKey]*running{},
+		held:      map[leaseKey]*execution{},
+		runners:   newRunners(cfg.Concurrency),
 		perQueue:  map[string]int{},
 		fetching:  map[string]bool{},
 		capped:    capped(cfg.Queues),
@@ -152,7 +127,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	bgCtx, bgStop := context.WithCancel(context.WithoutCancel(ctx))
 	fetchCtx, fetchStop := context.WithCancel(bgCtx)
 	w.bgStop, w.fetchStop, w.bgCtx = bgStop, fetchStop, bgCtx
-	w.jobsCtx, w.jobsCancel = context.WithCancel(context.WithoutCancel(ctx))
+	w.jobsBase = context.WithoutCancel(ctx)
 	w.launched = make(chan struct{})
 	declared := maps.Clone(w.declared)
 	w.mu.Unlock()
@@ -275,10 +250,10 @@ func (w *Worker) stop(ctx context.Context) error {
 		}
 		handing.Wait()
 		hcancel()
-		w.jobsCancel()
-		<-finished // executors return at once on cancel; handlers may linger, ignored
+		w.endUndecided()
+		<-finished // every execution is decided now; handlers may linger, ignored
 	}
-	w.jobsCancel()
+	w.runners.close()
 	for _, ch := range w.acks {
 		close(ch) // executors are done or abandoned: no more sends
 	}
@@ -302,11 +277,6 @@ type leaseKey struct {
 }
 
 func keyOf(l store.Lease) leaseKey { return leaseKey{l.ID, l.Start.UnixMilli()} }
-
-// lease is the lease the run holds.
-func (r *running) lease() store.Lease {
-	return store.Lease{ID: r.key.id, Start: time.UnixMilli(r.key.startMs)}
-}
 
 func (w *Worker) queueNames() []string {
 	out := make([]string, len(w.cfg.Queues))
