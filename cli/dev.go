@@ -20,6 +20,7 @@ import (
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
+	"github.com/chronoq/chronoq/worker/prommetrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
@@ -59,7 +60,12 @@ func cmdDev(ctx context.Context, e *env, args []string) int {
 		}
 	}
 	reg := prometheus.NewRegistry()
-	w, err := worker.New(c, worker.Config{Queues: qs, Concurrency: 8, Logger: log, ShutdownTimeout: 5 * time.Second, Metrics: reg})
+	obs, err := prommetrics.New(reg)
+	if err != nil {
+		fmt.Fprintln(e.err, "chronoq-worker dev:", err)
+		return ExitFailure
+	}
+	w, err := worker.New(c, worker.Config{Queues: qs, Concurrency: 8, Logger: log, ShutdownTimeout: 5 * time.Second, Observer: obs})
 	if err != nil {
 		fmt.Fprintln(e.err, "chronoq-worker dev:", err)
 		return ExitFailure

@@ -10,26 +10,24 @@ import (
 
 	"github.com/chronoq/chronoq/dashboard"
 	"github.com/chronoq/chronoq/queue"
+	"github.com/chronoq/chronoq/worker/prommetrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // workerRegistry is what a worker's own /metrics serves: the worker's histograms and
-// outcome counters (registered by worker.New), the same Redis-wide gauges as the
-// dashboard's /metrics, and the Go runtime's and process's collectors.
-func workerRegistry(c *queue.Client) *prometheus.Registry {
+// outcome counters (fed by the returned observer, for worker.Config.Observer), the same
+// Redis-wide gauges as the dashboard's /metrics, and the Go runtime's and process's
+// collectors.
+func workerRegistry(c *queue.Client) (*prometheus.Registry, *prommetrics.Observer, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(dashboard.NewCollector(c), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return reg
-}
-
-// registerer keeps a nil registry a nil interface (worker.Config.Metrics unset).
-func registerer(reg *prometheus.Registry) prometheus.Registerer {
-	if reg == nil {
-		return nil
+	obs, err := prommetrics.New(reg)
+	if err != nil {
+		return nil, nil, err
 	}
-	return reg
+	return reg, obs, nil
 }
 
 // serveMetrics listens on addr (at once, so a taken port is an error here) and serves

@@ -6,6 +6,7 @@ import (
 
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
+	"github.com/chronoq/chronoq/worker/prommetrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -67,11 +68,15 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	log := cf.logger(e.err)
 	c := queue.NewClient(rdb, queue.Config{Namespace: cf.namespace, Logger: log})
 	defer c.Close()
+	wcfg.Logger = log
 	var reg *prometheus.Registry
 	if *metricsAddr != "" {
-		reg = workerRegistry(c)
+		var obs *prommetrics.Observer
+		if reg, obs, err = workerRegistry(c); err != nil {
+			return e.fail(err)
+		}
+		wcfg.Observer = obs
 	}
-	wcfg.Logger, wcfg.Metrics = log, registerer(reg)
 	w, err := worker.New(c, wcfg)
 	if err != nil {
 		return e.usageErr("%v", err)

@@ -44,8 +44,8 @@ type Config struct {
 	// start with it.
 	BasePath string
 	// Metrics, when set, is served on /metrics beside the Redis-wide gauges: in a
-	// process that also runs a worker, pass the registry given to worker.Config.Metrics
-	// so its histograms show too.
+	// process that also runs a worker, pass the registry its prommetrics observer
+	// (worker.Config.Observer) registered on, so its histograms show too.
 	Metrics prometheus.Gatherer
 	Logger  *slog.Logger
 }

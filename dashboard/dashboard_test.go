@@ -22,6 +22,7 @@ import (
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
+	"github.com/chronoq/chronoq/worker/prommetrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -288,7 +289,11 @@ func TestMetricsAndActivityFromAWorker(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cl, c := setup(t, dashboard.Config{Metrics: reg})
 	ctx := context.Background()
-	w, err := worker.New(c, worker.Config{Queues: []worker.QueueConfig{{Name: "default"}}, Concurrency: 4, Logger: quiet, Metrics: reg})
+	obs, err := prommetrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.New(c, worker.Config{Queues: []worker.QueueConfig{{Name: "default"}}, Concurrency: 4, Logger: quiet, Observer: obs})
 	if err != nil {
 		t.Fatal(err)
 	}

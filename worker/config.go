@@ -10,7 +10,6 @@ import (
 
 	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // QueueConfig is one queue a worker serves.
@@ -77,11 +76,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Random returns floats in [0,1) for backoff jitter (default math/rand); tests fix it.
 	Random func() float64
-	// Metrics, when set, receives the worker's histograms: chronoq_job_duration_seconds
-	// and chronoq_enqueue_to_start_seconds by queue and task, and
-	// chronoq_job_outcomes_total by queue, task and outcome. Serve it with promhttp on
-	// the worker's own port (chronoq-worker run --metrics-addr).
-	Metrics prometheus.Registerer
+	// Observer, when set, is told of every attempt the worker decides: its queue, task,
+	// run time, wait from due to start and outcome. prommetrics.New (package
+	// worker/prommetrics) makes one that feeds Prometheus histograms and counters,
+	// served by chronoq-worker run --metrics-addr. Defaults to none, which costs
+	// nothing and links no metrics library.
+	Observer Observer
 }
 
 // Bounds of the numeric settings. Far above what one process uses, they keep what is

@@ -1,71 +1,62 @@
 package worker
 
-import (
-	"errors"
-	"time"
+import "time"
 
-	"github.com/prometheus/client_golang/prometheus"
+// Observer is told of every attempt a worker decides: once Redis has recorded its
+// outcome, never for an attempt whose lease was taken back. Set it as Config.Observer;
+// package worker/prommetrics implements it with Prometheus histograms and counters, and
+// a program that sets none links no metrics library.
+//
+// Observe is called from the worker's own goroutines, several at once, on the path
+// that acknowledges jobs: it must be safe for concurrent use and return quickly (count,
+// do not block on I/O).
+type Observer interface {
+	Observe(Attempt)
+}
+
+// Attempt describes one decided attempt of a job.
+type Attempt struct {
+	// Queue and Task name the job's queue and task.
+	Queue, Task string
+	// Ran is the handler's run time. It is zero when the handler did not return: an
+	// outcome decided before it ran (an unreadable record, a task with no handler) or
+	// a run abandoned past its hard deadline.
+	Ran time.Duration
+	// Wait is the time from the attempt's due time (its enqueue, scheduled time or
+	// retry time) to its start, when WaitKnown. It is never negative: a job enqueued
+	// while a fetch was in flight can start "before" it arrived, by the skew between
+	// the two clocks, and counts as no wait.
+	Wait      time.Duration
+	WaitKnown bool
+	// Outcome is what became of the attempt.
+	Outcome Outcome
+}
+
+// Outcome is what became of an attempt.
+type Outcome string
+
+// The outcomes of an attempt.
+const (
+	OutcomeSucceeded Outcome = "succeeded" // the handler returned no error
+	OutcomeRetried   Outcome = "retried"   // it failed and is scheduled to run again
+	OutcomeFailed    Outcome = "failed"    // it failed for good
+	OutcomeCanceled  Outcome = "canceled"  // it was stopped on request while it ran
 )
 
-// metrics are the worker's own measurements; nil when Config.Metrics is not set.
+// metrics hands the worker's observations to Config.Observer; its zero value (no
+// observer) costs one nil check per attempt.
 type metrics struct {
-	duration *prometheus.HistogramVec
-	latency  *prometheus.HistogramVec
-	outcomes *prometheus.CounterVec
+	o Observer
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	if reg == nil {
-		return nil, nil
-	}
-	buckets := prometheus.ExponentialBuckets(0.0005, 2.5, 16) // 0.5 ms to about 4 h
-	m := &metrics{
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "chronoq_job_duration_seconds",
-			Help: "Run time of job attempts, by queue and task.", Buckets: buckets}, []string{"queue", "task"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "chronoq_enqueue_to_start_seconds",
-			Help: "Time from an attempt's due time (its enqueue, scheduled time or retry time) to its start, by queue and task.", Buckets: buckets}, []string{"queue", "task"}),
-		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chronoq_job_outcomes_total",
-			Help: "Attempts by queue, task and outcome (succeeded, retried, failed, canceled)."}, []string{"queue", "task", "outcome"}),
-	}
-	// several workers in one process may share a registry: the second takes the
-	// first one's collectors
-	var err error
-	if m.duration, err = register(reg, m.duration); err != nil {
-		return nil, err
-	}
-	if m.latency, err = register(reg, m.latency); err != nil {
-		return nil, err
-	}
-	if m.outcomes, err = register(reg, m.outcomes); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
-}
-
-// observe records one decided attempt. waited is from the attempt's due time (enqueue,
+// observe reports one decided attempt. waited is from the attempt's due time (enqueue,
 // scheduled time or retry time) to its start, when known.
-func (m *metrics) observe(queue, task string, ran, waited time.Duration, known bool, outcome string) {
-	if m == nil {
+func (m metrics) observe(queue, task string, ran, waited time.Duration, known bool, outcome Outcome) {
+	if m.o == nil {
 		return
 	}
-	if ran > 0 { // outcomes decided before the handler ran (no record, too late) have no run time
-		m.duration.WithLabelValues(queue, task).Observe(ran.Seconds())
+	if !known {
+		waited = 0
 	}
-	if known {
-		// a job enqueued while a fetch was in flight can start "before" it arrived,
-		// by the clock skew between the two calls: count it as no wait
-		m.latency.WithLabelValues(queue, task).Observe(max(waited, 0).Seconds())
-	}
-	m.outcomes.WithLabelValues(queue, task, outcome).Inc()
+	m.o.Observe(Attempt{Queue: queue, Task: task, Ran: ran, Wait: max(waited, 0), WaitKnown: known, Outcome: outcome})
 }

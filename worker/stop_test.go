@@ -11,7 +11,6 @@ import (
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestStopRunningJob: StopJob reaches the func's context at once (or at the next lease
@@ -24,8 +23,8 @@ func TestStopRunningJob(t *testing.T) {
 	causes := make(chan error, 1)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
-	reg := prometheus.NewRegistry()
-	start(t, e, worker.Config{Concurrency: 1, Lease: 300 * time.Millisecond, HardDeadlineGrace: 100 * time.Millisecond, Metrics: reg}, func(w *worker.Worker) {
+	rec := &recorder{}
+	start(t, e, worker.Config{Concurrency: 1, Lease: 300 * time.Millisecond, HardDeadlineGrace: 100 * time.Millisecond, Observer: rec}, func(w *worker.Worker) {
 		w.HandleFunc("honours", func(ctx context.Context, j *job.Job) (any, error) {
 			started <- j.ID
 			<-ctx.Done()
@@ -117,20 +116,8 @@ func TestStopRunningJob(t *testing.T) {
 	if c.Pending+c.Scheduled+c.Active+c.Failed != 0 || c.Retried != 0 {
 		t.Fatalf("stopped jobs left something behind: %+v", c)
 	}
-	families, err := reg.Gather()
-	must(t, err)
-	canceled := 0.0
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if f.GetName() == "chronoq_job_outcomes_total" && l.GetName() == "outcome" && l.GetValue() == "canceled" {
-					canceled += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	if canceled != 3 {
-		t.Fatalf("canceled outcomes %v, want 3", canceled)
+	if n := rec.outcomes()["honours canceled"] + rec.outcomes()["ignores canceled"]; n != 3 {
+		t.Fatalf("canceled outcomes %d, want 3 (all: %v)", n, rec.outcomes())
 	}
 }
 

@@ -25,7 +25,7 @@ type Worker struct {
 	cfg      Config
 	store    *store.Store
 	log      *slog.Logger
-	metrics  *metrics
+	metrics  metrics
 	activity activity
 
 	mu         sync.Mutex
@@ -79,16 +79,12 @@ func New(c *queue.Client, cfg Config) (*Worker, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(cfg.Metrics)
-	if err != nil {
-		return nil, fmt.Errorf("worker: metrics: %w", err)
-	}
 	acks := make(map[string]chan ackItem, len(cfg.Queues))
 	for _, q := range cfg.Queues {
 		acks[q.Name] = make(chan ackItem, 4*cfg.Concurrency+16)
 	}
 	return &Worker{
-		cfg: cfg, store: clientstore.Of(c), metrics: m,
+		cfg: cfg, store: clientstore.Of(c), metrics: metrics{o: cfg.Observer},
 		isolate:   clientstore.Of(c).IsCluster(),
 		health:    health{sick: map[string]*sickness{}, inflight: map[string]bool{}},
 		log:       cfg.Logger.With("worker", cfg.ID),

@@ -1,0 +1,78 @@
+package prommetrics
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/chronoq/chronoq/worker"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Observer feeds a worker's attempts to its Prometheus collectors. Make it with New.
+type Observer struct {
+	duration *prometheus.HistogramVec
+	latency  *prometheus.HistogramVec
+	outcomes *prometheus.CounterVec
+}
+
+var _ worker.Observer = (*Observer)(nil)
+
+// New registers the worker collectors on reg and returns the observer that feeds them.
+// When reg already holds them (another worker of the process registered them), the
+// observer feeds those. It fails when reg holds a different collector under one of the
+// names.
+func New(reg prometheus.Registerer) (*Observer, error) {
+	if reg == nil {
+		return nil, errors.New("prommetrics: nil Registerer")
+	}
+	buckets := prometheus.ExponentialBuckets(0.0005, 2.5, 16) // 0.5 ms to about 4 h
+	o := &Observer{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "chronoq_job_duration_seconds",
+			Help: "Run time of job attempts, by queue and task.", Buckets: buckets}, []string{"queue", "task"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "chronoq_enqueue_to_start_seconds",
+			Help: "Time from an attempt's due time (its enqueue, scheduled time or retry time) to its start, by queue and task.", Buckets: buckets}, []string{"queue", "task"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chronoq_job_outcomes_total",
+			Help: "Attempts by queue, task and outcome (succeeded, retried, failed, canceled)."}, []string{"queue", "task", "outcome"}),
+	}
+	// several workers in one process may share a registry: the second takes the
+	// first one's collectors
+	var err error
+	if o.duration, err = register(reg, o.duration); err != nil {
+		return nil, err
+	}
+	if o.latency, err = register(reg, o.latency); err != nil {
+		return nil, err
+	}
+	if o.outcomes, err = register(reg, o.outcomes); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	if err != nil {
+		return c, fmt.Errorf("prommetrics: %w", err)
+	}
+	return c, nil
+}
+
+// Observe records one decided attempt. A nil *Observer records nothing.
+func (o *Observer) Observe(a worker.Attempt) {
+	if o == nil {
+		return
+	}
+	if a.Ran > 0 { // outcomes decided before the handler returned have no run time
+		o.duration.WithLabelValues(a.Queue, a.Task).Observe(a.Ran.Seconds())
+	}
+	if a.WaitKnown {
+		o.latency.WithLabelValues(a.Queue, a.Task).Observe(a.Wait.Seconds())
+	}
+	o.outcomes.WithLabelValues(a.Queue, a.Task, string(a.Outcome)).Inc()
+}
