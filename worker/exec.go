@@ -260,7 +260,7 @@ func (w *Worker) ackLoop(q string, acks <-chan ackItem) {
 		for _, it := range items {
 			if err == nil && !gone[it.done.ID] { // counted once Redis has recorded it
 				w.activity.add(q, now, 1, 0, 0, it.wait, it.known)
-				w.metrics.observe(q, it.task, it.ran, it.wait, it.known, "succeeded")
+				w.metrics.observe(q, it.task, it.ran, it.wait, it.known, OutcomeSucceeded)
 			}
 		}
 		keys := make([]leaseKey, len(done))

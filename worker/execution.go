@@ -280,14 +280,14 @@ func (e *execution) fail(out outcome) {
 		wait, known := e.started.Sub(e.due), !e.due.IsZero()
 		switch {
 		case res == store.FailStopped:
-			w.metrics.observe(e.queue, j.Task, out.ran, wait, known, "canceled")
+			w.metrics.observe(e.queue, j.Task, out.ran, wait, known, OutcomeCanceled)
 		case res != store.FailRecorded:
 		case f.Retry:
 			w.activity.add(e.queue, w.store.Now(), 0, 0, 1, 0, false)
-			w.metrics.observe(e.queue, j.Task, out.ran, wait, known, "retried")
+			w.metrics.observe(e.queue, j.Task, out.ran, wait, known, OutcomeRetried)
 		default:
 			w.activity.add(e.queue, w.store.Now(), 0, 1, 0, 0, false)
-			w.metrics.observe(e.queue, j.Task, out.ran, wait, known, "failed")
+			w.metrics.observe(e.queue, j.Task, out.ran, wait, known, OutcomeFailed)
 		}
 	}
 	w.release(e.key)
