@@ -89,9 +89,13 @@ func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease ti
 			f.Lane, f.Record = lane, []byte(body)
 		}
 		f.Attempts, _ = strconv.Atoi(toStr(res[i+2]))
-		f.Predicted, _ = strconv.ParseFloat(toStr(res[i+3]), 64)
-		if due, err := strconv.ParseFloat(toStr(res[i+4]), 64); err == nil {
-			f.Due = time.UnixMilli(int64(due))
+		if p := toStr(res[i+3]); p != "" { // none outside the learned order: no parse error to build
+			f.Predicted, _ = strconv.ParseFloat(p, 64)
+		}
+		if d := toStr(res[i+4]); d != "" {
+			if due, err := strconv.ParseFloat(d, 64); err == nil {
+				f.Due = time.UnixMilli(int64(due))
+			}
 		}
 		out = append(out, f)
 		if len(used) == 0 || used[len(used)-1] != f.Lane {
