@@ -302,7 +302,7 @@ func (b *Beat) tick(e compiled, declared []job.Option, at time.Time, advance boo
 		return store.BeatTick{}, fmt.Errorf("beat entry %q: %w", e.Name, err)
 	}
 	j := &job.Job{ID: job.NewID(), Task: e.Task, Payload: e.Args, Options: o, EnqueuedAt: b.store.Now()}
-	rec, err := job.MarshalRecord(j)
+	rec, err := store.MarshalRecord(j)
 	if err != nil {
 		return store.BeatTick{}, fmt.Errorf("beat entry %q: %w", e.Name, err)
 	}

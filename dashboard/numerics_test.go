@@ -58,7 +58,7 @@ func TestDeepPayloads(t *testing.T) {
 	}
 	// stored as an older version would have: past every check
 	deep := append(bytes.Repeat([]byte{0x91}, 1000), 0x01)
-	rec, err := job.MarshalRecord(&job.Job{Payload: deep, Options: job.DefaultOptions(), EnqueuedAt: time.Now()})
+	rec, err := store.MarshalRecord(&job.Job{Payload: deep, Options: job.DefaultOptions(), EnqueuedAt: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}

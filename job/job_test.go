@@ -1,10 +1,7 @@
 package job
 
 import (
-	"bytes"
-	"encoding/hex"
 	"errors"
-	"maps"
 	"math"
 	"sort"
 	"strings"
@@ -248,32 +245,6 @@ func TestValidPayload(t *testing.T) {
 	}
 }
 
-func TestRecordRoundTrip(t *testing.T) {
-	o, err := DefaultOptions().Apply(MaxRetries(7), Timeout(time.Minute), Retention(0), Cost("bytes", 1024),
-		WithBackoff(ConstantBackoff(time.Second)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := &Job{Payload: []byte{0x91, 0x01}, Options: o, EnqueuedAt: time.UnixMilli(1_700_000_000_123).UTC()}
-	data, err := MarshalRecord(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out Job
-	if err := UnmarshalRecord(data, &out); err != nil {
-		t.Fatal(err)
-	}
-	if string(out.Payload) != string(in.Payload) || !out.EnqueuedAt.Equal(in.EnqueuedAt) || out.Options.MaxRetries != 7 ||
-		out.Options.Timeout != time.Minute || out.Options.Retention != 0 || out.Options.Cost["bytes"] != 1024 ||
-		out.Options.Backoff != ConstantBackoff(time.Second) {
-		t.Fatalf("round trip: %+v", out)
-	}
-	def, _ := MarshalRecord(&Job{Options: DefaultOptions(), EnqueuedAt: in.EnqueuedAt})
-	if len(def) > 16 {
-		t.Errorf("a no-op job's record is %d bytes; every queued job pays for it", len(def))
-	}
-}
-
 func TestControlErrors(t *testing.T) {
 	base := errors.New("x")
 	if err := SkipRetry(base); !IsSkipRetry(err) || !errors.Is(err, base) {
@@ -303,77 +274,5 @@ func wantOptionError(t *testing.T, err error, want string) {
 	var oe *OptionError
 	if !errors.Is(err, ErrInvalidOption) || !errors.As(err, &oe) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %v, want an *OptionError naming %q", err, want)
-	}
-}
-
-// TestRecordGolden: records written by earlier versions still read back, and the same
-// jobs still encode to the same bytes. Stored records outlive the code that wrote them,
-// so these bytes must never change; a new field goes in a new test case.
-func TestRecordGolden(t *testing.T) {
-	enq := time.UnixMilli(1_767_225_600_123).UTC()
-	opts := func(o ...Option) Options {
-		out, err := DefaultOptions().Apply(o...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	cases := []struct {
-		name string
-		job  *Job
-		hex  string
-	}{
-		{"default", &Job{Options: DefaultOptions(), EnqueuedAt: enq},
-			"97c0cf0000019b76daa87b030000c0c0"},
-		{"payload and options", &Job{Payload: []byte{0x91, 0x01}, EnqueuedAt: enq, Options: opts(MaxRetries(7),
-			Timeout(time.Minute), Retention(0), Cost("bytes", 1024), WithBackoff(ConstantBackoff(time.Second)))},
-			"97c4029101cf0000019b76daa87b07d2ffe57320d2fff6d84084a162ce3b9aca00a166cb3ff0000000000000a16dce3b9aca00a16acb000000000000000081a56279746573cb4090000000000000"},
-		{"key and late by", &Job{Payload: []byte{0xc0}, EnqueuedAt: enq, DueAt: enq.Add(time.Hour),
-			Options: opts(Key("k1"), SkipIfLate(time.Minute))},
-			"97c401c0cf0000019b76daa87b030000c0c083a16ba26b31a164cf0000019b771196fba16ccdea60"},
-		{"key, due from a past At", &Job{EnqueuedAt: enq, Options: opts(Key("k2"), At(enq.Add(-time.Second)))},
-			"97c0cf0000019b76daa87b030000c0c082a16ba26b32a164cf0000019b76daa493"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := MarshalRecord(tc.job)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if hex.EncodeToString(got) != tc.hex {
-				t.Fatalf("encoded\n %x\nwant\n %s", got, tc.hex)
-			}
-			data, _ := hex.DecodeString(tc.hex)
-			var back Job
-			if err := UnmarshalRecord(data, &back); err != nil {
-				t.Fatal(err)
-			}
-			want := tc.job
-			o, w := back.Options, want.Options
-			wantDue := want.DueAt
-			if wantDue.IsZero() && w.Key != "" { // a keyed job's record keeps its due time
-				wantDue = w.At
-			}
-			if !bytes.Equal(back.Payload, want.Payload) || !back.EnqueuedAt.Equal(want.EnqueuedAt) || !back.DueAt.Equal(wantDue) ||
-				o.MaxRetries != w.MaxRetries || o.Timeout != w.Timeout || o.Retention != w.Retention ||
-				o.Backoff != w.Backoff || o.Key != w.Key || o.LateBy != w.LateBy || !maps.Equal(o.Cost, w.Cost) {
-				t.Fatalf("decoded %+v\nwant    %+v", back, *want)
-			}
-		})
-	}
-}
-
-// BenchmarkUnmarshalRecord: the worker decodes one record per job it runs.
-func BenchmarkUnmarshalRecord(b *testing.B) {
-	data, err := MarshalRecord(&Job{Payload: []byte{0x92, 0x01, 0xa1, 'x'}, Options: DefaultOptions(), EnqueuedAt: time.UnixMilli(1_767_225_600_123)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		var j Job
-		if err := UnmarshalRecord(data, &j); err != nil {
-			b.Fatal(err)
-		}
 	}
 }

@@ -262,7 +262,7 @@ func (c *Client) prepareOne(r Request, declared []job.Option, now time.Time) (*j
 		return nil, nil, err
 	}
 	j := &job.Job{ID: job.NewID(), Task: r.Task, Payload: r.Payload, Options: o, EnqueuedAt: now, DueAt: due}
-	rec, err := job.MarshalRecord(j)
+	rec, err := store.MarshalRecord(j)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -120,7 +120,7 @@ func (e *execution) prepare(f store.Fetched) {
 		e.early = job.SkipRetry(fmt.Errorf("%w: the job's record is missing", job.ErrBadPayload))
 		return
 	}
-	if err := job.UnmarshalRecord(f.Record, j); err != nil {
+	if err := store.UnmarshalRecord(f.Record, j); err != nil {
 		e.early = job.SkipRetry(err)
 		return
 	}

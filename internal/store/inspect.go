@@ -220,7 +220,7 @@ func (s *Store) Jobs(ctx context.Context, queue string, ids []string) ([]*job.Jo
 			j.Options.Priority, j.Task = prio, task
 		}
 		j.Options.Estimate = LaneEstimate(lane)
-		if err := job.UnmarshalRecord([]byte(body), j); err != nil {
+		if err := UnmarshalRecord([]byte(body), j); err != nil {
 			j.LastError = err.Error()
 		}
 		j.Attempt, _ = strconv.Atoi(str(atts.Val()[i]))
