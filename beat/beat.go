@@ -241,7 +241,7 @@ func (b *Beat) Tick(ctx context.Context) (time.Time, error) {
 		}
 		from, ok := last[e.Name]
 		if !ok { // a new entry starts from now: nothing of its past is owed
-			t, err := b.tick(e, declared[e.Task], now, true)
+			t, err := b.tick(ctx, e, declared[e.Task], now, true)
 			if err != nil {
 				errs = append(errs, err) // one broken entry never stops the others
 				continue
@@ -253,7 +253,7 @@ func (b *Beat) Tick(ctx context.Context) (time.Time, error) {
 		if missed {
 			b.log.Info("beat entry missed ticks", "entry", e.Name, "since", from, "policy", e.CatchUp)
 		}
-		more, err := b.dueTicks(e, declared[e.Task], fire, latest)
+		more, err := b.dueTicks(ctx, e, declared[e.Task], fire, latest)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -275,19 +275,19 @@ func (b *Beat) Tick(ctx context.Context) (time.Time, error) {
 
 // dueTicks prepares the ticks to fire, in order, then the mark that everything up to
 // the latest due tick is done (nothing when no tick is due).
-func (b *Beat) dueTicks(e compiled, declared []job.Option, fire []time.Time, latest time.Time) ([]store.BeatTick, error) {
+func (b *Beat) dueTicks(ctx context.Context, e compiled, declared []job.Option, fire []time.Time, latest time.Time) ([]store.BeatTick, error) {
 	if latest.IsZero() {
 		return nil, nil
 	}
 	var out []store.BeatTick
 	for _, t := range fire {
-		bt, err := b.tick(e, declared, t, false)
+		bt, err := b.tick(ctx, e, declared, t, false)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, bt)
 	}
-	bt, err := b.tick(e, declared, latest, true) // the skipped ones are done too
+	bt, err := b.tick(ctx, e, declared, latest, true) // the skipped ones are done too
 	if err != nil {
 		return nil, err
 	}
@@ -295,19 +295,20 @@ func (b *Beat) dueTicks(e compiled, declared []job.Option, fire []time.Time, lat
 }
 
 // tick prepares one tick of e: its job (unless advance) and where it goes. declared
-// are the options the task's workers declared; the entry's own go after them.
-func (b *Beat) tick(e compiled, declared []job.Option, at time.Time, advance bool) (store.BeatTick, error) {
+// are the options the task's workers declared; the entry's own go after them. The job's
+// lane and record come from the store as an enqueue's do.
+func (b *Beat) tick(ctx context.Context, e compiled, declared []job.Option, at time.Time, advance bool) (store.BeatTick, error) {
 	o, err := job.DefaultOptions().Apply(append(slices.Clip(declared), e.options()...)...)
 	if err != nil {
 		return store.BeatTick{}, fmt.Errorf("beat entry %q: %w", e.Name, err)
 	}
 	j := &job.Job{ID: job.NewID(), Task: e.Task, Payload: e.Args, Options: o, EnqueuedAt: b.store.Now()}
-	rec, err := store.MarshalRecord(j)
+	nj, err := b.store.PrepareJob(ctx, j)
 	if err != nil {
 		return store.BeatTick{}, fmt.Errorf("beat entry %q: %w", e.Name, err)
 	}
 	return store.BeatTick{Queue: e.Queue, Name: e.Name, Tick: at, Advance: advance, OverlapSkip: e.Overlap == OverlapSkip,
-		Job: store.NewJob{ID: j.ID, Lane: store.LaneMember(o.Priority, e.Task), Record: rec}}, nil
+		Job: nj}, nil
 }
 
 // Run fires ticks until ctx is done: it sleeps until the next tick, or until an entry

@@ -18,6 +18,7 @@ import (
 	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
+	"github.com/chronoq/chronoq/ranking"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -451,6 +452,60 @@ func TestDeclaredTaskOptionsApply(t *testing.T) {
 	o := js[0].Options
 	if o.Priority != 6 || o.Timeout != 2*time.Minute || o.MaxRetries != 1 {
 		t.Fatalf("options %+v: want the declared priority 6 and timeout 2m, the entry's retries 1", o)
+	}
+}
+
+// TestLaneAsEnqueued: a beat job with an estimate or a cost hint lands in the lane an
+// enqueue with the same options lands in (its size bucket), not in its task's plain lane.
+func TestLaneAsEnqueued(t *testing.T) {
+	e := newEnv(t, time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC))
+	s := clientstore.Of(e.c)
+	k := s.Keys("default")
+	// a queue outside fifo mode whose model of "resize" says run time grows with bytes:
+	// 20 samples of run time = bytes/10 ms
+	var n, sx, sy, sxx, sxy float64
+	for i := range 20 {
+		size := float64(100 * (1 + i%10))
+		x, y := math.Log1p(size), math.Log(size/10)
+		n, sx, sy, sxx, sxy = n+1, sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	if err := e.rdb.HSet(e.ctx, k.Rank, "mode", string(ranking.ModeShadow)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.HSet(e.ctx, k.Models, "resize", fmt.Sprintf("bytes|%v|%v|%v|%v|%v", n, sx, sy, sxx, sxy)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	cost := map[string]float64{"bytes": 1e6}
+	b := e.replica(t,
+		beat.Entry{Name: "resize", Spec: "@every 1m", Task: "resize", Cost: cost},
+		beat.Entry{Name: "report", Spec: "@every 1m", Task: "report", Estimate: 5 * time.Minute})
+	tickAll(t, e, b)
+	e.clock.Advance(time.Minute)
+	tickAll(t, e, b)
+	if _, err := e.c.EnqueueByName(e.ctx, "resize", nil, job.Cost("bytes", cost["bytes"])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.c.EnqueueByName(e.ctx, "report", nil, job.Estimate(5*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	js, err := e.c.List(e.ctx, "default", job.StatePending, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lanes := map[string][]string{}
+	for _, j := range js {
+		rec, err := e.rdb.HGet(e.ctx, k.Records, j.ID).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lane, _, _ := strings.Cut(rec, "\n")
+		lanes[j.Task] = append(lanes[j.Task], lane)
+	}
+	for task, bucket := range map[string]string{"resize": " ~", "report": " ="} {
+		l := lanes[task]
+		if len(l) != 2 || l[0] != l[1] || !strings.Contains(l[0], bucket) {
+			t.Errorf("%s: lanes %q, want the beat's job and the enqueued one in one %q size-bucket lane", task, l, bucket)
+		}
 	}
 }
 

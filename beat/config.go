@@ -13,19 +13,21 @@ import (
 // fileEntry is an entry as written in a beat file (YAML, the format of most
 // deployment configuration): durations as text ("2h"), args as any YAML value.
 type fileEntry struct {
-	Name         string `yaml:"name"`
-	Spec         string `yaml:"spec"`
-	TimeZone     string `yaml:"time_zone"`
-	Task         string `yaml:"task"`
-	Args         any    `yaml:"args"`
-	Queue        string `yaml:"queue"`
-	Priority     *int   `yaml:"priority"`
-	Retries      *int   `yaml:"retries"`
-	Timeout      string `yaml:"timeout"`
-	Overlap      string `yaml:"overlap"`
-	CatchUp      string `yaml:"catch_up"`
-	CatchUpLimit int    `yaml:"catch_up_limit"`
-	Disabled     bool   `yaml:"disabled"`
+	Name         string             `yaml:"name"`
+	Spec         string             `yaml:"spec"`
+	TimeZone     string             `yaml:"time_zone"`
+	Task         string             `yaml:"task"`
+	Args         any                `yaml:"args"`
+	Queue        string             `yaml:"queue"`
+	Priority     *int               `yaml:"priority"`
+	Retries      *int               `yaml:"retries"`
+	Timeout      string             `yaml:"timeout"`
+	Estimate     string             `yaml:"estimate"`
+	Cost         map[string]float64 `yaml:"cost"`
+	Overlap      string             `yaml:"overlap"`
+	CatchUp      string             `yaml:"catch_up"`
+	CatchUpLimit int                `yaml:"catch_up_limit"`
+	Disabled     bool               `yaml:"disabled"`
 }
 
 // LoadFile reads beat entries from YAML:
@@ -62,7 +64,7 @@ func LoadFile(r io.Reader) ([]Entry, error) {
 		}
 		e := Entry{Name: fe.Name, Spec: fe.Spec, TimeZone: fe.TimeZone, Task: fe.Task, Queue: fe.Queue,
 			Priority: fe.Priority, Retries: fe.Retries, Overlap: Overlap(fe.Overlap), CatchUp: CatchUp(fe.CatchUp),
-			CatchUpLimit: fe.CatchUpLimit, Disabled: fe.Disabled}
+			CatchUpLimit: fe.CatchUpLimit, Disabled: fe.Disabled, Cost: fe.Cost}
 		if fe.Timeout != "" {
 			d, err := time.ParseDuration(fe.Timeout)
 			if err != nil {
@@ -70,6 +72,14 @@ func LoadFile(r io.Reader) ([]Entry, error) {
 				continue
 			}
 			e.Timeout = d
+		}
+		if fe.Estimate != "" {
+			d, err := time.ParseDuration(fe.Estimate)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%w %q: estimate %q is not a duration (e.g. 90s, 2h)", ErrInvalidEntry, label, fe.Estimate))
+				continue
+			}
+			e.Estimate = d
 		}
 		if fe.Args != nil {
 			p, err := job.EncodeArgs(fe.Args)

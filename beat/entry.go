@@ -3,6 +3,8 @@ package beat
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,11 +44,16 @@ type Entry struct {
 	Priority *int   `json:"priority,omitempty"`
 	Retries  *int   `json:"retries,omitempty"`
 	// Timeout of each job (0: the default; at most job.MaxTimeout).
-	Timeout      time.Duration `json:"timeout,omitempty"`
-	Overlap      Overlap       `json:"overlap,omitempty"`
-	CatchUp      CatchUp       `json:"catch_up,omitempty"`
-	CatchUpLimit int           `json:"catch_up_limit,omitempty"` // for CatchUpAll (default 10, at most 1000)
-	Disabled     bool          `json:"disabled,omitempty"`
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// Estimate is how long each job will run (job.Estimate; 0: none). Like Cost, it
+	// files the job in a size-bucket lane, the same one an enqueue with it would.
+	Estimate time.Duration `json:"estimate,omitempty"`
+	// Cost holds each job's size hints by name (job.Cost).
+	Cost         map[string]float64 `json:"cost,omitempty"`
+	Overlap      Overlap            `json:"overlap,omitempty"`
+	CatchUp      CatchUp            `json:"catch_up,omitempty"`
+	CatchUpLimit int                `json:"catch_up_limit,omitempty"` // for CatchUpAll (default 10, at most 1000)
+	Disabled     bool               `json:"disabled,omitempty"`
 }
 
 var parser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
@@ -312,6 +319,14 @@ func (e *Entry) compile() (schedule, error) {
 	if e.Timeout < 0 || e.Timeout > job.MaxTimeout {
 		return schedule{}, bad("timeout %s is not between 0 and %s (job.MaxTimeout)", e.Timeout, job.MaxTimeout)
 	}
+	if e.Estimate < 0 {
+		return schedule{}, bad("estimate %s is negative (0 means none)", e.Estimate)
+	}
+	if e.Estimate > 0 || len(e.Cost) > 0 { // job.Estimate's and job.Cost's own bounds
+		if _, err := job.DefaultOptions().Apply(e.options()...); err != nil {
+			return schedule{}, bad("%v", err)
+		}
+	}
 	switch e.Overlap {
 	case "":
 		e.Overlap = OverlapAllow
@@ -377,6 +392,12 @@ func (e *Entry) options() []job.Option {
 	}
 	if e.Timeout > 0 {
 		opts = append(opts, job.Timeout(e.Timeout))
+	}
+	if e.Estimate > 0 {
+		opts = append(opts, job.Estimate(e.Estimate))
+	}
+	for _, name := range slices.Sorted(maps.Keys(e.Cost)) {
+		opts = append(opts, job.Cost(name, e.Cost[name]))
 	}
 	return opts
 }

@@ -204,14 +204,8 @@ func (c *Client) ValidateBatch(ctx context.Context, reqs []Request) error {
 	return err
 }
 
-// prepared is a request as EnqueueBatch stores it: its job and the job's record.
-type prepared struct {
-	job    *job.Job
-	record []byte
-}
-
-// prepare checks every request (see ValidateBatch) and makes its job and record.
-func (c *Client) prepare(ctx context.Context, reqs []Request, now time.Time) ([]prepared, error) {
+// prepare checks every request (see ValidateBatch) and makes its job.
+func (c *Client) prepare(ctx context.Context, reqs []Request, now time.Time) ([]*job.Job, error) {
 	// a typed enqueue carries its task's declaration: only by-name requests read the
 	// options the task's workers declared
 	var names []string
@@ -227,46 +221,41 @@ func (c *Client) prepare(ctx context.Context, reqs []Request, now time.Time) ([]
 			return nil, err
 		}
 	}
-	out := make([]prepared, len(reqs))
+	out := make([]*job.Job, len(reqs))
 	for i, r := range reqs {
 		var decl []job.Option
 		if !r.typed {
 			decl = declared[r.Task]
 		}
-		j, rec, err := c.prepareOne(r, decl, now)
+		j, err := c.prepareOne(r, decl, now)
 		if err != nil {
 			return nil, &RequestError{Index: i, Err: err}
 		}
-		out[i] = prepared{j, rec}
+		out[i] = j
 	}
 	return out, nil
 }
 
-func (c *Client) prepareOne(r Request, declared []job.Option, now time.Time) (*job.Job, []byte, error) {
+func (c *Client) prepareOne(r Request, declared []job.Option, now time.Time) (*job.Job, error) {
 	if err := job.ValidateTaskName(r.Task); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if len(r.Payload) > c.maxPay {
-		return nil, nil, fmt.Errorf("%w: payload of %d bytes is over the %d byte limit", job.ErrBadPayload, len(r.Payload), c.maxPay)
+		return nil, fmt.Errorf("%w: payload of %d bytes is over the %d byte limit", job.ErrBadPayload, len(r.Payload), c.maxPay)
 	}
 	if err := job.ValidPayload(r.Payload); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// the options the task's workers declared, then the call's: by name as typed
 	o, err := job.DefaultOptions().Apply(append(slices.Clip(declared), r.Options...)...)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	due, err := o.DueAt(now)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	j := &job.Job{ID: job.NewID(), Task: r.Task, Payload: r.Payload, Options: o, EnqueuedAt: now, DueAt: due}
-	rec, err := store.MarshalRecord(j)
-	if err != nil {
-		return nil, nil, err
-	}
-	return j, rec, nil
+	return &job.Job{ID: job.NewID(), Task: r.Task, Payload: r.Payload, Options: o, EnqueuedAt: now, DueAt: due}, nil
 }
 
 // EnqueueBatch enqueues many jobs, grouped by queue, in one script run per 1000 jobs
@@ -301,13 +290,12 @@ func (c *Client) enqueueBatch(ctx context.Context, reqs []Request) ([]*Handle, e
 		opts  job.Options
 	}
 	var keyedJobs []keyed // stored one by one, after the batch: each may replace a job
-	for i, p := range ready {
-		j, o := p.job, p.job.Options
-		lane, err := c.store.Lane(ctx, o.Queue, o.Priority, j.Task, o.Cost, o.Estimate)
+	for i, j := range ready {
+		o := j.Options
+		nj, err := c.store.PrepareJob(ctx, j) // its lane and record, as the beat makes them
 		if err != nil {
 			return nil, err
 		}
-		nj := store.NewJob{ID: j.ID, Lane: lane, Record: p.record, Due: j.DueAt}
 		handles[i] = &Handle{ID: j.ID, Queue: o.Queue, Task: j.Task, c: c}
 		if o.Key != "" {
 			keyedJobs = append(keyedJobs, keyed{i, o.Queue, nj, o})

@@ -2,16 +2,37 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/chronoq/chronoq/job"
 )
 
 // NewJob is one job to store: its lane and its encoded record.
 type NewJob struct {
 	ID     string
-	Lane   string // LaneMember(priority, task)
-	Record []byte
+	Lane   string    // LaneMember(priority, task), or a size-bucket lane (Lane)
+	Record []byte    // MarshalRecord
 	Due    time.Time // zero: pending at once
+}
+
+// PrepareJob makes what the store keeps of j, a job whose options are final: its lane
+// (Lane: its estimate's or its cost hint's size bucket, else its task's) and its
+// record. Enqueue and the beat both build their jobs with it, so that a job lands in
+// the same lane whichever of them made it. It reads Redis only as Lane does: for a job
+// with a cost hint and no estimate, the queue's cost models, at most once per modelTTL.
+func (s *Store) PrepareJob(ctx context.Context, j *job.Job) (NewJob, error) {
+	o := j.Options
+	lane, err := s.Lane(ctx, o.Queue, o.Priority, j.Task, o.Cost, o.Estimate)
+	if err != nil {
+		return NewJob{}, fmt.Errorf("store: the lane of job %s: %w", j.ID, err)
+	}
+	rec, err := MarshalRecord(j)
+	if err != nil {
+		return NewJob{}, fmt.Errorf("store: the record of job %s: %w", j.ID, err)
+	}
+	return NewJob{ID: j.ID, Lane: lane, Record: rec, Due: j.DueAt}, nil
 }
 
 // MaxBatch is the most jobs one enqueue call sends in one script run.
