@@ -158,7 +158,7 @@ func (c *Client) Purge(ctx context.Context, queue string, state job.State, progr
 	}
 	total := 0
 	for {
-		n, err := c.store.Purge(ctx, queue, string(state), 1000)
+		n, err := c.store.Purge(ctx, queue, string(state), store.PurgePage)
 		total += n
 		if err != nil || n == 0 {
 			return total, err

@@ -56,7 +56,7 @@ func (s *Store) Cancel(ctx context.Context, queue, id, key, mode string) (string
 // ids is empty every job that failed by the time failedBy (a job failed again since
 // stays failed: it is moved once). It returns how many moved. A keyed job whose key
 // names a newer job stays failed. Without ids it pages through the failed set in
-// order, one script run per 1000 jobs examined, each starting after the cursor (the
+// order, one script run per RequeuePage jobs examined, each starting after the cursor (the
 // failure score and id of the last job examined) the previous run returned, so that
 // jobs left failed never stop it.
 func (s *Store) RequeueFailed(ctx context.Context, queue string, ids []string, failedBy time.Time) (int, error) {

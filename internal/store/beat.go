@@ -100,15 +100,15 @@ type BeatTick struct {
 	Advance     bool
 }
 
-// FireBeats fires ticks in order, pipelined 1000 to a round trip; each tick is one
+// FireBeats fires ticks in order, pipelined beatFiresPerRoundTrip to a round trip; each tick is one
 // script run (claim and enqueue together), and an entry's ticks go oldest first: a tick
 // is claimed by moving the entry's progress mark up to it, so an earlier tick sent after
 // it is done already. It returns each tick's outcome. The duration is ignored: it was
 // the lifetime of per-tick claim keys, which the progress mark replaced.
 func (s *Store) FireBeats(ctx context.Context, ticks []BeatTick, _ time.Duration) ([]BeatFire, error) {
 	out := make([]BeatFire, 0, len(ticks))
-	for start := 0; start < len(ticks); start += 1000 {
-		batch := ticks[start:min(start+1000, len(ticks))]
+	for start := 0; start < len(ticks); start += beatFiresPerRoundTrip {
+		batch := ticks[start:min(start+beatFiresPerRoundTrip, len(ticks))]
 		res, err := s.fireBatch(ctx, batch)
 		if isNoScript(err) { // pipelined EVALSHA cannot fall back to EVAL: load, send again
 			if err = s.LoadScripts(ctx); err == nil {

@@ -49,9 +49,6 @@ func leaseStart(t time.Time) string {
 	return strconv.FormatInt(t.UnixMilli(), 10)
 }
 
-// MaxFetch is the most jobs one fetch takes.
-const MaxFetch = 1000
-
 // Fetch leases up to n (at most MaxFetch) jobs of queue, in dequeue order, to worker
 // for lease, counted from Redis' clock when the script runs (so a fetch delayed on its
 // way, or a worker clock behind Redis', still gets a full lease).
@@ -245,8 +242,8 @@ func (s *Store) FailResult(ctx context.Context, queue, worker string, f Failure)
 // longer holds is left alone.
 func (s *Store) HandBack(ctx context.Context, queue, worker string, leases []Lease) (int, error) {
 	moved := 0
-	for len(leases) > 0 { // a script's unpack takes a few thousand values at most
-		part := leases[:min(len(leases), 1000)]
+	for len(leases) > 0 {
+		part := leases[:min(len(leases), handBackChunk)]
 		leases = leases[len(part):]
 		n, _, err := s.requeueActive(ctx, queue, worker, "handback", "", part)
 		moved += n

@@ -35,9 +35,6 @@ func (s *Store) PrepareJob(ctx context.Context, j *job.Job) (NewJob, error) {
 	return NewJob{ID: j.ID, Lane: lane, Record: rec, Due: j.DueAt}, nil
 }
 
-// MaxBatch is the most jobs one enqueue call sends in one script run.
-const MaxBatch = 1000
-
 // Enqueue stores jobs of one queue in one script run per MaxBatch jobs, all batches
 // pipelined into one round trip.
 func (s *Store) Enqueue(ctx context.Context, queue string, jobs []NewJob) error {

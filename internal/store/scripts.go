@@ -36,7 +36,11 @@ var (
 	scriptTrim          = load("trim")
 )
 
-func load(name string) *redis.Script {
+func load(name string) *redis.Script { return redis.NewScript(scriptSource(name)) }
+
+// scriptSource is the text of the script name as Redis runs it: the limits it names
+// (constsFor), the parts of lib.lua it uses, then its own file.
+func scriptSource(name string) string {
 	lib, err := scriptFS.ReadFile("scripts/lib.lua")
 	if err != nil {
 		panic(err)
@@ -45,7 +49,8 @@ func load(name string) *redis.Script {
 	if err != nil {
 		panic(err)
 	}
-	return redis.NewScript(libFor(string(lib), string(body)) + string(body))
+	code := libFor(string(lib), string(body)) + string(body)
+	return constsFor(code) + code
 }
 
 // libDecl matches a top-level declaration of lib.lua: "local function name(" or
@@ -71,14 +76,11 @@ func libFor(lib, body string) string {
 		}
 		pending = append(pending, line)
 	}
-	uses := func(text, name string) bool {
-		return regexp.MustCompile(`\b` + name + `\b`).MatchString(text)
-	}
 	need := map[string]bool{}
 	var visit func(text string)
 	visit = func(text string) {
 		for _, d := range decls {
-			if !need[d.name] && uses(text, d.name) {
+			if !need[d.name] && wordIn(text, d.name) {
 				need[d.name] = true
 				visit(d.text)
 			}
@@ -92,6 +94,11 @@ func libFor(lib, body string) string {
 		}
 	}
 	return b.String()
+}
+
+// wordIn tells whether name occurs in text as a whole word.
+func wordIn(text, name string) bool {
+	return regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `\b`).MatchString(text)
 }
 
 // AllScripts lists every script, for tests and for preloading.

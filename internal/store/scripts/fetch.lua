@@ -23,7 +23,7 @@ if redis.call('EXISTS', KEYS[6]) == 1 then return {'paused'} end
 local now = clock_ms(ARGV[1])
 local start = string.format('%d', now)
 local deadline = now + tonumber(ARGV[3]) -- the lease runs from Redis' now, not the caller's
-local want = math.min(tonumber(ARGV[2]), 1000) -- unpack() below takes ~8000 values at most
+local want = math.min(tonumber(ARGV[2]), MAX_FETCH) -- unpack() below takes ~8000 values at most
 local lanes = lane_map(10, 6, tonumber(ARGV[5]))
 local mode, rule, w = rank_settings(KEYS[8])
 local ids, own, act, preds, scores = {}, {}, {}, {}, {}

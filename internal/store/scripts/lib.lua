@@ -190,7 +190,7 @@ local function call_chunked(cmd, key, list)
   local n = #list
   local i = 1
   while i <= n do
-    local j = math.min(i + 3999, n)
+    local j = math.min(i + UNPACK_CHUNK - 1, n)
     redis.call(cmd, key, unpack(list, i, j))
     i = j + 1
   end

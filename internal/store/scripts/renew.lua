@@ -10,8 +10,8 @@ local deadline = clock_ms(ARGV[1]) + tonumber(ARGV[2])
 local ids = {}
 for i = 4, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
 local owners, stops = {}, {}
-for i = 1, #ids, 4000 do
-  local part = {unpack(ids, i, math.min(i + 3999, #ids))}
+for i = 1, #ids, UNPACK_CHUNK do
+  local part = {unpack(ids, i, math.min(i + UNPACK_CHUNK - 1, #ids))}
   for j, v in ipairs(redis.call('HMGET', KEYS[2], unpack(part))) do owners[i + j - 1] = v end
   for j, v in ipairs(redis.call('HMGET', KEYS[3], unpack(part))) do stops[i + j - 1] = v end
 end
@@ -25,5 +25,5 @@ for i, id in ipairs(ids) do
     lost[#lost + 1] = i
   end
 end
-for i = 1, #zs, 4000 do redis.call('ZADD', KEYS[1], 'XX', unpack(zs, i, math.min(i + 3999, #zs))) end
+for i = 1, #zs, UNPACK_CHUNK do redis.call('ZADD', KEYS[1], 'XX', unpack(zs, i, math.min(i + UNPACK_CHUNK - 1, #zs))) end
 return {lost, stop}

@@ -5,7 +5,7 @@
 -- ARGV[1] now ms  ARGV[2] number of lanes  ARGV[3..] lane members, then the latest
 -- failure time ms to take when no ids are given, the cursor (failure score and id of
 -- the last job the previous call examined; '' and '' to start), then the ids.
--- With ids, those ids. Without, one page: the next PAGE jobs of the failed set after
+-- With ids, those ids. Without, one page: the next REQUEUE_PAGE jobs of the failed set after
 -- the cursor (by score, then id, the set's own order) that failed by that time, so
 -- that a job a live worker fails again meanwhile is not taken twice; the caller calls
 -- again from the cursor returned until it is ''. Paging by cursor, not from the
@@ -13,7 +13,6 @@
 -- waits under its key; else it takes its key back.
 -- Returns {"ok", moved} with ids, {"ok", moved, cursor score, cursor id} without
 -- ('' and '' when nothing is left), or {"stale", member...}.
-local PAGE = 1000
 local nl = tonumber(ARGV[2])
 local lanes = lane_map(9, 3, nl)
 local ids = {}
@@ -50,7 +49,7 @@ if paged then
   local by = tonumber(ARGV[3 + nl])
   local start = 0
   if ARGV[4 + nl] ~= '' then start = rank_after(KEYS[1], tonumber(ARGV[4 + nl]), ARGV[5 + nl]) end
-  local page = redis.call('ZRANGE', KEYS[1], start, start + PAGE - 1, 'WITHSCORES')
+  local page = redis.call('ZRANGE', KEYS[1], start, start + REQUEUE_PAGE - 1, 'WITHSCORES')
   local last = 0
   for i = 1, #page, 2 do
     local score = tonumber(page[i + 1])
@@ -59,7 +58,7 @@ if paged then
     last = score
   end
   -- a full page may have more after it
-  if #ids == PAGE then cur_score, cur_id = string.format('%.17g', last), ids[#ids] end
+  if #ids == REQUEUE_PAGE then cur_score, cur_id = string.format('%.17g', last), ids[#ids] end
   if #ids == 0 then return {'ok', 0, '', ''} end
 end
 local recs = redis.call('HMGET', KEYS[2], unpack(ids))
