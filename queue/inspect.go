@@ -107,7 +107,7 @@ func (c *Client) FindJob(ctx context.Context, id string) (*job.Job, error) {
 // queue) for inspection. A running job gives ErrJobActive (see StopJob), an ended one
 // ErrJobEnded, an unknown one job.ErrNotFound.
 func (c *Client) Cancel(ctx context.Context, queue, id string) error {
-	_, _, err := c.store.Cancel(ctx, queue, id, "", "cancel")
+	_, _, err := c.store.Cancel(ctx, queue, id, "", store.CancelKeep)
 	return mapErr(err, id)
 }
 
@@ -120,8 +120,8 @@ func (c *Client) Cancel(ctx context.Context, queue, id string) error {
 // finished its work: it ends succeeded. A stopped job is never retried, even when its
 // worker dies. An ended job gives ErrJobEnded.
 func (c *Client) StopJob(ctx context.Context, queue, id string) (running bool, err error) {
-	how, _, err := c.store.Cancel(ctx, queue, id, "", "stop")
-	return how == "stopping", mapErr(err, id)
+	how, _, err := c.store.Cancel(ctx, queue, id, "", store.CancelStop)
+	return how == store.Stopping, mapErr(err, id)
 }
 
 // Delete removes a job in any state but active: nothing of it is kept (reading it, or a
@@ -130,7 +130,7 @@ func (c *Client) StopJob(ctx context.Context, queue, id string) (running bool, e
 // when it is purged; Cancel keeps it in state canceled instead. A running job gives
 // ErrJobActive, an unknown one job.ErrNotFound.
 func (c *Client) Delete(ctx context.Context, queue, id string) error {
-	_, _, err := c.store.Cancel(ctx, queue, id, "", "delete")
+	_, _, err := c.store.Cancel(ctx, queue, id, "", store.CancelDelete)
 	return mapErr(err, id)
 }
 
@@ -158,7 +158,7 @@ func (c *Client) Purge(ctx context.Context, queue string, state job.State, progr
 	}
 	total := 0
 	for {
-		n, err := c.store.Purge(ctx, queue, string(state), store.PurgePage)
+		n, err := c.store.Purge(ctx, queue, state, store.PurgePage)
 		total += n
 		if err != nil || n == 0 {
 			return total, err
@@ -211,8 +211,8 @@ func (c *Client) JobByKey(ctx context.Context, queue, key string) (*job.Job, err
 // punched out by hand, so the automatic punch-out goes). An unknown key gives an error
 // wrapping job.ErrNotFound that names the key.
 func (c *Client) CancelKey(ctx context.Context, queue, key string) error {
-	how, id, err := c.store.Cancel(ctx, queue, "", key, "cancel")
-	if how == "notfound" {
+	how, id, err := c.store.Cancel(ctx, queue, "", key, store.CancelKeep)
+	if how == store.CancelMissing {
 		return keyErr(err, key)
 	}
 	return mapErr(err, id)
@@ -221,11 +221,11 @@ func (c *Client) CancelKey(ctx context.Context, queue, key string) error {
 // StopKey is StopJob for the job under schedule key: it cancels it while it waits, or
 // asks it to stop while it runs (running is true).
 func (c *Client) StopKey(ctx context.Context, queue, key string) (running bool, err error) {
-	how, id, err := c.store.Cancel(ctx, queue, "", key, "stop")
-	if how == "notfound" {
+	how, id, err := c.store.Cancel(ctx, queue, "", key, store.CancelStop)
+	if how == store.CancelMissing {
 		return false, keyErr(err, key)
 	}
-	return how == "stopping", mapErr(err, id)
+	return how == store.Stopping, mapErr(err, id)
 }
 
 // Upcoming lists queue's scheduled jobs due from from to to, earliest first, at most limit.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/chronoq/chronoq/job"
 )
 
 // Errors of the admin operations; the queue package maps them onto job's.
@@ -14,23 +16,49 @@ var (
 	ErrEnded    = errors.New("job has ended")
 )
 
+// ErrBadMode is a mode argument (CancelMode, a purge's state) that names no mode.
+var ErrBadMode = errors.New("store: unknown mode")
+
+// CancelMode selects what Cancel does with the job it finds.
+type CancelMode string
+
+// The modes of Cancel. Their values are what cancel.lua reads.
+const (
+	CancelKeep   CancelMode = "cancel" // a waiting job is kept in the canceled set
+	CancelDelete CancelMode = "delete" // a job in any state but active is removed
+	CancelStop   CancelMode = "stop"   // as CancelKeep, and a running job is asked to stop
+)
+
+// CancelOutcome is what Cancel did, or why it did nothing.
+type CancelOutcome string
+
+// The outcomes of Cancel, as cancel.lua answers them.
+const (
+	Canceled      CancelOutcome = "canceled"
+	Deleted       CancelOutcome = "deleted"
+	Stopping      CancelOutcome = "stopping"
+	CancelActive  CancelOutcome = "active"   // with ErrActive
+	CancelEnded   CancelOutcome = "finished" // with ErrEnded
+	CancelMissing CancelOutcome = "notfound" // with ErrNotFound
+)
+
 // Cancel cancels a pending or scheduled job named by id, or (id "") by schedule key: it
-// is kept in the canceled set (how "canceled"). Mode "delete" removes it instead, and
-// an ended one too (how "deleted"); mode "stop" also asks a running one to stop (how
-// "stopping"). Waiters of a pending or scheduled job are told it was canceled. It
-// returns how and the job's id.
-func (s *Store) Cancel(ctx context.Context, queue, id, key, mode string) (string, string, error) {
+// is kept in the canceled set (Canceled). CancelDelete removes it instead, and an ended
+// one too (Deleted); CancelStop also asks a running one to stop (Stopping). Waiters of
+// a pending or scheduled job are told it was canceled. It returns the outcome and the
+// job's id; a mode not among the constants is an error wrapping ErrBadMode.
+func (s *Store) Cancel(ctx context.Context, queue, id, key string, mode CancelMode) (CancelOutcome, string, error) {
 	k := s.Keys(queue)
 	switch mode {
-	case "cancel", "delete", "stop":
+	case CancelKeep, CancelDelete, CancelStop:
 	default:
-		return "", "", fmt.Errorf("chronoq: unknown cancel mode %q", mode)
+		return "", "", fmt.Errorf("%w: cancel mode %q", ErrBadMode, mode)
 	}
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
 		keys := append([]string{k.Records, k.Scheduled, k.Index, k.Active, k.Failed, k.Succeeded, k.Attempts, k.Errors,
 			k.Stacks, k.Results, k.Timings, k.SchedKeys, k.JobKeys, k.Stops, k.Canceled}, laneKeys...)
 		args := make([]any, 0, 9+len(members))
-		args = append(args, id, key, k.DoneChannel, mode, s.nowMs(), k.StopChannel, len(members))
+		args = append(args, id, key, k.DoneChannel, string(mode), s.nowMs(), k.StopChannel, len(members))
 		for _, m := range members {
 			args = append(args, m)
 		}
@@ -40,13 +68,13 @@ func (s *Store) Cancel(ctx context.Context, queue, id, key, mode string) (string
 	if err != nil {
 		return "", "", err
 	}
-	how, jid := toStr(res[0]), toStr(res[1])
+	how, jid := CancelOutcome(toStr(res[0])), toStr(res[1])
 	switch how {
-	case "active":
+	case CancelActive:
 		return how, jid, ErrActive
-	case "finished":
+	case CancelEnded:
 		return how, jid, ErrEnded
-	case "notfound":
+	case CancelMissing:
 		return how, jid, ErrNotFound
 	}
 	return how, jid, nil
@@ -92,24 +120,24 @@ func (s *Store) RequeueFailed(ctx context.Context, queue string, ids []string, f
 	}
 }
 
-// Purge deletes up to limit jobs in state ("pending", "scheduled", "failed",
-// "succeeded" or "canceled"); callers repeat until it returns 0.
-func (s *Store) Purge(ctx context.Context, queue, state string, limit int) (int, error) {
+// Purge deletes up to limit jobs in state (pending, scheduled, failed, succeeded or
+// canceled; another is an error wrapping ErrBadMode); callers repeat until it returns 0.
+func (s *Store) Purge(ctx context.Context, queue string, state job.State, limit int) (int, error) {
 	k := s.Keys(queue)
 	set, mode := "", "set"
 	switch state {
-	case "pending":
+	case job.StatePending:
 		set, mode = k.Scheduled, "pending" // set unused
-	case "scheduled":
+	case job.StateScheduled:
 		set = k.Scheduled
-	case "failed":
+	case job.StateFailed:
 		set = k.Failed
-	case "succeeded":
+	case job.StateSucceeded:
 		set = k.Succeeded
-	case "canceled":
+	case job.StateCanceled:
 		set = k.Canceled
 	default:
-		return 0, fmt.Errorf("store: cannot purge state %q", state)
+		return 0, fmt.Errorf("%w: cannot purge state %q", ErrBadMode, state)
 	}
 	if mode == "pending" {
 		// purge.lua empties the lanes it is given: give it those holding jobs now
@@ -120,7 +148,7 @@ func (s *Store) Purge(ctx context.Context, queue, state string, limit int) (int,
 		s.useLanes(queue, members...)
 	}
 	notify := "0"
-	if state == "pending" || state == "scheduled" {
+	if state == job.StatePending || state == job.StateScheduled {
 		notify = "1"
 	}
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/internal/testutil"
+	"github.com/chronoq/chronoq/job"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -118,4 +120,21 @@ func (h argCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 func (h argCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
+}
+
+// TestModesAreValidated: a mode that names none of the constants is refused with
+// ErrBadMode before anything runs.
+func TestModesAreValidated(t *testing.T) {
+	ctx := context.Background()
+	s := New(redistest.Client(t), "t", nil)
+	if _, _, err := s.Cancel(ctx, "q", "id", "", CancelMode("erase")); !errors.Is(err, ErrBadMode) {
+		t.Fatalf("Cancel with mode erase: %v, want ErrBadMode", err)
+	}
+	if _, err := s.Purge(ctx, "q", job.StateActive, PurgePage); !errors.Is(err, ErrBadMode) {
+		t.Fatalf("Purge of active jobs: %v, want ErrBadMode", err)
+	}
+	how, _, err := s.Cancel(ctx, "q", "nope", "", CancelKeep)
+	if how != CancelMissing || !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Cancel of an unknown job: %q %v", how, err)
+	}
 }
