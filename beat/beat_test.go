@@ -646,3 +646,20 @@ func TestYearLongOutage(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadFileEstimateAndCost: a beat file's estimate and cost reach the entry; a bad
+// estimate names its entry.
+func TestLoadFileEstimateAndCost(t *testing.T) {
+	es, err := beat.LoadFile(strings.NewReader("entries:\n  - {name: r, spec: '@hourly', task: t, estimate: 40m, cost: {rows: 1000000}}\n"))
+	if err != nil || len(es) != 1 || es[0].Estimate != 40*time.Minute || es[0].Cost["rows"] != 1e6 {
+		t.Fatalf("%+v %v", es, err)
+	}
+	_, err = beat.LoadFile(strings.NewReader("entries:\n  - {name: r, spec: '@hourly', task: t, estimate: soon}\n"))
+	if !errors.Is(err, beat.ErrInvalidEntry) || !strings.Contains(err.Error(), `"r": estimate "soon"`) {
+		t.Fatalf("bad estimate: %v", err)
+	}
+	_, err = beat.LoadFile(strings.NewReader("entries:\n  - {name: r, spec: '@hourly', task: t, estimate: -1s}\n"))
+	if !errors.Is(err, beat.ErrInvalidEntry) {
+		t.Fatalf("negative estimate: %v", err)
+	}
+}

@@ -65,21 +65,14 @@ func LoadFile(r io.Reader) ([]Entry, error) {
 		e := Entry{Name: fe.Name, Spec: fe.Spec, TimeZone: fe.TimeZone, Task: fe.Task, Queue: fe.Queue,
 			Priority: fe.Priority, Retries: fe.Retries, Overlap: Overlap(fe.Overlap), CatchUp: CatchUp(fe.CatchUp),
 			CatchUpLimit: fe.CatchUpLimit, Disabled: fe.Disabled, Cost: fe.Cost}
-		if fe.Timeout != "" {
-			d, err := time.ParseDuration(fe.Timeout)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%w %q: timeout %q is not a duration (e.g. 90s, 2h)", ErrInvalidEntry, label, fe.Timeout))
-				continue
-			}
-			e.Timeout = d
+		var err error
+		if e.Timeout, err = fileDuration(label, "timeout", fe.Timeout); err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		if fe.Estimate != "" {
-			d, err := time.ParseDuration(fe.Estimate)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%w %q: estimate %q is not a duration (e.g. 90s, 2h)", ErrInvalidEntry, label, fe.Estimate))
-				continue
-			}
-			e.Estimate = d
+		if e.Estimate, err = fileDuration(label, "estimate", fe.Estimate); err != nil {
+			errs = append(errs, err)
+			continue
 		}
 		if fe.Args != nil {
 			p, err := job.EncodeArgs(fe.Args)
@@ -101,4 +94,16 @@ func LoadFile(r io.Reader) ([]Entry, error) {
 		out = append(out, e)
 	}
 	return out, errors.Join(errs...)
+}
+
+// fileDuration reads the duration field of the entry label ("": 0).
+func fileDuration(label, field, text string) (time.Duration, error) {
+	if text == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(text)
+	if err != nil {
+		return 0, fmt.Errorf("%w %q: %s %q is not a duration (e.g. 90s, 2h)", ErrInvalidEntry, label, field, text)
+	}
+	return d, nil
 }
