@@ -278,7 +278,7 @@ func FuzzRankingSettings(f *testing.F) {
 	f.Add("shadow", "hrrn", "inf", "1", uint8(1), uint8(1), math.Inf(1), 1.0)
 	f.Add("weird", "", "NaN", "-1", uint8(0), uint8(1), math.NaN(), 0.0)
 	f.Add("", "x", "1e7", "+Inf", uint8(9), uint8(9), 1e6, 5e-324)
-	f.Add("fifo", "fixed", "-0", "0x1p-2", uint8(0), uint8(0), -0.0, math.Inf(1))
+	f.Add("fifo", "fixed", "-0", "0x1p-2", uint8(0), uint8(0), math.Copysign(0, -1), math.Inf(1))
 	s := newFuzzStore(f, time.Now())
 	ctx := context.Background()
 	modes := []ranking.Mode{ranking.ModeFIFO, ranking.ModeShadow, ranking.ModeActive}
