@@ -30,7 +30,10 @@ type outcome struct {
 // Redis' clock — so it cannot have been taken back. An older entry, or one for a job
 // this worker already runs under another lease (a stale entry: the job was taken back
 // and fetched again), is claimed first, and runs only if the claim succeeds.
-func (w *Worker) startHandOff(queueName string, wake store.Wake, idleQueues []string) {
+//
+// A fresh hand-off is returned unlaunched: the fetch loop's goroutine, woken by it,
+// runs it at once (see fetchLoop), rather than wake a runner on another thread.
+func (w *Worker) startHandOff(queueName string, wake store.Wake, idleQueues []string) (inline *execution) {
 	f := *wake.HandOff
 	claim := func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -57,7 +60,7 @@ func (w *Worker) startHandOff(queueName string, wake store.Wake, idleQueues []st
 			if claim() {
 				w.handBackLate(queueName, []store.Fetched{{ID: f.ID}}) // any lease of this worker
 			}
-			return
+			return nil
 		}
 		reserved = true
 	}
@@ -67,10 +70,10 @@ func (w *Worker) startHandOff(queueName string, wake store.Wake, idleQueues []st
 		} else if reserved {
 			w.giveBackSlot(queueName)
 		}
-		return
+		return nil
 	}
 	claimed := make(chan bool, 1)
-	r := w.start(queueName, f, claimed, reserved)
+	r := w.begin(queueName, f, claimed, reserved)
 	go func() {
 		ok := claim()
 		if ok {
@@ -82,6 +85,7 @@ func (w *Worker) startHandOff(queueName string, wake store.Wake, idleQueues []st
 		}
 		claimed <- ok
 	}()
+	return r
 }
 
 // runsJob reports whether the worker holds a run of job id.

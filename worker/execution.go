@@ -74,6 +74,13 @@ func (w *Worker) startJob(queueName string, f store.Fetched, claimed <-chan bool
 
 // start is startJob; reserved says its slot was taken already (see takeSlots).
 func (w *Worker) start(queueName string, f store.Fetched, claimed <-chan bool, reserved bool) *execution {
+	e := w.begin(queueName, f, claimed, reserved)
+	w.runners.launch(e.run)
+	return e
+}
+
+// begin is start but for the launch: the caller runs e.run on a goroutine of its own.
+func (w *Worker) begin(queueName string, f store.Fetched, claimed <-chan bool, reserved bool) *execution {
 	at := f.At // the lease's start, as Redis recorded it: the ack names this lease
 	if at.IsZero() {
 		at = w.store.Now()
@@ -101,7 +108,6 @@ func (w *Worker) start(queueName string, f store.Fetched, claimed <-chan bool, r
 	}
 	w.mu.Unlock()
 	w.jobs.Add(1)
-	w.runners.launch(e.run)
 	return e
 }
 

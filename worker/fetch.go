@@ -15,10 +15,8 @@ import (
 // fetchLoop takes jobs while there are free slots, and blocks on the wake-up lists
 // when every queue is empty.
 func (w *Worker) fetchLoop(ctx context.Context) {
-	defer w.loops.Done()
 	blocking, closeBlocking := w.store.BlockingClient(w.cfg.IdleBlock + 2*time.Second)
-	stopped := make(chan struct{})
-	defer close(stopped)
+	f := &fetcher{w: w, ctx: ctx, blocking: blocking, stopped: make(chan struct{})}
 	go func() { // Stop interrupts an idle wait by closing its connection
 		select {
 		case <-ctx.Done():
@@ -27,65 +25,96 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 				_ = w.store.Poke(pctx, w.cfg.ID)
 				cancel()
 			}
-		case <-stopped:
+		case <-f.stopped:
 		}
 		closeBlocking()
 	}()
-	errs, waitErrs := 0, 0
-	handedOff := false
-	wokeFor := "" // the queue whose wake-up token ended the last idle wait
+	f.loop()
+}
+
+// fetcher is the fetch loop's state. The loop may move from one goroutine to another:
+// a job handed off while the worker was idle is run by the goroutine its arrival woke,
+// at once, and the loop goes on in a new goroutine (leader and follower), so the job
+// waits for no other thread to wake — on a small machine that wake-up was a third of
+// an idle worker's enqueue-to-start time (docs/benchmarks.md, W2).
+type fetcher struct {
+	w        *Worker
+	ctx      context.Context
+	blocking redis.UniversalClient
+	stopped  chan struct{} // closed when the loop ends
+	errs     int           // fetch rounds failed in a row
+	waitErrs int           // idle waits failed in a row
+	// handedOff: the last wait ended with a hand-off, so the queue was empty: the next
+	// round skips the fetch
+	handedOff bool
+	wokeFor   string // the queue whose wake-up token ended the last idle wait
+}
+
+// loop runs the fetch loop until ctx ends, or until this goroutine takes a handed-off
+// job to run (the loop then goes on in another).
+func (f *fetcher) loop() {
+	w, ctx := f.w, f.ctx
 	for ctx.Err() == nil {
 		free := w.waitFree(ctx)
 		if free == 0 {
-			return
+			break
 		}
 		var got int
 		var err error
 		gen := w.freed.Load()
-		if !handedOff {
+		if !f.handedOff {
 			var tried map[string]bool
 			got, tried, err = w.fetchRound(ctx, free)
-			if wokeFor != "" && !tried[wokeFor] {
+			if f.wokeFor != "" && !tried[f.wokeFor] {
 				// the token was for a queue this round had no slot left for: pass it on
 				// to another idle worker instead of leaving that queue's jobs waiting
-				w.nudge(wokeFor)
+				w.nudge(f.wokeFor)
 			}
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return
+				break
 			}
-			errs++
-			w.log.Warn("fetch failed; retrying", "err", err, "in", backoff(errs))
-			sleepCtx(ctx, backoff(errs))
+			f.errs++
+			w.log.Warn("fetch failed; retrying", "err", err, "in", backoff(f.errs))
+			sleepCtx(ctx, backoff(f.errs))
 			continue
 		}
-		errs = 0
+		f.errs = 0
 		if got > 0 {
 			continue
 		}
-		handedOff, wokeFor, err = w.waitIdle(ctx, blocking, gen)
+		var inline *execution
+		f.handedOff, f.wokeFor, inline, err = w.waitIdle(ctx, f.blocking, gen)
+		if inline != nil {
+			go f.loop() // w.loops still counts the loop: it has moved, not ended
+			w.runners.loop(inline.run)
+			return
+		}
 		if err != nil && ctx.Err() == nil {
 			// counted apart from fetch errors, which a good fetch round resets: a wait
 			// that keeps failing must back off, not spin
-			waitErrs++
-			w.log.Warn("waiting for work failed; retrying", "err", err, "in", backoff(waitErrs))
-			sleepCtx(ctx, backoff(waitErrs))
+			f.waitErrs++
+			w.log.Warn("waiting for work failed; retrying", "err", err, "in", backoff(f.waitErrs))
+			sleepCtx(ctx, backoff(f.waitErrs))
 		} else if err == nil {
-			waitErrs = 0
+			f.waitErrs = 0
 		}
 	}
+	close(f.stopped)
+	w.loops.Done()
 }
 
 // waitIdle registers the worker as idle (so a producer may hand it a job directly),
 // blocks until work arrives, and starts a handed-off job at once. It reports whether
-// a job was handed off (the queue was empty then, so the next fetch can be skipped)
-// and which queue's wake-up token ended the wait. gen is the freed-slot count seen
+// a job was handed off (the queue was empty then, so the next fetch can be skipped),
+// the handed-off execution the caller is to run itself (see fetcher), and which
+// queue's wake-up token ended the wait. gen is the freed-slot count seen
 // before the fetch round that found nothing.
 //
 // The worker listens only to the queues it has room for: a queue at its own cap is
 // left to other workers, and a slot freed on it pokes this worker awake.
-func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient, gen uint64) (handedOff bool, wokeFor string, err error) {
+func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient, gen uint64) (handedOff bool, wokeFor string, inline *execution, err error) {
 	waitCtx := ctx
 	if w.isolate {
 		// a failing queue that answers again ends this wait, so that the next one
@@ -99,13 +128,13 @@ func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient, g
 	w.idleBlocked.Store(true) // before anything shows this worker idle: see freeSlot
 	defer w.idleBlocked.Store(false)
 	if w.freed.Load() != gen {
-		return false, "", nil // a slot freed since that round (a capped queue may have room): fetch again
+		return false, "", nil, nil // a slot freed since that round (a capped queue may have room): fetch again
 	}
 	w.mu.Lock()
 	full := w.free <= 0 // a late fetch took the slots this round saw free (cluster)
 	w.mu.Unlock()
 	if full {
-		return false, "", nil // waitFree waits for a slot; no hand-off may come meanwhile
+		return false, "", nil, nil // waitFree waits for a slot; no hand-off may come meanwhile
 	}
 	wake, err := w.store.WaitForWork(waitCtx, blocking, store.WaitFor{Ready: queues, Wake: queues, Worker: w.cfg.ID,
 		Timeout: w.cfg.IdleBlock, IdleUntil: w.store.Now().Add(w.cfg.IdleBlock + 2*time.Second), Lease: w.cfg.Lease,
@@ -117,8 +146,7 @@ func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient, g
 		queues = slices.DeleteFunc(slices.Clone(queues), func(q string) bool { return wake.Failed[q] != nil })
 	}
 	if err == nil && wake.HandOff != nil {
-		w.startHandOff(wake.Queue, wake, queues)
-		return true, "", nil
+		return true, "", w.startHandOff(wake.Queue, wake, queues), nil
 	}
 	if ctx.Err() == nil && waitCtx.Err() != nil {
 		err = nil // a failing queue came back: fetch again, with it
@@ -128,7 +156,7 @@ func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient, g
 	} else {
 		go w.unmarkIdle(ctx, queues) // off the pickup path: a stale entry only delays a later hand-off
 	}
-	return false, wake.Queue, err
+	return false, wake.Queue, nil, err
 }
 
 // unmarkIdle removes the worker's idle marks on queues, best effort, within 5 s.
