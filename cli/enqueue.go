@@ -28,6 +28,7 @@ type jobSpec struct {
 	In       string          `json:"in"`
 	At       string          `json:"at"`
 	Key      string          `json:"key"`
+	FairKey  string          `json:"fair_key"`
 }
 
 // request checks the spec and turns it into an enqueue request; the error names the
@@ -72,6 +73,9 @@ func (s jobSpec) request() (queue.Request, error) {
 	if s.Key != "" {
 		opts = append(opts, job.Key(s.Key))
 	}
+	if s.FairKey != "" {
+		opts = append(opts, job.FairKey(s.FairKey))
+	}
 	v, err := queue.DecodeJSONArgs(s.Args)
 	if err != nil {
 		return queue.Request{}, fmt.Errorf("args: %w", err)
@@ -95,7 +99,7 @@ func (s jobSpec) request() (queue.Request, error) {
 }
 
 func cmdEnqueue(ctx context.Context, e *env, args []string) int {
-	fs := newFlags(e, "enqueue", "enqueue TASK [--args JSON] [--queue Q] [--priority 0-9] [--in 10m | --at TIME] [--key K] [--wait 30s]\n       chronoq-worker enqueue --file jobs.jsonl   (one {\"task\":..., \"args\":..., \"queue\":...} per line; - for stdin)")
+	fs := newFlags(e, "enqueue", "enqueue TASK [--args JSON] [--queue Q] [--priority 0-9] [--in 10m | --at TIME] [--key K] [--fair-key K] [--wait 30s]\n       chronoq-worker enqueue --file jobs.jsonl   (one {\"task\":..., \"args\":..., \"queue\":...} per line; - for stdin)")
 	var cf connFlags
 	cf.add(fs, e)
 	var spec jobSpec
@@ -107,6 +111,7 @@ func cmdEnqueue(ctx context.Context, e *env, args []string) int {
 	fs.StringVar(&spec.In, "in", "", "run after this delay, e.g. 10m")
 	fs.StringVar(&spec.At, "at", "", "run at this time (RFC 3339)")
 	fs.StringVar(&spec.Key, "key", "", "schedule key: replaces the job waiting under it")
+	fs.StringVar(&spec.FairKey, "fair-key", "", "the job's source (a tenant, a customer) for fair share between sources")
 	wait := durationFlag(fs, "wait", 0, "wait up to this long (a `duration` such as 30s) for the result and print it")
 	file := fs.String("file", "", "enqueue every job of a JSON-lines file (- for stdin)")
 	pos, err := parseArgs(fs, args, 0, 1)

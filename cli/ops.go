@@ -97,6 +97,9 @@ func cmdJob(ctx context.Context, e *env, args []string) int {
 			if j.Options.Key != "" {
 				row("key", j.Options.Key)
 			}
+			if j.Options.FairKey != "" {
+				row("fair key", j.Options.FairKey)
+			}
 			args, _ := json.Marshal(v.Args)
 			row("args", string(args))
 			for _, t := range []struct {

@@ -37,17 +37,17 @@ func TestOpsCommands(t *testing.T) {
 	}
 
 	// a scheduled job, shown, then canceled by key
-	out, _ := cq(t, 0, "enqueue", "demo.add", "--args", `{"a":1,"b":2}`, "--in", "1h", "--key", "punch:7", "--queue", "timeclock", "--priority", "8")
+	out, _ := cq(t, 0, "enqueue", "demo.add", "--args", `{"a":1,"b":2}`, "--in", "1h", "--key", "punch:7", "--queue", "timeclock", "--priority", "8", "--fair-key", "tenant 42")
 	id := strings.TrimSpace(out)
 	out, _ = cq(t, 0, "job", id)
-	for _, want := range []string{"state     scheduled", "queue     timeclock", "priority  8", "key       punch:7", `args      {"a":1,"b":2}`, "due"} {
+	for _, want := range []string{"state     scheduled", "queue     timeclock", "priority  8", "key       punch:7", "fair key  tenant 42", `args      {"a":1,"b":2}`, "due"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("job output lacks %q:\n%s", want, out)
 		}
 	}
 	out, _ = cq(t, 0, "job", id, "--json")
 	var jv map[string]any
-	if err := json.Unmarshal([]byte(out), &jv); err != nil || jv["state"] != "scheduled" || jv["key"] != "punch:7" {
+	if err := json.Unmarshal([]byte(out), &jv); err != nil || jv["state"] != "scheduled" || jv["key"] != "punch:7" || jv["fair_key"] != "tenant 42" {
 		t.Fatalf("job --json: %v %s", err, out)
 	}
 	cq(t, 0, "cancel", "--queue", "timeclock", "--key", "punch:7")

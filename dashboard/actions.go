@@ -18,6 +18,7 @@ type enqueueRequest struct {
 	In       string          `json:"in"` // a Go duration, e.g. "90s"
 	At       *time.Time      `json:"at"` // RFC 3339
 	Key      string          `json:"key"`
+	FairKey  string          `json:"fair_key"`
 	Timeout  string          `json:"timeout"`
 }
 
@@ -54,6 +55,9 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request) error {
 	}
 	if req.Key != "" {
 		opts = append(opts, job.Key(req.Key))
+	}
+	if req.FairKey != "" {
+		opts = append(opts, job.FairKey(req.FairKey))
 	}
 	ctx, cancel := ctxOf(r)
 	defer cancel()

@@ -101,7 +101,7 @@ func TestViewsActionsAndEscaping(t *testing.T) {
 		t.Fatalf("POST without CSRF: %d", code)
 	}
 	cl.token()
-	code, data := cl.do("POST", "/api/queues/default/jobs", map[string]any{"task": "emails.send", "args": map[string]string{"to": "<script>alert(1)</script>"}, "priority": 7})
+	code, data := cl.do("POST", "/api/queues/default/jobs", map[string]any{"task": "emails.send", "args": map[string]string{"to": "<script>alert(1)</script>"}, "priority": 7, "fair_key": "tenant-42"})
 	if code != http.StatusCreated {
 		t.Fatalf("enqueue: %d %s", code, data)
 	}
@@ -114,7 +114,7 @@ func TestViewsActionsAndEscaping(t *testing.T) {
 	}
 	var jv map[string]any
 	_ = json.Unmarshal(data, &jv)
-	if jv["task"] != "emails.send" || jv["priority"].(float64) != 7 || jv["state"] != "pending" {
+	if jv["task"] != "emails.send" || jv["priority"].(float64) != 7 || jv["state"] != "pending" || jv["fair_key"] != "tenant-42" {
 		t.Fatalf("job view %v", jv)
 	}
 	for _, path := range []string{"/api/queues", "/api/queues/default", "/api/queues/default/jobs?state=pending",
@@ -131,6 +131,12 @@ func TestViewsActionsAndEscaping(t *testing.T) {
 	}
 	if code, data := cl.do("POST", "/api/queues/default/jobs", map[string]any{"task": "t", "priority": 12}); code != http.StatusBadRequest || !bytes.Contains(data, []byte("Priority=12")) {
 		t.Errorf("bad option: %d %s", code, data)
+	}
+	if code, data := cl.do("POST", "/api/queues/default/jobs", map[string]any{"task": "t", "fair_key": ""}); code != http.StatusCreated {
+		t.Errorf("an empty fair_key is no fair key: %d %s", code, data)
+	}
+	if code, data := cl.do("POST", "/api/queues/default/jobs", map[string]any{"task": "t", "fair_key": strings.Repeat("k", 129)}); code != http.StatusBadRequest || !bytes.Contains(data, []byte("must be 1 to 128 bytes")) {
+		t.Errorf("an over-long fair key: %d %s", code, data)
 	}
 	// a failed job, requeued from the dashboard
 	h, err := c.EnqueueByName(ctx, "flaky", nil, job.MaxRetries(0))

@@ -22,6 +22,7 @@ type JobView struct {
 	Attempt    int        `json:"attempt"`
 	MaxRetries int        `json:"max_retries"`
 	Key        string     `json:"key,omitempty"`
+	FairKey    string     `json:"fair_key,omitempty"`
 	Args       any        `json:"args"`
 	Result     any        `json:"result,omitempty"`
 	LastError  string     `json:"last_error,omitempty"`
@@ -36,7 +37,7 @@ type JobView struct {
 // View is j as the JSON API shows it.
 func View(j *job.Job) JobView {
 	v := JobView{ID: j.ID, Task: j.Task, Queue: j.Options.Queue, Priority: j.Options.Priority, State: j.State,
-		Attempt: j.Attempt, MaxRetries: j.Options.MaxRetries, Key: j.Options.Key, LastError: j.LastError,
+		Attempt: j.Attempt, MaxRetries: j.Options.MaxRetries, Key: j.Options.Key, FairKey: j.Options.FairKey, LastError: j.LastError,
 		Stack: j.Stack, Worker: j.Worker, EnqueuedAt: j.EnqueuedAt, Args: decoded(j.Payload), Result: decoded(j.Result)}
 	for _, p := range []struct {
 		t   time.Time

@@ -59,6 +59,13 @@ func TestOptionsValidation(t *testing.T) {
 		{"skip if late max int64", SkipIfLate(math.MaxInt64), "SkipIfLate=2562047h47m16.854775807s"},
 		{"in max int64", In(math.MaxInt64), "In=2562047h47m16.854775807s"},
 		{"estimate max int64", Estimate(math.MaxInt64), "Estimate=2562047h47m16.854775807s"},
+		{"fair key", FairKey("tenant-42"), ""},
+		{"fair key with spaces and unicode", FairKey("Acme Corp / café"), ""},
+		{"fair key 128 bytes", FairKey(strings.Repeat("k", MaxFairKeyLen)), ""},
+		{"fair key 129 bytes", FairKey(strings.Repeat("k", MaxFairKeyLen+1)), "FairKey=\"" + strings.Repeat("k", MaxFairKeyLen+1) + "\": must be 1 to 128 bytes"},
+		{"fair key empty", FairKey(""), `FairKey="": must be 1 to 128 bytes`},
+		{"fair key with a newline", FairKey("a\nb"), `FairKey="a\nb": must not hold control characters`},
+		{"fair key with a unit separator", FairKey("a\x1fb"), `FairKey="a\x1fb": must not hold control characters`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,6 +84,7 @@ func TestValidateChecksOptionsBuiltByHand(t *testing.T) {
 		want string // "" means valid
 	}{
 		{"defaults", func(o *Options) {}, ""},
+		{"fair key with a tab", func(o *Options) { o.FairKey = "a\tb" }, `FairKey="a\tb": must not hold control characters`},
 		{"timeout max int64", func(o *Options) { o.Timeout = math.MaxInt64 }, "Timeout=2562047h47m16.854775807s"},
 		{"retention max int64", func(o *Options) { o.Retention = math.MaxInt64 }, "Retention=2562047h47m16.854775807s"},
 		{"late by max int64", func(o *Options) { o.LateBy = math.MaxInt64 }, "SkipIfLate=2562047h47m16.854775807s"},

@@ -125,6 +125,11 @@ type Options struct {
 	// waiting job, or keeps it when KeepExisting is set.
 	Key          string
 	KeepExisting bool
+	// FairKey names the job's source (a tenant, a customer, a batch import) for fair
+	// share between sources; "" is the default key every unkeyed job shares. With a
+	// queue's fairness off (the default) it is kept and shown, and the order is as
+	// without it.
+	FairKey string
 	// LateBy, when positive, skips the job if it starts more than LateBy after its due
 	// time (after an outage, say): it fails with ErrLate instead of running late.
 	LateBy time.Duration
@@ -191,6 +196,11 @@ func (o Options) Validate() error {
 		return &OptionError{"In", o.Delay, "must not be negative"}
 	case o.Delay > MaxHorizon:
 		return &OptionError{"In", o.Delay, "is more than 10 years ahead"}
+	}
+	if o.FairKey != "" {
+		if err := ValidateFairKey(o.FairKey); err != nil {
+			return err
+		}
 	}
 	for k, v := range o.Cost {
 		if k == "" || strings.ContainsAny(k, "|\n") || math.IsNaN(v) || math.IsInf(v, 0) {
@@ -353,6 +363,36 @@ func Key(key string) Option {
 		o.Key = key
 		return nil
 	}
+}
+
+// MaxFairKeyLen is the longest fair key, in bytes.
+const MaxFairKeyLen = 128
+
+// FairKey tags the job with its source (a tenant, a customer, a bulk import) for fair
+// share between the sources of one queue: jobs without one share the default key.
+// With the queue's fairness off, the default, the key is kept with the job and shown
+// (the job's view, the dashboard), and the order is as without it.
+func FairKey(key string) Option {
+	return func(o *Options) error {
+		if err := ValidateFairKey(key); err != nil {
+			return err
+		}
+		o.FairKey = key
+		return nil
+	}
+}
+
+// ValidateFairKey checks a fair key: 1 to MaxFairKeyLen bytes, no control characters.
+func ValidateFairKey(key string) error {
+	if key == "" || len(key) > MaxFairKeyLen {
+		return &OptionError{"FairKey", fmt.Sprintf("%q", key), fmt.Sprintf("must be 1 to %d bytes", MaxFairKeyLen)}
+	}
+	for _, r := range key {
+		if r < ' ' || r == 0x7f {
+			return &OptionError{"FairKey", fmt.Sprintf("%q", key), "must not hold control characters"}
+		}
+	}
+	return nil
 }
 
 // KeepExisting makes a keyed enqueue keep the job already waiting under its key (and

@@ -122,6 +122,36 @@ func TestResultsTypedAndByName(t *testing.T) {
 	}
 }
 
+// A job's fair key reaches its handler and stays with its record, typed and by name.
+func TestFairKeyTravelsWithTheJob(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	seen := make(chan string, 2)
+	start(t, e, worker.Config{Concurrency: 2}, func(w *worker.Worker) {
+		w.HandleFunc("math.add", func(ctx context.Context, j *job.Job) (any, error) {
+			seen <- j.Options.FairKey
+			return nil, nil
+		})
+	})
+	h, err := queue.Enqueue(e.ctx, e.c, add, addArgs{1, 2}, job.FairKey("tenant-42"))
+	must(t, err)
+	h2, err := e.c.EnqueueByName(e.ctx, "math.add", map[string]int{"a": 1}, job.FairKey("bulk import"))
+	must(t, err)
+	got := map[string]bool{<-seen: true, <-seen: true}
+	if !got["tenant-42"] || !got["bulk import"] {
+		t.Fatalf("handlers saw fair keys %v", got)
+	}
+	for id, want := range map[*queue.Handle]string{h: "tenant-42", h2: "bulk import"} {
+		j, err := id.Wait(e.ctx)
+		must(t, err)
+		if j.Options.FairKey != want {
+			t.Errorf("job %s read back with fair key %q, want %q", j.ID, j.Options.FairKey, want)
+		}
+	}
+	if _, err := queue.Enqueue(e.ctx, e.c, add, addArgs{}, job.FairKey("a\nb")); !errors.Is(err, job.ErrInvalidOption) {
+		t.Errorf("a fair key with a newline: %v, want an error wrapping job.ErrInvalidOption", err)
+	}
+}
+
 func TestFailuresAreRecordedAndTheWorkerLives(t *testing.T) {
 	e := newEnv(t, queue.Config{})
 	var calls atomic.Int32

@@ -36,6 +36,7 @@ const (
 // when one of them is set, so an ordinary job pays nothing for them.
 type extras struct {
 	Key    string `msgpack:"k,omitempty"`
+	Fair   string `msgpack:"f,omitempty"` // the fair key
 	Due    int64  `msgpack:"d,omitempty"` // unix ms
 	LateBy int64  `msgpack:"l,omitempty"` // ms
 }
@@ -61,7 +62,7 @@ func MarshalRecord(j *job.Job) ([]byte, error) {
 	if err := enc.Encode(&r); err != nil {
 		return nil, err
 	}
-	if x := (extras{Key: j.Options.Key, LateBy: j.Options.LateBy.Milliseconds()}); x.Key != "" || x.LateBy > 0 {
+	if x := (extras{Key: j.Options.Key, Fair: j.Options.FairKey, LateBy: j.Options.LateBy.Milliseconds()}); x.Key != "" || x.Fair != "" || x.LateBy > 0 {
 		switch {
 		case !j.DueAt.IsZero():
 			x.Due = j.DueAt.UnixMilli()
@@ -112,7 +113,7 @@ func UnmarshalRecord(data []byte, j *job.Job) error {
 		if err := d.dec.Decode(x); err != nil {
 			return fmt.Errorf("%w: job record extras: %v", job.ErrBadPayload, err)
 		}
-		j.Options.Key, j.Options.LateBy = x.Key, time.Duration(x.LateBy)*time.Millisecond
+		j.Options.Key, j.Options.FairKey, j.Options.LateBy = x.Key, x.Fair, time.Duration(x.LateBy)*time.Millisecond
 		if x.Due > 0 {
 			j.DueAt = time.UnixMilli(x.Due).UTC()
 		}

@@ -32,6 +32,25 @@ func TestRecordRoundTrip(t *testing.T) {
 		out.Options.Backoff != job.ConstantBackoff(time.Second) {
 		t.Fatalf("round trip: %+v", out)
 	}
+	// the fair key rides in the extras, alone or beside a schedule key and SkipIfLate
+	for _, extra := range [][]job.Option{{job.FairKey("tenant-42")}, {job.FairKey("Acme / café"), job.Key("k"), job.SkipIfLate(time.Hour)}} {
+		o, err := job.DefaultOptions().Apply(extra...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := &job.Job{Payload: []byte{0x90}, Options: o, EnqueuedAt: time.UnixMilli(1_700_000_000_123).UTC()}
+		data, err := MarshalRecord(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out job.Job
+		if err := UnmarshalRecord(data, &out); err != nil {
+			t.Fatal(err)
+		}
+		if out.Options.FairKey != o.FairKey || out.Options.Key != o.Key || out.Options.LateBy != o.LateBy {
+			t.Fatalf("round trip of %+v: fair key %q, key %q, late by %v", o, out.Options.FairKey, out.Options.Key, out.Options.LateBy)
+		}
+	}
 	def, _ := MarshalRecord(&job.Job{Options: job.DefaultOptions(), EnqueuedAt: in.EnqueuedAt})
 	if len(def) > 16 {
 		t.Errorf("a no-op job's record is %d bytes; every queued job pays for it", len(def))
