@@ -8,6 +8,8 @@
 //	go run ./bench beat [--jobs 10000]             (one beat, 10k entries due on the same minute)
 //	go run ./bench dashboard [--jobs 1000000]      (every page with 1M pending jobs)
 //	go run ./bench cluster_fault [--repeat 3]       (one master of a 3-master cluster paused, then killed: the healthy queue's start latency, the faulty queue's recovery)
+//	go run ./bench fair [--mode off|lru|share] [--heavy-ms 2|20] [--duration 30s] [--repeat 3]
+//	                                               (noisy neighbour: light keys' wait, heavy rate, share_error; only off is built)
 //	go run ./bench rules                           (the simulator: every rule, every workload)
 //	go run ./bench gen --workload seed|w3|bursty-seed|bursty-w3|drift [--jobs --slots --load --seed] > trace.csv
 //	go run ./bench replay --trace FILE --mode fifo|active|oracle [--sim] [--workers P --concurrency C --rule R --w W --time-scale F]
@@ -35,6 +37,12 @@ func main() {
 		return
 	case "child":
 		harness.Fail(harness.ChronoqChild(f.Redis, f.Conc, f.Jobs))
+		return
+	case "child-fair":
+		harness.Fail(harness.FairChild(f.Redis, f.Conc))
+		return
+	case "fair": // checks --mode before it starts a redis-server
+		runFair(f)
 		return
 	case "child-replay":
 		harness.Fail(harness.ReplayChild(f.Redis, f.Conc, strings.Split(f.Tasks, ",")))

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/chronoq/chronoq/internal/redistest"
 	"github.com/chronoq/chronoq/ranking"
@@ -32,6 +33,9 @@ type Flags struct {
 	Slots       int
 	Load        float64
 	Seed        uint64
+	// fair
+	Duration time.Duration // how long the light keys enqueue
+	HeavyMs  string        // the heavy key's run times, comma-separated; empty: 2,20
 }
 
 // ParseFlags reads os.Args, exiting with usage on a missing workload.
@@ -47,7 +51,7 @@ func ParseFlags(usage string) Flags {
 	fs.IntVar(&f.Repeat, "repeat", 3, "runs per measurement; the median is printed")
 	fs.IntVar(&f.Conc, "conc", 10, "worker concurrency (worker processes)")
 	fs.StringVar(&f.Child, "child-workload", "", "the workload a worker process serves")
-	fs.StringVar(&f.Mode, "mode", "", "w1, w4: ranking mode of the bench queue (fifo, shadow, active); replay: fifo, active or oracle")
+	fs.StringVar(&f.Mode, "mode", "", "w1, w4: ranking mode of the bench queue (fifo, shadow, active); replay: fifo, active or oracle; fair: off, lru or share (default: every built one)")
 	fs.StringVar(&f.Trace, "trace", "", "replay: the CSV trace (offset_ms,task,duration_ms[,cost_<name>...])")
 	fs.BoolVar(&f.Sim, "sim", false, "replay: run the simulator on the trace instead")
 	fs.IntVar(&f.Workers, "workers", 2, "replay: worker processes")
@@ -60,6 +64,8 @@ func ParseFlags(usage string) Flags {
 	fs.IntVar(&f.Slots, "slots", 10, "gen: slots the load is computed for")
 	fs.Float64Var(&f.Load, "load", 0.8, "gen: offered load")
 	fs.Uint64Var(&f.Seed, "seed", 1, "gen: random seed")
+	fs.DurationVar(&f.Duration, "duration", 30*time.Second, "fair: how long the light keys enqueue")
+	fs.StringVar(&f.HeavyMs, "heavy-ms", "", "fair: the heavy key's job run time in ms, 2, 20 or 2,20 (default: both)")
 	_ = fs.Parse(os.Args[2:])
 	return f
 }
