@@ -64,8 +64,15 @@ func TestOptionsValidation(t *testing.T) {
 		{"fair key 128 bytes", FairKey(strings.Repeat("k", MaxFairKeyLen)), ""},
 		{"fair key 129 bytes", FairKey(strings.Repeat("k", MaxFairKeyLen+1)), "FairKey=\"" + strings.Repeat("k", MaxFairKeyLen+1) + "\": must be 1 to 128 bytes"},
 		{"fair key empty", FairKey(""), `FairKey="": must be 1 to 128 bytes`},
-		{"fair key with a newline", FairKey("a\nb"), `FairKey="a\nb": must not hold control characters`},
-		{"fair key with a unit separator", FairKey("a\x1fb"), `FairKey="a\x1fb": must not hold control characters`},
+		{"fair key with a newline", FairKey("a\nb"), `FairKey="a\nb": must be UTF-8 without control or format characters`},
+		{"fair key with a unit separator", FairKey("a\x1fb"), `FairKey="a\x1fb": must be UTF-8`},
+		{"fair key with a C1 control", FairKey("\u0085tenant"), "FairKey"},
+		{"fair key with a line separator", FairKey("a\u2028b"), "FairKey"},
+		{"fair key with a bidi mark", FairKey("\u200etenant"), "FairKey"},
+		{"fair key not UTF-8", FairKey("\xff\xfe"), "FairKey"},
+		{"schedule key not UTF-8", Key("\xff"), "Key"},
+		{"schedule key with a C1 control", Key("a\u0085"), "Key"},
+		{"schedule key with unicode", Key("rappel:élève:42"), ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,7 +91,7 @@ func TestValidateChecksOptionsBuiltByHand(t *testing.T) {
 		want string // "" means valid
 	}{
 		{"defaults", func(o *Options) {}, ""},
-		{"fair key with a tab", func(o *Options) { o.FairKey = "a\tb" }, `FairKey="a\tb": must not hold control characters`},
+		{"fair key with a tab", func(o *Options) { o.FairKey = "a\tb" }, `FairKey="a\tb": must be UTF-8 without control or format characters`},
 		{"timeout max int64", func(o *Options) { o.Timeout = math.MaxInt64 }, "Timeout=2562047h47m16.854775807s"},
 		{"retention max int64", func(o *Options) { o.Retention = math.MaxInt64 }, "Retention=2562047h47m16.854775807s"},
 		{"late by max int64", func(o *Options) { o.LateBy = math.MaxInt64 }, "SkipIfLate=2562047h47m16.854775807s"},

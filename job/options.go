@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Defaults for options a job does not set. They follow Celery's and RQ's where those
@@ -382,15 +384,14 @@ func FairKey(key string) Option {
 	}
 }
 
-// ValidateFairKey checks a fair key: 1 to MaxFairKeyLen bytes, no control characters.
+// ValidateFairKey checks a fair key: 1 to MaxFairKeyLen bytes of UTF-8, without
+// control or format characters.
 func ValidateFairKey(key string) error {
 	if key == "" || len(key) > MaxFairKeyLen {
 		return &OptionError{"FairKey", fmt.Sprintf("%q", key), fmt.Sprintf("must be 1 to %d bytes", MaxFairKeyLen)}
 	}
-	for _, r := range key {
-		if r < ' ' || r == 0x7f {
-			return &OptionError{"FairKey", fmt.Sprintf("%q", key), "must not hold control characters"}
-		}
+	if !printableKey(key) {
+		return &OptionError{"FairKey", fmt.Sprintf("%q", key), "must be UTF-8 without control or format characters"}
 	}
 	return nil
 }
@@ -434,17 +435,31 @@ func checkLateBy(d time.Duration, unsetOK bool) error {
 	return &OptionError{"SkipIfLate", d, "must be at least 1ms and at most 10 years (MaxHorizon)"}
 }
 
-// ValidateKey checks a schedule key: 1 to 512 bytes, no control characters.
+// ValidateKey checks a schedule key: 1 to 512 bytes of UTF-8, without control or
+// format characters.
 func ValidateKey(key string) error {
 	if key == "" || len(key) > 512 {
 		return &OptionError{"Key", fmt.Sprintf("%q", key), "must be 1 to 512 bytes"}
 	}
-	for _, r := range key {
-		if r < ' ' || r == 0x7f {
-			return &OptionError{"Key", fmt.Sprintf("%q", key), "must not hold control characters"}
-		}
+	if !printableKey(key) {
+		return &OptionError{"Key", fmt.Sprintf("%q", key), "must be UTF-8 without control or format characters"}
 	}
 	return nil
+}
+
+// printableKey reports whether key is valid UTF-8 without control characters (C0, C1,
+// DEL), line or paragraph separators, or format characters (bidirectional marks,
+// zero-width ones): a key shown in a listing must read as what it is, and be typed back.
+func printableKey(key string) bool {
+	if !utf8.ValidString(key) {
+		return false
+	}
+	for _, r := range key {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Cf) {
+			return false
+		}
+	}
+	return true
 }
 
 // Estimate states how long the job will run, overriding the learned prediction.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,10 +17,10 @@ import (
 //   - start (Worker.start): the slot, the lease it is held by, the job read back from
 //     its lane and record (prepare), then a runner;
 //   - run: the handler under its timeout, with the hard deadline armed;
-//   - decide: once, by whichever comes first of the handler's return, the hard
-//     deadline (timeout + HardDeadlineGrace), a request to stop ignored past that
-//     grace, or the end of the shutdown grace (the job was handed back; nothing is
-//     recorded) — Go cannot stop a goroutine, so a handler decided against is left to
+//   - decide: once, by whichever comes first of the handler's return (or its exit
+//     from its goroutine), the hard deadline (timeout + HardDeadlineGrace), a request
+//     to stop ignored past that grace, or the end of the shutdown grace (the job was
+//     handed back; nothing is recorded) — Go cannot stop a goroutine, so a handler decided against is left to
 //     end on its own and its result dropped;
 //   - finish: the slot given back and the outcome sent to Redis (an acknowledgement
 //     batched by the queue's acker, or a failure scheduled for retry or ended).
@@ -43,8 +42,7 @@ type execution struct {
 	due     time.Time // when the attempt became due (zero: unknown)
 	// predicted is the run time in ms the fetch predicted (0: none)
 	predicted float64
-	once      sync.Once
-	decided   atomic.Bool // decide has begun: a stop request comes too late
+	decided   atomic.Bool // decide has begun (it runs once): a stop request comes too late
 	done      bool        // outcome decided and its slot freed, waiting for Redis
 	// stopAsked: the job was asked to stop (StopJob); Redis then ends a failure of it
 	// canceled (fail.lua), whether or not this worker heard in time
@@ -163,8 +161,15 @@ func (e *execution) run() {
 			abandoned: true}, true)
 	})
 	defer hard.Stop()
+	returned := false
+	defer func() {
+		if !returned { // the handler ended its goroutine (runtime.Goexit, t.FailNow): it will never return
+			e.decide(outcome{err: fmt.Errorf("%w: the handler exited its goroutine (runtime.Goexit) without returning", job.ErrPanic)}, true)
+		}
+	}()
 	t0 := time.Now()
 	out := call(jctx, h, j)
+	returned = true
 	out.ran = time.Since(t0)
 	if out.err != nil && errors.Is(jctx.Err(), context.DeadlineExceeded) && errors.Is(out.err, context.DeadlineExceeded) {
 		out.err = fmt.Errorf("%w: ran past its timeout of %s", job.ErrTimeout, j.Options.Timeout)
@@ -172,14 +177,18 @@ func (e *execution) run() {
 	e.decide(out, true)
 }
 
-// decide settles the attempt's outcome, once; record false (the shutdown grace ended:
-// the job was handed back) records nothing.
+// decide settles the attempt's outcome, once: the first call decides, and a later one
+// returns at once, without waiting for the first to finish (which may retry Redis for
+// a minute). record false (the shutdown grace ended: the job was handed back) records
+// nothing.
 func (e *execution) decide(out outcome, record bool) {
-	e.once.Do(func() {
+	if !e.decided.CompareAndSwap(false, true) {
+		return
+	}
+	func() {
 		w := e.w
 		defer w.jobs.Done()
 		e.cancel(nil)
-		e.decided.Store(true)
 		if t := e.abandon.Load(); t != nil {
 			t.Stop()
 		}
@@ -204,7 +213,7 @@ func (e *execution) decide(out outcome, record bool) {
 			return
 		}
 		e.finish(out)
-	})
+	}()
 }
 
 // drop ends a run whose outcome Redis must not hear: its slot and this run (only: the

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -149,6 +150,32 @@ func TestFairKeyTravelsWithTheJob(t *testing.T) {
 	}
 	if _, err := queue.Enqueue(e.ctx, e.c, add, addArgs{}, job.FairKey("a\nb")); !errors.Is(err, job.ErrInvalidOption) {
 		t.Errorf("a fair key with a newline: %v, want an error wrapping job.ErrInvalidOption", err)
+	}
+}
+
+// A handler that ends its goroutine without returning (runtime.Goexit, as t.FailNow
+// does) fails its attempt and frees its slot: the next job runs.
+func TestHandlerExitingItsGoroutineFreesTheSlot(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	start(t, e, worker.Config{Concurrency: 1}, func(w *worker.Worker) {
+		w.HandleFunc("exits", func(ctx context.Context, j *job.Job) (any, error) {
+			runtime.Goexit()
+			return nil, nil
+		})
+		w.HandleFunc("returns", func(ctx context.Context, j *job.Job) (any, error) { return 1, nil })
+	})
+	h, err := e.c.EnqueueByName(e.ctx, "exits", nil, job.MaxRetries(0))
+	must(t, err)
+	h2, err := e.c.EnqueueByName(e.ctx, "returns", nil)
+	must(t, err)
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	if j, err := h2.Wait(ctx); err != nil || j.State != job.StateSucceeded {
+		t.Fatalf("the job after a handler that exited its goroutine: %v %v", j, err)
+	}
+	j, err := h.Wait(ctx)
+	if !errors.Is(err, job.ErrJobFailed) || !strings.Contains(j.LastError, "exited its goroutine") {
+		t.Fatalf("the exiting handler's job: %v, last error %q", err, j.LastError)
 	}
 }
 

@@ -57,7 +57,8 @@ type ChildResult struct {
 	DoneNs       int64   `json:"done_ns"`
 	LatenciesNs  []int64 `json:"latencies_ns,omitempty"`
 	// CPUNs is the worker process's CPU time (user and system) from the first job's
-	// start to the last outcome: what the worker side costs, apart from Redis'
+	// start to the last job's end: what the worker side costs, apart from Redis'
+	// (without the Stop that records the last outcomes, a few ms)
 	CPUNs int64 `json:"cpu_ns,omitempty"`
 }
 
@@ -459,6 +460,7 @@ type Recorder struct {
 	lat     []int64
 	target  int
 	cpu0    int64 // the process's CPU time at the first start
+	cpu1    int64 // and as the last job ended
 	Reached chan struct{}
 }
 
@@ -484,6 +486,7 @@ func (r *Recorder) Done() {
 	r.mu.Lock()
 	r.count++
 	if r.count == r.target {
+		r.cpu1 = processCPUNs() // before Stop and any profile writing
 		close(r.Reached)
 	}
 	r.mu.Unlock()
@@ -493,7 +496,7 @@ func (r *Recorder) Done() {
 func (r *Recorder) Print(doneNs int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	data, _ := json.Marshal(ChildResult{FirstStartNs: r.first, DoneNs: doneNs, LatenciesNs: r.lat, CPUNs: processCPUNs() - r.cpu0})
+	data, _ := json.Marshal(ChildResult{FirstStartNs: r.first, DoneNs: doneNs, LatenciesNs: r.lat, CPUNs: r.cpu1 - r.cpu0})
 	fmt.Println(string(data))
 }
 

@@ -49,6 +49,9 @@ func leaseStart(t time.Time) string {
 	return strconv.FormatInt(t.UnixMilli(), 10)
 }
 
+// maxScoreMs bounds a lane score read back as a time: year 10000 in unix ms.
+const maxScoreMs = 253402300800000
+
 // Fetch leases up to n (at most MaxFetch) jobs of queue, in dequeue order, to worker
 // for lease, counted from Redis' clock when the script runs (so a fetch delayed on its
 // way, or a worker clock behind Redis', still gets a full lease).
@@ -90,7 +93,9 @@ func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease ti
 			f.Predicted, _ = strconv.ParseFloat(p, 64)
 		}
 		if d := toStr(res[i+4]); d != "" {
-			if due, err := strconv.ParseFloat(d, 64); err == nil {
+			// a lane score is a unix ms; a damaged one (inf, NaN, past any date) is no due
+			// time rather than whatever int64 of it the platform makes
+			if due, err := strconv.ParseFloat(d, 64); err == nil && due >= 0 && due < maxScoreMs {
 				f.Due = time.UnixMilli(int64(due))
 			}
 		}

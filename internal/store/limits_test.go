@@ -53,3 +53,11 @@ func TestScriptLimitsComeFromGo(t *testing.T) {
 		}
 	}
 }
+
+// call_chunked and renew.lua split lists of pairs (field and value, score and member)
+// at unpackChunk values: an odd chunk would split a pair between two commands.
+func TestUnpackChunkKeepsPairsTogether(t *testing.T) {
+	if unpackChunk%2 != 0 || unpackChunk <= 0 || unpackChunk > 7990 {
+		t.Fatalf("unpackChunk is %d: it must be even, and under Lua's unpack limit of about 8000", unpackChunk)
+	}
+}

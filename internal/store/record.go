@@ -113,7 +113,11 @@ func UnmarshalRecord(data []byte, j *job.Job) error {
 		if err := d.dec.Decode(x); err != nil {
 			return fmt.Errorf("%w: job record extras: %v", job.ErrBadPayload, err)
 		}
-		j.Options.Key, j.Options.FairKey, j.Options.LateBy = x.Key, x.Fair, time.Duration(x.LateBy)*time.Millisecond
+		lateBy, ok := durationOf(0, x.LateBy, 0, job.MaxHorizon)
+		if !ok {
+			return fmt.Errorf("%w: job record: SkipIfLate of %d ms", job.ErrBadPayload, x.LateBy)
+		}
+		j.Options.Key, j.Options.FairKey, j.Options.LateBy = x.Key, x.Fair, lateBy
 		if x.Due > 0 {
 			j.DueAt = time.UnixMilli(x.Due).UTC()
 		}
@@ -121,12 +125,36 @@ func UnmarshalRecord(data []byte, j *job.Job) error {
 	j.Payload = r.Payload
 	j.EnqueuedAt = time.UnixMilli(r.Enqueued).UTC()
 	j.Options.MaxRetries = r.Retries
-	j.Options.Timeout = recordBaseTimeout + time.Duration(r.Timeout)*time.Millisecond
-	j.Options.Retention = recordBaseRetention + time.Duration(r.Keep)*time.Millisecond
+	timeout, ok := durationOf(recordBaseTimeout, r.Timeout, time.Millisecond, job.MaxTimeout)
+	if !ok {
+		return fmt.Errorf("%w: job record: timeout of %d ms past the base", job.ErrBadPayload, r.Timeout)
+	}
+	retention, ok := durationOf(recordBaseRetention, r.Keep, 0, job.MaxRetention)
+	if !ok {
+		return fmt.Errorf("%w: job record: retention of %d ms past the base", job.ErrBadPayload, r.Keep)
+	}
+	j.Options.Timeout, j.Options.Retention = timeout, retention
 	j.Options.Backoff = job.DefaultBackoff
 	if r.Backoff != nil {
 		j.Options.Backoff = *r.Backoff
 	}
 	j.Options.Cost = r.Cost
+	// the writer validated every option: one out of bounds is a damaged record, and a
+	// worker must not run it with a retry count, backoff or cost nobody could set
+	o := j.Options
+	o.Queue = job.DefaultQueue // the queue is not in the record but in the keys holding it
+	if err := o.Validate(); err != nil {
+		return fmt.Errorf("%w: job record: %v", job.ErrBadPayload, err)
+	}
 	return nil
+}
+
+// durationOf is base + ms milliseconds when that lies in [lo, hi]. A record holds
+// durations its writer validated, so one outside them is damaged; and a product that
+// wrapped around would pass for a short, or negative, duration.
+func durationOf(base time.Duration, ms int64, lo, hi time.Duration) (time.Duration, bool) {
+	if ms < int64((lo-base)/time.Millisecond) || ms > int64((hi-base)/time.Millisecond) {
+		return 0, false
+	}
+	return base + time.Duration(ms)*time.Millisecond, true
 }

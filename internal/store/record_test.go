@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chronoq/chronoq/job"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 func TestRecordRoundTrip(t *testing.T) {
@@ -171,4 +174,51 @@ func FuzzUnmarshalRecord(f *testing.F) {
 			t.Fatalf("round trip of what % x decodes to:\n got %+v\nwant %+v", data, *j3, *j2)
 		}
 	})
+}
+
+// A record whose durations are out of every writer's bounds is damaged, not a job with
+// a wrapped-around timeout: a timeout of 2×(MaxInt64/1000) ms used to decode as 30 min,
+// a SkipIfLate of MaxInt64/10 ms as −800 µs.
+func TestRecordDurationsOutOfBounds(t *testing.T) {
+	cases := []struct {
+		name string
+		r    record
+		x    *extras
+		want string
+	}{
+		{"timeout that would wrap", record{Timeout: math.MaxInt64 / 1000 * 2}, nil, "timeout"},
+		{"timeout past a year", record{Timeout: int64((job.MaxTimeout-recordBaseTimeout)/time.Millisecond) + 1}, nil, "timeout"},
+		{"timeout of zero", record{Timeout: -int64(recordBaseTimeout / time.Millisecond)}, nil, "timeout"},
+		{"retention below zero", record{Keep: -int64(recordBaseRetention/time.Millisecond) - 1}, nil, "retention"},
+		{"retention that would wrap", record{Keep: -math.MaxInt64 / 2}, nil, "retention"},
+		{"skip-if-late that would wrap", record{}, &extras{Key: "k", LateBy: math.MaxInt64 / 10}, "SkipIfLate"},
+		{"retries past the limit", record{Retries: job.MaxRetriesLimit + 1}, nil, "MaxRetries"},
+		{"a year of timeout is fine", record{Timeout: int64((job.MaxTimeout - recordBaseTimeout) / time.Millisecond)}, nil, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			enc := msgpack.NewEncoder(&buf)
+			if err := enc.Encode(&tc.r); err != nil {
+				t.Fatal(err)
+			}
+			if tc.x != nil {
+				if err := enc.Encode(tc.x); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var j job.Job
+			err := UnmarshalRecord(buf.Bytes(), &j)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, job.ErrBadPayload) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("decoded as timeout %v, retention %v, late by %v (err %v); want an error naming %s",
+					j.Options.Timeout, j.Options.Retention, j.Options.LateBy, err, tc.want)
+			}
+		})
+	}
 }

@@ -35,32 +35,47 @@ func New(reg prometheus.Registerer) (*Observer, error) {
 			Help: "Attempts by queue, task and outcome (succeeded, retried, failed, canceled)."}, []string{"queue", "task", "outcome"}),
 	}
 	// several workers in one process may share a registry: the second takes the
-	// first one's collectors
+	// first one's collectors. A clash on a later one takes back what this call
+	// registered, so a failed New leaves the registry as it found it.
+	var added []prometheus.Collector
+	fail := func(err error) (*Observer, error) {
+		for _, c := range added {
+			reg.Unregister(c)
+		}
+		return nil, err
+	}
 	var err error
-	if o.duration, err = register(reg, o.duration); err != nil {
-		return nil, err
+	var isNew bool
+	if o.duration, isNew, err = register(reg, o.duration); err != nil {
+		return fail(err)
+	} else if isNew {
+		added = append(added, o.duration)
 	}
-	if o.latency, err = register(reg, o.latency); err != nil {
-		return nil, err
+	if o.latency, isNew, err = register(reg, o.latency); err != nil {
+		return fail(err)
+	} else if isNew {
+		added = append(added, o.latency)
 	}
-	if o.outcomes, err = register(reg, o.outcomes); err != nil {
-		return nil, err
+	if o.outcomes, _, err = register(reg, o.outcomes); err != nil {
+		return fail(err)
 	}
 	return o, nil
 }
 
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+// register registers c on reg, or takes the collector of the same description
+// already there; it reports whether c itself was registered.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, bool, error) {
 	err := reg.Register(c)
 	var are prometheus.AlreadyRegisteredError
 	if errors.As(err, &are) {
 		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
+			return existing, false, nil
 		}
 	}
 	if err != nil {
-		return c, fmt.Errorf("prommetrics: %w", err)
+		return c, false, fmt.Errorf("prommetrics: %w", err)
 	}
-	return c, nil
+	return c, true, nil
 }
 
 // Observe records one decided attempt. A nil *Observer records nothing.

@@ -159,4 +159,13 @@ func TestNewRefuses(t *testing.T) {
 	if _, err := prommetrics.New(reg); err == nil {
 		t.Error("New gave no error beside a different collector of the same name")
 	}
+	// the clash was on the last collector: the two before it are taken back, so a
+	// collector of the first one's name registers anew
+	again := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "chronoq_job_duration_seconds", Help: "Run time of job attempts, by queue and task."}, []string{"queue", "task"})
+	if err := reg.Register(again); err != nil {
+		t.Errorf("a failed New left its first collector registered: %v", err)
+	}
+	if _, err := prommetrics.New(prometheus.NewRegistry()); err != nil {
+		t.Errorf("New on a fresh registry: %v", err)
+	}
 }
