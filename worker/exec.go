@@ -74,7 +74,9 @@ func (w *Worker) startHandOff(queueName string, wake store.Wake, idleQueues []st
 	}
 	claimed := make(chan bool, 1)
 	r := w.begin(queueName, f, claimed, reserved)
+	w.claims.Add(1) // Stop waits for it before handing back: see stop
 	go func() {
+		defer w.claims.Done()
 		ok := claim()
 		if ok {
 			w.mu.Lock()

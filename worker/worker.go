@@ -61,6 +61,7 @@ type Worker struct {
 	loops     sync.WaitGroup  // fetch loop
 	bg        sync.WaitGroup  // renewer, reaper, promoter, heartbeat, acker
 	jobs      sync.WaitGroup  // executors
+	claims    sync.WaitGroup  // claims of handed-off jobs already running (startHandOff)
 	stopOnce  sync.Once
 	stopErr   error
 }
@@ -217,7 +218,11 @@ func (w *Worker) stop(ctx context.Context) error {
 	select {
 	case <-finished:
 	case <-grace.Done():
-		// hand back what is still running, then cancel it: the job runs again elsewhere
+		// hand back what is still running, then cancel it: the job runs again elsewhere.
+		// A claim still out would make a hand-off this worker's after the hand-back
+		// missed it (its owner was still the hand-off's): let the claims end first (each
+		// within 5 s; no new one starts, the fetch loop has ended)
+		w.claims.Wait()
 		w.mu.Lock()
 		byQueue := map[string][]store.Lease{}
 		for _, r := range w.held {
