@@ -87,15 +87,7 @@ func (s *Chronoq) WorkerCmd(args ...string) *Cmd {
 // ChronoqChild is chronoq's worker process: it runs n no-op jobs at concurrency conc,
 // stops (every outcome recorded), and prints the result line.
 func ChronoqChild(url string, conc, n int) error {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return err
-	}
-	opt.PoolSize = max(opt.PoolSize, 4*conc)
-	rdb := redis.NewClient(opt)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c := queue.NewClient(rdb, queue.Config{Logger: log})
-	w, err := worker.New(c, worker.Config{Queues: []worker.QueueConfig{{Name: "bench"}}, Concurrency: conc, Logger: log})
+	rdb, w, err := childWorker(url, worker.Config{Queues: []worker.QueueConfig{{Name: "bench"}}, Concurrency: conc})
 	if err != nil {
 		return err
 	}
@@ -125,4 +117,22 @@ func ChronoqChild(url string, conc, n int) error {
 	}
 	rec.Print(time.Now().UnixNano())
 	return nil
+}
+
+// childWorker is a bench worker process's Redis client and worker (cfg with a silent
+// logger), its pool sized for cfg.Concurrency.
+func childWorker(url string, cfg worker.Config) (*redis.Client, *worker.Worker, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	opt.PoolSize = max(opt.PoolSize, 4*cfg.Concurrency)
+	rdb := redis.NewClient(opt)
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	w, err := worker.New(queue.NewClient(rdb, queue.Config{Logger: cfg.Logger}), cfg)
+	if err != nil {
+		_ = rdb.Close()
+		return nil, nil, err
+	}
+	return rdb, w, nil
 }

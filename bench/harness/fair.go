@@ -382,15 +382,7 @@ func readFairRecords(r io.Reader) ([]FairRecord, error) {
 // record (key, enqueue, start, end); it counts finished jobs in Redis (a few times a
 // second, not per job) and, on SIGTERM, stops and prints its records.
 func FairChild(url string, conc int) error {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return err
-	}
-	opt.PoolSize = max(opt.PoolSize, 4*conc)
-	rdb := redis.NewClient(opt)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c := queue.NewClient(rdb, queue.Config{Logger: log})
-	w, err := worker.New(c, worker.Config{Queues: []worker.QueueConfig{{Name: fairQueue}}, Concurrency: conc, Logger: log,
+	rdb, w, err := childWorker(url, worker.Config{Queues: []worker.QueueConfig{{Name: fairQueue}}, Concurrency: conc,
 		ShutdownTimeout: 5 * time.Second})
 	if err != nil {
 		return err

@@ -221,14 +221,7 @@ func replayReal(ctx context.Context, rdb *redis.Client, url string, trace []sim.
 // ReplayChild is a replay worker process: handlers for the trace's tasks sleep each
 // job's duration and record when they finished.
 func ReplayChild(url string, conc int, tasks []string) error {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return err
-	}
-	rdb := redis.NewClient(opt)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c := queue.NewClient(rdb, queue.Config{Logger: log})
-	w, err := worker.New(c, worker.Config{Queues: []worker.QueueConfig{{Name: "replay"}}, Concurrency: conc, Logger: log,
+	rdb, w, err := childWorker(url, worker.Config{Queues: []worker.QueueConfig{{Name: "replay"}}, Concurrency: conc,
 		ShutdownTimeout: time.Second})
 	if err != nil {
 		return err
