@@ -352,7 +352,7 @@ func fairMeasure(recs []FairRecord, origin int64, wallS float64) fairResult {
 	for _, s := range backlogs(recs)[fairHeavyKey] {
 		res.heavyBacklogS += float64(s.to-s.from) / 1e9
 	}
-	res.share, res.shareOK = ShareError(recs, origin, fairWindow, nil)
+	res.share, res.shareOK = SlidingShareError(recs, origin, fairWindow, nil)
 	return res
 }
 

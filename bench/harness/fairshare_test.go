@@ -92,3 +92,20 @@ func TestBackloggedRate(t *testing.T) {
 		t.Fatalf("rate of a key never backlogged = %v, want 0", got)
 	}
 }
+
+// The sliding figure does not hang on window edges: a 9:1 split between two backlogged
+// keys over [2 s, 7 s) falls across two fixed windows, each with one key backlogged
+// only part of the time (so neither qualifies), but inside one of the sliding windows.
+func TestSlidingShareError(t *testing.T) {
+	recs := []FairRecord{
+		waiting("a", 2, 7), waiting("b", 2, 7),
+		ran("a", 2, 6.5), ran("b", 6.5, 7),
+	}
+	if _, ok := ShareError(recs, 0, 5*time.Second, nil); ok {
+		t.Fatal("a fixed window qualified; the case no longer tests the edges")
+	}
+	got, ok := SlidingShareError(recs, 0, 5*time.Second, nil)
+	if !ok || math.Abs(got-0.8) > 1e-9 { // a: 4.5 s of 5, ideal 2.5: |4.5−2.5|/2.5
+		t.Fatalf("sliding share_error = %v (ok %v), want 0.8", got, ok)
+	}
+}
