@@ -220,23 +220,7 @@ func enqueueRate(ctx context.Context, sys System, mode string, n int) (float64, 
 			return 0, ok, err
 		}
 	case "parallel16":
-		var wg sync.WaitGroup
-		errs := make(chan error, 16)
-		for g := 0; g < 16; g++ {
-			wg.Add(1)
-			go func(g int) {
-				defer wg.Done()
-				for i := g; i < n; i += 16 {
-					if err := sys.EnqueueOne(ctx, 0); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}(g)
-		}
-		wg.Wait()
-		close(errs)
-		if err := <-errs; err != nil {
+		if err := Parallel(n, 16, func() error { return sys.EnqueueOne(ctx, 0) }); err != nil {
 			return 0, true, err
 		}
 	}
@@ -514,4 +498,26 @@ func Fmt(x float64, digits int) string {
 		return f3(x)
 	}
 	return f2(x)
+}
+
+// Parallel calls one n times from g goroutines at once (each its share of the calls)
+// and returns the first error; a goroutine stops at its own first error.
+func Parallel(n, g int, one func() error) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, g)
+	for k := 0; k < g; k++ {
+		wg.Add(1)
+		go func(k int) {
+			defer wg.Done()
+			for i := k; i < n; i += g {
+				if err := one(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(k)
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
 }

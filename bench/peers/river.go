@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/chronoq/chronoq/bench/harness"
@@ -161,23 +160,7 @@ func (s *riverSys) enqueue(ctx context.Context, mode string, n int) (float64, er
 			return 0, err
 		}
 	case "parallel16":
-		var wg sync.WaitGroup
-		errs := make(chan error, 16)
-		for g := 0; g < 16; g++ {
-			wg.Add(1)
-			go func(g int) {
-				defer wg.Done()
-				for i := g; i < n; i += 16 {
-					if err := s.enqueueOne(ctx, 0); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}(g)
-		}
-		wg.Wait()
-		close(errs)
-		if err := <-errs; err != nil {
+		if err := harness.Parallel(n, 16, func() error { return s.enqueueOne(ctx, 0) }); err != nil {
 			return 0, err
 		}
 	}
