@@ -42,6 +42,7 @@ type execution struct {
 	due     time.Time // when the attempt became due (zero: unknown)
 	// predicted is the run time in ms the fetch predicted (0: none)
 	predicted float64
+	fair      string      // the fair set it was taken from (store.Fetched.Fair)
 	decided   atomic.Bool // decide has begun (it runs once): a stop request comes too late
 	done      bool        // outcome decided and its slot freed, waiting for Redis
 	// stopAsked: the job was asked to stop (StopJob); Redis then ends a failure of it
@@ -85,7 +86,7 @@ func (w *Worker) begin(queueName string, f store.Fetched, claimed <-chan bool, r
 	}
 	ctx, cancel := context.WithCancelCause(w.jobsBase)
 	e := &execution{w: w, queue: queueName, started: at, key: keyOf(store.Lease{ID: f.ID, Start: at}), ctx: ctx, cancel: cancel,
-		claimed: claimed, unclaimed: claimed != nil, predicted: f.Predicted}
+		claimed: claimed, unclaimed: claimed != nil, predicted: f.Predicted, fair: f.Fair}
 	e.prepare(f)
 	w.mu.Lock()
 	if old, ok := w.held[e.key]; ok && !old.decided.Load() {
@@ -251,7 +252,7 @@ func (e *execution) finish(out outcome) {
 				"ms", w.store.Now().Sub(e.started).Milliseconds())
 		}
 		w.acks[e.queue] <- ackItem{queue: e.queue, done: store.Done{ID: j.ID, Retention: j.Options.Retention, Result: payload, Started: e.started,
-			Sample: e.sample(out.ran), Key: j.Options.Key}, task: j.Task, ran: out.ran, wait: e.started.Sub(e.due), known: !e.due.IsZero()}
+			Sample: e.sample(out.ran), Key: j.Options.Key, Fair: e.fair}, task: j.Task, ran: out.ran, wait: e.started.Sub(e.due), known: !e.due.IsZero()}
 		return
 	}
 	e.fail(out)

@@ -13,6 +13,7 @@ import (
 	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
+	"github.com/chronoq/chronoq/ranking/fairshare"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -78,6 +79,7 @@ func Run(t *testing.T, backend Backend) {
 	cases = append(cases, reviewCases()...)
 	cases = append(cases, beatCases()...)
 	cases = append(cases, numericsCases()...)
+	cases = append(cases, fairCases()...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, setup(t, backend)) })
 	}
@@ -761,6 +763,16 @@ func testBadInput(t *testing.T, b *bundle) {
 func testHashTag(t *testing.T, b *bundle) {
 	enqueue(t, b, "t", job.Queue("tagged"))
 	enqueue(t, b, "t", job.Queue("tagged"), job.In(time.Hour))
+	// and fair share's keys: a fair set, its key sets, the counts, configuration, use
+	must(t, b.c.SetFairMode(b.ctx, "tagged", fairshare.ModeShare))
+	must(t, b.c.SetFairTags(b.ctx, "tagged", "k", map[string]string{"plan": "gold"}))
+	enqueue(t, b, "t", job.Queue("tagged"), job.FairKey("k"))
+	enqueue(t, b, "t", job.Queue("tagged"), job.FairKey("k"))
+	enqueue(t, b, "t", job.Queue("tagged"), job.FairKey("other"))
+	got, err := b.s.Fetch(b.ctx, "tagged", "w", 2, time.Minute)
+	must(t, err)
+	_, err = b.s.Ack(b.ctx, "tagged", "w", []store.Done{{ID: got[0].ID, Started: got[0].At, Fair: got[0].Fair, Sample: store.Sample{Task: "t", Ran: time.Millisecond}}})
+	must(t, err)
 	keys, err := b.s.Redis().Keys(b.ctx, "*").Result()
 	must(t, err)
 	for _, k := range keys {

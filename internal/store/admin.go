@@ -195,7 +195,7 @@ func (s *Store) Nudge(ctx context.Context, queue string) error {
 func (s *Store) Trim(ctx context.Context, queue string) (int, error) {
 	k := s.Keys(queue)
 	return scriptTrim.Run(ctx, s.rdb, []string{k.Succeeded, k.Failed, k.Records, k.Attempts, k.Errors, k.Stacks, k.Results, k.Timings, k.JobKeys, k.Canceled,
-		k.Stops, k.Active},
+		k.Stops, k.Active, k.FairUse, k.FairCount, k.FairVirtual},
 		s.nowMs(), s.MaxSucceeded, s.FailedAge.Milliseconds(), s.MaxFailed, s.CanceledAge.Milliseconds(), s.MaxCanceled).Int()
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,10 @@ type Fetched struct {
 	// Due is when this attempt became due: the job's arrival, or the due time of its
 	// promotion or retry.
 	Due time.Time
+	// Fair is the fair set the job was taken from (FairRef of its band), "" when it came
+	// from a lane; its acknowledgement passes it on (Done.Fair), so that its key's charge
+	// is corrected to its run time.
+	Fair string
 }
 
 // Lease names one lease of a job: the job and when the lease began (Fetched.At). Every
@@ -85,8 +90,9 @@ func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease ti
 	for i := 3; i+4 < len(res); i += 5 {
 		f := Fetched{ID: toStr(res[i]), At: start}
 		rec := toStr(res[i+1])
-		if lane, body, ok := cutRecord(rec); ok {
-			f.Lane, f.Record = lane, []byte(body)
+		if line, body, ok := cutRecord(rec); ok {
+			f.Lane, _, f.Fair = splitPlace(line)
+			f.Record = []byte(body)
 		}
 		f.Attempts, _ = strconv.Atoi(toStr(res[i+2]))
 		if p := toStr(res[i+3]); p != "" { // none outside the learned order: no parse error to build
@@ -100,8 +106,12 @@ func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease ti
 			}
 		}
 		out = append(out, f)
-		if len(used) == 0 || used[len(used)-1] != f.Lane {
-			used = append(used, f.Lane)
+		lane := f.Lane
+		if f.Fair != "" {
+			lane = f.Fair
+		}
+		if len(used) == 0 || used[len(used)-1] != lane {
+			used = append(used, lane)
 		}
 	}
 	s.useLanes(queue, used...)
@@ -134,6 +144,8 @@ type Done struct {
 	Sample Sample
 	// Key is the job's schedule key ("" for none): released as the job ends.
 	Key string
+	// Fair is Fetched.Fair.
+	Fair string
 }
 
 // Sample is one finished job as the ranking statistics and quality window see it.
@@ -197,6 +209,21 @@ func (s *Store) Ack(ctx context.Context, queue, worker string, done []Done) (los
 		}
 		args = append(args, d.ID, d.Retention.Milliseconds(), d.Result, started,
 			d.Sample.Task, strconv.FormatFloat(float64(d.Sample.Ran.Microseconds())/1000, 'f', 3, 64), sample, d.Sample.encodeCost(), d.Key)
+	}
+	// jobs taken from fair sets: their bands' keys, after the jobs (none otherwise)
+	var fair []string
+	for _, d := range done {
+		if d.Fair != "" && !slices.Contains(fair, d.Fair) {
+			fair = append(fair, d.Fair)
+		}
+	}
+	if len(fair) > 0 {
+		members := fairMembers(fair)
+		args = append(args, len(members))
+		for _, m := range members {
+			keys = append(keys, k.Lane(m))
+			args = append(args, m)
+		}
 	}
 	return scriptAck.Run(ctx, s.rdb, keys, args...).StringSlice()
 }

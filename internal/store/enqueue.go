@@ -3,8 +3,13 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/chronoq/chronoq/ranking/fairshare"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chronoq/chronoq/job"
 )
@@ -28,6 +33,26 @@ func (s *Store) PrepareJob(ctx context.Context, j *job.Job) (NewJob, error) {
 	if err != nil {
 		return NewJob{}, fmt.Errorf("store: the lane of job %s: %w", j.ID, err)
 	}
+	// fair mode: the job goes to its key's place in a fair set (its key's default
+	// lateness applies unless the job has its own)
+	mc, err := s.models(ctx, o.Queue)
+	if err != nil {
+		return NewJob{}, fmt.Errorf("store: the fair mode of queue %q: %w", o.Queue, err)
+	}
+	if mc.fair != fairshare.ModeOff {
+		due := s.nowMs()
+		if !j.DueAt.IsZero() {
+			due = j.DueAt.UnixMilli()
+		}
+		if mc.configured && j.Options.LateBy == 0 {
+			late, err := s.fairLateness(ctx, o.Queue, o.FairKey)
+			if err != nil {
+				return NewJob{}, err
+			}
+			j.Options.LateBy = late
+		}
+		lane = FairPlace(lane, o.FairKey, fairScore(mc, lane, due))
+	}
 	rec, err := MarshalRecord(j)
 	if err != nil {
 		return NewJob{}, fmt.Errorf("store: the record of job %s: %w", j.ID, err)
@@ -35,11 +60,40 @@ func (s *Store) PrepareJob(ctx context.Context, j *job.Job) (NewJob, error) {
 	return NewJob{ID: j.ID, Lane: lane, Record: rec, Due: j.DueAt}, nil
 }
 
+// Plain is j in its lane rather than a fair set (the beat fires into one lane).
+func (j NewJob) Plain() NewJob {
+	j.Lane, _, _ = splitPlace(j.Lane)
+	return j
+}
+
+// fair reports whether j goes to a fair set.
+func (j NewJob) fair() bool { return strings.Contains(j.Lane, placeSep) }
+
 // Enqueue stores jobs of one queue in one script run per MaxBatch jobs, all batches
 // pipelined into one round trip.
 func (s *Store) Enqueue(ctx context.Context, queue string, jobs []NewJob) error {
 	if len(jobs) == 0 {
 		return nil
+	}
+	var fair []NewJob
+	for _, j := range jobs {
+		if j.fair() {
+			fair = append(fair, j)
+		}
+	}
+	if len(fair) > 0 {
+		if len(fair) < len(jobs) { // the queue's mode changed between jobs: both kinds
+			plain := make([]NewJob, 0, len(jobs)-len(fair))
+			for _, j := range jobs {
+				if !j.fair() {
+					plain = append(plain, j)
+				}
+			}
+			if err := s.Enqueue(ctx, queue, plain); err != nil {
+				return err
+			}
+		}
+		return s.enqueueFair(ctx, queue, fair)
 	}
 	if len(jobs) == 1 && jobs[0].Due.IsZero() {
 		return s.enqueueOne(ctx, queue, jobs[0])
@@ -114,4 +168,57 @@ func (s *Store) RegisterQueue(ctx context.Context, queue string) error {
 // Queues lists the queues ever registered.
 func (s *Store) Queues(ctx context.Context) ([]string, error) {
 	return s.rdb.SMembers(ctx, queuesKey(s.ns)).Result()
+}
+
+// enqueueFair stores jobs placed in fair sets (PrepareJob in fair mode), MaxBatch jobs
+// per script run, all pipelined into one round trip.
+func (s *Store) enqueueFair(ctx context.Context, queue string, jobs []NewJob) error {
+	k := s.Keys(queue)
+	now := s.nowMs()
+	run := func() error {
+		pipe := s.rdb.Pipeline()
+		var cmds []*redis.Cmd
+		for start := 0; start < len(jobs); start += MaxBatch {
+			batch := jobs[start:min(start+MaxBatch, len(jobs))]
+			var refs []string
+			for _, j := range batch {
+				if _, _, ref := splitPlace(j.Lane); !slices.Contains(refs, ref) {
+					refs = append(refs, ref)
+				}
+			}
+			members := fairMembers(refs)
+			keys := make([]string, 0, 9+len(members))
+			keys = append(keys, k.Records, k.Index, k.Scheduled, k.Wake, k.Idle, k.Ready, k.Active, k.Owners, k.Paused)
+			args := make([]any, 0, 5+len(members)+4*len(batch))
+			args = append(args, now, len(batch), s.leaseClock(), k.SchedChannel, len(members))
+			for _, m := range members {
+				keys = append(keys, k.Lane(m))
+				args = append(args, m)
+			}
+			for _, j := range batch {
+				due := int64(0)
+				if !j.Due.IsZero() {
+					due = j.Due.UnixMilli()
+				}
+				args = append(args, j.ID, j.Lane, j.Record, strconv.FormatInt(due, 10))
+			}
+			cmds = append(cmds, scriptEnqueueFair.Run(ctx, pipe, keys, args...))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		for _, c := range cmds {
+			if err := c.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := run()
+	if isNoScript(err) {
+		if err = s.LoadScripts(ctx); err == nil {
+			err = run()
+		}
+	}
+	return err
 }

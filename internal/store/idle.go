@@ -486,14 +486,15 @@ func (s *Store) ParseHandOff(queue, entry string) (Wake, error) {
 		ms, err1 := strconv.ParseInt(parts[1], 10, 64)
 		lease, err2 := strconv.ParseInt(parts[2], 10, 64)
 		due, err3 := strconv.ParseFloat(parts[3], 64)
-		lane, body, ok := cutRecord(parts[4])
+		line, body, ok := cutRecord(parts[4])
+		lane, _, fair := splitPlace(line)
 		// a damaged lease or due time is refused, not read as a negative Duration or a
 		// time 292 million years ago
 		if ok && err1 == nil && err2 == nil && err3 == nil && lease >= 0 && lease <= math.MaxInt64/int64(time.Millisecond) &&
 			math.Abs(due) < 1<<62 {
 			at := time.UnixMilli(ms)
 			return Wake{Queue: queue, HandedAt: at, HandOffLease: time.Duration(lease) * time.Millisecond,
-				HandOff: &Fetched{ID: parts[0], Lane: lane, Record: []byte(body), At: at, Due: time.UnixMilli(int64(due))}}, nil
+				HandOff: &Fetched{ID: parts[0], Lane: lane, Record: []byte(body), At: at, Due: time.UnixMilli(int64(due)), Fair: fair}}, nil
 		}
 	}
 	return Wake{}, fmt.Errorf("store: a hand-off entry of queue %q does not parse: %.40q", queue, entry)

@@ -210,10 +210,11 @@ func (s *Store) Jobs(ctx context.Context, queue string, ids []string) ([]*job.Jo
 	var out []*job.Job
 	for i, id := range ids {
 		rec, _ := recs.Val()[i].(string)
-		lane, body, ok := cutRecord(rec)
+		line, body, ok := cutRecord(rec)
 		if !ok {
 			continue
 		}
+		lane, _, _ := splitPlace(line)
 		j := &job.Job{ID: id, Options: job.DefaultOptions()}
 		j.Options.Queue = queue
 		if prio, task, err := ParseLaneMember(lane); err == nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,13 @@ type Keys struct {
 	JobKeys   string // hash: id of a keyed job -> its schedule key
 	Stops     string // hash: id of a running job asked to stop -> asked at ms
 
+	// Fair share (lib.lua, fair_add); per band p also "fj:<p>", "fk:<p>", "fz:<p>"
+	FairVirtual string // hash: "v:<p>" virtual time of band p, "cfg" keys configured, "sw" sweep cursor
+	FairCount   string // zset: fair key -> its pending jobs in fair sets (all bands)
+	FairConfig  string // hash: "w:<key>" weight, "x:<key>" default SkipIfLate ms, "g:<key>" tags
+	FairUse     string // hash: "s:<key>" last served ms, "u:<key>" and "u" "at ms|worker ms" decayed over a minute
+	FairTags    string // zset, by bytes: "<name>=<value>\x1f<key>" (keys by tag)
+
 	DoneChannel  string // pub/sub: "s id id ...", "f id", "c id" as jobs end
 	SchedChannel string // pub/sub: due ms of a job that became the earliest scheduled
 	StopChannel  string // pub/sub: id of a running job asked to stop
@@ -55,12 +63,79 @@ func KeysFor(ns, queue string) Keys {
 		Succeeded: p + "done", Wake: p + "wake", Idle: p + "idle", Ready: p + "ready", Paused: p + "paused", Counters: p + "stat", Activity: p + "min",
 		Rank: p + "rank", TaskStats: p + "tstat", Window: p + "qwin", Models: p + "cmodel", SchedKeys: p + "skey", JobKeys: p + "jkey",
 		Stops: p + "stop", Canceled: p + "canc",
+		FairVirtual: p + "fv", FairCount: p + "fn", FairConfig: p + "fcfg", FairUse: p + "fuse", FairTags: p + "ftag",
 		DoneChannel: p + "ev:done", SchedChannel: p + "ev:sched", StopChannel: p + "ev:stop",
 	}
 }
 
-// Lane returns the key of the lane with the given member.
-func (k Keys) Lane(member string) string { return k.prefix + "l:" + member }
+// Lane returns the key of the lane with the given member, or of a fair-share key named
+// as a lane (FairRef and its companions: "<p>|fk", "<p>|fz", "|fv", "|fn", "|fcfg", "|fuse").
+func (k Keys) Lane(member string) string {
+	if len(member) > 1 && member[1] == '|' {
+		p := member[:1]
+		switch member[2:] {
+		case "fair":
+			return k.prefix + "fj:" + p
+		case "fk", "fz":
+			return k.prefix + member[2:] + ":" + p
+		}
+	}
+	if len(member) > 1 && member[0] == '|' {
+		return k.prefix + member[1:]
+	}
+	return k.prefix + "l:" + member
+}
+
+// FairRef is the lane-index member of priority band p's fair set: "<p>|fair".
+func FairRef(priority int) string { return strconv.Itoa(priority) + "|fair" }
+
+// isFairRef reports whether a lane-index member is a band's fair set.
+func isFairRef(m string) bool { return len(m) == 6 && m[1:] == "|fair" }
+
+// fairCompanions are the lane-list members a script that meets fair set ref needs: the
+// set, its band's key sets, and the queue's fair hashes.
+func fairCompanions(ref string) []string {
+	p := ref[:1]
+	return []string{ref, p + "|fk", p + "|fz", "|fv", "|fn", "|fcfg", "|fuse"}
+}
+
+// fairMembers is the lane list of fair sets refs and their companions, without repeats.
+func fairMembers(refs []string) []string {
+	var out []string
+	for _, ref := range refs {
+		for _, m := range fairCompanions(ref) {
+			if !slices.Contains(out, m) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// placeSep separates the fields of a place (a fair key holds no control character).
+const placeSep = "\x1f"
+
+// FairPlace is the place of a job in a fair set, stored where a lane member would be:
+// "<lane>\x1f<key>\x1f<in-key score, 15 digits>". The score orders the key's jobs (its
+// arrival in fifo mode; arrival + w × prediction under the learned order).
+func FairPlace(lane, key string, score int64) string {
+	score = max(0, min(score, 999999999999999))
+	return lane + placeSep + key + placeSep + fmt.Sprintf("%015d", score)
+}
+
+// splitPlace reads a record's first line: a lane member, or a place (FairPlace); for a
+// place, the lane, the key and the band's fair set.
+func splitPlace(line string) (lane, key, ref string) {
+	l, rest, ok := strings.Cut(line, placeSep)
+	if !ok {
+		return line, "", ""
+	}
+	key, _, _ = strings.Cut(rest, placeSep)
+	if l == "" {
+		return l, key, ""
+	}
+	return l, key, l[:1] + "|fair"
+}
 
 // LaneMember names the lane of a task at a priority: "<priority>:<task>".
 func LaneMember(priority int, task string) string {

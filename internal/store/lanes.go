@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chronoq/chronoq/ranking"
+	"github.com/chronoq/chronoq/ranking/fairshare"
 )
 
 // How long an enqueuing client trusts its copy of a queue's mode and cost models: a
@@ -20,6 +21,12 @@ type modelCache struct {
 	read   time.Time
 	mode   ranking.Mode
 	models map[string]costModel
+	// fair share: the queue's fair mode; with it on and the learned order active, the
+	// aging weight and the task predictions an in-key score is made of (fairScore)
+	fair       fairshare.Mode
+	w          float64
+	preds      map[string]float64 // task -> predicted ms; "*" the queue's mean
+	configured bool               // some fair key has a weight, tags or a default
 }
 
 type costModel struct {
@@ -120,15 +127,42 @@ func (s *Store) models(ctx context.Context, queue string) (*modelCache, error) {
 	}
 	k := s.Keys(queue)
 	pipe := s.rdb.Pipeline()
-	mode := pipe.HGet(ctx, k.Rank, "mode")
+	rank := pipe.HMGet(ctx, k.Rank, "mode", "rule", "w", "fair")
+	cfg := pipe.HGet(ctx, k.FairVirtual, "cfg")
 	all := pipe.HGetAll(ctx, k.Models)
 	_, _ = pipe.Exec(ctx)
 	if err := all.Err(); err != nil {
 		return nil, err
 	}
-	fresh := &modelCache{read: now, mode: ranking.ModeFIFO, models: map[string]costModel{}}
-	if m, err := mode.Result(); err == nil {
+	if err := rank.Err(); err != nil {
+		return nil, err
+	}
+	fresh := &modelCache{read: now, mode: ranking.ModeFIFO, fair: fairshare.ModeOff, w: ranking.DefaultW, models: map[string]costModel{}}
+	r := rank.Val()
+	if m, ok := r[0].(string); ok {
 		fresh.mode = ranking.Mode(m)
+	}
+	if w, ok := r[2].(string); ok {
+		if w == "inf" {
+			fresh.w = math.Inf(1)
+		} else if f, err := strconv.ParseFloat(w, 64); err == nil && f >= 0 {
+			fresh.w = f
+		}
+	}
+	if f, ok := r[3].(string); ok {
+		if m, err := fairshare.ParseMode(f); err == nil {
+			fresh.fair = m
+		}
+	}
+	if n, err := cfg.Int(); err == nil && n > 0 {
+		fresh.configured = true
+	}
+	if fresh.fair != fairshare.ModeOff && fresh.mode == ranking.ModeActive {
+		stats, err := s.rdb.HGetAll(ctx, k.TaskStats).Result()
+		if err != nil {
+			return nil, err
+		}
+		fresh.preds = taskPredictions(stats)
 	}
 	for task, v := range all.Val() {
 		parts := strings.Split(v, "|")
@@ -147,4 +181,81 @@ func (s *Store) models(ctx context.Context, queue string) (*modelCache, error) {
 	s.modelCaches[queue] = fresh
 	s.mu.Unlock()
 	return fresh, nil
+}
+
+// taskPredictions reads a task stats hash as the scripts' predict does: per task the
+// learned mean ("t:<task>"), else its prior ("p:<task>"); "*" the queue-wide mean.
+func taskPredictions(stats map[string]string) map[string]float64 {
+	out := map[string]float64{}
+	known := func(v string) (float64, bool) {
+		f, err := strconv.ParseFloat(v, 64)
+		return f, err == nil && f >= 0 && !math.IsInf(f, 1)
+	}
+	for field, v := range stats {
+		switch {
+		case field == "*", strings.HasPrefix(field, "t:"):
+			if parts := strings.Split(v, "|"); len(parts) == 3 {
+				if f, ok := known(parts[1]); ok {
+					out[strings.TrimPrefix(field, "t:")] = f
+				}
+			}
+		}
+	}
+	for field, v := range stats {
+		if task, ok := strings.CutPrefix(field, "p:"); ok {
+			if _, learned := out[task]; !learned {
+				if f, ok := known(v); ok {
+					out[task] = f
+				}
+			}
+		}
+	}
+	return out
+}
+
+// fairScore is the in-key score of a job placed at due (ms) in lane: its due time, and
+// under the learned order that plus w × its lane's prediction (the fixed rule: a job is
+// never overtaken inside its key by one due more than w × its prediction after it).
+func fairScore(mc *modelCache, lane string, due int64) int64 {
+	if mc.mode != ranking.ModeActive {
+		return due
+	}
+	pred, ok := lanePrediction(mc, lane)
+	if !ok {
+		return due
+	}
+	w := math.Min(mc.w, maxInKeyW) // w = ∞ (shortest first): a large finite weight
+	add := w * pred
+	if !(add < 1e15) {
+		add = 1e15
+	}
+	return due + int64(add)
+}
+
+// maxInKeyW stands for an infinite aging weight inside a key (fairScore): predictions
+// then decide up to 10⁶ × their difference in arrival.
+const maxInKeyW = 1e6
+
+// lanePrediction is the scripts' lane_prediction from the cached task predictions.
+func lanePrediction(mc *modelCache, lane string) (float64, bool) {
+	if d := LaneEstimate(lane); d > 0 {
+		return float64(d) / float64(time.Millisecond), true
+	}
+	_, task, err := ParseLaneMember(lane)
+	if err != nil {
+		return 0, false
+	}
+	p, ok := mc.preds[task]
+	if !ok {
+		p, ok = mc.preds["*"]
+	}
+	if !ok {
+		return 0, false
+	}
+	if i := strings.Index(lane, " ~"); i >= 0 {
+		if b, err := strconv.Atoi(lane[i+2:]); err == nil {
+			p *= math.Pow(2, float64(b)/8)
+		}
+	}
+	return p, !math.IsInf(p, 0) && !math.IsNaN(p)
 }

@@ -21,6 +21,8 @@ var (
 	scriptEnqueue       = load("enqueue")
 	scriptEnqueueOne    = load("enqueue_one")
 	scriptEnqueueKeyed  = load("enqueue_keyed")
+	scriptEnqueueFair   = load("enqueue_fair")
+	scriptFairConfig    = load("fair_config")
 	scriptFetch         = load("fetch")
 	scriptAck           = load("ack")
 	scriptFail          = load("fail")
@@ -104,7 +106,7 @@ func wordIn(text, name string) bool {
 // AllScripts lists every script, for tests and for preloading.
 func AllScripts() map[string]*redis.Script {
 	return map[string]*redis.Script{
-		"enqueue": scriptEnqueue, "enqueue_one": scriptEnqueueOne, "enqueue_keyed": scriptEnqueueKeyed, "fetch": scriptFetch, "ack": scriptAck, "fail": scriptFail,
+		"enqueue": scriptEnqueue, "enqueue_one": scriptEnqueueOne, "enqueue_keyed": scriptEnqueueKeyed, "enqueue_fair": scriptEnqueueFair, "fair_config": scriptFairConfig, "fetch": scriptFetch, "ack": scriptAck, "fail": scriptFail,
 		"requeue_active": scriptRequeueActive, "promote": scriptPromote, "cancel": scriptCancel,
 		"requeue_failed": scriptRequeueFailed, "purge": scriptPurge, "claim": scriptClaim, "renew": scriptRenew, "beat_fire": scriptBeatFire, "activity": scriptActivity, "trim": scriptTrim,
 	}

@@ -29,7 +29,8 @@ type Store struct {
 	keys     sync.Map // queue -> Keys
 
 	mu          sync.Mutex
-	lanes       map[string]*laneSet // queue -> the lanes its calls used lately
+	lanes       map[string]*laneSet  // queue -> the lanes its calls used lately
+	lateness    map[string]lateEntry // queue \x1f fair key -> its default lateness, as read
 	modelCaches map[string]*modelCache
 	// Limits of what is kept for inspection.
 	MaxSucceeded int
@@ -162,11 +163,23 @@ func (s *Store) useLanes(queue string, members ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ls := s.laneSetOf(queue)
-	for _, m := range members {
+	mark := func(m string) {
 		if _, ok := ls.used[m]; !ok {
 			ls.sorted = nil
 		}
 		ls.used[m] = now
+	}
+	for _, m := range members {
+		if _, _, ref := splitPlace(m); ref != "" {
+			m = ref
+		}
+		if isFairRef(m) {
+			for _, c := range fairCompanions(m) {
+				mark(c)
+			}
+			continue
+		}
+		mark(m)
 	}
 }
 
@@ -184,6 +197,10 @@ func (s *Store) drainedLanes(queue string, members []string) {
 		if _, ok := ls.used[m]; ok {
 			delete(ls.used, m)
 			ls.sorted = nil
+		}
+		if isFairRef(m) { // its band's key sets go with it; the queue's hashes stay
+			delete(ls.used, m[:1]+"|fk")
+			delete(ls.used, m[:1]+"|fz")
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // Mode is a queue's fairness between keys.
@@ -32,6 +33,24 @@ func ParseMode(s string) (Mode, error) {
 		return m, nil
 	}
 	return "", fmt.Errorf("%w %q (want off, lru or share)", ErrBadMode, s)
+}
+
+// ErrBadSetting is the error of a key's setting out of bounds: a tag, a lateness.
+var ErrBadSetting = errors.New("chronoq: bad fair-share setting")
+
+// KeyInfo is one fair key of a queue as the key view shows it.
+type KeyInfo struct {
+	Key        string            `json:"key"` // "" is the default key (jobs without one)
+	Pending    int64             `json:"pending"`
+	Running    int               `json:"running"`
+	Weight     float64           `json:"weight"`
+	LateBy     time.Duration     `json:"late_by_ns,omitempty"` // the default SkipIfLate of its jobs
+	Tags       map[string]string `json:"tags,omitempty"`
+	LastServed time.Time         `json:"last_served,omitzero"`
+	// Share is the key's share of the worker time its queue's fair-placed jobs used,
+	// decayed over about a minute (0 to 1); UsedMs is that time in ms.
+	Share  float64 `json:"share"`
+	UsedMs float64 `json:"used_ms"`
 }
 
 // Bounds of a key's weight. A weight of 2 is twice the share of a weight of 1.

@@ -13,9 +13,17 @@
 -- hint "name|log1p(value)" ('' for none), and its schedule key ('' for none), released
 -- Outside fifo mode each recorded job's run time is folded into its task's statistics
 -- (and the queue-wide "*"), exactly once: only a job this worker still held counts.
+-- then, when jobs taken from fair sets are among them, ARGV[7+9n] the number of fair
+-- key entries and their members (KEYS[17..]: lib.lua, fair_add): each such job's charge
+-- is corrected to its run time, (ran - charge) / weight on its key's tag, and the key's
+-- use of worker time is kept (fuse "u:<key>", decayed over a minute).
 -- Returns the ids this worker no longer held (their lease was taken back): not recorded.
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[4])
+local fair_lanes = nil
+local nf = tonumber(ARGV[7 + n * 9] or '0')
+if nf > 0 then fair_lanes = lane_map(17, 8 + n * 9, nf) end
+local fixes, fix_order, uses, use_order = {}, {}, {}, {}
 local ids = {}
 for i = 0, n - 1 do ids[#ids + 1] = ARGV[7 + i * 9] end
 local owners = redis.call('HMGET', KEYS[2], unpack(ids))
@@ -31,6 +39,31 @@ for i = 0, n - 1 do
   if not seen_ids[id] and holds(o, ARGV[2], ARGV[b + 3]) then
     seen_ids[id] = true
     if ARGV[b + 8] ~= '' then release_key(KEYS[15], KEYS[16], id) end
+    if fair_lanes then
+      local f = fair_fields(string.match(o, '^.-|%d+|[^|]+|(.*)$'))
+      if f then
+        local ran = tonumber(ARGV[b + 5]) or 0
+        if not (ran >= 0) then ran = 0 end -- NaN too
+        ran = math.min(ran, 3.2e11) -- 10 years: a finite correction
+        local p = string.sub(f[1], 1, 1)
+        if f[4] then -- charged at fetch (a hand-off is not)
+          local c, wt = finite(f[4]), finite(f[5])
+          if c and wt and wt > 0 then
+            local fx = p .. SEP .. f[2]
+            if not fixes[fx] then
+              fixes[fx] = 0
+              fix_order[#fix_order + 1] = {p, f[2], fx}
+            end
+            fixes[fx] = fixes[fx] + (ran - c) / wt
+          end
+        end
+        if not uses[f[2]] then
+          uses[f[2]] = 0
+          use_order[#use_order + 1] = f[2]
+        end
+        uses[f[2]] = uses[f[2]] + ran
+      end
+    end
     ok[#ok + 1] = id
     if ARGV[b + 4] ~= '' then
       runs[#runs + 1] = {ARGV[b + 4], tonumber(ARGV[b + 5])}
@@ -65,9 +98,39 @@ end
 forget(drop, KEYS[3], KEYS[4], KEYS[9], KEYS[10], KEYS[6], KEYS[7])
 redis.call('HINCRBY', KEYS[8], 'succeeded', #ok)
 
+if fair_lanes and #use_order > 0 then
+  -- only where the fetch charged a prediction (share) is there an error to correct
+  for _, fx in ipairs(fix_order) do
+    if fair_lanes[fx[1] .. '|fk'] then fair_correct(fair_lanes, fx[1], fx[2], fixes[fx[3]]) end
+  end
+  -- use of worker time per key, and of all keys ('u'): "at ms|ms", decayed with a
+  -- time constant of a minute, so a key's share is its own over the total
+  local fuse = fair_lanes['|fuse']
+  local names = {'u'}
+  for _, key in ipairs(use_order) do names[#names + 1] = 'u:' .. key end
+  local cur = redis.call('HMGET', fuse, unpack(names))
+  local total = 0
+  local set = {}
+  local function decayed(e, add)
+    local at, v = string.match(e or '', '^([^|]+)|(.+)$')
+    at, v = finite(at), finite(v)
+    local x = 0
+    if at and v then x = v * math.exp(-math.max(now - at, 0) / 60000) end
+    return string.format('%d', math.max(now, at or now)) .. '|' .. string.format('%.6g', x + add)
+  end
+  for i, key in ipairs(use_order) do
+    total = total + uses[key]
+    set[#set + 1] = names[i + 1]
+    set[#set + 1] = decayed(cur[i + 1], uses[key])
+  end
+  set[#set + 1] = 'u'
+  set[#set + 1] = decayed(cur[1], total)
+  redis.call('HSET', fuse, unpack(set))
+end
+
 if #runs > 0 then
-  local mode, _, _, alpha = rank_settings(KEYS[11])
-  if mode ~= 'fifo' then
+  local mode, _, _, alpha, fair = rank_settings(KEYS[11])
+  if mode ~= 'fifo' or fair == 'share' then -- share charges predictions: learn them
     local tasks, seen = {}, {}
     for _, r in ipairs(runs) do
       local t = 't:' .. r[1]

@@ -27,15 +27,18 @@ local rec = redis.call('HGET', KEYS[1], id)
 if not rec then return {'notfound', id} end
 local member = record_lane(rec)
 local lane = nil
+local placed = fair_fields(member)
 if member then
-  lane = lanes[member]
-  if not lane then return {'stale', member} end
+  lane = lanes[lane_ref(member)]
+  if not lane then return {'stale', lane_ref(member)} end
 end
 local how = nil
 local waiting = false -- pending or scheduled: its waiters are still waiting
 if redis.call('ZREM', KEYS[2], id) == 1 then
   waiting = true
-elseif lane and redis.call('ZREM', lane, id) == 1 then
+elseif placed and fair_remove(lanes, KEYS[3], member, id) then
+  waiting = true
+elseif lane and not placed and redis.call('ZREM', lane, id) == 1 then
   rescore_lane(KEYS[3], lane, member)
   waiting = true
 elseif redis.call('ZSCORE', KEYS[4], id) then

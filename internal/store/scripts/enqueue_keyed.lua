@@ -10,23 +10,39 @@
 -- Returns {"ok", id}, {"kept", waiting id}, or {"stale", member} when the lane list
 -- lacks a lane (the caller refreshes it and calls again).
 local lanes = lane_map(12, 11, tonumber(ARGV[10]))
-local new_lane = lanes[ARGV[3]]
-if not new_lane then return {'stale', ARGV[3]} end
+local new_lane = lanes[lane_ref(ARGV[3])]
+if not new_lane then return {'stale', lane_ref(ARGV[3])} end
 local cur = redis.call('HGET', KEYS[5], ARGV[6])
 if cur then
   local waiting = redis.call('ZSCORE', KEYS[3], cur)
   local member = record_lane(redis.call('HGET', KEYS[1], cur) or '')
   local lane = nil
+  local placed = fair_fields(member)
   if member then
-    lane = lanes[member]
-    if not lane then return {'stale', member} end
+    lane = lanes[lane_ref(member)]
+    if not lane then return {'stale', lane_ref(member)} end
   end
-  if not waiting and lane then waiting = redis.call('ZSCORE', lane, cur) end
+  if not waiting and lane then
+    if placed then
+      -- pending in a fair set: found (and, unless kept, removed) by its member
+      if ARGV[7] ~= '1' then
+        waiting = fair_remove(lanes, KEYS[2], member, cur)
+      else
+        local f = placed
+        local prefix = f[2] .. SEP .. f[3] .. SEP .. cur
+        waiting = redis.call('ZRANGE', lane, '[' .. prefix .. SEP, '(' .. prefix .. ' ', 'BYLEX', 'LIMIT', 0, 1)[1] ~= nil
+      end
+    else
+      waiting = redis.call('ZSCORE', lane, cur)
+    end
+  end
   if waiting then
     if ARGV[7] == '1' then return {'kept', cur} end
-    if redis.call('ZREM', KEYS[3], cur) == 0 then
+    if (not placed) and redis.call('ZREM', KEYS[3], cur) == 0 then
       redis.call('ZREM', lane, cur)
       rescore_lane(KEYS[2], lane, member)
+    elseif placed then
+      redis.call('ZREM', KEYS[3], cur)
     end
     forget({cur}, KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
     redis.call('HDEL', KEYS[6], cur)
@@ -44,8 +60,12 @@ if due > now then
 else
   local score = job_score(now)
   local was_empty = redis.call('ZCARD', KEYS[2]) == 0
-  redis.call('ZADD', new_lane, score, ARGV[2])
-  index_lane_after_add(KEYS[2], ARGV[3], score)
+  if fair_fields(ARGV[3]) then
+    fair_add(lanes, KEYS[2], {{ARGV[3], ARGV[2], score}}, now)
+  else
+    redis.call('ZADD', new_lane, score, ARGV[2])
+    index_lane_after_add(KEYS[2], ARGV[3], score)
+  end
   if was_empty then wake(KEYS[4]) end
 end
 redis.call('HSET', KEYS[5], ARGV[6], ARGV[2])

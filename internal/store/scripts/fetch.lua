@@ -25,7 +25,7 @@ local start = string.format('%d', now)
 local deadline = now + tonumber(ARGV[3]) -- the lease runs from Redis' now, not the caller's
 local want = math.min(tonumber(ARGV[2]), MAX_FETCH) -- unpack() below takes ~8000 values at most
 local lanes = lane_map(10, 6, tonumber(ARGV[5]))
-local mode, rule, w = rank_settings(KEYS[8])
+local mode, rule, w, _, fair = rank_settings(KEYS[8])
 local ids, own, act, preds, scores = {}, {}, {}, {}, {}
 local emptied = {} -- lanes this fetch emptied: the caller may stop passing them
 local got = 0
@@ -51,6 +51,178 @@ local function take(lane, member, popped, pred, bounded)
     scores[#scores + 1] = popped[i + 1]
   end
   got = got + k
+end
+
+-- Fair sets (lib.lua, fair_add): the band's fair set competes in the lane index like a
+-- lane; once chosen, take_fair picks inside it by key, start-time fair queueing over the
+-- band's backlogged keys: the key with the smallest start tag goes next, its jobs in
+-- their in-key order, and each job adds its charge / the key's weight to the key's tag
+-- (share: the job's predicted ms; lru and off: 1). V, the band's virtual time, is the
+-- tag of the job started last.
+local task_preds = {}
+local function job_prediction(lane)
+  local t = lane_task(lane)
+  local tp = task_preds[t]
+  if tp == nil then
+    tp = predict(KEYS[9], {t})[t] or false
+    task_preds[t] = tp
+  end
+  return lane_prediction(lane, tp or nil)
+end
+
+local function is_fair_ref(member)
+  return string.sub(member, 2) == '|fair'
+end
+
+-- Take up to limit jobs of band p's fair set.
+local function take_fair(p, limit)
+  local ref = p .. '|fair'
+  local fj, fk, fz = lanes[ref], lanes[p .. '|fk'], lanes[p .. '|fz']
+  local fv = lanes['|fv']
+  local st = redis.call('HMGET', fv, 'v:' .. p, 'cfg')
+  local V = finite(st[1]) or 0
+  local configured = (tonumber(st[2] or '0') or 0) > 0
+  local share = fair == 'share'
+  local weights, cursor = {}, {}
+  local function weight(key)
+    local wt = weights[key]
+    if not wt then
+      wt = 1
+      if configured then wt = known_weight(redis.call('HGET', lanes['|fcfg'], 'w:' .. key)) end
+      weights[key] = wt
+    end
+    return wt
+  end
+  -- list: the keys of fk up to a threshold (all of those at or before its last entry),
+  -- sorted; full: every key of fk is in it
+  local list, full = {}, false
+  local function read_list()
+    local r = redis.call('ZRANGE', fk, 0, limit, 'WITHSCORES')
+    list = {}
+    for i = 1, #r, 2 do list[#list + 1] = {k = r[i], s = finite(r[i + 1]) or V} end
+    full = #list <= limit
+  end
+  local dirty, gone, served, served_order, taken = {}, {}, {}, {}, {}
+  local function write_tags()
+    local z = {}
+    for key, tag in pairs(dirty) do
+      z[#z + 1] = fmt17(tag)
+      z[#z + 1] = key
+    end
+    if #z > 0 then call_chunked('ZADD', fk, z) end
+    for key, tag in pairs(gone) do
+      redis.call('ZREM', fk, key)
+      redis.call('ZADD', fz, fmt17(tag), key)
+    end
+    dirty, gone = {}, {}
+  end
+  read_list()
+  if not list[1] then
+    -- jobs without a backlogged key (a damaged state): the key of the first one joins
+    local m = redis.call('ZRANGE', fj, 0, 0)[1]
+    if m then
+      fair_backlog(lanes, p, fair_fields(m)[1])
+      read_list()
+    end
+  end
+  local n = 0
+  while n < limit and list[1] do
+    local K, S = list[1].k, list[1].s
+    local R = list[2]
+    local wt = weight(K)
+    local lo, hi = key_range(K)
+    if cursor[K] then lo = '(' .. cursor[K] end
+    -- facing a runner-up, read 2: the one the key may get, and whether it has more
+    local ask = limit - n
+    if R then ask = 2 end
+    local stop, empty = false, false
+    while not stop do
+      local ms = redis.call('ZRANGE', fj, lo, hi, 'BYLEX', 'LIMIT', 0, ask)
+      local used = 0
+      for _, m in ipairs(ms) do
+        local f = fair_fields(m) -- key, score, id, lane, due
+        local id, lane, due = f[3], f[4], f[5]
+        local pr = nil
+        if share or mode ~= 'fifo' then pr = job_prediction(lane) end
+        local c = 1
+        if share then c = math.max(pr or 1, 0.01) end
+        taken[#taken + 1] = m
+        cursor[K] = m
+        used = used + 1
+        ids[#ids + 1] = id
+        own[#own + 1] = id
+        own[#own + 1] = ARGV[4] .. '|' .. start .. '|' .. due .. '|' .. lane .. SEP .. K .. SEP .. f[2] .. SEP .. fmt17(c) .. SEP .. fmt17(wt)
+        act[#act + 1] = deadline
+        act[#act + 1] = id
+        preds[#preds + 1] = fmt(pr)
+        scores[#scores + 1] = due
+        got = got + 1
+        n = n + 1
+        if not served[K] then
+          served[K] = 0
+          served_order[#served_order + 1] = K
+        end
+        served[K] = served[K] + 1
+        if S > V then V = S end
+        S = S + c / wt
+        lo = '(' .. m
+        if n >= limit or (R and not key_before(S, K, R.s, R.k)) then
+          stop = true
+          break
+        end
+      end
+      if used == #ms and #ms < ask then
+        empty, stop = true, true -- read all it had
+      elseif not stop then
+        ask = math.min(ask * 2, limit - n)
+      end
+    end
+    table.remove(list, 1)
+    if empty then
+      gone[K] = S
+      dirty[K] = nil
+    else
+      dirty[K] = S
+      local pos = #list + 1
+      for i = 1, #list do
+        if key_before(S, K, list[i].s, list[i].k) then
+          pos = i
+          break
+        end
+      end
+      -- past every key read, with keys unread: it may come after one of those; drop it
+      -- (it is written back, and read again when it comes up)
+      if pos <= #list or full then table.insert(list, pos, {k = K, s = S}) end
+    end
+    if n < limit and #list < 2 and not full then
+      write_tags()
+      read_list()
+    end
+  end
+  if #taken > 0 then call_chunked('ZREM', fj, taken) end
+  write_tags()
+  local use = {}
+  for _, key in ipairs(served_order) do
+    fair_count(lanes, key, -served[key])
+    use[#use + 1] = 's:' .. key
+    use[#use + 1] = start
+  end
+  if #use > 0 then call_chunked('HSET', lanes['|fuse'], use) end
+  if redis.call('ZCARD', fj) == 0 then
+    -- the band's fair work is gone: it leaves the index and its tags reset (an idle
+    -- band, like an idle server in SFQ, owes nobody)
+    redis.call('ZREM', KEYS[1], ref)
+    redis.call('DEL', fk, fz)
+    redis.call('HDEL', fv, 'v:' .. p)
+    emptied[#emptied + 1] = ref
+  else
+    redis.call('HSET', fv, 'v:' .. p, fmt17(V))
+    -- behind every lane head that arrived before now: leftover lanes of the band are
+    -- not starved by its fair set (nor it by them)
+    redis.call('ZADD', KEYS[1], fmt17(lane_offset(ref) + now + 0.5), ref)
+    redis.call('ZREMRANGEBYSCORE', fz, '-inf', fmt17(V)) -- finish tags V passed say nothing
+  end
+  return n
 end
 
 -- whether candidate a ranks before b
@@ -155,7 +327,12 @@ if mode ~= 'active' then
     local member = top[1]
     local lane = lanes[member]
     local ok, stale = true, nil
-    if lane and top[3] and top[4] == top[2] then
+    if lane and is_fair_ref(member) then
+      -- another lane of the same band waiting: one job, then rank again
+      local limit = want - got
+      if top[3] and math.floor(tonumber(top[4]) / BAND) == math.floor(tonumber(top[2]) / BAND) then limit = 1 end
+      if take_fair(string.sub(member, 1, 1), limit) == 0 then break end
+    elseif lane and top[3] and top[4] == top[2] then
       ok, stale = take_tied(top[2])
     elseif lane then
       local bound = nil
@@ -171,16 +348,21 @@ if mode ~= 'active' then
   if mode == 'shadow' and got > 0 then
     -- fifo order, but every job's prediction is recorded so it can be judged
     local tasks, seen, task_of = {}, {}, {}
+    local function owned_lane(o)
+      local m = string.match(o, '^.-|%d+|[^|]+|(.*)$')
+      local f = fair_fields(m)
+      if f then return f[1] end
+      return m
+    end
     for i = 1, got do
       local o = own[i * 2]
-      local t = lane_task(string.match(o, '^.-|%d+|[^|]+|(.*)$'))
+      local t = lane_task(owned_lane(o))
       task_of[i] = t
       if not seen[t] then seen[t] = true; tasks[#tasks + 1] = t end
     end
     local p = predict(KEYS[9], tasks)
     for i = 1, got do
-      local member = string.match(own[i * 2], '^.-|%d+|[^|]+|(.*)$')
-      preds[i] = fmt(lane_prediction(member, p[task_of[i]]))
+      preds[i] = fmt(lane_prediction(owned_lane(own[i * 2]), p[task_of[i]]))
     end
   end
 else
@@ -205,8 +387,10 @@ else
     end
     local tasks, seen = {}, {}
     for i = 1, #cands, 2 do
-      local t = lane_task(cands[i])
-      if not seen[t] then seen[t] = true; tasks[#tasks + 1] = t end
+      if not is_fair_ref(cands[i]) then
+        local t = lane_task(cands[i])
+        if not seen[t] then seen[t] = true; tasks[#tasks + 1] = t end
+      end
     end
     local p = predict(KEYS[9], tasks)
     -- rank the band's lane heads by (k0, k1, k2), smallest first (equal keys: index
@@ -215,7 +399,8 @@ else
     for i = 1, #cands, 2 do
       local member = cands[i]
       local head = tonumber(cands[i + 1]) - lo
-      local pr = lane_prediction(member, p[lane_task(member)])
+      local pr = nil -- a fair set competes on its entry, as a lane of unknown prediction
+      if not is_fair_ref(member) then pr = lane_prediction(member, p[lane_task(member)]) end
       if pr then pr = math.max(pr, 0.001) end -- a learned 0 (sub-µs handlers) is tiny, not nothing
       local c = {member = member, head = head, pred = pr, k0 = 1, k2 = 0}
       if rule == 'hrrn' then
@@ -247,35 +432,41 @@ else
       if got == 0 then return {'stale', best.member} end
       break
     end
-    -- the in-lane score below which best's jobs still rank before the runner-up
-    local bound = nil
-    if second then
-      local pb = best.pred or 0
-      if rule == 'hrrn' then
-        -- a later job s of best's lane is overdue while s < now - w*pb (an unknown lane's
-        -- jobs always are, with pb = 0); it ranks before the runner-up when it is overdue
-        -- with a smaller deadline, or, facing a runner-up that is not overdue, also when
-        -- its ratio is the higher one
-        local wp = 0
-        if pb > 0 then wp = w * pb end -- (w may be math.huge; inf × 0 would be NaN)
-        local due = now - wp
-        if best.k0 == 1 then
-          bound = now + pb + second.k1 * pb -- both on ratios; second.k1 is minus its ratio
-        elseif second.k0 == 0 then
-          bound = math.min(due, second.k1 - wp) -- both overdue: by deadline
-        elseif not best.pred then
-          bound = nil -- an unknown lane goes before any lane that is not overdue
+    if is_fair_ref(best.member) then
+      local limit = want - got
+      if second then limit = 1 end
+      if take_fair(string.sub(best.member, 1, 1), limit) == 0 then break end
+    else
+      -- the in-lane score below which best's jobs still rank before the runner-up
+      local bound = nil
+      if second then
+        local pb = best.pred or 0
+        if rule == 'hrrn' then
+          -- a later job s of best's lane is overdue while s < now - w*pb (an unknown lane's
+          -- jobs always are, with pb = 0); it ranks before the runner-up when it is overdue
+          -- with a smaller deadline, or, facing a runner-up that is not overdue, also when
+          -- its ratio is the higher one
+          local wp = 0
+          if pb > 0 then wp = w * pb end -- (w may be math.huge; inf × 0 would be NaN)
+          local due = now - wp
+          if best.k0 == 1 then
+            bound = now + pb + second.k1 * pb -- both on ratios; second.k1 is minus its ratio
+          elseif second.k0 == 0 then
+            bound = math.min(due, second.k1 - wp) -- both overdue: by deadline
+          elseif not best.pred then
+            bound = nil -- an unknown lane goes before any lane that is not overdue
+          else
+            bound = math.max(due, now + pb + second.k1 * pb)
+          end
+        elseif w == math.huge then
+          if pb < second.k1 then bound = nil else bound = second.head end
         else
-          bound = math.max(due, now + pb + second.k1 * pb)
+          bound = second.k1 - w * pb
         end
-      elseif w == math.huge then
-        if pb < second.k1 then bound = nil else bound = second.head end
-      else
-        bound = second.k1 - w * pb
+        if bound and (bound ~= bound or bound == -math.huge) then bound = false end -- NaN: job by job
       end
-      if bound and (bound ~= bound or bound == -math.huge) then bound = false end -- NaN: job by job
+      pop(lane, best.member, bound, best.pred)
     end
-    pop(lane, best.member, bound, best.pred)
   end
 end
 

@@ -87,11 +87,13 @@ end
 
 -- A queue's ranking settings: mode ('fifo', 'shadow', 'active'), rule ('fixed',
 -- 'hrrn'), w (aging weight; math.huge for 'inf') and alpha (EWMA weight).
+-- The fifth is the fair mode ('off', 'lru', 'share'): one more field of the same read,
+-- so fairness that is off costs no command.
 local function rank_settings(key)
-  local c = redis.call('HMGET', key, 'mode', 'rule', 'w', 'alpha')
+  local c = redis.call('HMGET', key, 'mode', 'rule', 'w', 'alpha', 'fair')
   local w = c[3]
   if w == 'inf' then w = math.huge else w = tonumber(w or '16') end
-  return c[1] or 'fifo', c[2] or 'hrrn', w, tonumber(c[4] or '0.1')
+  return c[1] or 'fifo', c[2] or 'hrrn', w, tonumber(c[4] or '0.1'), c[5] or 'off'
 end
 
 -- The learned mean of a stats entry "count|mean|variance" (nil unless known_ms).
@@ -130,10 +132,201 @@ local function lane_map(kfirst, afirst, n)
   return m
 end
 
+-- Call a multi-argument command over a list in chunks (Lua's unpack has a limit).
+local function call_chunked(cmd, key, list)
+  local n = #list
+  local i = 1
+  while i <= n do
+    local j = math.min(i + UNPACK_CHUNK - 1, n)
+    redis.call(cmd, key, unpack(list, i, j))
+    i = j + 1
+  end
+end
+
+-- Fair share by key (docs/fairshare.md). In fair mode a job is not put in a lane but in
+-- its priority band's fair set, by its fair key: its place "<lane>\31<key>\31<score>"
+-- stands where a lane member would (the record's first line; the owner entry adds
+-- "\31<charge>\31<weight>"). The band's fair set "<p>|fair" is one member of the lane
+-- index, and its keys ride in the lane list like lanes: "<p>|fair" (fj: pending jobs,
+-- all scored 0, ordered by bytes: "<key>\31<score %015d>\31<id>\31<lane>\31<due>"),
+-- "<p>|fk" (backlogged keys by start tag), "<p>|fz" (finish tags of keys gone idle),
+-- and, once per queue, "|fv" (virtual time per band, "cfg"), "|fn" (pending jobs per
+-- key), "|fcfg" (weights, tags, default lateness), "|fuse" (last served, usage).
+local SEP = '\31'
+
+-- The fields of a place or of a fair owner member (lane, key, score[, charge, weight]),
+-- or nil for a lane member.
+local function fair_fields(member)
+  if not member or not string.find(member, SEP, 1, true) then return nil end
+  local f, i = {}, 1
+  while true do
+    local j = string.find(member, SEP, i, true)
+    if not j then
+      f[#f + 1] = string.sub(member, i)
+      return f
+    end
+    f[#f + 1] = string.sub(member, i, j - 1)
+    i = j + 1
+  end
+end
+
+-- The lane list member a record's first line or an owner member needs: itself, or for
+-- a place its band's fair set.
+local function lane_ref(member)
+  if member and string.find(member, SEP, 1, true) then return string.sub(member, 1, 1) .. '|fair' end
+  return member
+end
+
+-- A finite number read from Redis, else nil.
+local function finite(x)
+  x = tonumber(x or '')
+  if x and x == x and x > -math.huge and x < math.huge then return x end
+  return nil
+end
+
+-- A key's weight as stored: finite in [0.01, 100], else (damaged, or unset) 1.
+local function known_weight(x)
+  x = tonumber(x or '')
+  if x and x >= 0.01 and x <= 100 then return x end -- NaN fails
+  return 1
+end
+
+local function fmt17(x) return string.format('%.17g', x) end
+
+-- Count d more (or fewer) pending jobs of key; a key at 0 leaves the count.
+local function fair_count(lanes, key, d)
+  local n = tonumber(redis.call('ZINCRBY', lanes['|fn'], d, key))
+  if n <= 0 then redis.call('ZREM', lanes['|fn'], key) end
+end
+
+-- Make key backlogged in band p unless it is: its start tag is max(its finish tag, V),
+-- so a key that went idle banks no credit, and a new key goes ahead of those served.
+local function fair_backlog(lanes, p, key)
+  local fk = lanes[p .. '|fk']
+  if redis.call('ZSCORE', fk, key) then return end
+  local fz = lanes[p .. '|fz']
+  local s = finite(redis.call('HGET', lanes['|fv'], 'v:' .. p)) or 0
+  local f = finite(redis.call('ZSCORE', fz, key))
+  if f then
+    if f > s then s = f end
+    redis.call('ZREM', fz, key)
+  end
+  redis.call('ZADD', fk, fmt17(s), key)
+end
+
+-- Put fair-placed jobs into their bands' fair sets: entries are {place, id, due ms}; at
+-- is now (ms), the index score of a band that had no fair work. Returns true when a
+-- band's fair set was empty before.
+local function fair_add(lanes, idx, entries, at)
+  local bands, order = {}, {}
+  for _, e in ipairs(entries) do
+    local f = fair_fields(e[1])
+    local p = string.sub(f[1], 1, 1)
+    local b = bands[p]
+    if not b then
+      b = {z = {}, keys = {}, list = {}}
+      bands[p] = b
+      order[#order + 1] = p
+    end
+    b.z[#b.z + 1] = 0
+    b.z[#b.z + 1] = f[2] .. SEP .. f[3] .. SEP .. e[2] .. SEP .. f[1] .. SEP .. string.format('%d', e[3])
+    if not b.keys[f[2]] then
+      b.keys[f[2]] = 0
+      b.list[#b.list + 1] = f[2]
+    end
+    b.keys[f[2]] = b.keys[f[2]] + 1
+  end
+  local fresh = false
+  for _, p in ipairs(order) do
+    local b = bands[p]
+    call_chunked('ZADD', lanes[p .. '|fair'], b.z)
+    for _, key in ipairs(b.list) do
+      redis.call('ZINCRBY', lanes['|fn'], b.keys[key], key)
+      fair_backlog(lanes, p, key)
+    end
+    local ref = p .. '|fair'
+    if not redis.call('ZSCORE', idx, ref) then
+      -- x.5: never tied with a lane's integer score
+      redis.call('ZADD', idx, fmt17(lane_offset(ref) + at + 0.5), ref)
+      fresh = true
+    end
+  end
+  return fresh
+end
+
+-- The lex range of key's jobs in a fair set (no key holds a byte below ' ', so the
+-- range holds no other key's).
+local function key_range(key)
+  return '[' .. key .. SEP, '(' .. key .. ' '
+end
+
+-- After jobs left band p's fair set outside a fetch: each of keys that has no job left
+-- there stops being backlogged (its tag kept as a finish tag); a band left with no fair
+-- work leaves the lane index and forgets its tags. Returns true when the band emptied.
+local function fair_settle(lanes, idx, p, keys)
+  local fj, fk, fz = lanes[p .. '|fair'], lanes[p .. '|fk'], lanes[p .. '|fz']
+  if redis.call('ZCARD', fj) == 0 then
+    redis.call('ZREM', idx, p .. '|fair')
+    redis.call('DEL', fk, fz)
+    redis.call('HDEL', lanes['|fv'], 'v:' .. p)
+    return true
+  end
+  for _, key in ipairs(keys) do
+    local lo, hi = key_range(key)
+    if not redis.call('ZRANGE', fj, lo, hi, 'BYLEX', 'LIMIT', 0, 1)[1] then
+      local s = redis.call('ZSCORE', fk, key)
+      if s then
+        redis.call('ZREM', fk, key)
+        redis.call('ZADD', fz, s, key)
+      end
+    end
+  end
+  return false
+end
+
+-- Take pending job id of place out of its band's fair set; true when it was there.
+local function fair_remove(lanes, idx, place, id)
+  local f = fair_fields(place)
+  local p = string.sub(f[1], 1, 1)
+  local prefix = f[2] .. SEP .. f[3] .. SEP .. id
+  local m = redis.call('ZRANGE', lanes[p .. '|fair'], '[' .. prefix .. SEP, '(' .. prefix .. ' ', 'BYLEX', 'LIMIT', 0, 1)
+  if not m[1] then return false end
+  redis.call('ZREM', lanes[p .. '|fair'], m[1])
+  fair_count(lanes, f[2], -1)
+  fair_settle(lanes, idx, p, {f[2]})
+  return true
+end
+
+-- Correct key's tag in band p by d (the charge's error, in tag units): while it is
+-- backlogged, else while its finish tag is kept; an overrun of a tag already trimmed
+-- is kept from V on, so the debt is not forgotten.
+local function fair_correct(lanes, p, key, d)
+  if not (d == d and d > -math.huge and d < math.huge) or d == 0 then return end
+  local s = fmt17(d)
+  if redis.call('ZADD', lanes[p .. '|fk'], 'XX', 'INCR', s, key) then return end
+  if redis.call('ZADD', lanes[p .. '|fz'], 'XX', 'INCR', s, key) then return end
+  if d > 0 then
+    local v = finite(redis.call('HGET', lanes['|fv'], 'v:' .. p))
+    if v then redis.call('ZADD', lanes[p .. '|fz'], fmt17(v + d), key) end
+  end
+end
+
+-- Whether key a with tag sa comes before key b with tag sb in a key set: by tag, then
+-- by bytes (Lua's own string comparison follows the server's locale).
+local function key_before(sa, a, sb, b)
+  if sa ~= sb then return sa < sb end
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
 -- Collect member into missing (a set and a list) when the caller did not pass its lane:
 -- a script names every missing lane it meets in one "stale" answer, before changing
 -- anything, so that the caller learns them in one more call.
 local function note_missing(lanes, missing, member)
+  member = lane_ref(member)
   if member == nil or lanes[member] or missing[member] then return end
   missing[member] = true
   missing[#missing + 1] = member
@@ -185,16 +378,6 @@ local function record_lane(rec)
   return string.sub(rec, 1, nl - 1)
 end
 
--- Call a multi-argument command over a list in chunks (Lua's unpack has a limit).
-local function call_chunked(cmd, key, list)
-  local n = #list
-  local i = 1
-  while i <= n do
-    local j = math.min(i + UNPACK_CHUNK - 1, n)
-    redis.call(cmd, key, unpack(list, i, j))
-    i = j + 1
-  end
-end
 
 -- Schedule keys: skey maps a key to the job waiting under it, jkey maps a keyed job
 -- back to its key (only keyed jobs have an entry).

@@ -17,10 +17,14 @@ if due[1] then
   end
   if #missing > 0 then return stale_answer(missing) end
   local groups = {}
+  local fair_due = {} -- fair-placed jobs: {place, id, due}
   for i, id in ipairs(ids) do
     local rec = recs[i]
-    if rec then
-      local member = record_lane(rec)
+    local member = rec and record_lane(rec)
+    if member and fair_fields(member) then
+      fair_due[#fair_due + 1] = {member, id, tonumber(due[i * 2])}
+      moved = moved + 1
+    elseif rec then
       local g = groups[member]
       if not g then g = {}; groups[member] = g end
       g[#g + 1] = job_score(tonumber(due[i * 2]))
@@ -34,6 +38,7 @@ if due[1] then
     index_lane_after_add(KEYS[3], member, min)
     moved = moved + #g / 2
   end
+  if #fair_due > 0 then fair_add(lanes, KEYS[3], fair_due, tonumber(ARGV[1])) end
   redis.call('ZREM', KEYS[1], unpack(ids))
   if moved > 0 then wake(KEYS[4]) end
 end

@@ -27,16 +27,43 @@ if ARGV[1] == 'set' then
   told(ids)
   return #ids
 end
+local lanes = lane_map(11, 4, nl)
 for i = 0, nl - 1 do
   if removed >= limit then break end
   local lane, member = KEYS[11 + i], ARGV[4 + i]
-  local ids = redis.call('ZRANGE', lane, 0, limit - removed - 1)
-  if #ids > 0 then
-    redis.call('ZREMRANGEBYRANK', lane, 0, #ids - 1)
-    forget(ids, KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
-    told(ids)
-    removed = removed + #ids
+  if string.sub(member, 2) == '|fair' then
+    -- a band's fair set: its members name the jobs (lib.lua, fair_add)
+    local p = string.sub(member, 1, 1)
+    local ms = redis.call('ZRANGE', lane, 0, limit - removed - 1)
+    if #ms > 0 then
+      local ids, per, keys = {}, {}, {}
+      for _, m in ipairs(ms) do
+        local f = fair_fields(m)
+        ids[#ids + 1] = f[3]
+        if not per[f[1]] then
+          per[f[1]] = 0
+          keys[#keys + 1] = f[1]
+        end
+        per[f[1]] = per[f[1]] + 1
+      end
+      redis.call('ZREMRANGEBYRANK', lane, 0, #ms - 1)
+      for _, key in ipairs(keys) do fair_count(lanes, key, -per[key]) end
+      forget(ids, KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+      told(ids)
+      removed = removed + #ids
+      fair_settle(lanes, KEYS[1], p, keys)
+    else
+      fair_settle(lanes, KEYS[1], p, {})
+    end
+  elseif string.find(member, '^%d:') then -- a lane (the fair sets' other keys hold no jobs)
+    local ids = redis.call('ZRANGE', lane, 0, limit - removed - 1)
+    if #ids > 0 then
+      redis.call('ZREMRANGEBYRANK', lane, 0, #ids - 1)
+      forget(ids, KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+      told(ids)
+      removed = removed + #ids
+    end
+    rescore_lane(KEYS[1], lane, member)
   end
-  rescore_lane(KEYS[1], lane, member)
 end
 return removed

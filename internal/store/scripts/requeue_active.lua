@@ -55,6 +55,7 @@ for i, id in ipairs(ids) do
 end
 local moved = 0
 local ready = nil
+local fair_back = {} -- fair-placed jobs going back: {place, id, due}
 for _, p in ipairs(plan) do
   local id, score, member = p[1], p[2], p[3]
   redis.call('ZREM', KEYS[1], id)
@@ -81,8 +82,18 @@ for _, p in ipairs(plan) do
     redis.call('PUBLISH', channel, 'c ' .. id)
   else
     moved = moved + 1
-    redis.call('ZADD', lanes[member], score, id)
-    index_lane_after_add(KEYS[3], member, score)
+    local f = fair_fields(member)
+    if f then
+      -- back under its key at its old in-key score; a hand-back refunds its charge
+      fair_back[#fair_back + 1] = {f[1] .. SEP .. f[2] .. SEP .. f[3], id, score}
+      if ARGV[3] == 'handback' and f[4] then
+        local c, wt = finite(f[4]), finite(f[5])
+        if c and wt and wt > 0 then fair_correct(lanes, string.sub(f[1], 1, 1), f[2], -c / wt) end
+      end
+    else
+      redis.call('ZADD', lanes[member], score, id)
+      index_lane_after_add(KEYS[3], member, score)
+    end
   -- an expired lease spends an attempt, unless the job was handed to an idle worker
   -- that never claimed it (owner "*"): it never ran
     if ARGV[3] == 'expired' and p[4] ~= '*' then
@@ -91,6 +102,7 @@ for _, p in ipairs(plan) do
     end
   end
 end
+if #fair_back > 0 then fair_add(lanes, KEYS[3], fair_back, now) end
 if moved > 0 then wake(KEYS[4]) end
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {'ok', #plan, head[2] or ''}

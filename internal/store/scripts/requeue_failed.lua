@@ -75,13 +75,19 @@ for i, id in ipairs(ids) do
   end
 end
 local score = job_score(tonumber(ARGV[1]))
+local fair_back = {}
 for _, p in ipairs(plan) do
-  redis.call('ZADD', lanes[p[2]], score, p[1])
-  index_lane_after_add(KEYS[3], p[2], score)
+  if fair_fields(p[2]) then
+    fair_back[#fair_back + 1] = {p[2], p[1], score}
+  else
+    redis.call('ZADD', lanes[p[2]], score, p[1])
+    index_lane_after_add(KEYS[3], p[2], score)
+  end
   redis.call('ZREM', KEYS[1], p[1])
   redis.call('HDEL', KEYS[5], p[1])
   redis.call('HDEL', KEYS[6], p[1])
 end
+if #fair_back > 0 then fair_add(lanes, KEYS[3], fair_back, score) end
 if #plan > 0 then wake(KEYS[4]) end
 if paged then return {'ok', #plan, cur_score, cur_id} end
 return {'ok', #plan}

@@ -9,8 +9,25 @@
 -- ARGV[1] now ms  ARGV[2] succeeded jobs kept at most  ARGV[3] failed jobs kept for ms
 -- ARGV[4] failed jobs kept at most  ARGV[5] canceled jobs kept for ms
 -- ARGV[6] canceled jobs kept at most
+-- KEYS[13] fair key use  KEYS[14] pending jobs per fair key  KEYS[15] fair virtual times
+-- (lib.lua, fair_add): 200 fields of the use hash a call, from a cursor kept in the
+-- last, lose the keys that have no pending job and were not served for 15 minutes.
 -- Returns how many jobs were dropped.
 local now = tonumber(ARGV[1])
+if redis.call('EXISTS', KEYS[13]) == 1 then
+  local r = redis.call('HSCAN', KEYS[13], redis.call('HGET', KEYS[15], 'sw') or '0', 'COUNT', 200)
+  local drop = {}
+  local fields = r[2]
+  for i = 1, #fields, 2 do
+    local kind, key = string.match(fields[i], '^([su]):(.*)$')
+    if kind and not redis.call('ZSCORE', KEYS[14], key) then
+      local at = tonumber(string.match(fields[i + 1], '^([^|]+)') or '')
+      if (not at) or now - at > 900000 then drop[#drop + 1] = fields[i] end
+    end
+  end
+  if #drop > 0 then redis.call('HDEL', KEYS[13], unpack(drop)) end
+  redis.call('HSET', KEYS[15], 'sw', r[1])
+end
 local function trim(set, older_than, cap)
   local old = drop_expired(set, older_than, cap, 500)
   if #old > 0 then
