@@ -289,9 +289,10 @@ local function fair_remove(lanes, idx, place, id)
   local f = fair_fields(place)
   local p = string.sub(f[1], 1, 1)
   local prefix = f[2] .. SEP .. f[3] .. SEP .. id
-  local m = redis.call('ZRANGE', lanes[p .. '|fair'], '[' .. prefix .. SEP, '(' .. prefix .. ' ', 'BYLEX', 'LIMIT', 0, 1)
+  local fj = lanes[p .. '|fair']
+  local m = redis.call('ZRANGE', fj, '[' .. prefix .. SEP, '(' .. prefix .. ' ', 'BYLEX', 'LIMIT', 0, 1)
   if not m[1] then return false end
-  redis.call('ZREM', lanes[p .. '|fair'], m[1])
+  redis.call('ZREM', fj, m[1])
   fair_count(lanes, f[2], -1)
   fair_settle(lanes, idx, p, {f[2]})
   return true
@@ -303,11 +304,12 @@ end
 local function fair_correct(lanes, p, key, d)
   if not (d == d and d > -math.huge and d < math.huge) or d == 0 then return end
   local s = fmt17(d)
-  if redis.call('ZADD', lanes[p .. '|fk'], 'XX', 'INCR', s, key) then return end
-  if redis.call('ZADD', lanes[p .. '|fz'], 'XX', 'INCR', s, key) then return end
+  local fk, fz = lanes[p .. '|fk'], lanes[p .. '|fz']
+  if redis.call('ZADD', fk, 'XX', 'INCR', s, key) then return end
+  if redis.call('ZADD', fz, 'XX', 'INCR', s, key) then return end
   if d > 0 then
     local v = finite(redis.call('HGET', lanes['|fv'], 'v:' .. p))
-    if v then redis.call('ZADD', lanes[p .. '|fz'], fmt17(v + d), key) end
+    if v then redis.call('ZADD', fz, fmt17(v + d), key) end
   end
 end
 
