@@ -2,6 +2,7 @@
 //
 //	go run ./bench w1 [--redis URL] [--jobs 20000] [--repeat 3]
 //	go run ./bench w1 --mode active               (the drain in a ranking mode)
+//	go run ./bench w1 --fair-keys 1000            (the drain in share mode, jobs over 1,000 fair keys)
 //	go run ./bench w2 [--redis URL] [--jobs 200]   (also prints the raw-redis floor)
 //	go run ./bench w4 [--repeat 3]                 (dequeue rate, backlog 1k vs 1M; fetch rate after 20k drained lanes)
 //	go run ./bench w5 [--jobs 1000000]             (far-future store: rate, bytes, due-lag, drain)
@@ -9,7 +10,7 @@
 //	go run ./bench dashboard [--jobs 1000000]      (every page with 1M pending jobs)
 //	go run ./bench cluster_fault [--repeat 3]       (one master of a 3-master cluster paused, then killed: the healthy queue's start latency, the faulty queue's recovery)
 //	go run ./bench fair [--mode off|lru|share] [--heavy-ms 2|20] [--duration 30s] [--repeat 3]
-//	                                               (noisy neighbour: light keys' wait, heavy rate, share_error; only off is built)
+//	                                               (noisy neighbour: light keys' wait, heavy rate, share_error; then fetch rate at 100,000 keys vs 10)
 //	go run ./bench rules                           (the simulator: every rule, every workload)
 //	go run ./bench gen --workload seed|w3|bursty-seed|bursty-w3|drift [--jobs --slots --load --seed] > trace.csv
 //	go run ./bench replay --trace FILE --mode fifo|active|oracle [--sim] [--workers P --concurrency C --rule R --w W --time-scale F]
@@ -62,6 +63,7 @@ func main() {
 	defer stop()
 	defer rdb.Close()
 	sys := harness.NewChronoq(rdb, url, "child")
+	sys.FairKeys = f.FairKeys
 	if f.Mode != "" && (f.Workload == "w1" || f.Workload == "w4") {
 		cfg := ranking.DefaultConfig()
 		m, err := ranking.ParseMode(f.Mode)

@@ -11,6 +11,7 @@ import (
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/ranking"
+	"github.com/chronoq/chronoq/ranking/fairshare"
 	"github.com/chronoq/chronoq/worker"
 	"github.com/redis/go-redis/v9"
 )
@@ -23,10 +24,28 @@ type Chronoq struct {
 	childArgs []string
 	// Ranking, when its Mode is set, is applied to the bench queue before each drain.
 	Ranking ranking.Config
+	// FairKeys, when positive, spreads the jobs over that many fair keys (round robin)
+	// and puts the bench queue in share mode.
+	FairKeys int
+	next     int // the next job's key number
+}
+
+// keyOpts are the options of the next job: its fair key, with FairKeys set.
+func (s *Chronoq) keyOpts() []job.Option {
+	if s.FairKeys <= 0 {
+		return nil
+	}
+	s.next++
+	return []job.Option{job.FairKey("tenant-" + strconv.Itoa(s.next%s.FairKeys))}
 }
 
 // Prepare implements Preparer: it sets the bench queue's ranking mode.
 func (s *Chronoq) Prepare(ctx context.Context) error {
+	if s.FairKeys > 0 {
+		if err := s.c.SetFairMode(ctx, "bench", fairshare.ModeShare); err != nil {
+			return err
+		}
+	}
 	if s.Ranking.Mode == "" {
 		return nil
 	}
@@ -69,13 +88,25 @@ func (s *Chronoq) Name() string { return "chronoq" }
 
 // EnqueueOne implements System.
 func (s *Chronoq) EnqueueOne(ctx context.Context, ns int64) error {
-	_, err := queue.Enqueue(ctx, s.c, benchNoop, ns)
+	_, err := queue.Enqueue(ctx, s.c, benchNoop, ns, s.keyOpts()...)
 	return err
 }
 
 // EnqueueBulk implements System.
 func (s *Chronoq) EnqueueBulk(ctx context.Context, n int) (bool, error) {
-	_, err := queue.EnqueueMany(ctx, s.c, benchNoop, make([]int64, n))
+	if s.FairKeys <= 0 {
+		_, err := queue.EnqueueMany(ctx, s.c, benchNoop, make([]int64, n))
+		return true, err
+	}
+	reqs := make([]queue.Request, n)
+	payload, err := job.EncodeArgs(int64(0))
+	if err != nil {
+		return true, err
+	}
+	for i := range reqs {
+		reqs[i] = queue.Request{Task: "noop", Payload: payload, Options: append([]job.Option{job.Queue("bench")}, s.keyOpts()...)}
+	}
+	_, err = s.c.EnqueueBatch(ctx, reqs)
 	return true, err
 }
 

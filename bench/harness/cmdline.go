@@ -36,6 +36,7 @@ type Flags struct {
 	// fair
 	Duration time.Duration // how long the light keys enqueue
 	HeavyMs  string        // the heavy key's run times, comma-separated; empty: 2,20
+	FairKeys int           // w1: jobs spread over this many fair keys, the queue in share mode (0: fairness off)
 }
 
 // ParseFlags reads os.Args, exiting with usage on a missing workload.
@@ -65,6 +66,7 @@ func ParseFlags(usage string) Flags {
 	fs.Float64Var(&f.Load, "load", 0.8, "gen: offered load")
 	fs.Uint64Var(&f.Seed, "seed", 1, "gen: random seed")
 	fs.DurationVar(&f.Duration, "duration", 30*time.Second, "fair: how long the light keys enqueue")
+	fs.IntVar(&f.FairKeys, "fair-keys", 0, "w1: spread the jobs over N fair keys with the queue in share mode (0: off)")
 	fs.StringVar(&f.HeavyMs, "heavy-ms", "", "fair: the heavy key's job run time in ms, 2, 20 or 2,20 (default: both)")
 	_ = fs.Parse(os.Args[2:])
 	return f

@@ -20,6 +20,7 @@ import (
 
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
+	"github.com/chronoq/chronoq/ranking/fairshare"
 	"github.com/chronoq/chronoq/ranking/sim"
 	"github.com/chronoq/chronoq/worker"
 	"github.com/redis/go-redis/v9"
@@ -46,11 +47,11 @@ const (
 	fairDone       = "bench:fair:done"
 )
 
-// fairModes are the fairness modes of issue 13, in the order they run; fairBuilt are
-// those chronoq has. When lru and share land: mark them built and set them in setFairMode.
+// fairModes are the fairness modes, in the order they run; fairBuilt are those chronoq
+// has (all of them now; the flag parsing keeps refusing a mode that is not).
 var (
 	fairModes = []string{"off", "lru", "share"}
-	fairBuilt = map[string]bool{"off": true}
+	fairBuilt = map[string]bool{"off": true, "lru": true, "share": true}
 )
 
 // FairOptions are the fair bench's flags.
@@ -115,18 +116,17 @@ var (
 	fairLightTask = job.NewTask[fairArgs]("fair_light", job.Queue(fairQueue), job.MaxRetries(0))
 )
 
-// fairKeyOpts tags a job with its fair key. Until issue 13 adds job.FairKey the key only
-// travels in the payload (fairArgs.Key), which is what the bench measures by; then this
-// becomes `return []job.Option{job.FairKey(key)}`.
-func fairKeyOpts(key string) []job.Option { return nil }
+// fairKeyOpts tags a job with its fair key (it also travels in the payload,
+// fairArgs.Key, which is what the bench measures by).
+func fairKeyOpts(key string) []job.Option { return []job.Option{job.FairKey(key)} }
 
-// setFairMode puts the bench queue in a fairness mode. off is today's behaviour: nothing
-// to set. lru and share are refused by ParseFairModes until they are built.
+// setFairMode puts the bench queue in a fairness mode.
 func setFairMode(ctx context.Context, c *queue.Client, mode string) error {
-	if mode == "off" {
-		return nil
+	m, err := fairshare.ParseMode(mode)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("fair: mode %s is not built yet", mode)
+	return c.SetFairMode(ctx, fairQueue, m)
 }
 
 // Fair runs the fair bench and returns one line per (mode, heavy ms):

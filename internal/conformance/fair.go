@@ -28,6 +28,7 @@ func fairCases() []struct {
 		{"FairLRUWeights", testFairLRUWeights},
 		{"FairShareInWorkerTime", testFairShareTime},
 		{"FairAckCorrectsCharge", testFairCorrection},
+		{"FairLRUCountsJobsNotTime", testFairLRUCounts},
 		{"FairBandsStayStrict", testFairBands},
 		{"FairInsideKeyFollowsRanking", testFairInsideKey},
 		{"FairBatchEqualsOneByOne", testFairBatch},
@@ -667,3 +668,26 @@ func testFairModeSwitch(t *testing.T, b *bundle) {
 	assertFairEmpty(t, b, "default")
 }
 
+
+// testFairLRUCounts: lru counts jobs: a key whose jobs ran long is not held back.
+func testFairLRUCounts(t *testing.T, b *bundle) {
+	setFair(t, b, "default", fairshare.ModeLRU)
+	fk := fairKeys{}
+	for range 3 {
+		fk.enqueue(t, b, "t", "slow")
+		fk.enqueue(t, b, "t", "fast")
+	}
+	var got []string
+	for range 4 {
+		fs := fairFetch(t, b, "default", 1)
+		got = append(got, fk.of(fs)...)
+		ran := time.Millisecond
+		if fk[fs[0].ID] == "slow" {
+			ran = time.Second
+		}
+		_, err := b.s.Ack(b.ctx, "default", "w", []store.Done{{ID: fs[0].ID, Started: fs[0].At, Fair: fs[0].Fair, Sample: store.Sample{Task: "t", Ran: ran}}})
+		must(t, err)
+	}
+	equal(t, "lru alternates whatever the run times", got, []string{"fast", "slow", "fast", "slow"})
+	invariants(t, b, "default")
+}

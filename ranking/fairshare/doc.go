@@ -2,7 +2,7 @@
 // (job.FairKey): its modes (off, lru, share), the bounds of a key's weight, and Model,
 // the reference order the dequeue script is to keep in Redis, with its stated bound.
 //
-// Fair share is being built (issue 13, docs/fairshare-design.md): today only the key
+// Fair share is being built (issue 13, docs/fairshare.md): today only the key
 // travels with a job, and this package's Model is what the script will be tested
 // against.
 package fairshare

@@ -151,7 +151,11 @@ local function take_fair(p, limit)
         used = used + 1
         ids[#ids + 1] = id
         own[#own + 1] = id
-        own[#own + 1] = ARGV[4] .. '|' .. start .. '|' .. due .. '|' .. lane .. SEP .. K .. SEP .. f[2] .. SEP .. fmt17(c) .. SEP .. fmt17(wt)
+        local o = ARGV[4] .. '|' .. start .. '|' .. due .. '|' .. lane .. SEP .. K .. SEP .. f[2]
+        -- share: the charge and weight, which the ack corrects to the run time; lru
+        -- counts jobs, and a job's run time changes nothing
+        if share then o = o .. SEP .. fmt17(c) .. SEP .. fmt17(wt) end
+        own[#own + 1] = o
         act[#act + 1] = deadline
         act[#act + 1] = id
         preds[#preds + 1] = fmt(pr)
