@@ -89,6 +89,15 @@ func testFairLRU(t *testing.T, b *bundle) {
 	b.clock.Advance(time.Millisecond)
 	fk.enqueue(t, b, "t", "light1")
 	fk.enqueue(t, b, "t", "light2")
+	listed := listedIDs(t, b, job.StatePending)
+	if len(listed) != 8 {
+		t.Fatalf("listed %d pending jobs, want 8", len(listed))
+	}
+	for _, id := range listed {
+		if _, ok := fk[id]; !ok {
+			t.Fatalf("listed %q, not a job", id)
+		}
+	}
 	var got []string
 	for range 3 {
 		got = append(got, fk.of(fairFetch(t, b, "default", 1))...)

@@ -130,6 +130,19 @@ func (s *Store) PendingIDs(ctx context.Context, queue string, offset, limit int)
 		if len(zs) == 0 {
 			continue
 		}
+		if isFairRef(m) {
+			// a band's fair set: its members name the jobs; they are listed by due time
+			// (the order between keys is decided at each fetch)
+			off := float64(9-int(m[0]-'0')) * 1e13
+			for _, z := range zs {
+				f := strings.Split(z.Member.(string), placeSep)
+				if len(f) == 5 {
+					due, _ := strconv.ParseFloat(f[4], 64)
+					all = append(all, entry{off + due, f[2]})
+				}
+			}
+			continue
+		}
 		// the lane's offset in the global order, as the scripts keep it in the index
 		off, ok := indexScore[m]
 		if ok {

@@ -22,7 +22,13 @@ func (s *Store) EnqueueKeyed(ctx context.Context, queue string, j NewJob, key st
 		keepArg = "1"
 	}
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
-		laneKeys, members = withMember(k, laneKeys, members, j.Lane)
+		if _, _, ref := splitPlace(j.Lane); ref != "" {
+			for _, m := range fairCompanions(ref) {
+				laneKeys, members = withMember(k, laneKeys, members, m)
+			}
+		} else {
+			laneKeys, members = withMember(k, laneKeys, members, j.Lane)
+		}
 		keys := append([]string{k.Records, k.Index, k.Scheduled, k.Wake, k.SchedKeys, k.JobKeys,
 			k.Attempts, k.Errors, k.Stacks, k.Results, k.Timings}, laneKeys...)
 		args := make([]any, 0, 10+len(members))
