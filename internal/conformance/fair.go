@@ -32,6 +32,7 @@ func fairCases() []struct {
 		{"FairBandsStayStrict", testFairBands},
 		{"FairInsideKeyFollowsRanking", testFairInsideKey},
 		{"FairBatchEqualsOneByOne", testFairBatch},
+		{"FairFollowsTheReferenceOrder", testFairReference},
 		{"FairEveryPathKeepsInvariants", testFairPaths},
 		{"FairIdleKeysReclaimed", testFairReclaim},
 		{"FairIdleKeyBanksNoCredit", testFairNoCredit},
@@ -699,4 +700,57 @@ func testFairLRUCounts(t *testing.T, b *bundle) {
 	}
 	equal(t, "lru alternates whatever the run times", got, []string{"fast", "slow", "fast", "slow"})
 	invariants(t, b, "default")
+}
+
+// testFairReference holds the fetch script to ranking/fairshare's Model, the reference
+// order whose bound TestStartTimeFairBound checks: random arrivals of keys with
+// weights and tasks of different predictions, fetched one at a time, in both modes.
+func testFairReference(t *testing.T, b *bundle) {
+	priors := map[string]float64{"t0": 1, "t1": 7.5, "t2": 30}
+	weights := []float64{0.5, 1, 2, 3}
+	for round, mode := range []fairshare.Mode{fairshare.ModeLRU, fairshare.ModeShare, fairshare.ModeShare} {
+		rng := rand.New(rand.NewPCG(uint64(round), 99))
+		q := fmt.Sprintf("ref%d", round)
+		setFair(t, b, q, mode)
+		must(t, b.c.SetPriors(b.ctx, q, priors))
+		model, err := fairshare.NewModel(mode)
+		must(t, err)
+		for i := range 5 {
+			w := weights[rng.IntN(len(weights))]
+			must(t, b.c.SetFairWeight(b.ctx, q, fmt.Sprintf("k%d", i), w))
+			must(t, model.SetWeight(fmt.Sprintf("k%d", i), w))
+		}
+		heads := map[string][]string{} // key -> tasks of its pending jobs, in order
+		for step := range 400 {
+			if rng.IntN(2) == 0 {
+				key := fmt.Sprintf("k%d", rng.IntN(5))
+				task := fmt.Sprintf("t%d", rng.IntN(3))
+				enqueue(t, b, task, job.Queue(q), job.FairKey(key))
+				b.clock.Advance(time.Millisecond)
+				model.Arrive(key)
+				heads[key] = append(heads[key], task)
+				continue
+			}
+			want, ok := model.Next()
+			got := fairFetch(t, b, q, 1)
+			if !ok {
+				if len(got) != 0 {
+					t.Fatalf("round %d step %d: fetched a job, the model has none", round, step)
+				}
+				continue
+			}
+			if len(got) != 1 {
+				t.Fatalf("round %d step %d: fetched %d, the model has %s next", round, step, len(got), want)
+			}
+			var j job.Job
+			j.Options = job.DefaultOptions()
+			must(t, store.UnmarshalRecord(got[0].Record, &j))
+			if j.Options.FairKey != want {
+				t.Fatalf("round %d (%s) step %d: fetched a job of %s, the model starts %s", round, mode, step, j.Options.FairKey, want)
+			}
+			model.Start(priors[heads[want][0]])
+			heads[want] = heads[want][1:]
+		}
+		invariants(t, b, q)
+	}
 }
