@@ -678,7 +678,6 @@ func testFairModeSwitch(t *testing.T, b *bundle) {
 	assertFairEmpty(t, b, "default")
 }
 
-
 // testFairLRUCounts: lru counts jobs: a key whose jobs ran long is not held back.
 func testFairLRUCounts(t *testing.T, b *bundle) {
 	setFair(t, b, "default", fairshare.ModeLRU)

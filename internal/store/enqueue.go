@@ -149,6 +149,11 @@ func (s *Store) enqueueOnce(ctx context.Context, queue string, jobs []NewJob) er
 		}
 		cmds = append(cmds, scriptEnqueue.Run(ctx, pipe, keys, args...))
 	}
+	return execAll(ctx, pipe, cmds)
+}
+
+// execAll runs a pipeline of script calls and returns the first error among them.
+func execAll[C interface{ Err() error }](ctx context.Context, pipe redis.Pipeliner, cmds []C) error {
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
@@ -204,15 +209,7 @@ func (s *Store) enqueueFair(ctx context.Context, queue string, jobs []NewJob) er
 			}
 			cmds = append(cmds, scriptEnqueueFair.Run(ctx, pipe, keys, args...))
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return err
-		}
-		for _, c := range cmds {
-			if err := c.Err(); err != nil {
-				return err
-			}
-		}
-		return nil
+		return execAll(ctx, pipe, cmds)
 	}
 	err := run()
 	if isNoScript(err) {

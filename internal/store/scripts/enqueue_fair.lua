@@ -48,11 +48,5 @@ if #entries > 0 then
   fair_add(lanes, KEYS[2], entries, now)
   if was_empty then wake(KEYS[4]) end
 end
-if #sched > 0 then
-  local head = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-  call_chunked('ZADD', KEYS[3], sched)
-  if (not head[1]) or min_due < tonumber(head[2]) then
-    redis.call('PUBLISH', ARGV[4], tostring(min_due))
-  end
-end
+schedule(KEYS[3], sched, min_due, ARGV[4])
 return n

@@ -143,6 +143,17 @@ local function call_chunked(cmd, key, list)
   end
 end
 
+-- Add jobs to the scheduled set sch (a list of due, id pairs; min_due the earliest),
+-- and announce on channel a due time earlier than every one there.
+local function schedule(sch, list, min_due, channel)
+  if #list == 0 then return end
+  local head = redis.call('ZRANGE', sch, 0, 0, 'WITHSCORES')
+  call_chunked('ZADD', sch, list)
+  if (not head[1]) or min_due < tonumber(head[2]) then
+    redis.call('PUBLISH', channel, tostring(min_due))
+  end
+end
+
 -- Fair share by key (docs/fairshare.md). In fair mode a job is not put in a lane but in
 -- its priority band's fair set, by its fair key: its place "<lane>\31<key>\31<score>"
 -- stands where a lane member would (the record's first line; the owner entry adds
