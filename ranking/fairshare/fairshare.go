@@ -42,7 +42,7 @@ var ErrBadSetting = errors.New("chronoq: bad fair-share setting")
 type KeyInfo struct {
 	Key        string            `json:"key"` // "" is the default key (jobs without one)
 	Pending    int64             `json:"pending"`
-	Running    int               `json:"running"`
+	Running    int               `json:"running"` // leases held: a worker frees a slot before its batched ack lands
 	Weight     float64           `json:"weight"`
 	LateBy     time.Duration     `json:"late_by_ns,omitempty"` // the default SkipIfLate of its jobs
 	Tags       map[string]string `json:"tags,omitempty"`
