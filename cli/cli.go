@@ -159,6 +159,7 @@ func commands() []command {
 		{"pause", "stop workers taking a queue's jobs: pause QUEUE", cmdPause},
 		{"resume", "let workers take a paused queue's jobs again: resume QUEUE", cmdResume},
 		{"ranking", "the learned order: ranking show QUEUE | ranking mode QUEUE fifo|shadow|active", cmdRanking},
+		{"fair", "fair share by key: " + fairSynopsis, cmdFair},
 		{"version", "print the version", cmdVersion},
 	}
 }

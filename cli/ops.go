@@ -21,6 +21,7 @@ import (
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/ranking"
+	"github.com/chronoq/chronoq/ranking/fairshare"
 	"github.com/chronoq/chronoq/ranking/sim"
 	"golang.org/x/term"
 )
@@ -497,6 +498,8 @@ type infoQueue struct {
 	Name    string                `json:"name"`
 	Counts  queue.Counts          `json:"counts"`
 	Ranking ranking.Config        `json:"ranking"`
+	Fair    fairshare.Mode        `json:"fair_mode"`
+	TopKeys []fairshare.KeyInfo   `json:"fair_keys,omitempty"` // the 5 with the most pending, when fair
 	Recent  queue.ActivitySummary `json:"last_5_minutes"`
 }
 
@@ -525,7 +528,16 @@ func gatherInfo(ctx context.Context, c *queue.Client) (infoReport, error) {
 		if err != nil {
 			return r, err
 		}
-		r.Queues = append(r.Queues, infoQueue{Name: n, Counts: counts, Ranking: rc, Recent: queue.Summarize(mins, time.Now())})
+		iq := infoQueue{Name: n, Counts: counts, Ranking: rc, Recent: queue.Summarize(mins, time.Now())}
+		if iq.Fair, err = c.FairMode(ctx, n); err != nil {
+			return r, err
+		}
+		if iq.Fair != fairshare.ModeOff {
+			if iq.TopKeys, _, err = c.FairKeys(ctx, n, 0, 5); err != nil {
+				return r, err
+			}
+		}
+		r.Queues = append(r.Queues, iq)
 	}
 	if r.Workers, err = c.Workers(ctx); err != nil {
 		return r, err
@@ -548,18 +560,29 @@ func info(ctx context.Context, w io.Writer, c *queue.Client, asJSON bool) error 
 		return printJSON(w, r)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "QUEUE\tPENDING\tSCHEDULED\tACTIVE\tFAILED\tSUCCEEDED\tCANCELED\tDONE/MIN\tFAIL%\tWAIT MEAN\tRANKING\t")
+	fmt.Fprintln(tw, "QUEUE\tPENDING\tSCHEDULED\tACTIVE\tFAILED\tSUCCEEDED\tCANCELED\tDONE/MIN\tFAIL%\tWAIT MEAN\tRANKING\tFAIR\t")
 	for _, q := range r.Queues {
 		paused := ""
 		if q.Counts.Paused {
 			paused = "paused"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%s\t%s\t%s\n", q.Name, q.Counts.Pending, q.Counts.Scheduled,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%s\t%s\t%s\t%s\n", q.Name, q.Counts.Pending, q.Counts.Scheduled,
 			q.Counts.Active, q.Counts.Failed, q.Counts.Succeeded, q.Counts.Canceled, q.Recent.PerMinute, q.Recent.FailureRate*100,
-			q.Recent.WaitMean.Round(100*time.Microsecond), q.Ranking.Mode, paused)
+			q.Recent.WaitMean.Round(100*time.Microsecond), q.Ranking.Mode, q.Fair, paused)
 	}
 	if len(r.Queues) == 0 {
 		fmt.Fprintln(tw, "(no queue yet: enqueue a job)")
+	}
+	for _, q := range r.Queues {
+		if len(q.TopKeys) > 0 {
+			fmt.Fprintf(tw, "\nqueue %s, top fair keys by backlog:\n", q.Name)
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if err := fairTable(w, q.TopKeys); err != nil {
+				return err
+			}
+		}
 	}
 	fmt.Fprintf(tw, "\nWORKER\tHOST\tPID\tQUEUES\tCONCURRENCY\tRUNNING\tUP\tHEARTBEAT\n")
 	for _, wk := range r.Workers {
