@@ -7,6 +7,7 @@ import (
 
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/ranking"
+	"github.com/chronoq/chronoq/ranking/fairshare"
 )
 
 // enqueueRequest is the body of POST /api/queues/{queue}/jobs.
@@ -143,6 +144,49 @@ func (h *Handler) resume(w http.ResponseWriter, r *http.Request) error {
 }
 
 // setRanking takes {"mode": "active", "rule": "fixed", "w": 8}; absent fields stay.
+// setFair switches a queue's fair mode and sets one key's weight: {"mode": "share"},
+// {"key": "acme", "weight": 2}, or both; everything is checked before anything is set.
+func (h *Handler) setFair(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Mode   *fairshare.Mode `json:"mode"`
+		Key    *string         `json:"key"`
+		Weight *float64        `json:"weight"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return fmtErr("body: %v", err)
+	}
+	if req.Mode != nil {
+		if _, err := fairshare.ParseMode(string(*req.Mode)); err != nil {
+			return fmtErr("%v", err)
+		}
+	}
+	if (req.Key == nil) != (req.Weight == nil) {
+		return fmtErr("a weight needs its key, and a key its weight")
+	}
+	if req.Weight != nil {
+		if err := fairshare.CheckWeight(*req.Weight); err != nil {
+			return fmtErr("fair key %q: %v", *req.Key, err)
+		}
+	}
+	ctx, cancel := ctxOf(r)
+	defer cancel()
+	q := r.PathValue("queue")
+	if req.Weight != nil {
+		if err := h.c.SetFairWeight(ctx, q, *req.Key, *req.Weight); err != nil {
+			return err
+		}
+	}
+	if req.Mode != nil {
+		if err := h.c.SetFairMode(ctx, q, *req.Mode); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, map[string]any{"ok": true})
+	return nil
+}
+
 func (h *Handler) setRanking(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Mode *ranking.Mode `json:"mode"`

@@ -118,7 +118,7 @@ func TestViewsActionsAndEscaping(t *testing.T) {
 		t.Fatalf("job view %v", jv)
 	}
 	for _, path := range []string{"/api/queues", "/api/queues/default", "/api/queues/default/jobs?state=pending",
-		"/api/queues/default/jobs?state=failed", "/api/queues/default/ranking", "/api/workers", "/api/beat"} {
+		"/api/queues/default/jobs?state=failed", "/api/queues/default/ranking", "/api/queues/default/fair", "/api/workers", "/api/beat"} {
 		if code, data := cl.do("GET", path, nil); code != 200 || !json.Valid(data) {
 			t.Errorf("%s: %d %s", path, code, data)
 		}
@@ -175,6 +175,10 @@ func TestViewsActionsAndEscaping(t *testing.T) {
 		{"/api/queues/default/resume", nil, 200, `"paused":false`},
 		{"/api/queues/default/ranking", map[string]any{"mode": "active", "rule": "fixed", "w": 8}, 200, `"mode":"active"`},
 		{"/api/queues/default/ranking", map[string]any{"mode": "turbo"}, 400, "turbo"},
+		{"/api/queues/default/fair", map[string]any{"mode": "share", "key": "tenant-42", "weight": 2}, 200, `"ok":true`},
+		{"/api/queues/default/fair", map[string]any{"mode": "fast"}, 400, "fast"},
+		{"/api/queues/default/fair", map[string]any{"key": "tenant-42", "weight": 0}, 400, "tenant-42"},
+		{"/api/queues/default/fair", map[string]any{"key": "tenant-42"}, 400, "weight"},
 		{"/api/queues/default/jobs/" + h.ID + "/cancel", nil, 200, "canceled"},
 		{"/api/queues/default/jobs/" + h.ID + "/cancel", nil, 409, "already ended"},
 		{"/api/queues/default/jobs/nope/cancel", nil, 404, "not found"},
@@ -219,6 +223,15 @@ func TestViewsActionsAndEscaping(t *testing.T) {
 	}
 	if cfg, _ := c.Ranking(ctx, "default"); cfg.Mode != "active" || cfg.W != 8 {
 		t.Errorf("ranking not switched: %+v", cfg)
+	}
+	if m, _ := c.FairMode(ctx, "default"); m != "share" {
+		t.Errorf("fair mode not switched: %s", m)
+	}
+	if k, _ := c.FairKey(ctx, "default", "tenant-42"); k.Weight != 2 {
+		t.Errorf("weight not set by the good request, or changed by a refused one: %+v", k)
+	}
+	if code, data := cl.do("GET", "/api/queues/default/fair?limit=10", nil); code != 200 || !bytes.Contains(data, []byte(`"mode":"share"`)) {
+		t.Errorf("fair view: %d %s", code, data)
 	}
 	code, data = cl.do("GET", "/metrics", nil)
 	if code != 200 || !strings.Contains(string(data), `chronoq_jobs{queue="default",state="pending"}`) || !strings.Contains(string(data), "chronoq_processed_total") {

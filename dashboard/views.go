@@ -9,6 +9,7 @@ import (
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/ranking"
+	"github.com/chronoq/chronoq/ranking/fairshare"
 )
 
 // JobView is a job as the JSON API (and the CLI's job --json) shows it: arguments and
@@ -274,6 +275,32 @@ func (h *Handler) ranking(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, map[string]any{"config": rep.Config, "tasks": stats, "quality": rep.Overall, "quality_by_task": rep.ByTask})
+}
+
+// fair is a queue's fair mode and its keys with pending jobs, most pending first.
+func (h *Handler) fair(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := ctxOf(r)
+	defer cancel()
+	offset, err := offsetParam(r)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	q := r.PathValue("queue")
+	mode, err := h.c.FairMode(ctx, q)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	keys, total, err := h.c.FairKeys(ctx, q, offset, max(intParam(r, "limit", 50, 500), 1))
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	if keys == nil {
+		keys = []fairshare.KeyInfo{}
+	}
+	writeJSON(w, map[string]any{"mode": mode, "total": total, "offset": offset, "keys": keys})
 }
 
 func (h *Handler) workers(w http.ResponseWriter, r *http.Request) {
