@@ -201,12 +201,17 @@ type lateEntry struct {
 // FairKeys lists queue's keys with pending jobs in fair sets, most pending first,
 // from offset, and how many keys have pending jobs.
 func (s *Store) FairKeys(ctx context.Context, queue string, offset, limit int) ([]fairshare.KeyInfo, int64, error) {
+	// a negative rank counts from the end in Redis: no page starts before the first key
+	offset, limit = max(offset, 0), max(limit, 0)
 	k := s.Keys(queue)
 	pipe := s.rdb.Pipeline()
 	page := pipe.ZRevRangeWithScores(ctx, k.FairCount, int64(offset), int64(offset+limit-1))
 	total := pipe.ZCard(ctx, k.FairCount)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, 0, err
+	}
+	if limit == 0 {
+		return nil, total.Val(), nil
 	}
 	keys := make([]string, 0, len(page.Val()))
 	for _, z := range page.Val() {
