@@ -72,6 +72,7 @@ func FuzzParseHandOff(f *testing.F) {
 		"01JH0000000000000000000000|1767225600000|30000|1767225600000|5:emails.send\n\x85\xa1t",
 		"id|1|2|3.5|5:t =80\nrec", "id|1|2|3|lane", "id|1|2|3", "|||\n", "a|b|c|d|e\nf", "id|1|2|NaN|l",
 		"id|1|9223372036854|3|l\nr", "id|-1|-1|-1e18|l\nr", "id|1|2|3|l|x\nr|y\nz", "",
+		"id|1|2|3|5:t\x1fkey\x1f000000000000003\nrec", // a fair-placed job
 	} {
 		f.Add(e)
 	}
@@ -88,10 +89,11 @@ func FuzzParseHandOff(f *testing.F) {
 		ms, _ := strconv.ParseInt(parts[1], 10, 64)
 		lease, _ := strconv.ParseInt(parts[2], 10, 64)
 		due, _ := strconv.ParseFloat(parts[3], 64)
-		lane, record, _ := strings.Cut(parts[4], "\n")
+		line, record, _ := strings.Cut(parts[4], "\n")
+		lane, _, fair := splitPlace(line) // a place: its lane, and the fair set it came from
 		h := w.HandOff
 		switch {
-		case w.Queue != "q" || h == nil || h.ID != parts[0] || h.Lane != lane || string(h.Record) != record:
+		case w.Queue != "q" || h == nil || h.ID != parts[0] || h.Lane != lane || h.Fair != fair || string(h.Record) != record:
 			t.Fatalf("ParseHandOff(%q) = %+v %+v", entry, w, h)
 		case w.HandedAt.UnixMilli() != ms || !h.At.Equal(w.HandedAt):
 			t.Fatalf("ParseHandOff(%q): handed at %d ms, want %d", entry, w.HandedAt.UnixMilli(), ms)
