@@ -83,7 +83,7 @@ local function take_fair(p, limit)
   local V = finite(st[1]) or 0
   local configured = (tonumber(st[2] or '0') or 0) > 0
   local share = fair == 'share'
-  local weights, cursor = {}, {}
+  local weights, weight_str, cursor, lane_info = {}, {}, {}, {}
   local function weight(key)
     local wt = weights[key]
     if not wt then
@@ -130,6 +130,11 @@ local function take_fair(p, limit)
     local K, S = list[1].k, list[1].s
     local R = list[2]
     local wt = weight(K)
+    local wts = weight_str[K]
+    if share and not wts then
+      wts = fmt17(wt)
+      weight_str[K] = wts
+    end
     local lo, hi = key_range(K)
     if cursor[K] then lo = '(' .. cursor[K] end
     -- facing a runner-up, read 2: the one the key may get, and whether it has more
@@ -142,10 +147,17 @@ local function take_fair(p, limit)
       for _, m in ipairs(ms) do
         local f = fair_fields(m) -- key, score, id, lane, due
         local id, lane, due = f[3], f[4], f[5]
-        local pr = nil
-        if share or mode ~= 'fifo' then pr = job_prediction(lane) end
-        local c = 1
-        if share then c = math.max(pr or 1, 0.01) end
+        local li = lane_info[lane]
+        if not li then
+          -- a lane's prediction, charge and their strings, once per fetch
+          local pr = nil
+          if share or mode ~= 'fifo' then pr = job_prediction(lane) end
+          local c = 1
+          if share then c = math.max(pr or 1, 0.01) end
+          li = {c = c, prs = fmt(pr), cs = fmt17(c)}
+          lane_info[lane] = li
+        end
+        local c = li.c
         taken[#taken + 1] = m
         cursor[K] = m
         used = used + 1
@@ -154,11 +166,11 @@ local function take_fair(p, limit)
         local o = ARGV[4] .. '|' .. start .. '|' .. due .. '|' .. lane .. SEP .. K .. SEP .. f[2]
         -- share: the charge and weight, which the ack corrects to the run time; lru
         -- counts jobs, and a job's run time changes nothing
-        if share then o = o .. SEP .. fmt17(c) .. SEP .. fmt17(wt) end
+        if share then o = o .. SEP .. li.cs .. SEP .. wts end
         own[#own + 1] = o
         act[#act + 1] = deadline
         act[#act + 1] = id
-        preds[#preds + 1] = fmt(pr)
+        preds[#preds + 1] = li.prs
         scores[#scores + 1] = due
         got = got + 1
         n = n + 1
