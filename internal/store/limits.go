@@ -3,6 +3,8 @@ package store
 import (
 	"strconv"
 	"strings"
+
+	"github.com/chronoq/chronoq/ranking/fairshare"
 )
 
 // The limits of how much one script call or one round trip carries. Each has its one
@@ -47,7 +49,7 @@ const (
 	beatFiresPerRoundTrip = 1000
 )
 
-// scriptConsts are the limits the scripts use, by their Lua name. load prepends
+// scriptConsts are the limits the scripts use (and the fair quantum), by their Lua name. load prepends
 // "local NAME = value" to each script that names one: one assignment at the top of the
 // call, in place of the literal the script had.
 var scriptConsts = []struct {
@@ -57,6 +59,7 @@ var scriptConsts = []struct {
 	{"MAX_FETCH", MaxFetch},
 	{"REQUEUE_PAGE", RequeuePage},
 	{"UNPACK_CHUNK", unpackChunk},
+	{"FAIR_QUANTUM", fairshare.QuantumMs},
 }
 
 // constsFor declares the limits that script (lib parts included) names.

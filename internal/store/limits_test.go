@@ -16,6 +16,7 @@ func TestScriptLimitsComeFromGo(t *testing.T) {
 		"MAX_FETCH":    {"fetch"},
 		"REQUEUE_PAGE": {"requeue_failed"},
 		"UNPACK_CHUNK": {"renew", "enqueue"}, // enqueue through lib.lua's call_chunked
+		"FAIR_QUANTUM": {"fetch"},
 	}
 	for _, c := range scriptConsts {
 		decl := "local " + c.name + " = " + strconv.Itoa(c.value) + "\n"
@@ -33,7 +34,7 @@ func TestScriptLimitsComeFromGo(t *testing.T) {
 			}
 		}
 	}
-	own := regexp.MustCompile(`(?m)^\s*local (MAX_FETCH|REQUEUE_PAGE|UNPACK_CHUNK|PAGE)\s*=`)
+	own := regexp.MustCompile(`(?m)^\s*local (MAX_FETCH|REQUEUE_PAGE|UNPACK_CHUNK|FAIR_QUANTUM|PAGE)\s*=`)
 	// the old literals, not a unit conversion (clock_ms's "* 1000", "/ 1000")
 	literal := regexp.MustCompile(`(^|[^*/ ]\s*)\b(1000|3999|4000)\b`)
 	entries, err := scriptFS.ReadDir("scripts")

@@ -259,3 +259,78 @@ func TestIdleBandForgetsKeys(t *testing.T) {
 		t.Fatalf("virtual time %v after idle, want 0", v)
 	}
 }
+
+// The quantum: jobs far shorter than QuantumMs go several per visit (runs of about
+// QuantumMs of charge per weight), jobs of QuantumMs or more one per visit, and the
+// pairwise bound holds with twice QuantumMs added (each key of a pair may be up to a
+// quantum into a visit at either end of a run), over random keys, weights and sizes.
+func TestQuantumBound(t *testing.T) {
+	order := func(c float64) string {
+		m, _ := NewModel(ModeShare)
+		for range 40 {
+			m.Arrive("a")
+			m.Arrive("b")
+		}
+		var s string
+		for range 24 {
+			k, _ := m.Next()
+			m.Start(c)
+			s += k
+		}
+		return s
+	}
+	if got := order(0.125); got != "aaaaaaaabbbbbbbbaaaaaaaa" {
+		t.Errorf("0.125 ms jobs: %s, want runs of 8 (1 ms of charge)", got)
+	}
+	if got := order(QuantumMs); got != "abababababababababababab" {
+		t.Errorf("%v ms jobs: %s, want one per visit", float64(QuantumMs), got)
+	}
+	for seed := uint64(1); seed <= 30; seed++ {
+		r := rand.New(rand.NewPCG(seed, 11))
+		m, _ := NewModel(ModeShare)
+		weight, maxCharge, pending := map[string]float64{}, map[string]float64{}, map[string]int{}
+		size := map[string]func() float64{}
+		for i := range 2 + r.IntN(5) {
+			k := "k" + strconv.Itoa(i)
+			weight[k] = []float64{0.5, 1, 2, 3}[r.IntN(4)]
+			_ = m.SetWeight(k, weight[k])
+			hi := []float64{0.02, 0.3, 2, 40}[r.IntN(4)]
+			size[k] = func() float64 { return 0.01 + r.Float64()*(hi-0.01) }
+			maxCharge[k] = hi
+			pending[k] = 100 + r.IntN(100)
+			for range pending[k] {
+				m.Arrive(k)
+			}
+		}
+		type start struct {
+			key string
+			c   float64
+		}
+		var starts []start
+		for dry := false; !dry; {
+			k, _ := m.Next()
+			c := size[k]()
+			m.Done(m.Start(c), c)
+			pending[k]--
+			starts = append(starts, start{k, c})
+			for _, n := range pending {
+				dry = dry || n == 0
+			}
+		}
+		for i := range starts {
+			got := map[string]float64{}
+			for j := i; j < len(starts); j++ {
+				got[starts[j].key] += starts[j].c / weight[starts[j].key]
+				for f := range weight {
+					for g := range weight {
+						bound := maxCharge[f]/weight[f] + maxCharge[g]/weight[g] + 2*QuantumMs
+						if d := got[f] - got[g]; d > bound+1e-9 {
+							t.Fatalf("seed %d, starts %d..%d: %s got %.3f per weight, %s %.3f: gap %.3f over the bound %.3f",
+								seed, i, j, f, got[f], g, got[g], d, bound)
+						}
+					}
+				}
+			}
+		}
+	}
+}

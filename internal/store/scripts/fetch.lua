@@ -79,10 +79,25 @@ local function take_fair(p, limit)
   local ref = p .. '|fair'
   local fj, fk, fz = lanes[ref], lanes[p .. '|fk'], lanes[p .. '|fz']
   local fv = lanes['|fv']
-  local st = redis.call('HMGET', fv, 'v:' .. p, 'cfg')
+  local st = redis.call('HMGET', fv, 'v:' .. p, 'cfg', 'c:' .. p)
   local V = finite(st[1]) or 0
   local configured = (tonumber(st[2] or '0') or 0) > 0
   local share = fair == 'share'
+  -- the quantum (fairshare.QuantumMs): a visit to a key goes on while its tag has moved
+  -- less than Q since the visit began; "c:<p>" is the visit a batch ended in, "from\31key"
+  local Q = 0
+  if share then Q = FAIR_QUANTUM end
+  local visit = nil
+  if st[3] and Q > 0 then
+    local from, key = string.match(st[3], '^([^\31]*)\31(.*)$')
+    from = finite(from)
+    if from then
+      local tag = finite(redis.call('ZSCORE', fk, key))
+      if tag and tag < from + Q then visit = {k = key, s = tag, from = from} end
+    end
+  end
+  local ended = nil -- the visit under way when the batch ends, if any
+  local left = false -- the last key visited has jobs left: the fair set is not empty
   local weights, weight_str, cursor, lane_info = {}, {}, {}, {}
   local function weight(key)
     local wt = weights[key]
@@ -126,9 +141,24 @@ local function take_fair(p, limit)
     end
   end
   local n = 0
-  while n < limit and list[1] do
-    local K, S = list[1].k, list[1].s
-    local R = list[2]
+  while n < limit and (visit or list[1]) do
+    local K, S, from
+    if visit then
+      K, S, from = visit.k, visit.s, visit.from
+      visit = nil
+      for i = 1, #list do
+        if list[i].k == K then
+          table.remove(list, i)
+          break
+        end
+      end
+    else
+      K, S = list[1].k, list[1].s
+      from = S
+      table.remove(list, 1)
+    end
+    local R = list[1]
+    ended = nil
     local wt = weight(K)
     local wts = weight_str[K]
     if share and not wts then
@@ -140,7 +170,7 @@ local function take_fair(p, limit)
     -- facing a runner-up, read 2: the one the key may get, and whether it has more
     local ask = limit - n
     if R then ask = 2 end
-    local stop, empty = false, false
+    local stop, empty, more = false, false, false
     while not stop do
       local ms = redis.call('ZRANGE', fj, lo, hi, 'BYLEX', 'LIMIT', 0, ask)
       local used = 0
@@ -182,19 +212,32 @@ local function take_fair(p, limit)
         if S > V then V = S end
         S = S + c / wt
         lo = '(' .. m
-        if n >= limit or (R and not key_before(S, K, R.s, R.k)) then
-          stop = true
-          break
+        -- the visit goes on within its quantum; past it, K goes on only while it is
+        -- still the smallest, as a new visit (with no quantum, lru: only that)
+        if S < from + Q then
+          ended = {k = K, from = from}
+        else
+          ended = nil
+          if (not R) or key_before(S, K, R.s, R.k) then from = S else stop = true end
         end
+        if n >= limit then stop = true end
+        if stop then break end
       end
+      if used < #ms then more = true end
       if used == #ms and #ms < ask then
         empty, stop = true, true -- read all it had
       elseif not stop then
         ask = math.min(ask * 2, limit - n)
       end
     end
-    table.remove(list, 1)
+    left = more
+    if ended and not empty and not more then
+      -- a visit that goes on in the next fetch must know K has jobs left (else it would
+      -- resume at a key that went idle and came back, which starts a new visit)
+      if not redis.call('ZRANGE', fj, lo, hi, 'BYLEX', 'LIMIT', 0, 1)[1] then empty = true end
+    end
     if empty then
+      ended = nil
       gone[K] = S
       dirty[K] = nil
     else
@@ -216,6 +259,7 @@ local function take_fair(p, limit)
     end
   end
   if #taken > 0 then call_chunked('ZREM', fj, taken) end
+  local went_idle = next(gone) ~= nil
   write_tags()
   local use = {}
   for _, key in ipairs(served_order) do
@@ -224,19 +268,25 @@ local function take_fair(p, limit)
     use[#use + 1] = start
   end
   if #use > 0 then call_chunked('HSET', lanes['|fuse'], use) end
-  if redis.call('ZCARD', fj) == 0 then
+  if not left and redis.call('ZCARD', fj) == 0 then
     -- the band's fair work is gone: it leaves the index and its tags reset (an idle
     -- band, like an idle server in SFQ, owes nobody)
     redis.call('ZREM', KEYS[1], ref)
     redis.call('DEL', fk, fz)
-    redis.call('HDEL', fv, 'v:' .. p)
+    redis.call('HDEL', fv, 'v:' .. p, 'c:' .. p)
     emptied[#emptied + 1] = ref
   else
-    redis.call('HSET', fv, 'v:' .. p, fmt17(V))
+    if ended then
+      redis.call('HSET', fv, 'v:' .. p, fmt17(V), 'c:' .. p, fmt17(ended.from) .. SEP .. ended.k)
+    else
+      redis.call('HSET', fv, 'v:' .. p, fmt17(V))
+      if st[3] then redis.call('HDEL', fv, 'c:' .. p) end
+    end
     -- behind every lane head that arrived before now: leftover lanes of the band are
     -- not starved by its fair set (nor it by them)
     redis.call('ZADD', KEYS[1], fmt17(lane_offset(ref) + now + 0.5), ref)
-    redis.call('ZREMRANGEBYSCORE', fz, '-inf', fmt17(V)) -- finish tags V passed say nothing
+    -- finish tags V passed say nothing: dropped as keys go idle (what makes fz grow)
+    if went_idle then redis.call('ZREMRANGEBYSCORE', fz, '-inf', fmt17(V)) end
   end
   return n
 end

@@ -288,7 +288,7 @@ local function fair_settle(lanes, idx, p, keys)
   if redis.call('ZCARD', fj) == 0 then
     redis.call('ZREM', idx, p .. '|fair')
     redis.call('DEL', fk, fz)
-    redis.call('HDEL', lanes['|fv'], 'v:' .. p)
+    redis.call('HDEL', lanes['|fv'], 'v:' .. p, 'c:' .. p)
     return true
   end
   for _, key in ipairs(keys) do
