@@ -162,7 +162,7 @@ func fairTable(w io.Writer, keys []fairshare.KeyInfo) error {
 	for _, k := range keys {
 		name := k.Key
 		if name == "" {
-			name = "(default)"
+			name = fairshare.DefaultKeyName
 		}
 		last := "-"
 		if !k.LastServed.IsZero() {

@@ -17,7 +17,7 @@ import (
 
 // DefaultFairKey is how the key of jobs without a fair key is named where a name must
 // be shown ("" is the key itself).
-const DefaultFairKey = "(default)"
+const DefaultFairKey = fairshare.DefaultKeyName
 
 // checkFairKey validates a key named by an operator: a job's fair key, or "" (or
 // DefaultFairKey) for the default key. It returns the key as stored.

@@ -53,6 +53,10 @@ type KeyInfo struct {
 	UsedMs float64 `json:"used_ms"`
 }
 
+// DefaultKeyName is how the default key (that of jobs without a fair key, stored as "")
+// is named where a name must be shown or typed: views, the CLI, the dashboard.
+const DefaultKeyName = "(default)"
+
 // Bounds of a key's weight. A weight of 2 is twice the share of a weight of 1.
 const (
 	MinWeight     = 0.01
