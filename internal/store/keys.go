@@ -41,7 +41,7 @@ type Keys struct {
 	Stops     string // hash: id of a running job asked to stop -> asked at ms
 
 	// Fair share (lib.lua, fair_add); per band p also "fj:<p>", "fk:<p>", "fz:<p>"
-	FairVirtual string // hash: "v:<p>" virtual time of band p, "cfg" keys configured, "sw" sweep cursor
+	FairVirtual string // hash: "v:<p>" virtual time of band p, "c:<p>" its visit under way, "cfg" keys configured, "sw" sweep cursor
 	FairCount   string // zset: fair key -> its pending jobs in fair sets (all bands)
 	FairConfig  string // hash: "w:<key>" weight, "x:<key>" default SkipIfLate ms, "g:<key>" tags
 	FairUse     string // hash: "s:<key>" last served ms, "u:<key>" and "u" "at ms|worker ms" decayed over a minute
