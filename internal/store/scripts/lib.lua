@@ -298,6 +298,9 @@ local function fair_settle(lanes, idx, p, keys)
       if s then
         redis.call('ZREM', fk, key)
         redis.call('ZADD', fz, s, key)
+        -- a visit to it is over (fetch.lua, the quantum): back, it starts a new one
+        local c = redis.call('HGET', lanes['|fv'], 'c:' .. p)
+        if c and string.match(c, '\31(.*)$') == key then redis.call('HDEL', lanes['|fv'], 'c:' .. p) end
       end
     end
   end
