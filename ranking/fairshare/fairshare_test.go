@@ -164,39 +164,48 @@ func TestStartTimeFairBound(t *testing.T) {
 				m.Arrive(k)
 			}
 		}
-		// starts[i] = the key and charge of the i-th start, while every key is backlogged
-		type start struct {
-			key string
-			c   float64
-		}
-		var starts []start
-		for {
-			dry := false
-			for _, n := range pending {
-				dry = dry || n == 0
+		checkPairBound(t, seed, startWhileBacklogged(m, pending, size), weight, maxCharge, 0)
+	}
+}
+
+// start is one job started: its key and charge.
+type start struct {
+	key string
+	c   float64
+}
+
+// startWhileBacklogged starts jobs of m, each run exactly its charge (the bound is on
+// charges), until one of its keys runs dry: the starts while every key is backlogged.
+func startWhileBacklogged(m *Model, pending map[string]int, size map[string]func() float64) []start {
+	var starts []start
+	for {
+		for _, n := range pending {
+			if n == 0 {
+				return starts
 			}
-			if dry {
-				break
-			}
-			k, _ := m.Next()
-			c := size[k]()
-			ch := m.Start(c)
-			m.Done(ch, c) // exact predictions: the bound is on charges
-			pending[k]--
-			starts = append(starts, start{k, c})
 		}
-		// every run of starts [i, j), for every pair of keys
-		for i := 0; i < len(starts); i++ {
-			got := map[string]float64{}
-			for j := i; j < len(starts); j++ {
-				got[starts[j].key] += starts[j].c / weight[starts[j].key]
-				for f := range weight {
-					for g := range weight {
-						bound := maxCharge[f]/weight[f] + maxCharge[g]/weight[g]
-						if d := got[f] - got[g]; d > bound+1e-9 {
-							t.Fatalf("seed %d, starts %d..%d: %s got %.1f per weight, %s %.1f: gap %.1f over the bound %.1f",
-								seed, i, j, f, got[f], g, got[g], d, bound)
-						}
+		k, _ := m.Next()
+		c := size[k]()
+		m.Done(m.Start(c), c)
+		pending[k]--
+		starts = append(starts, start{k, c})
+	}
+}
+
+// checkPairBound checks every run of starts [i, j), for every pair of keys: their
+// charges per weight differ by at most their largest charges per weight, plus extra.
+func checkPairBound(t *testing.T, seed uint64, starts []start, weight, maxCharge map[string]float64, extra float64) {
+	t.Helper()
+	for i := range starts {
+		got := map[string]float64{}
+		for j := i; j < len(starts); j++ {
+			got[starts[j].key] += starts[j].c / weight[starts[j].key]
+			for f := range weight {
+				for g := range weight {
+					bound := maxCharge[f]/weight[f] + maxCharge[g]/weight[g] + extra
+					if d := got[f] - got[g]; d > bound+1e-9 {
+						t.Fatalf("seed %d, starts %d..%d: %s got %.3f per weight, %s %.3f: gap %.3f over the bound %.3f",
+							seed, i, j, f, got[f], g, got[g], d, bound)
 					}
 				}
 			}
@@ -302,35 +311,6 @@ func TestQuantumBound(t *testing.T) {
 				m.Arrive(k)
 			}
 		}
-		type start struct {
-			key string
-			c   float64
-		}
-		var starts []start
-		for dry := false; !dry; {
-			k, _ := m.Next()
-			c := size[k]()
-			m.Done(m.Start(c), c)
-			pending[k]--
-			starts = append(starts, start{k, c})
-			for _, n := range pending {
-				dry = dry || n == 0
-			}
-		}
-		for i := range starts {
-			got := map[string]float64{}
-			for j := i; j < len(starts); j++ {
-				got[starts[j].key] += starts[j].c / weight[starts[j].key]
-				for f := range weight {
-					for g := range weight {
-						bound := maxCharge[f]/weight[f] + maxCharge[g]/weight[g] + 2*QuantumMs
-						if d := got[f] - got[g]; d > bound+1e-9 {
-							t.Fatalf("seed %d, starts %d..%d: %s got %.3f per weight, %s %.3f: gap %.3f over the bound %.3f",
-								seed, i, j, f, got[f], g, got[g], d, bound)
-						}
-					}
-				}
-			}
-		}
+		checkPairBound(t, seed, startWhileBacklogged(m, pending, size), weight, maxCharge, 2*QuantumMs)
 	}
 }
