@@ -24,7 +24,6 @@ import (
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/ranking"
-	"github.com/chronoq/chronoq/ranking/fairshare"
 )
 
 // browser starts Debian's chromium headless, as the machine's network allows it, with
@@ -63,19 +62,6 @@ func shot(t *testing.T, ctx context.Context, name string) {
 		_ = os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
 	}
 }
-
-// noValidate lets a form send what the browser's own checks would stop, so that the
-// server's answer to bad input is what the page shows.
-var noValidate = chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-	_, err := chromedp.Evaluate[any](`document.querySelectorAll("form").forEach(f => f.noValidate = true); 1`)(ctx, tg)
-	return err
-})
-
-// markPage marks the page, so that a reload (which drops the mark) can be waited for.
-var markPage = chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-	_, err := chromedp.Evaluate[any](`window.__marked = true; 1`)(ctx, tg)
-	return err
-})
 
 // acceptConfirms answers confirm() dialogs yes, and stops pages refreshing themselves.
 var acceptConfirms = chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
@@ -184,34 +170,6 @@ func TestBrowser(t *testing.T) {
 		return cfg.Mode == ranking.ModeActive
 	})
 	shot(t, ctx, "ranking")
-
-	// the fair page: switch the queue to share, then set a key's weight with the form;
-	// a bad weight shows the server's error and changes nothing
-	if _, err := c.EnqueueByName(bg, "emails.send", nil, job.FairKey("tenant-42")); err != nil {
-		t.Fatal(err)
-	}
-	step("fair", chromedp.Navigate(srv.URL+"/queues/default/fair"), chromedp.WaitVisible("#fair-mode"), acceptConfirms)
-	step("fair switch", chromedp.Click(`button[data-body*="share"]`))
-	waitText("#fair-mode", "share")
-	testutil.Eventually(t, 10*time.Second, "the queue is in share mode", func() bool {
-		m, _ := c.FairMode(bg, "default")
-		return m == fairshare.ModeShare
-	})
-	step("bad weight", chromedp.WaitVisible(`#weight input[name="key"]`), acceptConfirms,
-		chromedp.SetValue(`#weight input[name="key"]`, "tenant-42"), chromedp.SetValue(`#weight input[name="weight"]`, "1000"),
-		noValidate,
-		chromedp.Click(`#weight button[type="submit"]`))
-	waitText("#form-error", "tenant-42")
-	step("weight", chromedp.SetValue(`#weight input[name="weight"]`, "2.5"), markPage, chromedp.Click(`#weight button[type="submit"]`))
-	testutil.Eventually(t, 10*time.Second, "the page reloaded after the weight was set", func() bool {
-		fresh, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.__marked !== true && document.readyState === "complete"`))
-		return err == nil && fresh
-	})
-	testutil.Eventually(t, 10*time.Second, "tenant-42 has weight 2.5", func() bool {
-		k, err := c.FairKey(bg, "default", "tenant-42")
-		return err == nil && k.Weight == 2.5
-	})
-	shot(t, ctx, "fair")
 	step("workers", chromedp.Navigate(srv.URL+"/workers"), chromedp.WaitVisible("#workers"))
 	shot(t, ctx, "workers")
 	step("beat", chromedp.Navigate(srv.URL+"/beat"), chromedp.WaitVisible("#beat"))

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,7 +21,6 @@ import (
 	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
-	"github.com/chronoq/chronoq/ranking/fairshare"
 	"github.com/chronoq/chronoq/worker"
 	"github.com/chronoq/chronoq/worker/prommetrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -300,80 +298,6 @@ func TestPagesRenderAndEscape(t *testing.T) {
 	}
 	if code, _ := cl.do("GET", "/queues/default/jobs/nope", nil); code != http.StatusNotFound {
 		t.Errorf("unknown job page: %d", code)
-	}
-}
-
-// The fair page lists keys most pending first, 50 a page, with Next and Previous, shows
-// the default key by name and a key's markup as text, and offers the mode switch.
-func TestFairPage(t *testing.T) {
-	cl, c := setup(t, dashboard.Config{})
-	ctx := context.Background()
-	if err := c.SetFairMode(ctx, "default", fairshare.ModeShare); err != nil {
-		t.Fatal(err)
-	}
-	// wait out the producers' copy of the settings: jobs must go to fair sets
-	testutil.Eventually(t, 10*time.Second, "jobs placed by key", func() bool {
-		_, err := c.EnqueueByName(ctx, "t", nil, job.FairKey("probe"))
-		keys, _, _ := c.FairKeys(ctx, "default", 0, 10)
-		return err == nil && len(keys) > 0
-	})
-	xss := "<script>alert(1)</script>"
-	for i := range 120 {
-		key := fmt.Sprintf("k%03d", i)
-		if i == 7 {
-			key = xss
-		}
-		for range 1 + i%3 {
-			if _, err := c.EnqueueByName(ctx, "t", nil, job.FairKey(key)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if _, err := c.EnqueueByName(ctx, "t", nil); err != nil { // the default key
-		t.Fatal(err)
-	}
-	for range 4 {
-		if _, err := c.EnqueueByName(ctx, "t", nil, job.FairKey("big")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	code, body := cl.do("GET", "/queues/default/fair", nil)
-	page := string(body)
-	if code != 200 {
-		t.Fatalf("fair page: %d %s", code, page)
-	}
-	for _, want := range []string{"Keys 1–50 of 123", `id="next"`, "Switch to lru", "Switch to off", `data-post-form="/api/queues/default/fair"`} {
-		if !strings.Contains(page, want) {
-			t.Errorf("fair page lacks %q", want)
-		}
-	}
-	if strings.Contains(page, `id="prev"`) || strings.Contains(page, "Switch to share") {
-		t.Error("the first page offers Previous, or a switch to the mode the queue is in")
-	}
-	if i, j := strings.Index(page, ">big<"), strings.Index(page, ">k002<"); i < 0 || j < 0 || i > j {
-		t.Errorf("the key with most pending (big, 4) is not listed before k002 (3): %d %d", i, j)
-	}
-	code, body = cl.do("GET", "/queues/default/fair?offset=100", nil)
-	page = string(body)
-	if code != 200 || !strings.Contains(page, "Keys 101–123 of 123") || !strings.Contains(page, `id="prev" rel="prev" href="/queues/default/fair?offset=50"`) || strings.Contains(page, `id="next"`) {
-		t.Errorf("last fair page: %d %s", code, page)
-	}
-	all := ""
-	for _, off := range []int{0, 50, 100} {
-		_, b := cl.do("GET", fmt.Sprintf("/queues/default/fair?offset=%d", off), nil)
-		all += string(b)
-	}
-	if strings.Contains(all, "<script>alert") || !strings.Contains(all, "&lt;script&gt;alert(1)&lt;/script&gt;") {
-		t.Error("a key's markup is not shown as text")
-	}
-	if !strings.Contains(all, ">"+fairshare.DefaultKeyName+"<") {
-		t.Error("the default key is not shown by name")
-	}
-	if code, _ := cl.do("GET", "/queues/default/fair?offset=-1", nil); code != http.StatusBadRequest {
-		t.Errorf("a negative offset: %d", code)
-	}
-	if _, body := cl.do("GET", "/queues/default", nil); !strings.Contains(string(body), `href="/queues/default/fair"`) {
-		t.Error("the queue page does not link the fair page")
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/ranking"
-	"github.com/chronoq/chronoq/ranking/fairshare"
 )
 
 //go:embed templates/*.html
@@ -55,7 +54,7 @@ func page(name string) *template.Template {
 var pages = map[string]*template.Template{}
 
 func init() {
-	for _, n := range []string{"overview", "queue", "job", "workers", "beat", "ranking", "fair"} {
+	for _, n := range []string{"overview", "queue", "job", "workers", "beat", "ranking"} {
 		pages[n] = page(n)
 	}
 }
@@ -67,7 +66,6 @@ func (h *Handler) routePages() {
 	h.mux.HandleFunc("GET /queues/{queue}", h.queuePage)
 	h.mux.HandleFunc("GET /queues/{queue}/jobs/{id}", h.jobPage)
 	h.mux.HandleFunc("GET /queues/{queue}/ranking", h.rankingPage)
-	h.mux.HandleFunc("GET /queues/{queue}/fair", h.fairPage)
 	h.mux.HandleFunc("GET /workers", h.workersPage)
 	h.mux.HandleFunc("GET /beat", h.beatPage)
 }
@@ -225,45 +223,6 @@ func (h *Handler) rankingPage(w http.ResponseWriter, r *http.Request) {
 	}
 	h.render(w, r, "ranking", "Ranking of "+q, map[string]any{"Queue": q, "Config": rep.Config, "Quality": rep.Overall,
 		"Tasks": stats, "Modes": []ranking.Mode{ranking.ModeFIFO, ranking.ModeShadow, ranking.ModeActive}})
-}
-
-// fairKeysPage is how many keys the fair page lists at a time.
-const fairKeysPage = 50
-
-// fairPage is a queue's fair mode, with a switch, and its keys with pending jobs, most
-// pending first, fairKeysPage at a time, with a form to set a key's weight.
-func (h *Handler) fairPage(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := ctxOf(r)
-	defer cancel()
-	q := r.PathValue("queue")
-	offset, err := offsetParam(r)
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
-		return
-	}
-	mode, err := h.c.FairMode(ctx, q)
-	if err != nil {
-		writeErr(w, status(err), err)
-		return
-	}
-	keys, n, err := h.c.FairKeys(ctx, q, offset, fairKeysPage)
-	if err != nil {
-		writeErr(w, status(err), err)
-		return
-	}
-	total := int(n)
-	p := pager{Offset: offset, Total: total}
-	if len(keys) > 0 {
-		p.From, p.To = offset+1, offset+len(keys)
-	}
-	if offset > 0 {
-		p.HasPrev, p.Prev = true, max(min(offset-fairKeysPage, (max(total, 1)-1)/fairKeysPage*fairKeysPage), 0)
-	}
-	if offset+len(keys) < total {
-		p.HasNext, p.Next = true, offset+fairKeysPage
-	}
-	h.render(w, r, "fair", "Fair share of "+q, map[string]any{"Queue": q, "Mode": mode, "Keys": keys, "Page": p,
-		"Modes": []fairshare.Mode{fairshare.ModeOff, fairshare.ModeLRU, fairshare.ModeShare}, "Default": fairshare.DefaultKeyName})
 }
 
 func (h *Handler) workersPage(w http.ResponseWriter, r *http.Request) {
