@@ -148,35 +148,45 @@ func (h *Handler) queuePage(w http.ResponseWriter, r *http.Request) {
 		"States": []job.State{job.StatePending, job.StateScheduled, job.StateActive, job.StateFailed, job.StateSucceeded, job.StateCanceled}})
 }
 
-// pager is where a page of a state's listing sits: jobs From to To (1-based) of Total,
-// and the offsets of the pages before and after it.
+// pager is where a page of a listing sits: items (jobs, keys) From to To (1-based) of
+// Total, and the offsets of the pages before and after it.
 type pager struct {
 	Offset, From, To, Total int
 	Prev, Next              int  // offsets of the neighbouring pages
 	HasPrev, HasNext        bool // whether there is a page before, after
-	Capped                  bool // jobs follow, but the pending listing goes no deeper
+	Capped                  bool // items follow, but the listing goes no deeper
 }
 
-// paging places a page of n jobs read at offset in a listing of total jobs. The count
-// and the listing are read one after the other, so a page shows at least what it read.
+// paging places a page of n jobs read at offset in a state's listing of total jobs.
 func paging(state job.State, offset, n int, total int64) pager {
+	deepest := 0
+	if state == job.StatePending {
+		deepest = MaxPendingOffset
+	}
+	return pageOf(offset, n, total, pageSize, deepest)
+}
+
+// pageOf places a page of n items read at offset in a listing of total items, size at a
+// time, whose pages start no deeper than deepest (0: any depth). The count and the
+// listing are read one after the other, so a page shows at least what it read.
+func pageOf(offset, n int, total int64, size, deepest int) pager {
 	p := pager{Offset: offset, Total: int(total)}
 	if n > 0 {
 		p.From, p.To, p.Total = offset+1, offset+n, max(p.Total, offset+n)
 	}
 	if offset > 0 {
-		p.HasPrev, p.Prev = true, max(offset-pageSize, 0)
+		p.HasPrev, p.Prev = true, max(offset-size, 0)
 		if n == 0 && p.Total > 0 { // past the end: back to the last page
-			p.Prev = min(p.Prev, (p.Total-1)/pageSize*pageSize)
-			if state == job.StatePending {
-				p.Prev = min(p.Prev, MaxPendingOffset)
+			p.Prev = min(p.Prev, (p.Total-1)/size*size)
+			if deepest > 0 {
+				p.Prev = min(p.Prev, deepest)
 			}
 		}
 	}
 	if offset+n < p.Total {
-		p.Next = offset + pageSize
-		if state == job.StatePending {
-			p.Next = min(p.Next, MaxPendingOffset)
+		p.Next = offset + size
+		if deepest > 0 {
+			p.Next = min(p.Next, deepest)
 		}
 		p.HasNext = p.Next > offset
 		p.Capped = !p.HasNext
