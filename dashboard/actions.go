@@ -143,7 +143,6 @@ func (h *Handler) resume(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// setRanking takes {"mode": "active", "rule": "fixed", "w": 8}; absent fields stay.
 // setFair switches a queue's fair mode and sets one key's weight: {"mode": "share"},
 // {"key": "acme", "weight": 2}, or both; everything is checked before anything is set.
 func (h *Handler) setFair(w http.ResponseWriter, r *http.Request) error {
@@ -187,6 +186,7 @@ func (h *Handler) setFair(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// setRanking takes {"mode": "active", "rule": "fixed", "w": 8}; absent fields stay.
 func (h *Handler) setRanking(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Mode *ranking.Mode `json:"mode"`

@@ -24,6 +24,7 @@ import (
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/ranking"
+	"github.com/chronoq/chronoq/ranking/fairshare"
 )
 
 // browser starts Debian's chromium headless, as the machine's network allows it, with
@@ -214,6 +215,127 @@ func TestBrowserPaging(t *testing.T) {
 	step("previous", chromedp.Click("#prev"), chromedp.WaitVisible("#next"))
 	waitText("#paging", "Jobs 1–100 of 150")
 	waitText("#jobs", ids[0])
+}
+
+// TestBrowserFair: in chromium, the fair page lists a queue's keys biggest backlog
+// first, shows a key holding markup as text, switches the fair mode, and sets a key's
+// weight from its row and the default key's from the key form; a weight out of bounds
+// shows the API's error in the row and changes nothing. The Go client sees each change.
+func TestBrowserFair(t *testing.T) {
+	ctx := browser(t)
+	c := queue.NewClient(redistest.Client(t), queue.Config{Logger: quiet})
+	t.Cleanup(func() { _ = c.Close() })
+	srv := httptest.NewServer(dashboard.New(c, dashboard.Config{Logger: quiet}))
+	t.Cleanup(srv.Close)
+	bg := context.Background()
+	const xssKey = "<script>alert(1)</script>"
+	enqueueFair(t, c, "tenants", map[string]int{"acme": 40, "globex": 25, "initech": 12, "": 6, xssKey: 3})
+	for k, w := range map[string]float64{"acme": 2, "initech": 0.5} {
+		if err := c.SetFairWeight(bg, "tenants", k, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.SetFairTags(bg, "tenants", "acme", map[string]string{"plan": "gold", "region": "eu"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetFairLateness(bg, "tenants", "globex", 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	serveFair(t, c, "tenants", 6)
+	if err := c.SetFairMode(bg, "tenants", fairshare.ModeLRU); err != nil { // the page switches it back
+		t.Fatal(err)
+	}
+	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	eval := func(js string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		return s
+	}
+	waitText := func(sel, want string) {
+		t.Helper()
+		testutil.Eventually(t, 10*time.Second, sel+" shows "+want, func() bool {
+			s, err := chromedp.Run(ctx, chromedp.Text(sel))
+			return err == nil && strings.Contains(s, want)
+		})
+	}
+	// reloads runs actions that end in the page reloading, and waits for the new page
+	// (the old one is marked, so a read of it does not pass for the new one)
+	reloads := func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		eval(`window.fairOld = "yes"; "marked"`)
+		step(name, actions...)
+		testutil.Eventually(t, 10*time.Second, name+": the page reloaded", func() bool {
+			s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(window.fairOld || "no") + " " + document.readyState`))
+			return err == nil && s == "no complete"
+		})
+		step(name+": the new page", chromedp.WaitVisible("#keys"), acceptConfirms)
+	}
+	weight := func(key string) float64 {
+		t.Helper()
+		k, err := c.FairKey(bg, "tenants", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k.Weight
+	}
+
+	// from the queue page's link
+	step("queue page", chromedp.Navigate(srv.URL+"/queues/tenants?norefresh"), chromedp.WaitVisible("#fair-link"), acceptConfirms)
+	step("follow the fair link", chromedp.Click("#fair-link"), chromedp.WaitVisible("#keys"), acceptConfirms)
+	waitText("#mode", "lru")
+	if first := eval(`document.querySelector("#keys tr[data-key]").dataset.key`); first != "acme" {
+		t.Fatalf("the first key is %q, want acme (the biggest backlog)", first)
+	}
+	if s := eval(`document.querySelector("#keys").innerText`); !strings.Contains(s, xssKey) || !strings.Contains(s, "(default)") || !strings.Contains(s, "plan=gold") {
+		t.Fatalf("the keys show %q", s)
+	}
+	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("main script").length`)); n != 0 {
+		t.Fatal("a key became a script element")
+	}
+
+	// switch the mode
+	reloads("switch to share", chromedp.Click(`button[data-body*='"share"']`))
+	waitText("#mode", "share")
+	if m, err := c.FairMode(bg, "tenants"); err != nil || m != fairshare.ModeShare {
+		t.Fatalf("fair mode after the switch: %v %v", m, err)
+	}
+
+	// a key's weight from its row
+	acme := `#keys tr[data-key="acme"] `
+	reloads("acme's weight", chromedp.SetValue(acme+`input[name="weight"]`, "3"), chromedp.Click(acme+"button"))
+	if w := weight("acme"); w != 3 {
+		t.Fatalf("acme's weight after setting 3: %v", w)
+	}
+	if v := eval(`document.querySelector('` + acme + `input[name="weight"]').value`); v != "3" {
+		t.Fatalf("the reloaded page shows acme's weight %q", v)
+	}
+
+	// out of bounds: the API's error shows in the row, and the weight stays
+	step("acme's weight too large", chromedp.SetValue(acme+`input[name="weight"]`, "250"), chromedp.Click(acme+"button"))
+	waitText(acme+"output", `fair key "acme": chronoq: bad fair-share weight 250: must be a number from 0.01 to 100`)
+	if w := weight("acme"); w != 3 {
+		t.Fatalf("acme's weight after a refused 250: %v", w)
+	}
+	shot(t, ctx, "fair-refused")
+
+	// the default key's weight from the key form, by its shown name
+	reloads("the default key's weight", chromedp.SetValue(`#set-weight input[name="key"]`, "(default)"),
+		chromedp.SetValue(`#set-weight input[name="weight"]`, "0.25"), chromedp.Click("#set-weight button"))
+	if w := weight(""); w != 0.25 {
+		t.Fatalf("the default key's weight after setting 0.25: %v", w)
+	}
+	if v := eval(`document.querySelector('#keys tr[data-key=""] input[name="weight"]').value`); v != "0.25" {
+		t.Fatalf("the reloaded page shows the default key's weight %q", v)
+	}
+	shot(t, ctx, "fair")
 }
 
 // answers keeps what a handler answered each POST: a page posting in no-cors mode

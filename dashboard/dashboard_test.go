@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -273,12 +274,23 @@ func TestPagesRenderAndEscape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// a fair key and a tag holding markup
+	xssKey := `<script>alert(1)</script>"'&`
+	enqueueFair(t, c, "tenants", map[string]int{xssKey: 2, "plain": 1})
+	if err := c.SetFairTags(ctx, "tenants", xssKey, map[string]string{"<marquee>": "<script>alert(2)</script>"}); err != nil {
+		t.Fatal(err)
+	}
 	pages := []struct{ path, want string }{
 		{"/", `href="/queues/default"`},
 		{"/queues/default", h.ID},
 		{"/queues/default?state=failed", "No failed job"},
 		{"/queues/default/jobs/" + h.ID, "emails.send"},
 		{"/queues/default/ranking", "Switch to active"},
+		{"/queues/default", `href="/queues/default/fair"`},
+		{"/queues/default/fair", "Switch to share"},
+		{"/queues/tenants/fair", `<tr data-key="&lt;script&gt;alert(1)&lt;/script&gt;&#34;&#39;&amp;"><td class="key">&lt;script&gt;alert(1)&lt;/script&gt;&#34;&#39;&amp;</td>`},
+		{"/queues/tenants/fair", `<span class="tag">&lt;marquee&gt;=&lt;script&gt;alert(2)&lt;/script&gt;</span>`},
+		{"/queues/tenants/fair", `<input type="hidden" name="key" value="&lt;script&gt;alert(1)&lt;/script&gt;&#34;&#39;&amp;">`},
 		{"/workers", "No live worker"},
 		{"/beat", "No beat entry"},
 		{"/static/app.js", "X-CSRF-Token"},
@@ -288,8 +300,8 @@ func TestPagesRenderAndEscape(t *testing.T) {
 		if code != 200 || !strings.Contains(string(body), p.want) {
 			t.Errorf("%s: %d, want %q in\n%s", p.path, code, p.want, body)
 		}
-		if strings.Contains(string(body), "<script>alert") {
-			t.Errorf("%s shows markup from a job unescaped", p.path)
+		if strings.Contains(string(body), "<script>alert") || strings.Contains(string(body), "<marquee") {
+			t.Errorf("%s shows markup from a job, a key or a tag unescaped", p.path)
 		}
 	}
 	_, body := cl.do("GET", "/queues/default/jobs/"+h.ID, nil)
@@ -411,16 +423,133 @@ func TestMountedUnderAPrefix(t *testing.T) {
 		}
 		return string(body)
 	}
-	page := get("/ops/chronoq/queues/default")
-	links := regexp.MustCompile(`(?:href|src|data-post)="([^"]*)"`).FindAllStringSubmatch(page, -1)
-	if len(links) < 5 {
-		t.Fatalf("few links: %v", links)
-	}
-	for _, l := range links {
-		if !strings.HasPrefix(l[1], "/ops/chronoq/") {
-			t.Errorf("link %q lacks the prefix", l[1])
-		} else if !strings.Contains(l[1], "/api/") {
-			get(l[1]) // pages, assets
+	for _, path := range []string{"/ops/chronoq/queues/default", "/ops/chronoq/queues/default/fair"} {
+		page := get(path)
+		links := regexp.MustCompile(`(?:href|src|data-post)="([^"]*)"`).FindAllStringSubmatch(page, -1)
+		if len(links) < 5 {
+			t.Fatalf("%s: few links: %v", path, links)
 		}
+		for _, l := range links {
+			if !strings.HasPrefix(l[1], "/ops/chronoq/") {
+				t.Errorf("%s: link %q lacks the prefix", path, l[1])
+			} else if !strings.Contains(l[1], "/api/") {
+				get(l[1]) // pages, assets
+			}
+		}
+	}
+}
+
+// TestFairPage: the fair page shows each key's pending and running jobs, share and
+// worker time, weight, SkipIfLate, tags and last service, as the key view has them; the
+// default key is named (default); weights set through the API show; a read-only
+// dashboard shows the weights as text, with no form.
+func TestFairPage(t *testing.T) {
+	cl, c := setup(t, dashboard.Config{})
+	ctx := context.Background()
+	q := "tenants"
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(c.SetFairWeight(ctx, q, "big", 2.5))
+	must(c.SetFairTags(ctx, q, "big", map[string]string{"region": "eu", "plan": "gold"}))
+	must(c.SetFairLateness(ctx, q, "small", 90*time.Second))
+	enqueueFair(t, c, q, map[string]int{"big": 6, "small": 3, "": 2})
+	serveFair(t, c, q, 4) // three jobs run and succeed, one more is running
+	cl.token()
+	for _, p := range []struct {
+		body map[string]any
+		code int
+		in   string
+	}{
+		{map[string]any{"key": "", "weight": 0.5}, 200, `"ok":true`},
+		{map[string]any{"key": "small", "weight": 101}, 400, `fair key \"small\": chronoq: bad fair-share weight 101: must be a number from 0.01 to 100`},
+	} {
+		if code, data := cl.do("POST", "/api/queues/"+q+"/fair", p.body); code != p.code || !bytes.Contains(data, []byte(p.in)) {
+			t.Fatalf("POST %v: %d %s, want %d with %s", p.body, code, data, p.code, p.in)
+		}
+	}
+	keys, total, err := c.FairKeys(ctx, q, 0, 10)
+	must(err)
+	if total != 3 || len(keys) != 3 {
+		t.Fatalf("%d keys %+v", total, keys)
+	}
+	code, page := cl.do("GET", "/queues/"+q+"/fair?norefresh", nil)
+	if code != 200 {
+		t.Fatalf("fair page: %d %s", code, page)
+	}
+	rows := map[string]string{}
+	var order []string
+	for _, m := range regexp.MustCompile(`(?s)<tr data-key="([^"]*)">(.*?)</tr>`).FindAllSubmatch(page, -1) {
+		rows[string(m[1])] = string(m[2])
+		order = append(order, string(m[1]))
+	}
+	running := 0
+	for i, k := range keys {
+		row, ok := rows[k.Key]
+		if !ok || order[i] != k.Key {
+			t.Fatalf("the page lists %v, the key view %+v", order, keys)
+		}
+		running += k.Running
+		want := []string{fmt.Sprintf(`<td class="pending">%d</td><td>%d</td>`, k.Pending, k.Running), fmt.Sprintf(`value="%v"`, k.Weight)}
+		if k.UsedMs > 0 {
+			want = append(want, fmt.Sprintf(`<td class="share">%.1f%%</td>`, k.Share*100))
+		} else {
+			want = append(want, `<td class="share">–</td>`)
+		}
+		for _, w := range want {
+			if !strings.Contains(row, w) {
+				t.Errorf("key %q (%+v): its row lacks %q:\n%s", k.Key, k, w, row)
+			}
+		}
+		served := `<td>–</td>`
+		if !k.LastServed.IsZero() { // served a moment ago
+			served = `<td><span title="` + regexp.QuoteMeta(k.LastServed.Format("2006-01-02 15:04:05.000 MST")) + `">(just now|\d+\.\d s ago)</span></td>`
+		}
+		if !regexp.MustCompile(served + `$`).MatchString(row) {
+			t.Errorf("key %q (%+v): its row does not end in %s:\n%s", k.Key, k, served, row)
+		}
+	}
+	if running != 1 {
+		t.Errorf("the keys run %d jobs, want 1: %+v", running, keys)
+	}
+	for key, want := range map[string][]string{
+		"big":   {`value="2.5"`, `<span class="tag">plan=gold</span> <span class="tag">region=eu</span>`},
+		"small": {"<td>1m30s</td>"},
+		"":      {`<i title="jobs without a fair key">(default)</i>`, `value="0.5"`, `data-name="(default)"`, `<input type="hidden" name="key" value="">`},
+	} {
+		for _, w := range want {
+			if !strings.Contains(rows[key], w) {
+				t.Errorf("key %q: its row lacks %q:\n%s", key, w, rows[key])
+			}
+		}
+	}
+	for _, w := range []string{`<b id="mode">share</b>`, `data-body='{"mode":"lru"}'`, `data-body='{"mode":"off"}'`, "Keys 1–3 of 3"} {
+		if !bytes.Contains(page, []byte(w)) {
+			t.Errorf("the page lacks %q", w)
+		}
+	}
+	if bytes.Contains(page, []byte(`data-body='{"mode":"share"}'`)) {
+		t.Error("the page offers a switch to the mode the queue is in")
+	}
+	// (default) names the default key in the API too
+	if code, data := cl.do("POST", "/api/queues/"+q+"/fair", map[string]any{"key": "(default)", "weight": 3}); code != 200 {
+		t.Fatalf("weight of (default): %d %s", code, data)
+	}
+	if k, err := c.FairKey(ctx, q, ""); err != nil || k.Weight != 3 {
+		t.Fatalf("the default key after setting (default): %+v %v", k, err)
+	}
+
+	ro := httptest.NewServer(dashboard.New(c, dashboard.Config{ReadOnly: true, Logger: quiet}))
+	t.Cleanup(ro.Close)
+	resp, err := http.Get(ro.URL + "/queues/" + q + "/fair?norefresh")
+	must(err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`<td class="weight">2.5</td>`)) || bytes.Contains(body, []byte(`data-name=`)) ||
+		!bytes.Contains(body, []byte(`<body class="read-only">`)) {
+		t.Errorf("read-only fair page: %d, want weights as text and no key form:\n%s", resp.StatusCode, body)
 	}
 }

@@ -11,10 +11,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/ranking"
+	"github.com/chronoq/chronoq/ranking/fairshare"
 )
 
 //go:embed templates/*.html
@@ -44,6 +47,22 @@ var funcs = template.FuncMap{
 		}
 		return strconv.FormatFloat(ms, 'f', 1, 64) + " ms"
 	},
+	// ago shows how long ago t was compactly: "4.2 s ago", "3 min ago", "5 h ago",
+	// "2 d ago". A time a little ahead (another clock: Redis's) is "just now".
+	"ago": func(t time.Time) string {
+		d := time.Since(t)
+		switch {
+		case d < 100*time.Millisecond:
+			return "just now"
+		case d < time.Minute:
+			return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + " s ago"
+		case d < time.Hour:
+			return strconv.Itoa(int(d/time.Minute)) + " min ago"
+		case d < 48*time.Hour:
+			return strconv.Itoa(int(d/time.Hour)) + " h ago"
+		}
+		return strconv.Itoa(int(d/(24*time.Hour))) + " d ago"
+	},
 }
 
 // page is a template set: the layout plus one page's content.
@@ -54,7 +73,7 @@ func page(name string) *template.Template {
 var pages = map[string]*template.Template{}
 
 func init() {
-	for _, n := range []string{"overview", "queue", "job", "workers", "beat", "ranking"} {
+	for _, n := range []string{"overview", "queue", "job", "workers", "beat", "ranking", "fair"} {
 		pages[n] = page(n)
 	}
 }
@@ -66,6 +85,7 @@ func (h *Handler) routePages() {
 	h.mux.HandleFunc("GET /queues/{queue}", h.queuePage)
 	h.mux.HandleFunc("GET /queues/{queue}/jobs/{id}", h.jobPage)
 	h.mux.HandleFunc("GET /queues/{queue}/ranking", h.rankingPage)
+	h.mux.HandleFunc("GET /queues/{queue}/fair", h.fairPage)
 	h.mux.HandleFunc("GET /workers", h.workersPage)
 	h.mux.HandleFunc("GET /beat", h.beatPage)
 }
@@ -148,35 +168,45 @@ func (h *Handler) queuePage(w http.ResponseWriter, r *http.Request) {
 		"States": []job.State{job.StatePending, job.StateScheduled, job.StateActive, job.StateFailed, job.StateSucceeded, job.StateCanceled}})
 }
 
-// pager is where a page of a state's listing sits: jobs From to To (1-based) of Total,
-// and the offsets of the pages before and after it.
+// pager is where a page of a listing sits: items (jobs, keys) From to To (1-based) of
+// Total, and the offsets of the pages before and after it.
 type pager struct {
 	Offset, From, To, Total int
 	Prev, Next              int  // offsets of the neighbouring pages
 	HasPrev, HasNext        bool // whether there is a page before, after
-	Capped                  bool // jobs follow, but the pending listing goes no deeper
+	Capped                  bool // items follow, but the listing goes no deeper
 }
 
-// paging places a page of n jobs read at offset in a listing of total jobs. The count
-// and the listing are read one after the other, so a page shows at least what it read.
+// paging places a page of n jobs read at offset in a state's listing of total jobs.
 func paging(state job.State, offset, n int, total int64) pager {
+	deepest := 0
+	if state == job.StatePending {
+		deepest = MaxPendingOffset
+	}
+	return pageOf(offset, n, total, pageSize, deepest)
+}
+
+// pageOf places a page of n items read at offset in a listing of total items, size at a
+// time, whose pages start no deeper than deepest (0: any depth). The count and the
+// listing are read one after the other, so a page shows at least what it read.
+func pageOf(offset, n int, total int64, size, deepest int) pager {
 	p := pager{Offset: offset, Total: int(total)}
 	if n > 0 {
 		p.From, p.To, p.Total = offset+1, offset+n, max(p.Total, offset+n)
 	}
 	if offset > 0 {
-		p.HasPrev, p.Prev = true, max(offset-pageSize, 0)
+		p.HasPrev, p.Prev = true, max(offset-size, 0)
 		if n == 0 && p.Total > 0 { // past the end: back to the last page
-			p.Prev = min(p.Prev, (p.Total-1)/pageSize*pageSize)
-			if state == job.StatePending {
-				p.Prev = min(p.Prev, MaxPendingOffset)
+			p.Prev = min(p.Prev, (p.Total-1)/size*size)
+			if deepest > 0 {
+				p.Prev = min(p.Prev, deepest)
 			}
 		}
 	}
 	if offset+n < p.Total {
-		p.Next = offset + pageSize
-		if state == job.StatePending {
-			p.Next = min(p.Next, MaxPendingOffset)
+		p.Next = offset + size
+		if deepest > 0 {
+			p.Next = min(p.Next, deepest)
 		}
 		p.HasNext = p.Next > offset
 		p.Capped = !p.HasNext
@@ -223,6 +253,68 @@ func (h *Handler) rankingPage(w http.ResponseWriter, r *http.Request) {
 	}
 	h.render(w, r, "ranking", "Ranking of "+q, map[string]any{"Queue": q, "Config": rep.Config, "Quality": rep.Overall,
 		"Tasks": stats, "Modes": []ranking.Mode{ranking.ModeFIFO, ranking.ModeShadow, ranking.ModeActive}})
+}
+
+// fairPageSize is how many keys the fair page lists at a time.
+const fairPageSize = 50
+
+// fairModes are the fair modes, in the order the fair page offers them, each with what
+// it does.
+var fairModes = []struct {
+	Mode fairshare.Mode
+	Does string
+}{
+	{fairshare.ModeOff, "no fairness between keys; the queue's order is as if no job had a key, and jobs placed by key before the switch still drain"},
+	{fairshare.ModeLRU, "the key served least recently goes first, scaled by its weight, counted in jobs"},
+	{fairshare.ModeShare, "weighted fair share of worker time, each backlogged key getting worker time in proportion to its weight"},
+}
+
+// fairKeyView is a key as the fair page shows it: Name is the key, or
+// store.DefaultFairKey for the default key (jobs without a fair key), which is ""
+// where it is stored and posted.
+type fairKeyView struct {
+	fairshare.KeyInfo
+	Name    string
+	Default bool
+}
+
+// fairPage is a queue's fair mode, with a switch, and its keys with pending jobs, most
+// pending first, fairPageSize at a time, each with a form to set its weight.
+func (h *Handler) fairPage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := ctxOf(r)
+	defer cancel()
+	q := r.PathValue("queue")
+	offset, err := offsetParam(r)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	mode, err := h.c.FairMode(ctx, q)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	keys, total, err := h.c.FairKeys(ctx, q, offset, fairPageSize)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	views := make([]fairKeyView, len(keys))
+	for i, k := range keys {
+		views[i] = fairKeyView{KeyInfo: k, Name: k.Key}
+		if k.Key == "" {
+			views[i].Name, views[i].Default = store.DefaultFairKey, true
+		}
+	}
+	does := ""
+	for _, m := range fairModes {
+		if m.Mode == mode {
+			does = m.Does
+		}
+	}
+	h.render(w, r, "fair", "Fair share of "+q, map[string]any{"Queue": q, "Mode": mode, "Does": does, "Modes": fairModes,
+		"Keys": views, "Page": pageOf(offset, len(keys), total, fairPageSize, 0), "PageSize": fairPageSize,
+		"DefaultKey": store.DefaultFairKey, "MinWeight": fairshare.MinWeight, "MaxWeight": fairshare.MaxWeight})
 }
 
 func (h *Handler) workersPage(w http.ResponseWriter, r *http.Request) {

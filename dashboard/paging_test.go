@@ -3,7 +3,11 @@ package dashboard_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +15,7 @@ import (
 	"github.com/chronoq/chronoq/internal/clientstore"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
+	"github.com/chronoq/chronoq/ranking/fairshare"
 )
 
 // enqueueN enqueues n jobs of task "t" to q in one bulk call and returns their ids in
@@ -168,5 +173,104 @@ func TestQueuePagePagingDepth(t *testing.T) {
 		if tc.noLink != "" && bytes.Contains(data, []byte(`id="`+tc.noLink+`"`)) {
 			t.Errorf("%s offers a %s link", tc.path, tc.noLink)
 		}
+	}
+}
+
+// enqueueFair puts q in share mode and enqueues n[k] jobs of task "t" for each key k
+// ("" is the default key), in one bulk call.
+func enqueueFair(t *testing.T, c *queue.Client, q string, n map[string]int) {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.SetFairMode(ctx, q, fairshare.ModeShare); err != nil {
+		t.Fatal(err)
+	}
+	var reqs []queue.Request
+	for k, m := range n {
+		opts := []job.Option{job.Queue(q)}
+		if k != "" {
+			opts = append(opts, job.FairKey(k))
+		}
+		for range m {
+			reqs = append(reqs, queue.Request{Task: "t", Options: opts})
+		}
+	}
+	if _, err := c.EnqueueBatch(ctx, reqs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fairLink is how the fair page writes a paging link (html/template escapes the &).
+func fairLink(id, base, q string, offset int) string {
+	return `id="` + id + `" rel="` + id + `" href="` + base + `/queues/` + q + `/fair?offset=` + strconv.Itoa(offset) + `"`
+}
+
+var fairRow = regexp.MustCompile(`<tr data-key="([^"]*)">`)
+
+// TestFairPagePaging: the fair page lists a queue's keys with pending jobs 50 at a
+// time, the biggest backlog first, with "Keys X–Y of N" and Previous/Next links; page 2
+// starts at the 51st key; a bad offset is a 400 naming the parameter.
+func TestFairPagePaging(t *testing.T) {
+	cl, c := setup(t, dashboard.Config{BasePath: "/ops"})
+	// key k<i> has i+1 pending jobs: k119 has the biggest backlog, k000 the smallest
+	n := map[string]int{}
+	var byBacklog []string
+	for i := 119; i >= 0; i-- {
+		k := fmt.Sprintf("k%03d", i)
+		n[k] = i + 1
+		byBacklog = append(byBacklog, k)
+	}
+	enqueueFair(t, c, "tenants", n)
+	cases := []struct {
+		name   string
+		path   string
+		code   int
+		keys   []string // the rows, in order
+		in     []string
+		noLink []string
+	}{
+		{name: "first page", path: "/queues/tenants/fair?norefresh", code: 200, keys: byBacklog[:50],
+			in:     []string{"Keys 1–50 of 120, 50 a page", `<td class="pending">120</td>`, fairLink("next", "/ops", "tenants", 50)},
+			noLink: []string{"prev"}},
+		{name: "page 2 starts at the 51st key", path: "/queues/tenants/fair?offset=50&norefresh", code: 200, keys: byBacklog[50:100],
+			in: []string{"Keys 51–100 of 120", `<td class="pending">70</td>`, fairLink("prev", "/ops", "tenants", 0), fairLink("next", "/ops", "tenants", 100)}},
+		{name: "last page", path: "/queues/tenants/fair?offset=100&norefresh", code: 200, keys: byBacklog[100:],
+			in: []string{"Keys 101–120 of 120", `<td class="pending">1</td>`, fairLink("prev", "/ops", "tenants", 50)}, noLink: []string{"next"}},
+		{name: "an offset not on a page boundary", path: "/queues/tenants/fair?offset=10&norefresh", code: 200, keys: byBacklog[10:60],
+			in: []string{"Keys 11–60 of 120", fairLink("prev", "/ops", "tenants", 0), fairLink("next", "/ops", "tenants", 60)}},
+		{name: "past the end", path: "/queues/tenants/fair?offset=500&norefresh", code: 200,
+			in: []string{"No key with pending jobs at offset 500 (120 in all)", fairLink("prev", "/ops", "tenants", 100)}, noLink: []string{"next"}},
+		{name: "no key", path: "/queues/nothing/fair?norefresh", code: 200,
+			in: []string{"No key has pending jobs: in off mode new jobs are not placed by key."}, noLink: []string{"prev", "next"}},
+		{name: "offset not a number", path: "/queues/tenants/fair?offset=abc", code: 400, in: []string{"offset abc: want a whole number from 0 to 1073741824"}},
+		{name: "offset negative", path: "/queues/tenants/fair?offset=-1", code: 400, in: []string{"offset -1: want a whole number"}},
+		{name: "API: page 2 agrees", path: "/api/queues/tenants/fair?offset=50&limit=1", code: 200, in: []string{`"key":"k069"`, `"total":120`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, data := cl.do("GET", tc.path, nil)
+			if code != tc.code {
+				t.Fatalf("%s: %d %.300s, want %d", tc.path, code, data, tc.code)
+			}
+			for _, s := range tc.in {
+				if !bytes.Contains(data, []byte(s)) {
+					t.Errorf("%s lacks %q", tc.path, s)
+				}
+			}
+			for _, id := range tc.noLink {
+				if bytes.Contains(data, []byte(`id="`+id+`"`)) {
+					t.Errorf("%s offers a %s link", tc.path, id)
+				}
+			}
+			if tc.code != 200 || strings.HasPrefix(tc.path, "/api/") {
+				return
+			}
+			var rows []string
+			for _, m := range fairRow.FindAllSubmatch(data, -1) {
+				rows = append(rows, string(m[1]))
+			}
+			if !slices.Equal(rows, tc.keys) {
+				t.Errorf("%s lists %v, want %v", tc.path, rows, tc.keys)
+			}
+		})
 	}
 }
