@@ -56,8 +56,12 @@ func TestFairCommands(t *testing.T) {
 	if err != nil || k.Weight != 2 || k.Tags["plan"] != "gold" {
 		t.Fatalf("acme after the commands: %+v %v", k, err)
 	}
+	// a producer started after the switch: c's copy of the queue's settings (read by its
+	// first enqueue, kept 2 s) may still say off
+	p := queue.NewClient(rdb, queue.Config{})
+	t.Cleanup(func() { _ = p.Close() })
 	for range 3 {
-		if _, err := c.EnqueueByName(ctx, "demo.add", nil, job.Queue("tenants"), job.FairKey("acme")); err != nil {
+		if _, err := p.EnqueueByName(ctx, "demo.add", nil, job.Queue("tenants"), job.FairKey("acme")); err != nil {
 			t.Fatal(err)
 		}
 	}

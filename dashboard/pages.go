@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chronoq/chronoq/internal/store"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/ranking"
@@ -270,7 +269,7 @@ var fairModes = []struct {
 }
 
 // fairKeyView is a key as the fair page shows it: Name is the key, or
-// store.DefaultFairKey for the default key (jobs without a fair key), which is ""
+// fairshare.DefaultKeyName for the default key (jobs without a fair key), which is ""
 // where it is stored and posted.
 type fairKeyView struct {
 	fairshare.KeyInfo
@@ -303,7 +302,7 @@ func (h *Handler) fairPage(w http.ResponseWriter, r *http.Request) {
 	for i, k := range keys {
 		views[i] = fairKeyView{KeyInfo: k, Name: k.Key}
 		if k.Key == "" {
-			views[i].Name, views[i].Default = store.DefaultFairKey, true
+			views[i].Name, views[i].Default = fairshare.DefaultKeyName, true
 		}
 	}
 	does := ""
@@ -314,7 +313,7 @@ func (h *Handler) fairPage(w http.ResponseWriter, r *http.Request) {
 	}
 	h.render(w, r, "fair", "Fair share of "+q, map[string]any{"Queue": q, "Mode": mode, "Does": does, "Modes": fairModes,
 		"Keys": views, "Page": pageOf(offset, len(keys), total, fairPageSize, 0), "PageSize": fairPageSize,
-		"DefaultKey": store.DefaultFairKey, "MinWeight": fairshare.MinWeight, "MaxWeight": fairshare.MaxWeight})
+		"DefaultKey": fairshare.DefaultKeyName, "MinWeight": fairshare.MinWeight, "MaxWeight": fairshare.MaxWeight})
 }
 
 func (h *Handler) workersPage(w http.ResponseWriter, r *http.Request) {
