@@ -64,6 +64,7 @@ func TestOptionsValidation(t *testing.T) {
 		{"fair key 128 bytes", FairKey(strings.Repeat("k", MaxFairKeyLen)), ""},
 		{"fair key 129 bytes", FairKey(strings.Repeat("k", MaxFairKeyLen+1)), "FairKey=\"" + strings.Repeat("k", MaxFairKeyLen+1) + "\": must be 1 to 128 bytes"},
 		{"fair key empty", FairKey(""), `FairKey="": must be 1 to 128 bytes`},
+		{"fair key (default) is reserved", FairKey("(default)"), `FairKey="(default)": is reserved: it names the key of jobs without one`},
 		{"fair key with a newline", FairKey("a\nb"), `FairKey="a\nb": must be UTF-8 without control or format characters`},
 		{"fair key with a unit separator", FairKey("a\x1fb"), `FairKey="a\x1fb": must be UTF-8`},
 		{"fair key with a C1 control", FairKey("\u0085tenant"), "FairKey"},

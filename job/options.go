@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/chronoq/chronoq/ranking/fairshare"
 )
 
 // Defaults for options a job does not set. They follow Celery's and RQ's where those
@@ -392,6 +394,9 @@ func ValidateFairKey(key string) error {
 	}
 	if !printableKey(key) {
 		return &OptionError{"FairKey", fmt.Sprintf("%q", key), "must be UTF-8 without control or format characters"}
+	}
+	if key == fairshare.DefaultKeyName {
+		return &OptionError{"FairKey", fmt.Sprintf("%q", key), "is reserved: it names the key of jobs without one"}
 	}
 	return nil
 }
