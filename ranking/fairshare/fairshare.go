@@ -70,7 +70,7 @@ const (
 // millisecond are then taken several per visit, which costs the dequeue script one
 // read, one tag write and one count per visit rather than per job (docs/fairshare.md,
 // "What changed from the plan"); the price is 2 × QuantumMs more on the pairwise
-// bound. Jobs of a millisecond or more go one per visit, as with no quantum. lru
+// bound. Jobs whose charge per weight is a millisecond or more go one per visit, as with no quantum. lru
 // counts jobs and has no quantum: it is strict.
 const QuantumMs = 1
 
