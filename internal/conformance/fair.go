@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ func fairCases() []struct {
 		{"FairInsideKeyFollowsRanking", testFairInsideKey},
 		{"FairBatchEqualsOneByOne", testFairBatch},
 		{"FairFollowsTheReferenceOrder", testFairReference},
+		{"FairInterleavedBatchSingleModel", testFairInterleaved},
 		{"FairEveryPathKeepsInvariants", testFairPaths},
 		{"FairIdleKeysReclaimed", testFairReclaim},
 		{"FairIdleKeyBanksNoCredit", testFairNoCredit},
@@ -764,5 +766,87 @@ func testFairReference(t *testing.T, b *bundle) {
 			}
 		}
 		invariants(t, b, q)
+	}
+}
+
+// testFairInterleaved: arrivals interleaved with fetches, so keys run dry and come back
+// mid-run. One queue is fetched in batches of up to 6, a twin one job at a time, and
+// both must start the keys fairshare.Model starts, in its order, in share mode with
+// jobs far shorter than the quantum (several per visit) and in lru.
+func testFairInterleaved(t *testing.T, b *bundle) {
+	keyOf := func(f store.Fetched) string {
+		var j job.Job
+		j.Options = job.DefaultOptions()
+		must(t, store.UnmarshalRecord(f.Record, &j))
+		return j.Options.FairKey
+	}
+	cases := []struct {
+		mode   fairshare.Mode
+		priors map[string]float64
+	}{
+		{fairshare.ModeShare, map[string]float64{"t0": 0.05, "t1": 0.3, "t2": 2}},
+		{fairshare.ModeShare, map[string]float64{"t0": 0.2, "t1": 0.45, "t2": 0.9}},
+		{fairshare.ModeShare, map[string]float64{"t0": 0.005, "t1": 1, "t2": 7.5}},
+		{fairshare.ModeLRU, map[string]float64{"t0": 1, "t1": 7.5, "t2": 30}},
+	}
+	for round, tc := range cases {
+		for seed := uint64(0); seed < 3; seed++ {
+			rng := rand.New(rand.NewPCG(seed, uint64(round)))
+			qa, qb := fmt.Sprintf("il%d-%d-batch", round, seed), fmt.Sprintf("il%d-%d-one", round, seed)
+			model, err := fairshare.NewModel(tc.mode)
+			must(t, err)
+			for _, q := range []string{qa, qb} {
+				setFair(t, b, q, tc.mode)
+				must(t, b.c.SetPriors(b.ctx, q, tc.priors))
+			}
+			for i := range 4 {
+				w := []float64{0.5, 1, 2, 3}[rng.IntN(4)]
+				for _, q := range []string{qa, qb} {
+					must(t, b.c.SetFairWeight(b.ctx, q, fmt.Sprintf("k%d", i), w))
+				}
+				must(t, model.SetWeight(fmt.Sprintf("k%d", i), w))
+			}
+			heads := map[string][]string{} // key -> tasks of its pending jobs, in order
+			for step := range 200 {
+				if rng.IntN(2) == 0 {
+					key := fmt.Sprintf("k%d", rng.IntN(4))
+					for range 1 + rng.IntN(3) {
+						task := fmt.Sprintf("t%d", rng.IntN(3))
+						for _, q := range []string{qa, qb} {
+							enqueue(t, b, task, job.Queue(q), job.FairKey(key))
+						}
+						model.Arrive(key)
+						heads[key] = append(heads[key], task)
+					}
+					b.clock.Advance(time.Millisecond)
+					continue
+				}
+				m := 1 + rng.IntN(6)
+				var batch, one, want []string
+				for _, f := range fairFetch(t, b, qa, m) {
+					batch = append(batch, keyOf(f))
+				}
+				for range m {
+					for _, f := range fairFetch(t, b, qb, 1) {
+						one = append(one, keyOf(f))
+					}
+				}
+				for range m {
+					k, ok := model.Next()
+					if !ok {
+						break
+					}
+					want = append(want, k)
+					model.Start(tc.priors[heads[k][0]])
+					heads[k] = heads[k][1:]
+				}
+				if !slices.Equal(batch, want) || !slices.Equal(one, want) {
+					t.Fatalf("%s round %d seed %d step %d, fetch of %d:\n batch      %v\n one by one %v\n model      %v",
+						tc.mode, round, seed, step, m, batch, one, want)
+				}
+			}
+			invariants(t, b, qa)
+			invariants(t, b, qb)
+		}
 	}
 }

@@ -229,7 +229,7 @@ func (m *Model) Start(predicted float64) Charge {
 }
 
 func chargeOf(predicted float64) float64 {
-	if !(predicted > 0) || math.IsInf(predicted, 0) {
+	if !(predicted >= 0) || math.IsInf(predicted, 0) { // a learned 0 is tiny, as the script has it
 		return 1
 	}
 	return math.Max(predicted, 0.01)

@@ -98,6 +98,7 @@ local function take_fair(p, limit)
   end
   local ended = nil -- the visit under way when the batch ends, if any
   local left = false -- the last key visited has jobs left: the fair set is not empty
+  local went_idle = false -- a key went idle in this call (finish tags to trim)
   local weights, weight_str, cursor, lane_info = {}, {}, {}, {}
   local function weight(key)
     local wt = weights[key]
@@ -231,13 +232,16 @@ local function take_fair(p, limit)
       end
     end
     left = more
-    if ended and not empty and not more then
-      -- a visit that goes on in the next fetch must know K has jobs left (else it would
-      -- resume at a key that went idle and came back, which starts a new visit)
+    if not empty and not more then
+      -- its last job read was taken: whether K has more decides whether it stays
+      -- backlogged (a key left in fk with no jobs would keep its tag when it comes back,
+      -- where one that went idle restarts at max(its finish tag, V)), and whether a
+      -- visit may go on in the next fetch
       if not redis.call('ZRANGE', fj, lo, hi, 'BYLEX', 'LIMIT', 0, 1)[1] then empty = true end
     end
     if empty then
       ended = nil
+      went_idle = true
       gone[K] = S
       dirty[K] = nil
     else
@@ -259,7 +263,6 @@ local function take_fair(p, limit)
     end
   end
   if #taken > 0 then call_chunked('ZREM', fj, taken) end
-  local went_idle = next(gone) ~= nil
   write_tags()
   local use = {}
   for _, key in ipairs(served_order) do
