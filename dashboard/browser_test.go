@@ -64,6 +64,52 @@ func shot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
+// tab is a test's chromium tab, with the steps its tests take.
+type tab struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+// step runs actions, failing the test with name.
+func (b tab) step(name string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		b.t.Fatalf("%s: %v", name, err)
+	}
+}
+
+// text is what sel shows.
+func (b tab) text(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(sel))
+	if err != nil {
+		b.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+// waitText waits until sel shows want; reads fail while a page reloads, so they are
+// retried until the deadline.
+func (b tab) waitText(sel, want string) {
+	b.t.Helper()
+	testutil.Eventually(b.t, 10*time.Second, sel+" shows "+want, func() bool {
+		s, err := chromedp.Run(b.ctx, chromedp.Text(sel))
+		return err == nil && strings.Contains(s, want)
+	})
+}
+
+// browserDashboard is a chromium tab, a client on the test's Redis and a dashboard
+// served on a loopback port.
+func browserDashboard(t *testing.T) (context.Context, *queue.Client, *httptest.Server) {
+	t.Helper()
+	ctx := browser(t)
+	c := queue.NewClient(redistest.Client(t), queue.Config{Logger: quiet})
+	t.Cleanup(func() { _ = c.Close() })
+	srv := httptest.NewServer(dashboard.New(c, dashboard.Config{Logger: quiet}))
+	t.Cleanup(srv.Close)
+	return ctx, c, srv
+}
+
 // acceptConfirms answers confirm() dialogs yes, and stops pages refreshing themselves.
 var acceptConfirms = chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 	_, err := chromedp.Evaluate[any]("window.confirm = () => true; document.cookie = 'chronoq_norefresh=1; path=/'; 1")(ctx, tg)
@@ -71,11 +117,7 @@ var acceptConfirms = chromedp.Func(func(ctx context.Context, tg *chromedp.Target
 })
 
 func TestBrowser(t *testing.T) {
-	ctx := browser(t)
-	c := queue.NewClient(redistest.Client(t), queue.Config{Logger: quiet})
-	t.Cleanup(func() { _ = c.Close() })
-	srv := httptest.NewServer(dashboard.New(c, dashboard.Config{Logger: quiet}))
-	t.Cleanup(srv.Close)
+	ctx, c, srv := browserDashboard(t)
 	bg := context.Background()
 	xss, err := c.EnqueueByName(bg, "emails.send", map[string]string{"to": "<script>alert(1)</script>"})
 	if err != nil {
@@ -99,29 +141,9 @@ func TestBrowser(t *testing.T) {
 			}
 		}
 	}
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(sel))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
-	// waitText waits until sel shows want; reads fail while a page reloads, so they are
-	// retried until the deadline
-	waitText := func(sel, want string) {
-		t.Helper()
-		testutil.Eventually(t, 10*time.Second, sel+" shows "+want, func() bool {
-			s, err := chromedp.Run(ctx, chromedp.Text(sel))
-			return err == nil && strings.Contains(s, want)
-		})
-	}
+	step := tab{t, ctx}.step
+	text := tab{t, ctx}.text
+	waitText := tab{t, ctx}.waitText
 
 	// the overview, then the queue it lists
 	step("overview", chromedp.Navigate(srv.URL+"/?norefresh"), chromedp.WaitVisible("#queues"), acceptConfirms)
@@ -186,19 +208,8 @@ func TestBrowserPaging(t *testing.T) {
 	srv := httptest.NewServer(dashboard.New(c, dashboard.Config{Logger: quiet}))
 	t.Cleanup(srv.Close)
 	ids := enqueueN(t, c, "default", 150)
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
-	waitText := func(sel, want string) {
-		t.Helper()
-		testutil.Eventually(t, 10*time.Second, sel+" shows "+want, func() bool {
-			s, err := chromedp.Run(ctx, chromedp.Text(sel))
-			return err == nil && strings.Contains(s, want)
-		})
-	}
+	step := tab{t, ctx}.step
+	waitText := tab{t, ctx}.waitText
 	step("queue page", chromedp.Navigate(srv.URL+"/queues/default?norefresh"), chromedp.WaitVisible("#paging"), acceptConfirms)
 	waitText("#paging", "Jobs 1–100 of 150")
 	waitText("#jobs", ids[99])
@@ -222,11 +233,7 @@ func TestBrowserPaging(t *testing.T) {
 // weight from its row and the default key's from the key form; a weight out of bounds
 // shows the API's error in the row and changes nothing. The Go client sees each change.
 func TestBrowserFair(t *testing.T) {
-	ctx := browser(t)
-	c := queue.NewClient(redistest.Client(t), queue.Config{Logger: quiet})
-	t.Cleanup(func() { _ = c.Close() })
-	srv := httptest.NewServer(dashboard.New(c, dashboard.Config{Logger: quiet}))
-	t.Cleanup(srv.Close)
+	ctx, c, srv := browserDashboard(t)
 	bg := context.Background()
 	const xssKey = "<script>alert(1)</script>"
 	enqueueFair(t, c, "tenants", map[string]int{"acme": 40, "globex": 25, "initech": 12, "": 6, xssKey: 3})
@@ -245,12 +252,7 @@ func TestBrowserFair(t *testing.T) {
 	if err := c.SetFairMode(bg, "tenants", fairshare.ModeLRU); err != nil { // the page switches it back
 		t.Fatal(err)
 	}
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
+	step := tab{t, ctx}.step
 	eval := func(js string) string {
 		t.Helper()
 		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
@@ -259,13 +261,7 @@ func TestBrowserFair(t *testing.T) {
 		}
 		return s
 	}
-	waitText := func(sel, want string) {
-		t.Helper()
-		testutil.Eventually(t, 10*time.Second, sel+" shows "+want, func() bool {
-			s, err := chromedp.Run(ctx, chromedp.Text(sel))
-			return err == nil && strings.Contains(s, want)
-		})
-	}
+	waitText := tab{t, ctx}.waitText
 	// reloads runs actions that end in the page reloading, and waits for the new page
 	// (the old one is marked, so a read of it does not pass for the new one)
 	reloads := func(name string, actions ...chromedp.Action[chromedp.Void]) {
@@ -406,12 +402,7 @@ func TestBrowserOrigins(t *testing.T) {
 		_, _ = io.WriteString(w, "<!doctype html><title>another site</title><p>nothing to see")
 	}))
 	t.Cleanup(other.Close)
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
+	step := tab{t, ctx}.step
 	paused := func() bool {
 		t.Helper()
 		n, err := c.Counts(bg, "default")

@@ -117,25 +117,7 @@ func TestQueuePagePaging(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			code, data := cl.do("GET", tc.path, nil)
-			if code != tc.code {
-				t.Fatalf("%s: %d %.300s, want %d", tc.path, code, data, tc.code)
-			}
-			for _, s := range tc.in {
-				if !bytes.Contains(data, []byte(s)) {
-					t.Errorf("%s lacks %q", tc.path, s)
-				}
-			}
-			for _, s := range tc.out {
-				if bytes.Contains(data, []byte(s)) {
-					t.Errorf("%s holds %q", tc.path, s)
-				}
-			}
-			for _, id := range tc.noLink {
-				if bytes.Contains(data, []byte(`id="`+id+`"`)) {
-					t.Errorf("%s offers a %s link", tc.path, id)
-				}
-			}
+			checkPage(t, cl, tc.path, tc.code, tc.in, tc.out, tc.noLink)
 		})
 	}
 }
@@ -247,20 +229,7 @@ func TestFairPagePaging(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			code, data := cl.do("GET", tc.path, nil)
-			if code != tc.code {
-				t.Fatalf("%s: %d %.300s, want %d", tc.path, code, data, tc.code)
-			}
-			for _, s := range tc.in {
-				if !bytes.Contains(data, []byte(s)) {
-					t.Errorf("%s lacks %q", tc.path, s)
-				}
-			}
-			for _, id := range tc.noLink {
-				if bytes.Contains(data, []byte(`id="`+id+`"`)) {
-					t.Errorf("%s offers a %s link", tc.path, id)
-				}
-			}
+			data := checkPage(t, cl, tc.path, tc.code, tc.in, nil, tc.noLink)
 			if tc.code != 200 || strings.HasPrefix(tc.path, "/api/") {
 				return
 			}
@@ -273,4 +242,30 @@ func TestFairPagePaging(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkPage gets path and checks its status code, that it holds every string of in and
+// none of out, and that it offers no link of the ids in noLink; it returns the body.
+func checkPage(t *testing.T, cl *client, path string, code int, in, out, noLink []string) []byte {
+	t.Helper()
+	got, data := cl.do("GET", path, nil)
+	if got != code {
+		t.Fatalf("%s: %d %.300s, want %d", path, got, data, code)
+	}
+	for _, s := range in {
+		if !bytes.Contains(data, []byte(s)) {
+			t.Errorf("%s lacks %q", path, s)
+		}
+	}
+	for _, s := range out {
+		if bytes.Contains(data, []byte(s)) {
+			t.Errorf("%s holds %q", path, s)
+		}
+	}
+	for _, id := range noLink {
+		if bytes.Contains(data, []byte(`id="`+id+`"`)) {
+			t.Errorf("%s offers a %s link", path, id)
+		}
+	}
+	return data
 }

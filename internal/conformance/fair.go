@@ -707,7 +707,6 @@ func testFairLRUCounts(t *testing.T, b *bundle) {
 // order whose bound TestStartTimeFairBound checks: random arrivals of keys with
 // weights and tasks of different predictions, fetched one at a time, in both modes.
 func testFairReference(t *testing.T, b *bundle) {
-	weights := []float64{0.5, 1, 2, 3}
 	// the last round's jobs are far shorter than the quantum: several go per visit, and
 	// fetches of up to 4 must take them in the model's order too
 	rounds := []struct {
@@ -728,11 +727,7 @@ func testFairReference(t *testing.T, b *bundle) {
 		must(t, b.c.SetPriors(b.ctx, q, priors))
 		model, err := fairshare.NewModel(mode)
 		must(t, err)
-		for i := range 5 {
-			w := weights[rng.IntN(len(weights))]
-			must(t, b.c.SetFairWeight(b.ctx, q, fmt.Sprintf("k%d", i), w))
-			must(t, model.SetWeight(fmt.Sprintf("k%d", i), w))
-		}
+		randomWeights(t, b, rng, model, 5, q)
 		heads := map[string][]string{} // key -> tasks of its pending jobs, in order
 		for step := range 400 {
 			if rng.IntN(2) == 0 {
@@ -799,13 +794,7 @@ func testFairInterleaved(t *testing.T, b *bundle) {
 				setFair(t, b, q, tc.mode)
 				must(t, b.c.SetPriors(b.ctx, q, tc.priors))
 			}
-			for i := range 4 {
-				w := []float64{0.5, 1, 2, 3}[rng.IntN(4)]
-				for _, q := range []string{qa, qb} {
-					must(t, b.c.SetFairWeight(b.ctx, q, fmt.Sprintf("k%d", i), w))
-				}
-				must(t, model.SetWeight(fmt.Sprintf("k%d", i), w))
-			}
+			randomWeights(t, b, rng, model, 4, qa, qb)
 			heads := map[string][]string{} // key -> tasks of its pending jobs, in order
 			for step := range 200 {
 				if rng.IntN(2) == 0 {
@@ -848,5 +837,19 @@ func testFairInterleaved(t *testing.T, b *bundle) {
 			invariants(t, b, qa)
 			invariants(t, b, qb)
 		}
+	}
+}
+
+// randomWeights gives keys k0..k<n-1> random weights, the same in the model and in
+// each of queues.
+func randomWeights(t *testing.T, b *bundle, rng *rand.Rand, model *fairshare.Model, n int, queues ...string) {
+	t.Helper()
+	for i := range n {
+		key := fmt.Sprintf("k%d", i)
+		w := []float64{0.5, 1, 2, 3}[rng.IntN(4)]
+		for _, q := range queues {
+			must(t, b.c.SetFairWeight(b.ctx, q, key, w))
+		}
+		must(t, model.SetWeight(key, w))
 	}
 }
