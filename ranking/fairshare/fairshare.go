@@ -131,12 +131,12 @@ func (m *Model) quantum() float64 {
 func (m *Model) within(k *keyState) bool { return k.tag < m.from+m.quantum() }
 
 // next is the key whose job starts next; the backlog is not empty.
-func (m *Model) next() *keyState {
+// It only reads: Next may be called any number of times between starts.
+func (m *Model) next() (k *keyState, visiting bool) {
 	if c := m.cur; c != nil && c.index >= 0 && m.within(c) {
-		return c
+		return c, true
 	}
-	m.cur = nil // a visit that a correction took past its quantum is over
-	return m.backlog[0]
+	return m.backlog[0], false // a visit a correction took past its quantum is over
 }
 
 type keyState struct {
@@ -188,7 +188,8 @@ func (m *Model) Next() (string, bool) {
 	if len(m.backlog) == 0 {
 		return "", false
 	}
-	return m.next().name, true
+	k, _ := m.next()
+	return k.name, true
 }
 
 // Charge is what starting a job charged its key: Done corrects it.
@@ -202,8 +203,8 @@ type Charge struct {
 // mode (at least 0.01 ms; an unknown or non-finite prediction counts as 1 ms) and 1
 // in lru mode. Call it only when Next reports a key.
 func (m *Model) Start(predicted float64) Charge {
-	k := m.next()
-	if k != m.cur {
+	k, visiting := m.next()
+	if !visiting {
 		m.from = k.tag // a new visit
 	}
 	ch := Charge{Key: k.name, Cost: 1, Weight: k.weight}
