@@ -139,6 +139,10 @@ type Options struct {
 	LateBy time.Duration
 	// RejectPast makes an At in the past an error instead of "run at once".
 	RejectPast bool
+	// RateLimit and MaxRunning are a task's fleet-wide limits (declared with NewTask;
+	// see RateLimit): the zero values are none.
+	RateLimit  Rate
+	MaxRunning int
 }
 
 // DefaultOptions returns the options of a job that sets none.
@@ -205,6 +209,14 @@ func (o Options) Validate() error {
 		if err := ValidateFairKey(o.FairKey); err != nil {
 			return err
 		}
+	}
+	if o.MaxRunning != 0 {
+		if err := CheckMaxRunning(o.MaxRunning); err != nil {
+			return err
+		}
+	}
+	if err := o.RateLimit.validate(); err != nil {
+		return err
 	}
 	for k, v := range o.Cost {
 		if k == "" || strings.ContainsAny(k, "|\n") || math.IsNaN(v) || math.IsInf(v, 0) {

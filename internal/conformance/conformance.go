@@ -80,6 +80,7 @@ func Run(t *testing.T, backend Backend) {
 	cases = append(cases, beatCases()...)
 	cases = append(cases, numericsCases()...)
 	cases = append(cases, fairCases()...)
+	cases = append(cases, limitCases()...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, setup(t, backend)) })
 	}
@@ -769,6 +770,8 @@ func testHashTag(t *testing.T, b *bundle) {
 	enqueue(t, b, "t", job.Queue("tagged"), job.FairKey("k"))
 	enqueue(t, b, "t", job.Queue("tagged"), job.FairKey("k"))
 	enqueue(t, b, "t", job.Queue("tagged"), job.FairKey("other"))
+	// and the limits' settings and state
+	must(t, b.s.SetLimit(b.ctx, "tagged", store.Limit{Scope: store.ScopeTask, Task: "t", MaxRunning: 5, Rate: job.Rate{Count: 100, Per: time.Second, Burst: 10}}))
 	got, err := b.s.Fetch(b.ctx, "tagged", "w", 2, time.Minute)
 	must(t, err)
 	_, err = b.s.Ack(b.ctx, "tagged", "w", []store.Done{{ID: got[0].ID, Started: got[0].At, Fair: got[0].Fair, Sample: store.Sample{Task: "t", Ran: time.Millisecond}}})

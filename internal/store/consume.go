@@ -61,11 +61,29 @@ const maxScoreMs = 253402300800000
 // for lease, counted from Redis' clock when the script runs (so a fetch delayed on its
 // way, or a worker clock behind Redis', still gets a full lease).
 func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease time.Duration) ([]Fetched, error) {
+	b, err := s.FetchBatch(ctx, queue, worker, n, lease)
+	return b.Jobs, err
+}
+
+// Batch is what one fetch took, and when work that a rate limit held back gets its
+// next token.
+type Batch struct {
+	Jobs []Fetched
+	// TokenIn is how long after the fetch (in Redis' time) the earliest job held back
+	// by a rate limit gets a token; 0 when none was held back by a rate. Work held back
+	// by a cap on running jobs waits for a wake-up: the script ending a job of its
+	// group leaves one.
+	TokenIn time.Duration
+}
+
+// FetchBatch is Fetch, with the time the fetch's caller may sleep until when a rate
+// limit held work back (see Batch).
+func (s *Store) FetchBatch(ctx context.Context, queue, worker string, n int, lease time.Duration) (Batch, error) {
 	n = min(n, MaxFetch)
 	k := s.Keys(queue)
 	sent := s.now()
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
-		keys := append([]string{k.Index, k.Active, k.Owners, k.Records, k.Attempts, k.Paused, k.Wake, k.Rank, k.TaskStats}, laneKeys...)
+		keys := append([]string{k.Index, k.Active, k.Owners, k.Records, k.Attempts, k.Paused, k.Wake, k.Rank, k.TaskStats, k.Limits, k.LimitState}, laneKeys...)
 		args := make([]any, 0, 5+len(members))
 		args = append(args, s.leaseClock(), n, lease.Milliseconds(), worker, len(members))
 		for _, m := range members {
@@ -74,20 +92,26 @@ func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease ti
 		return scriptFetch.Run(ctx, s.rdb, keys, args...).Slice()
 	})
 	if err != nil {
-		return nil, err
+		return Batch{}, err
 	}
 	if len(res) > 0 && res[0] == "paused" {
-		return nil, ErrPaused
+		return Batch{}, ErrPaused
 	}
-	if len(res) < 3 {
-		return nil, fmt.Errorf("store: fetch answered %v", res)
+	if len(res) < 4 {
+		return Batch{}, fmt.Errorf("store: fetch answered %v", res)
 	}
 	startMs := toInt(res[1])
 	s.observeClock(sent, s.now(), startMs)
 	start := time.UnixMilli(startMs)
-	out := make([]Fetched, 0, (len(res)-3)/5)
+	var b Batch
+	if next := toStr(res[3]); next != "" {
+		if at, err := strconv.ParseInt(next, 10, 64); err == nil && at > startMs {
+			b.TokenIn = time.Duration(min(at-startMs, maxTokenWaitMs)) * time.Millisecond
+		}
+	}
+	out := make([]Fetched, 0, (len(res)-4)/5)
 	var used []string
-	for i := 3; i+4 < len(res); i += 5 {
+	for i := 4; i+4 < len(res); i += 5 {
 		f := Fetched{ID: toStr(res[i]), At: start}
 		rec := toStr(res[i+1])
 		if line, body, ok := cutRecord(rec); ok {
@@ -118,8 +142,12 @@ func (s *Store) Fetch(ctx context.Context, queue, worker string, n int, lease ti
 	if gone := toStr(res[2]); gone != "" { // after marking use: most lanes used are the ones emptied
 		s.drainedLanes(queue, strings.Split(gone, "\n"))
 	}
-	return out, nil
+	b.Jobs = out
+	return b, nil
 }
+
+// maxTokenWaitMs bounds Batch.TokenIn: the slowest rate (1/h) is a token an hour.
+const maxTokenWaitMs = 3600_000
 
 // cutRecord splits a stored record into its lane member and the encoded job.
 func cutRecord(rec string) (lane, body string, ok bool) {
@@ -191,7 +219,7 @@ func (s *Store) Ack(ctx context.Context, queue, worker string, done []Done) (los
 	}
 	k := s.Keys(queue)
 	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Succeeded, k.Results, k.Timings, k.Counters, k.Errors, k.Stacks,
-		k.Rank, k.TaskStats, k.Window, k.Models, k.SchedKeys, k.JobKeys}
+		k.Rank, k.TaskStats, k.Window, k.Models, k.SchedKeys, k.JobKeys, k.Limits, k.LimitState, k.Wake}
 	args := make([]any, 0, 6+9*len(done))
 	trim := "0"
 	if every := uint64(max(s.TrimEvery, 1)); (s.ackCalls.Add(1)-1)%every == 0 {
@@ -259,7 +287,8 @@ const (
 // FailResult is Fail, telling the outcomes apart.
 func (s *Store) FailResult(ctx context.Context, queue, worker string, f Failure) (FailOutcome, error) {
 	k := s.Keys(queue)
-	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Scheduled, k.Failed, k.Errors, k.Stacks, k.Counters, k.Timings, k.Results, k.SchedKeys, k.JobKeys, k.Stops, k.Canceled}
+	keys := []string{k.Active, k.Owners, k.Records, k.Attempts, k.Scheduled, k.Failed, k.Errors, k.Stacks, k.Counters, k.Timings, k.Results, k.SchedKeys, k.JobKeys, k.Stops, k.Canceled,
+		k.Limits, k.LimitState, k.Wake}
 	mode, due := "fail", int64(0)
 	if f.Retry {
 		mode, due = "retry", f.Due.UnixMilli()
@@ -297,7 +326,7 @@ func (s *Store) requeueActive(ctx context.Context, queue, worker, mode, reason s
 	k := s.Keys(queue)
 	res, err := s.withLanes(ctx, queue, func(laneKeys, members []string) ([]any, error) {
 		keys := append([]string{k.Active, k.Owners, k.Index, k.Wake, k.Attempts, k.Errors, k.Records, k.Stacks, k.Results,
-			k.Timings, k.SchedKeys, k.JobKeys, k.Stops, k.Canceled, k.Ready}, laneKeys...)
+			k.Timings, k.SchedKeys, k.JobKeys, k.Stops, k.Canceled, k.Ready, k.Limits, k.LimitState}, laneKeys...)
 		args := make([]any, 0, 6+len(members)+2*len(leases))
 		args = append(args, s.leaseClock(), worker, mode, reason, len(members))
 		for _, m := range members {

@@ -111,7 +111,7 @@ func (s *Store) Enqueue(ctx context.Context, queue string, jobs []NewJob) error 
 // that may hand the job straight to an idle worker).
 func (s *Store) enqueueOne(ctx context.Context, queue string, j NewJob) error {
 	k := s.Keys(queue)
-	keys := []string{k.Records, k.Index, k.Wake, k.Idle, k.Ready, k.Active, k.Owners, k.Paused, k.Lane(j.Lane)}
+	keys := []string{k.Records, k.Index, k.Wake, k.Idle, k.Ready, k.Active, k.Owners, k.Paused, k.Lane(j.Lane), k.Limits}
 	return scriptEnqueueOne.Run(ctx, s.rdb, keys, s.nowMs(), j.ID, j.Lane, j.Record, s.leaseClock()).Err()
 }
 
@@ -192,8 +192,8 @@ func (s *Store) enqueueFair(ctx context.Context, queue string, jobs []NewJob) er
 				}
 			}
 			members := fairMembers(refs)
-			keys := make([]string, 0, 9+len(members))
-			keys = append(keys, k.Records, k.Index, k.Scheduled, k.Wake, k.Idle, k.Ready, k.Active, k.Owners, k.Paused)
+			keys := make([]string, 0, 10+len(members))
+			keys = append(keys, k.Records, k.Index, k.Scheduled, k.Wake, k.Idle, k.Ready, k.Active, k.Owners, k.Paused, k.Limits)
 			args := make([]any, 0, 5+len(members)+4*len(batch))
 			args = append(args, now, len(batch), s.leaseClock(), k.SchedChannel, len(members))
 			for _, m := range members {

@@ -40,6 +40,10 @@ type Keys struct {
 	JobKeys   string // hash: id of a keyed job -> its schedule key
 	Stops     string // hash: id of a running job asked to stop -> asked at ms
 
+	// Fleet-wide limits (lib.lua, MARK; docs/limits.md)
+	Limits     string // hash: "t:<task>", "k" (every fair key), "q" -> "cap|rate per s|burst|spec"; exists only while a limit is set
+	LimitState string // hash: "r:<group>" jobs counted running, "b:<group>" "tokens|at ms"
+
 	// Fair share (lib.lua, fair_add); per band p also "fj:<p>", "fk:<p>", "fz:<p>"
 	FairVirtual string // hash: "v:<p>" virtual time of band p, "c:<p>" its visit under way, "cfg" keys configured, "sw" sweep cursor
 	FairCount   string // zset: fair key -> its pending jobs in fair sets (all bands)
@@ -62,7 +66,7 @@ func KeysFor(ns, queue string) Keys {
 		Active: p + "act", Owners: p + "own", Scheduled: p + "sch", Failed: p + "fail",
 		Succeeded: p + "done", Wake: p + "wake", Idle: p + "idle", Ready: p + "ready", Paused: p + "paused", Counters: p + "stat", Activity: p + "min",
 		Rank: p + "rank", TaskStats: p + "tstat", Window: p + "qwin", Models: p + "cmodel", SchedKeys: p + "skey", JobKeys: p + "jkey",
-		Stops: p + "stop", Canceled: p + "canc",
+		Stops: p + "stop", Canceled: p + "canc", Limits: p + "lim", LimitState: p + "lst",
 		FairVirtual: p + "fv", FairCount: p + "fn", FairConfig: p + "fcfg", FairUse: p + "fuse", FairTags: p + "ftag",
 		DoneChannel: p + "ev:done", SchedChannel: p + "ev:sched", StopChannel: p + "ev:stop",
 	}

@@ -44,6 +44,16 @@ const (
 	// requeue_active.lua unpacks their ids (HMGET) and 2 values per job (ZADD).
 	handBackChunk = 1000
 
+	// LimitScan is how many lane-index entries (or fair keys of a band) one fetch
+	// passes over because a limit holds them back, before it stops looking: a bound on
+	// the fetch's work when many lanes or keys wait on their limits.
+	LimitScan = 1000
+
+	// skipPerKey is how many jobs of one fair key a fetch passes over in one visit
+	// because their task is at its limit, before it holds the whole key back for that
+	// fetch: a key whose next jobs are all of a limited task costs a bounded read.
+	skipPerKey = 64
+
 	// beatFiresPerRoundTrip is how many beat ticks FireBeats pipelines into one round
 	// trip (one script run each): a bound on one pipeline's replies, not on a script.
 	beatFiresPerRoundTrip = 1000
@@ -60,6 +70,8 @@ var scriptConsts = []struct {
 	{"REQUEUE_PAGE", RequeuePage},
 	{"UNPACK_CHUNK", unpackChunk},
 	{"FAIR_QUANTUM", fairshare.QuantumMs},
+	{"LIMIT_SCAN", LimitScan},
+	{"SKIP_PER_KEY", skipPerKey},
 }
 
 // constsFor declares the limits that script (lib parts included) names.

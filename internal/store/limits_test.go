@@ -17,6 +17,8 @@ func TestScriptLimitsComeFromGo(t *testing.T) {
 		"REQUEUE_PAGE": {"requeue_failed"},
 		"UNPACK_CHUNK": {"renew", "enqueue"}, // enqueue through lib.lua's call_chunked
 		"FAIR_QUANTUM": {"fetch"},
+		"LIMIT_SCAN":   {"fetch"},
+		"SKIP_PER_KEY": {"fetch"},
 	}
 	for _, c := range scriptConsts {
 		decl := "local " + c.name + " = " + strconv.Itoa(c.value) + "\n"
@@ -34,7 +36,7 @@ func TestScriptLimitsComeFromGo(t *testing.T) {
 			}
 		}
 	}
-	own := regexp.MustCompile(`(?m)^\s*local (MAX_FETCH|REQUEUE_PAGE|UNPACK_CHUNK|FAIR_QUANTUM|PAGE)\s*=`)
+	own := regexp.MustCompile(`(?m)^\s*local (MAX_FETCH|REQUEUE_PAGE|UNPACK_CHUNK|FAIR_QUANTUM|LIMIT_SCAN|SKIP_PER_KEY|PAGE)\s*=`)
 	// the old literals, not a unit conversion (clock_ms's "* 1000", "/ 1000")
 	literal := regexp.MustCompile(`(^|[^*/ ]\s*)\b(1000|3999|4000)\b`)
 	entries, err := scriptFS.ReadDir("scripts")

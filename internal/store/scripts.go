@@ -36,6 +36,8 @@ var (
 	scriptBeatFire      = load("beat_fire")
 	scriptActivity      = load("activity")
 	scriptTrim          = load("trim")
+	scriptLimitConfig   = load("limit_config")
+	scriptLimitRecount  = load("limit_recount")
 )
 
 func load(name string) *redis.Script { return redis.NewScript(scriptSource(name)) }
@@ -109,6 +111,7 @@ func AllScripts() map[string]*redis.Script {
 		"enqueue": scriptEnqueue, "enqueue_one": scriptEnqueueOne, "enqueue_keyed": scriptEnqueueKeyed, "enqueue_fair": scriptEnqueueFair, "fair_config": scriptFairConfig, "fetch": scriptFetch, "ack": scriptAck, "fail": scriptFail,
 		"requeue_active": scriptRequeueActive, "promote": scriptPromote, "cancel": scriptCancel,
 		"requeue_failed": scriptRequeueFailed, "purge": scriptPurge, "claim": scriptClaim, "renew": scriptRenew, "beat_fire": scriptBeatFire, "activity": scriptActivity, "trim": scriptTrim,
+		"limit_config": scriptLimitConfig, "limit_recount": scriptLimitRecount,
 	}
 }
 

@@ -3,7 +3,8 @@
 -- KEYS[5] succeeded set (scored by expiry)  KEYS[6] results  KEYS[7] timings
 -- KEYS[8] counters  KEYS[9] errors  KEYS[10] stacks  KEYS[11] ranking settings
 -- KEYS[12] task stats  KEYS[13] quality window  KEYS[14] cost models
--- KEYS[15] schedule keys  KEYS[16] keys of keyed jobs
+-- KEYS[15] schedule keys  KEYS[16] keys of keyed jobs  KEYS[17] limits
+-- KEYS[18] limits' state  KEYS[19] wake-up list
 -- ARGV[1] now ms  ARGV[2] worker id  ARGV[3] done channel  ARGV[4] n
 -- ARGV[5] max succeeded jobs kept  ARGV[6] '1' to trim the succeeded set in this call
 -- then per job, 9 values: id, retention ms, result ('' for none), lease start ms ('':
@@ -14,15 +15,17 @@
 -- Outside fifo mode each recorded job's run time is folded into its task's statistics
 -- (and the queue-wide "*"), exactly once: only a job this worker still held counts.
 -- then, when jobs taken from fair sets are among them, ARGV[7+9n] the number of fair
--- key entries and their members (KEYS[17..]: lib.lua, fair_add): each such job's charge
+-- key entries and their members (KEYS[20..]: lib.lua, fair_add): each such job's charge
 -- is corrected to its run time, (ran - charge) / weight on its key's tag, and the key's
 -- use of worker time is kept (fuse "u:<key>", decayed over a minute).
+-- A job counted by limits frees its slots (lib.lua, limits_release).
 -- Returns the ids this worker no longer held (their lease was taken back): not recorded.
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[4])
 local fair_lanes = nil
 local nf = tonumber(ARGV[7 + n * 9] or '0')
-if nf > 0 then fair_lanes = lane_map(17, 8 + n * 9, nf) end
+if nf > 0 then fair_lanes = lane_map(20, 8 + n * 9, nf) end
+local rel = {order = {}}
 local fixes, fix_order, uses, use_order = {}, {}, {}, {}
 local ids = {}
 for i = 0, n - 1 do ids[#ids + 1] = ARGV[7 + i * 9] end
@@ -39,8 +42,9 @@ for i = 0, n - 1 do
   if not seen_ids[id] and holds(o, ARGV[2], ARGV[b + 3]) then
     seen_ids[id] = true
     if ARGV[b + 8] ~= '' then release_key(KEYS[15], KEYS[16], id) end
+    limits_note(rel, o)
     if fair_lanes then
-      local f = fair_fields(string.match(o, '^.-|%d+|[^|]+|(.*)$'))
+      local f = fair_fields(string.match(owner_split(o), '^.-|%d+|[^|]+|(.*)$'))
       if f then
         local ran = tonumber(ARGV[b + 5]) or 0
         if not (ran >= 0) then ran = 0 end -- NaN too
@@ -97,6 +101,7 @@ if #done > 0 then
 end
 forget(drop, KEYS[3], KEYS[4], KEYS[9], KEYS[10], KEYS[6], KEYS[7])
 redis.call('HINCRBY', KEYS[8], 'succeeded', #ok)
+limits_release(KEYS[17], KEYS[18], KEYS[19], rel)
 
 if fair_lanes and #use_order > 0 then
   -- only where the fetch charged a prediction (share) is there an error to correct

@@ -4,13 +4,14 @@
 -- worker as enqueue_one.lua does, uncharged: an empty queue has no one to be fair to.
 -- KEYS[1] job records  KEYS[2] lane index  KEYS[3] scheduled  KEYS[4] wake-up list
 -- KEYS[5] idle workers KEYS[6] ready list  KEYS[7] active     KEYS[8] owners
--- KEYS[9] paused flag  KEYS[10..] the fair keys, as lanes (see fair_add)
+-- KEYS[9] paused flag  KEYS[10] limits (with any, no hand-off: see enqueue_one.lua)
+-- KEYS[11..] the fair keys, as lanes (see fair_add)
 -- ARGV[1] now ms  ARGV[2] number of jobs  ARGV[3] the clock of leases ('': Redis' own)
 -- ARGV[4] schedule channel  ARGV[5] number of lane entries  ARGV[6..] their members
 -- then per job, 4 values: id, place "<lane>\31<key>\31<score>", record, due ms (0: now)
 -- Returns the number of jobs stored, negative when the one job was handed off.
 local now, n, nl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[5])
-local lanes = lane_map(10, 6, nl)
+local lanes = lane_map(11, 6, nl)
 local first = 5 + nl
 local hset, sched, entries = {}, {}, {}
 local min_due = nil
@@ -30,7 +31,7 @@ end
 call_chunked('HSET', KEYS[1], hset)
 if #entries > 0 then
   local was_empty = redis.call('ZCARD', KEYS[2]) == 0
-  if n == 1 and was_empty and redis.call('EXISTS', KEYS[9]) == 0 then
+  if n == 1 and was_empty and redis.call('EXISTS', KEYS[9], KEYS[10]) == 0 then
     local idle = redis.call('ZRANGE', KEYS[5], '+inf', now, 'BYSCORE', 'REV', 'LIMIT', 0, 1)
     if idle[1] then
       local e = entries[1]

@@ -5,7 +5,8 @@
 -- saves the worker a fetch round trip after waking.
 -- KEYS[1] job records  KEYS[2] lane index  KEYS[3] wake-up list  KEYS[4] idle workers
 -- KEYS[5] ready list   KEYS[6] active      KEYS[7] owners        KEYS[8] paused flag
--- KEYS[9] the job's lane
+-- KEYS[9] the job's lane  KEYS[10] limits (a queue with limits hands nothing off: a
+-- hand-off skips the fetch, where limits are enforced)
 -- ARGV[1] now ms  ARGV[2] id  ARGV[3] lane member  ARGV[4] record
 -- ARGV[5] the clock of leases ('': Redis' own; see clock_ms)
 -- A hand-off's ready entry is "id|lease start ms|lease ms|lane score|record": the lease
@@ -22,7 +23,7 @@ if cur then
   index_lane_after_add(KEYS[2], member, score, cur)
   return 1
 end
-if redis.call('ZCARD', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[8]) == 0 then
+if redis.call('ZCARD', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[8], KEYS[10]) == 0 then
   -- the most recently idle worker: the least likely to have left meanwhile
   local idle = redis.call('ZRANGE', KEYS[4], '+inf', now, 'BYSCORE', 'REV', 'LIMIT', 0, 1)
   if idle[1] then

@@ -3,7 +3,8 @@
 -- KEYS[1] active  KEYS[2] owners  KEYS[3] job records  KEYS[4] attempts
 -- KEYS[5] scheduled  KEYS[6] failed  KEYS[7] errors  KEYS[8] stacks  KEYS[9] counters
 -- KEYS[10] timings  KEYS[11] results  KEYS[12] schedule keys  KEYS[13] keys of keyed jobs
--- KEYS[14] stop requests  KEYS[15] canceled set
+-- KEYS[14] stop requests  KEYS[15] canceled set  KEYS[16] limits  KEYS[17] limits' state
+-- KEYS[18] wake-up list
 -- ARGV[1] now ms  ARGV[2] worker id ('' to skip the ownership check)  ARGV[3] id
 -- ARGV[4] 'retry' or 'fail'  ARGV[5] due ms (retry)  ARGV[6] error  ARGV[7] stack
 -- ARGV[8] the lease's start ms ('': any lease of the worker)  ARGV[9] schedule channel
@@ -14,8 +15,15 @@
 -- job had been asked to stop (Client.StopJob): it ends canceled, never retried, even
 -- if its worker had not heard of the stop yet.
 local id = ARGV[3]
-if ARGV[2] ~= '' and not holds(redis.call('HGET', KEYS[2], id), ARGV[2], ARGV[8]) then
+local o = redis.call('HGET', KEYS[2], id)
+if ARGV[2] ~= '' and not holds(o, ARGV[2], ARGV[8]) then
   return 0 -- not this lease: a run whose lease was taken back records nothing
+end
+if o then
+  -- the slots its limits counted are free, whatever comes next (a retry waits its turn)
+  local rel = {order = {}}
+  limits_note(rel, o)
+  limits_release(KEYS[16], KEYS[17], KEYS[18], rel)
 end
 local now = tonumber(ARGV[1])
 local started = ARGV[8]

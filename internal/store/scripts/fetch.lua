@@ -1,16 +1,22 @@
 -- fetch.lua: take up to n jobs in dequeue order and lease them to a worker.
 -- KEYS[1] lane index  KEYS[2] active set  KEYS[3] owners  KEYS[4] job records
 -- KEYS[5] attempts    KEYS[6] paused flag KEYS[7] wake-up list  KEYS[8] ranking settings
--- KEYS[9] task stats and priors           KEYS[10..] lane keys
+-- KEYS[9] task stats and priors           KEYS[10] limits  KEYS[11] limits' state
+-- KEYS[12..] lane keys
 -- (a lane is "<prio>:<task>", or with a size bucket " =b" or " ~b": see lib.lua)
 -- ARGV[1] now ms ('': Redis' clock, see clock_ms)  ARGV[2] n  ARGV[3] lease ms
 -- ARGV[4] worker id  ARGV[5] number of lanes  ARGV[6..] lane members (same order as
--- KEYS[10..])
+-- KEYS[12..])
 -- Returns {"ok", now ms (the leases' start), the lanes this fetch emptied (members
--- joined by newlines), then per job: id, record, attempts, predicted ms or "", in-lane
+-- joined by newlines), the earliest ms at which work held back by a rate limit gets a
+-- token ('' for none), then per job: id, record, attempts, predicted ms or "", in-lane
 -- score (the time the job became due: arrival, promotion, retry)}, {"paused"}, or
 -- {"stale", member...} when the caller's lane list lacks lanes (it adds them and calls
 -- again).
+--
+-- Limits (lib.lua, MARK; docs/limits.md): work over a limit is not taken and not
+-- touched; the fetch goes on past it (a lane of a task at its limit, a fair key at its
+-- own, a job of such a task inside a key) to the eligible work in the same order.
 --
 -- Order: strict priority bands first. Inside the highest non-empty band, fifo and
 -- shadow mode take the lane whose head arrived first (the index minimum); active mode
@@ -24,8 +30,8 @@ local now = clock_ms(ARGV[1])
 local start = string.format('%d', now)
 local deadline = now + tonumber(ARGV[3]) -- the lease runs from Redis' now, not the caller's
 local want = math.min(tonumber(ARGV[2]), MAX_FETCH) -- unpack() below takes ~8000 values at most
-local lanes = lane_map(10, 6, tonumber(ARGV[5]))
-local mode, rule, w, _, fair = rank_settings(KEYS[8])
+local lanes = lane_map(12, 6, tonumber(ARGV[5]))
+local mode, rule, w, _, fair, limited = rank_settings(KEYS[8])
 local ids, own, act, preds, scores = {}, {}, {}, {}, {}
 local emptied = {} -- lanes this fetch emptied: the caller may stop passing them
 local got = 0
@@ -33,6 +39,129 @@ local got = 0
 local function fmt(x) -- a script returning a Lua number would truncate it to an integer
   if x then return string.format('%.6g', x) end
   return ''
+end
+
+local function is_fair_ref(member)
+  return string.sub(member, 2) == '|fair'
+end
+
+local function fmt_ms(x)
+  if x then return string.format('%d', x) end
+  return ''
+end
+
+-- The limits of this queue, when it has any: settings read once, each group's state
+-- when first met; L.next the earliest token time of work held back by a rate.
+local L = nil
+if limited then
+  L = {cfg = {}, st = {}, next = nil, task = false, key = false, blocked_fair = {}}
+  local all = redis.call('HGETALL', KEYS[10])
+  for i = 1, #all, 2 do
+    local c = limit_setting(all[i + 1])
+    if c then
+      L.cfg[all[i]] = c
+      if string.sub(all[i], 1, 2) == 't:' then L.task = true end
+      if all[i] == 'k' then L.key = true end
+    end
+  end
+end
+
+-- The state of group g ({c = setting, run, tokens, taken}), or false when unlimited.
+local function group(g)
+  local st = L.st[g]
+  if st ~= nil then return st end
+  st = false
+  local c = L.cfg[limit_field(g)]
+  if c then
+    local r = redis.call('HMGET', KEYS[11], 'r:' .. g, 'b:' .. g)
+    st = {c = c, run = tonumber(r[1] or '0') or 0, taken = 0, tokens = math.huge}
+    if c.rate then
+      local tk, at = string.match(r[2] or '', '^([^|]+)|(.+)$')
+      tk, at = finite(tk), finite(at)
+      if tk and at then
+        st.tokens = math.min(c.burst, tk + math.max(now - at, 0) * c.rate)
+      else
+        st.tokens = c.burst
+      end
+    end
+  end
+  L.st[g] = st
+  return st
+end
+
+-- How many more jobs of group g this fetch may take (math.huge: no limit). Work held
+-- back by the rate alone notes when its next token is due.
+local function allowance(g)
+  local st = group(g)
+  if not st then return math.huge end
+  local a = math.huge
+  if st.c.cap then a = st.c.cap - st.run - st.taken end
+  if st.c.rate then
+    local left = st.tokens - st.taken
+    if a > 0 and left < 1 then
+      local at = now + math.ceil((1 - left) / st.c.rate)
+      if (not L.next) or at < L.next then L.next = at end
+    end
+    a = math.min(a, math.floor(left))
+  end
+  return math.max(a, 0)
+end
+
+-- How many jobs of a lane's task this fetch may take.
+local function lane_allowance(member)
+  if not L or not L.task then return math.huge end
+  return allowance('t:' .. lane_task(member))
+end
+
+-- Whether a lane-index member may give a job now.
+local function eligible(member)
+  if not L then return true end
+  if is_fair_ref(member) then return not L.blocked_fair[string.sub(member, 1, 1)] end
+  return lane_allowance(member) > 0
+end
+
+-- Count one job of lane (and fair key, or nil) taken: the mark its owner entry ends
+-- with ('' when no limit counted it).
+local function limit_take(lane, key)
+  if not L then return '' end
+  local flags = ''
+  local gs = {{'t', 't:' .. lane_task(lane)}, {'q', 'q'}}
+  if key then gs[3] = {'k', 'k:' .. key} end
+  for _, x in ipairs(gs) do
+    local st = group(x[2])
+    if st then
+      st.taken = st.taken + 1
+      if st.c.cap then flags = flags .. x[1] end -- a rate alone counts no running job
+    end
+  end
+  if flags == '' then return '' end
+  return MARK .. flags
+end
+
+-- The first n eligible entries of the lane index (member, score, ...): entries held
+-- back by a limit are passed over, up to LIMIT_SCAN of them.
+local function index_top(n)
+  if not L then return redis.call('ZRANGE', KEYS[1], 0, n - 1, 'WITHSCORES') end
+  local out, off = {}, 0
+  while true do
+    local page = n + 16
+    local r = redis.call('ZRANGE', KEYS[1], off, off + page - 1, 'WITHSCORES')
+    for i = 1, #r, 2 do
+      if eligible(r[i]) then
+        out[#out + 1] = r[i]
+        out[#out + 1] = r[i + 1]
+        if #out >= 2 * n then return out end
+      end
+    end
+    off = off + page
+    if #r < 2 * page or off >= LIMIT_SCAN then return out end
+  end
+end
+
+-- The queue's own cap bounds the whole batch.
+if L then
+  want = math.min(want, allowance('q'))
+  if want <= 0 then return {'ok', start, '', fmt_ms(L.next)} end
 end
 
 local function take(lane, member, popped, pred, bounded)
@@ -44,7 +173,7 @@ local function take(lane, member, popped, pred, bounded)
     local id = popped[i]
     ids[#ids + 1] = id
     own[#own + 1] = id
-    own[#own + 1] = ARGV[4] .. '|' .. start .. '|' .. popped[i + 1] .. '|' .. member
+    own[#own + 1] = ARGV[4] .. '|' .. start .. '|' .. popped[i + 1] .. '|' .. member .. limit_take(member, nil)
     act[#act + 1] = deadline
     act[#act + 1] = id
     preds[#preds + 1] = p
@@ -70,10 +199,6 @@ local function job_prediction(lane)
   return lane_prediction(lane, tp or nil)
 end
 
-local function is_fair_ref(member)
-  return string.sub(member, 2) == '|fair'
-end
-
 -- Take up to limit jobs of band p's fair set.
 local function take_fair(p, limit)
   local ref = p .. '|fair'
@@ -96,6 +221,25 @@ local function take_fair(p, limit)
       if tag and tag < from + Q then visit = {k = key, s = tag, from = from} end
     end
   end
+  -- limits: a key at its own limit is passed over with its tag kept (it goes first
+  -- when it may run again, as owed); a job of a task at its limit is passed over
+  -- inside its key, at most SKIP_PER_KEY of them a visit
+  local held = {} -- keys held back in this call
+  local nheld = 0
+  local function key_allowance(key)
+    if not L or not L.key then return math.huge end
+    return allowance('k:' .. key)
+  end
+  local function hold(key)
+    if not held[key] then
+      held[key] = true
+      nheld = nheld + 1
+    end
+  end
+  if visit and key_allowance(visit.k) <= 0 then
+    hold(visit.k)
+    visit = nil
+  end
   local ended = nil -- the visit under way when the batch ends, if any
   local left = false -- the last key visited has jobs left: the fair set is not empty
   local went_idle = false -- a key went idle in this call (finish tags to trim)
@@ -113,10 +257,31 @@ local function take_fair(p, limit)
   -- sorted; full: every key of fk is in it
   local list, full = {}, false
   local function read_list()
-    local r = redis.call('ZRANGE', fk, 0, limit, 'WITHSCORES')
     list = {}
-    for i = 1, #r, 2 do list[#list + 1] = {k = r[i], s = finite(r[i + 1]) or V} end
-    full = #list <= limit
+    if not L then
+      local r = redis.call('ZRANGE', fk, 0, limit, 'WITHSCORES')
+      for i = 1, #r, 2 do list[#list + 1] = {k = r[i], s = finite(r[i + 1]) or V} end
+      full = #list <= limit
+      return
+    end
+    -- the first limit + 1 keys not held back, passing over at most LIMIT_SCAN
+    local off = 0
+    full = false
+    while true do
+      local page = limit + 1 + nheld
+      local r = redis.call('ZRANGE', fk, off, off + page - 1, 'WITHSCORES')
+      for i = 1, #r, 2 do
+        local key = r[i]
+        if not held[key] and key_allowance(key) <= 0 then hold(key) end
+        if not held[key] and #list <= limit then list[#list + 1] = {k = key, s = finite(r[i + 1]) or V} end
+      end
+      off = off + page
+      if #r < 2 * page then
+        full = true
+        return
+      end
+      if #list > limit or off >= LIMIT_SCAN then return end
+    end
   end
   local dirty, gone, served, served_order, taken = {}, {}, {}, {}, {}
   local function write_tags()
@@ -172,12 +337,26 @@ local function take_fair(p, limit)
     local ask = limit - n
     if R then ask = 2 end
     local stop, empty, more = false, false, false
+    local kroom = key_allowance(K) -- > 0: K was not held back
+    local skipped = 0 -- jobs of K passed over (their task at its limit)
     while not stop do
       local ms = redis.call('ZRANGE', fj, lo, hi, 'BYLEX', 'LIMIT', 0, ask)
       local used = 0
       for _, m in ipairs(ms) do
         local f = fair_fields(m) -- key, score, id, lane, due
         local id, lane, due = f[3], f[4], f[5]
+        if L and L.task and lane_allowance(lane) <= 0 then
+          -- its task is at its limit: it stays, the key's next job may go
+          skipped = skipped + 1
+          used = used + 1
+          lo = '(' .. m
+          cursor[K] = m
+          if skipped >= SKIP_PER_KEY then
+            hold(K)
+            stop = true
+            break
+          end
+        else
         local li = lane_info[lane]
         if not li then
           -- a lane's prediction, charge and their strings, once per fetch
@@ -198,7 +377,7 @@ local function take_fair(p, limit)
         -- share: the charge and weight, which the ack corrects to the run time; lru
         -- counts jobs, and a job's run time changes nothing
         if share then o = o .. SEP .. li.cs .. SEP .. wts end
-        own[#own + 1] = o
+        own[#own + 1] = o .. limit_take(lane, K)
         act[#act + 1] = deadline
         act[#act + 1] = id
         preds[#preds + 1] = li.prs
@@ -222,13 +401,25 @@ local function take_fair(p, limit)
           if (not R) or key_before(S, K, R.s, R.k) then from = S else stop = true end
         end
         if n >= limit then stop = true end
+        if kroom ~= math.huge then
+          kroom = kroom - 1
+          if kroom <= 0 then
+            hold(K) -- at its own limit: it keeps its tag, the next key goes
+            stop = true
+          end
+        end
         if stop then break end
+        end
       end
-      if used < #ms then more = true end
+      if used < #ms or skipped > 0 then more = true end
       if used == #ms and #ms < ask then
-        empty, stop = true, true -- read all it had
+        -- read all it had; what it passed over waits for its task's limit
+        if skipped == 0 then empty = true else hold(K) end
+        stop = true
       elseif not stop then
-        ask = math.min(ask * 2, limit - n)
+        local most = limit - n
+        if skipped > 0 then most = math.max(most, SKIP_PER_KEY) end
+        ask = math.min(ask * 2, most)
       end
     end
     left = more
@@ -255,7 +446,7 @@ local function take_fair(p, limit)
       end
       -- past every key read, with keys unread: it may come after one of those; drop it
       -- (it is written back, and read again when it comes up)
-      if pos <= #list or full then table.insert(list, pos, {k = K, s = S}) end
+      if not held[K] and (pos <= #list or full) then table.insert(list, pos, {k = K, s = S}) end
     end
     if n < limit and #list < 2 and not full then
       write_tags()
@@ -305,12 +496,13 @@ end
 -- below bound), at least its head (the ranking chose it). bound nil: no runner-up, take
 -- up to the batch; bound false: take the head only and rank again.
 local function pop(lane, member, bound, pred)
+  local room = math.min(want - got, lane_allowance(member)) -- eligible: at least 1
   if bound == nil then
-    take(lane, member, redis.call('ZPOPMIN', lane, want - got), pred, false)
+    take(lane, member, redis.call('ZPOPMIN', lane, room), pred, false)
   else
     local popped = {}
     if bound then
-      popped = redis.call('ZRANGE', lane, '-inf', '(' .. string.format('%.17g', bound), 'BYSCORE', 'LIMIT', 0, want - got, 'WITHSCORES')
+      popped = redis.call('ZRANGE', lane, '-inf', '(' .. string.format('%.17g', bound), 'BYSCORE', 'LIMIT', 0, room, 'WITHSCORES')
     end
     if not popped[1] then
       popped = redis.call('ZRANGE', lane, 0, 0, 'WITHSCORES')
@@ -330,7 +522,10 @@ end
 local function take_tied(score)
   local group = {}
   local repaired = false
-  local tied = redis.call('ZRANGE', KEYS[1], score, score, 'BYSCORE', 'LIMIT', 0, 128)
+  local tied = {}
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], score, score, 'BYSCORE', 'LIMIT', 0, 128)) do
+    if eligible(m) then tied[#tied + 1] = m end
+  end
   local missing = {}
   for _, m in ipairs(tied) do note_missing(lanes, missing, m) end
   if #missing > 0 then
@@ -357,10 +552,14 @@ local function take_tied(score)
       if group[i].id < group[bi].id then bi = i end
     end
     local g = group[bi]
-    take(g.l, g.m, {g.id, g.s}, nil, true) -- removes the lane's head: this job
-    touched[g.m] = g.l
-    local h = redis.call('ZRANGE', g.l, 0, 0, 'WITHSCORES')
-    if h[1] and h[2] == g.s then g.id = h[1] else table.remove(group, bi) end
+    if not eligible(g.m) then
+      table.remove(group, bi) -- its task reached its limit in this batch
+    else
+      take(g.l, g.m, {g.id, g.s}, nil, true) -- removes the lane's head: this job
+      touched[g.m] = g.l
+      local h = redis.call('ZRANGE', g.l, 0, 0, 'WITHSCORES')
+      if h[1] and h[2] == g.s then g.id = h[1] else table.remove(group, bi) end
+    end
   end
   for m, l in pairs(touched) do
     if rescore_lane(KEYS[1], l, m) then emptied[#emptied + 1] = m end
@@ -377,7 +576,7 @@ if mode ~= 'active' then
       -- of the next `want` jobs has its head among the index's first want, then the
       -- runner-up): all must be known, or a lane the caller lacks cuts the batch short
       first = false
-      top = redis.call('ZRANGE', KEYS[1], 0, want, 'WITHSCORES')
+      top = index_top(want + 1)
       local missing = {}
       for i = 1, #top, 2 do note_missing(lanes, missing, top[i]) end
       if #top > 2 then
@@ -390,7 +589,7 @@ if mode ~= 'active' then
       end
       if #missing > 0 then return stale_answer(missing) end
     else
-      top = redis.call('ZRANGE', KEYS[1], 0, 1, 'WITHSCORES')
+      top = index_top(2)
     end
     if not top[1] then break end
     local member = top[1]
@@ -400,7 +599,11 @@ if mode ~= 'active' then
       -- another lane of the same band waiting: one job, then rank again
       local limit = want - got
       if top[3] and math.floor(tonumber(top[4]) / BAND) == math.floor(tonumber(top[2]) / BAND) then limit = 1 end
-      if take_fair(string.sub(member, 1, 1), limit) == 0 then break end
+      if take_fair(string.sub(member, 1, 1), limit) == 0 then
+        -- every key of it held back by a limit: the other lanes go on
+        if not L then break end
+        L.blocked_fair[string.sub(member, 1, 1)] = true
+      end
     elseif lane and top[3] and top[4] == top[2] then
       ok, stale = take_tied(top[2])
     elseif lane then
@@ -418,7 +621,7 @@ if mode ~= 'active' then
     -- fifo order, but every job's prediction is recorded so it can be judged
     local tasks, seen, task_of = {}, {}, {}
     local function owned_lane(o)
-      local m = string.match(o, '^.-|%d+|[^|]+|(.*)$')
+      local m = string.match(owner_split(o), '^.-|%d+|[^|]+|(.*)$')
       local f = fair_fields(m)
       if f then return f[1] end
       return m
@@ -439,6 +642,16 @@ else
     -- the highest band's lanes, at most the 1000 whose heads came first: the rule's
     -- work per fetch is bounded however many lanes hold work (docs/ranking.md)
     local all = redis.call('ZRANGE', KEYS[1], 0, 999, 'WITHSCORES')
+    if L then
+      local kept = {}
+      for i = 1, #all, 2 do
+        if eligible(all[i]) then
+          kept[#kept + 1] = all[i]
+          kept[#kept + 1] = all[i + 1]
+        end
+      end
+      all = kept
+    end
     if not all[1] then break end
     local lo = math.floor(tonumber(all[2]) / BAND) * BAND
     if got == 0 then
@@ -504,7 +717,10 @@ else
     if is_fair_ref(best.member) then
       local limit = want - got
       if second then limit = 1 end
-      if take_fair(string.sub(best.member, 1, 1), limit) == 0 then break end
+      if take_fair(string.sub(best.member, 1, 1), limit) == 0 then
+        if not L then break end
+        L.blocked_fair[string.sub(best.member, 1, 1)] = true
+      end
     else
       -- the in-lane score below which best's jobs still rank before the runner-up
       local bound = nil
@@ -540,7 +756,26 @@ else
 end
 
 local gone = table.concat(emptied, '\n')
-if got == 0 then return {'ok', start, gone} end
+local nexts = ''
+if L then
+  nexts = fmt_ms(L.next)
+  -- the groups' new counts and buckets, in one write
+  local set = {}
+  for g, st in pairs(L.st) do
+    if st and st.taken > 0 then
+      if st.c.cap then
+        set[#set + 1] = 'r:' .. g
+        set[#set + 1] = string.format('%d', st.run + st.taken)
+      end
+      if st.c.rate then
+        set[#set + 1] = 'b:' .. g
+        set[#set + 1] = string.format('%.6f', st.tokens - st.taken) .. '|' .. start
+      end
+    end
+  end
+  if #set > 0 then redis.call('HSET', KEYS[11], unpack(set)) end
+end
+if got == 0 then return {'ok', start, gone, nexts} end
 redis.call('ZADD', KEYS[2], unpack(act))
 redis.call('HSET', KEYS[3], unpack(own))
 local recs = redis.call('HMGET', KEYS[4], unpack(ids))
@@ -548,7 +783,7 @@ local atts = redis.call('HMGET', KEYS[5], unpack(ids))
 -- a full batch may have left work: pass the token on so another idle worker wakes too
 -- (with no lane emptied, the lanes taken from still hold work: no need to count)
 if got == want and (#emptied == 0 or redis.call('ZCARD', KEYS[1]) > 0) then wake(KEYS[7]) end
-local out = {'ok', start, gone}
+local out = {'ok', start, gone, nexts}
 for i = 1, got do
   out[#out + 1] = ids[i]
   out[#out + 1] = recs[i] or ''

@@ -89,11 +89,12 @@ end
 -- 'hrrn'), w (aging weight; math.huge for 'inf') and alpha (EWMA weight).
 -- The fifth is the fair mode ('off', 'lru', 'share'): one more field of the same read,
 -- so fairness that is off costs no command.
+-- The sixth says whether the queue has fleet-wide limits ('lim', written with them).
 local function rank_settings(key)
-  local c = redis.call('HMGET', key, 'mode', 'rule', 'w', 'alpha', 'fair')
+  local c = redis.call('HMGET', key, 'mode', 'rule', 'w', 'alpha', 'fair', 'lim')
   local w = c[3]
   if w == 'inf' then w = math.huge else w = tonumber(w or '16') end
-  return c[1] or 'fifo', c[2] or 'hrrn', w, tonumber(c[4] or '0.1'), c[5] or 'off'
+  return c[1] or 'fifo', c[2] or 'hrrn', w, tonumber(c[4] or '0.1'), c[5] or 'off', c[6] == '1'
 end
 
 -- The learned mean of a stats entry "count|mean|variance" (nil unless known_ms).
@@ -457,3 +458,102 @@ local function forget(ids, jk, ak, ek, sk, rk, fk)
 end
 
 
+
+-- Fleet-wide limits (docs/limits.md). A limit applies to a group of one queue's jobs:
+-- "t:<task>", "k:<fair key>" (every key alike: one setting, "k") or "q" (the queue).
+-- The queue's limits hash holds a group's setting as "cap|rate per s|burst|spec" (cap
+-- or rate '' for none); its state hash "r:<group>", the jobs counted running, and
+-- "b:<group>", its token bucket "tokens|at ms" in Redis' time. A job taken under limits
+-- ends its owner entry with MARK and the groups it was counted in ('t', 'k', 'q'):
+-- whichever script ends that lease frees exactly those, once (it also removes the
+-- owner entry), so a setting changed meanwhile cannot leak or double a slot.
+local MARK = '\30'
+
+-- An owner entry without its limit mark, and the mark's flags ('' for none).
+local function owner_split(o)
+  local i = string.find(o, MARK, 1, true)
+  if not i then return o, '' end
+  return string.sub(o, 1, i - 1), string.sub(o, i + 1)
+end
+
+-- The field of a group's setting: a key group's is the one of every key, "k".
+local function limit_field(g)
+  if string.sub(g, 1, 2) == 'k:' then return 'k' end
+  return g
+end
+
+-- A group's setting as stored, read: {cap, rate (per ms), burst}, or nil for none or
+-- damaged (a cap below 1, a rate that is not a positive finite number).
+local function limit_setting(v)
+  if not v then return nil end
+  local cap, rate, burst = string.match(v, '^([^|]*)|([^|]*)|([^|]*)')
+  if not cap then return nil end
+  local c = {cap = tonumber(cap), rate = tonumber(rate), burst = tonumber(burst)}
+  if c.cap and not (c.cap >= 1) then c.cap = nil end
+  if c.rate and not (c.rate > 0 and c.rate < math.huge) then c.rate = nil end
+  if c.rate then
+    c.rate = c.rate / 1000
+    if not (c.burst and c.burst >= 1 and c.burst < math.huge) then c.burst = 1 end
+  end
+  if not c.cap and not c.rate then return nil end
+  return c
+end
+
+-- The groups an owner entry's flags name: its task's, its fair key's, the queue's.
+local function owner_groups(body, flags)
+  local out = {}
+  if flags == '' then return out end
+  local member = string.match(body, '^.-|%d+|[^|]+|(.*)$') or ''
+  local f = fair_fields(member)
+  local lane = member
+  if f then lane = f[1] end
+  for i = 1, #flags do
+    local c = string.sub(flags, i, i)
+    if c == 't' then out[#out + 1] = 't:' .. lane_task(lane)
+    elseif c == 'k' and f then out[#out + 1] = 'k:' .. f[2]
+    elseif c == 'q' then out[#out + 1] = 'q' end
+  end
+  return out
+end
+
+-- Count the groups of an ended lease's owner entry o into rel (group -> n, plus the
+-- list rel.order), for limits_release.
+local function limits_note(rel, o)
+  local body, flags = owner_split(o)
+  if flags == '' then return end
+  for _, g in ipairs(owner_groups(body, flags)) do
+    if not rel[g] then
+      rel[g] = 0
+      rel.order[#rel.order + 1] = g
+    end
+    rel[g] = rel[g] + 1
+  end
+end
+
+-- Free the slots counted in rel (limits_note), and wake a waiting worker when a group
+-- that was at its cap has room again (a count at 0 leaves the state hash).
+local function limits_release(cfg_key, st_key, wake_key, rel)
+  local order = rel.order
+  if #order == 0 then return end
+  local fields, cfields = {}, {}
+  for i, g in ipairs(order) do
+    fields[i] = 'r:' .. g
+    cfields[i] = limit_field(g)
+  end
+  local cur = redis.call('HMGET', st_key, unpack(fields))
+  local cfg = redis.call('HMGET', cfg_key, unpack(cfields))
+  local set, del, room = {}, {}, false
+  for i, g in ipairs(order) do
+    local before = tonumber(cur[i] or '0') or 0
+    local after = before - rel[g]
+    if after <= 0 then del[#del + 1] = fields[i] else
+      set[#set + 1] = fields[i]
+      set[#set + 1] = string.format('%d', after)
+    end
+    local c = limit_setting(cfg[i] or nil)
+    if c and c.cap and before >= c.cap and after < c.cap then room = true end
+  end
+  if #set > 0 then redis.call('HSET', st_key, unpack(set)) end
+  if #del > 0 then redis.call('HDEL', st_key, unpack(del)) end
+  if room then wake(wake_key) end
+end

@@ -4,7 +4,8 @@
 -- KEYS[1] active  KEYS[2] owners  KEYS[3] lane index  KEYS[4] wake-up list
 -- KEYS[5] attempts  KEYS[6] errors  KEYS[7] job records  KEYS[8] stacks  KEYS[9] results
 -- KEYS[10] timings  KEYS[11] schedule keys  KEYS[12] keys of keyed jobs
--- KEYS[13] stop requests  KEYS[14] canceled set  KEYS[15] ready list  KEYS[16..] lanes
+-- KEYS[13] stop requests  KEYS[14] canceled set  KEYS[15] ready list  KEYS[16] limits
+-- KEYS[17] limits' state  KEYS[18..] lanes
 -- ARGV[1] now ms ('': Redis' clock, which lease deadlines are set by)
 -- ARGV[2] worker id ('' = any)  ARGV[3] 'handback' or 'expired'
 -- ARGV[4] error for expired leases  ARGV[5] number of lanes  ARGV[6..] lane members
@@ -17,7 +18,7 @@
 -- leaves the ready list, so no worker starts it from a stale entry.
 -- Returns {"ok", moved, next lease deadline or ""} or {"stale", member...}.
 local nl = tonumber(ARGV[5])
-local lanes = lane_map(16, 6, nl)
+local lanes = lane_map(18, 6, nl)
 local channel = ARGV[6 + nl]
 local now = clock_ms(ARGV[1])
 local nows = string.format('%d', now)
@@ -38,15 +39,15 @@ local owners = redis.call('HMGET', KEYS[2], unpack(ids))
 local plan = {}
 local missing = {}
 for i, o in ipairs(owners) do
-  if o then note_missing(lanes, missing, string.match(o, '^.-|%d+|[^|]+|(.*)$')) end
+  if o then note_missing(lanes, missing, string.match(owner_split(o), '^.-|%d+|[^|]+|(.*)$')) end
 end
 if #missing > 0 then return stale_answer(missing) end
 for i, id in ipairs(ids) do
   local o = owners[i]
   if o then
-    local wid, start, score, member = string.match(o, '^(.-)|(%d+)|([^|]+)|(.*)$')
+    local wid, start, score, member = string.match(owner_split(o), '^(.-)|(%d+)|([^|]+)|(.*)$')
     if ARGV[2] == '' or (wid == ARGV[2] and (starts[i] == '' or start == starts[i])) then
-      plan[#plan + 1] = {id, tonumber(score), member, wid, start}
+      plan[#plan + 1] = {id, tonumber(score), member, wid, start, o}
     end
   elseif ARGV[3] == 'expired' then
     redis.call('ZREM', KEYS[1], id) -- no owner: a half-finished state change; drop the lease
@@ -55,11 +56,13 @@ for i, id in ipairs(ids) do
 end
 local moved = 0
 local ready = nil
+local rel = {order = {}} -- slots its limits counted, freed once with the lease
 local fair_back = {} -- fair-placed jobs going back: {place, id, due}
 for _, p in ipairs(plan) do
   local id, score, member = p[1], p[2], p[3]
   redis.call('ZREM', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
+  limits_note(rel, p[6])
   if p[4] == '*' then
     -- its entry may still wait in the ready list (the idle worker died): drop it
     if not ready then ready = redis.call('LRANGE', KEYS[15], 0, 99) end
@@ -103,6 +106,7 @@ for _, p in ipairs(plan) do
   end
 end
 if #fair_back > 0 then fair_add(lanes, KEYS[3], fair_back, now) end
+limits_release(KEYS[16], KEYS[17], KEYS[4], rel)
 if moved > 0 then wake(KEYS[4]) end
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {'ok', #plan, head[2] or ''}

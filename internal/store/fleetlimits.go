@@ -1,0 +1,245 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/chronoq/chronoq/job"
+	"github.com/redis/go-redis/v9"
+)
+
+// A fleet-wide limit applies to one group of a queue's jobs (docs/limits.md): a task's,
+// each fair key's alike, or the whole queue's. fetch.lua enforces them; the scripts
+// that end a lease free the slots (lib.lua, MARK).
+
+// LimitScope says which jobs of a queue a limit counts.
+type LimitScope string
+
+// The scopes of a limit.
+const (
+	ScopeTask  LimitScope = "task"  // the jobs of one task (Limit.Task)
+	ScopeKey   LimitScope = "key"   // the jobs of each fair key, every key alike
+	ScopeQueue LimitScope = "queue" // every job of the queue
+)
+
+// Limit is one fleet-wide limit: at most MaxRunning running at once (0: no cap), and a
+// token bucket on starts (zero Rate: none).
+type Limit struct {
+	Scope      LimitScope
+	Task       string // for ScopeTask
+	MaxRunning int
+	Rate       job.Rate
+	// Declared: set by a task's declaration (a worker's start), not by an operator.
+	// An operator's setting wins over declarations until it is cleared.
+	Declared bool
+}
+
+// ErrBadLimitScope is returned for a limit whose scope is not one of the three.
+var ErrBadLimitScope = errors.New("chronoq: a limit's scope is task, key or queue")
+
+func (l Limit) field() (string, error) {
+	switch l.Scope {
+	case ScopeTask:
+		if err := job.ValidateTaskName(l.Task); err != nil {
+			return "", err
+		}
+		return "t:" + l.Task, nil
+	case ScopeKey:
+		return "k", nil
+	case ScopeQueue:
+		return "q", nil
+	}
+	return "", fmt.Errorf("%w: %q", ErrBadLimitScope, l.Scope)
+}
+
+// encode is the stored setting: "cap|rate per s|burst|spec|src" (lib.lua, limit_setting).
+func (l Limit) encode(src string) (string, error) {
+	if l.MaxRunning != 0 {
+		if err := job.CheckMaxRunning(l.MaxRunning); err != nil {
+			return "", err
+		}
+	}
+	if err := job.CheckRate(l.Rate); err != nil {
+		return "", err
+	}
+	if l.MaxRunning == 0 && l.Rate.IsZero() {
+		return "", nil
+	}
+	most, rate, burst := "", "", ""
+	if l.MaxRunning > 0 {
+		most = strconv.Itoa(l.MaxRunning)
+	}
+	if !l.Rate.IsZero() {
+		rate = strconv.FormatFloat(l.Rate.PerSecond(), 'g', 17, 64)
+		burst = strconv.Itoa(l.Rate.Burst)
+	}
+	spec := strings.ReplaceAll(l.Rate.String(), "|", "")
+	return most + "|" + rate + "|" + burst + "|" + spec + "|" + src, nil
+}
+
+// SetLimit sets (or, with neither a cap nor a rate, clears) one of queue's limits, as
+// an operator: it wins over the tasks' declarations. Jobs already running when a
+// limit is set were not counted by it; they run on, and the limit counts from the
+// jobs fetched after it.
+func (s *Store) SetLimit(ctx context.Context, queue string, l Limit) error {
+	_, err := s.configLimit(ctx, queue, l, "set")
+	return err
+}
+
+// DeclareLimit stores a task's declared limit (RateLimit, MaxRunning on its NewTask),
+// unless an operator set that task's limit; a declaration with neither clears an
+// earlier declaration. It reports whether the setting changed.
+func (s *Store) DeclareLimit(ctx context.Context, queue string, l Limit) (bool, error) {
+	return s.configLimit(ctx, queue, l, "declare")
+}
+
+func (s *Store) configLimit(ctx context.Context, queue string, l Limit, mode string) (bool, error) {
+	if err := job.ValidateQueueName(queue); err != nil {
+		return false, err
+	}
+	f, err := l.field()
+	if err != nil {
+		return false, err
+	}
+	src := "s"
+	if mode == "declare" {
+		src = "d"
+	}
+	v, err := l.encode(src)
+	if err != nil {
+		return false, err
+	}
+	k := s.Keys(queue)
+	n, err := scriptLimitConfig.Run(ctx, s.rdb, []string{k.Limits, k.Rank, k.Idle}, f, v, mode).Int()
+	return n == 1, err
+}
+
+// LimitUse is a limit with its use now: the jobs it counts running and, with a rate,
+// the tokens its bucket holds (refilled to now). A per-key limit has one LimitUse per
+// key with jobs running, Key naming it, beside the one with Key "" (the setting).
+type LimitUse struct {
+	Limit
+	Key     string
+	Running int
+	Tokens  float64
+}
+
+// Limits lists queue's limits with their use: the queue's, then each task's by name,
+// then the per-key setting and the keys that have jobs running under it.
+func (s *Store) Limits(ctx context.Context, queue string) ([]LimitUse, error) {
+	k := s.Keys(queue)
+	pipe := s.rdb.Pipeline()
+	cfg := pipe.HGetAll(ctx, k.Limits)
+	st := pipe.HGetAll(ctx, k.LimitState)
+	tm := pipe.Time(ctx)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	now := tm.Val().UnixMilli()
+	state := st.Val()
+	use := func(group string, l Limit, key string) LimitUse {
+		u := LimitUse{Limit: l, Key: key}
+		u.Running, _ = strconv.Atoi(state["r:"+group])
+		if !l.Rate.IsZero() {
+			u.Tokens = float64(l.Rate.Burst)
+			tk, at, ok := strings.Cut(state["b:"+group], "|")
+			t, err1 := strconv.ParseFloat(tk, 64)
+			a, err2 := strconv.ParseInt(at, 10, 64)
+			if ok && err1 == nil && err2 == nil && !math.IsNaN(t) {
+				u.Tokens = math.Min(float64(l.Rate.Burst), t+float64(max(now-a, 0))*l.Rate.PerSecond()/1000)
+			}
+		}
+		return u
+	}
+	var out []LimitUse
+	fields := make([]string, 0, len(cfg.Val()))
+	for f := range cfg.Val() {
+		fields = append(fields, f)
+	}
+	sort.Slice(fields, func(i, j int) bool { // the queue, tasks by name, keys
+		rank := func(f string) int { return map[string]int{"q": 0, "k": 2}[f] + boolInt(strings.HasPrefix(f, "t:")) }
+		if rank(fields[i]) != rank(fields[j]) {
+			return rank(fields[i]) < rank(fields[j])
+		}
+		return fields[i] < fields[j]
+	})
+	for _, f := range fields {
+		l, ok := decodeLimit(f, cfg.Val()[f])
+		if !ok {
+			continue
+		}
+		switch l.Scope {
+		case ScopeKey:
+			out = append(out, LimitUse{Limit: l})
+			var keys []string
+			for g := range state {
+				if key, ok := strings.CutPrefix(g, "r:k:"); ok {
+					keys = append(keys, key)
+				}
+			}
+			sort.Strings(keys)
+			for _, key := range keys {
+				out = append(out, use("k:"+key, l, key))
+			}
+		default:
+			out = append(out, use(f, l, ""))
+		}
+	}
+	return out, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// decodeLimit reads a stored setting back (false for a damaged one).
+func decodeLimit(field, v string) (Limit, bool) {
+	parts := strings.Split(v, "|")
+	if len(parts) != 5 {
+		return Limit{}, false
+	}
+	var l Limit
+	switch {
+	case field == "q":
+		l.Scope = ScopeQueue
+	case field == "k":
+		l.Scope = ScopeKey
+	case strings.HasPrefix(field, "t:"):
+		l.Scope, l.Task = ScopeTask, field[2:]
+	default:
+		return Limit{}, false
+	}
+	l.MaxRunning, _ = strconv.Atoi(parts[0])
+	if parts[3] != "" {
+		r, err := job.ParseRate(parts[3])
+		if err != nil {
+			return Limit{}, false
+		}
+		l.Rate = r
+	}
+	l.Declared = parts[4] == "d"
+	return l, l.MaxRunning > 0 || !l.Rate.IsZero()
+}
+
+// HasLimits reports whether queue has any fleet-wide limit.
+func (s *Store) HasLimits(ctx context.Context, queue string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.Keys(queue).Limits).Result()
+	return n == 1, err
+}
+
+// RecountLimits sets every group's running count of queue to what its owner entries
+// say (the limit marks of the leases held now), in one script run: a repair for counts
+// that a lost owner entry (an operator's DEL, a restore) left behind, so a cap can never
+// stay full for good. O(running jobs).
+func (s *Store) RecountLimits(ctx context.Context, queue string) error {
+	k := s.Keys(queue)
+	return scriptLimitRecount.Run(ctx, s.rdb, []string{k.Owners, k.LimitState}).Err()
+}
