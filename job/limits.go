@@ -13,6 +13,9 @@ import (
 // out of range or does not parse.
 var ErrBadLimit = errors.New("chronoq: bad limit")
 
+// ErrBadLimitScope is returned for a limit whose scope is not task, key or queue.
+var ErrBadLimitScope = errors.New("chronoq: a limit's scope is task, key or queue")
+
 // LimitError names a limit that is out of range or does not parse.
 type LimitError struct {
 	What   string // "RateLimit", "MaxRunning", ...
@@ -169,4 +172,38 @@ func (r Rate) validate() error {
 		return &LimitError{"RateLimit", strconv.Itoa(r.Burst), fmt.Sprintf("the burst must be from 1 to %d", MaxBurst)}
 	}
 	return nil
+}
+
+// A fleet-wide limit applies to one group of a queue's jobs (docs/limits.md).
+
+// LimitScope says which jobs of a queue a limit counts.
+type LimitScope string
+
+// The scopes of a limit.
+const (
+	ScopeTask  LimitScope = "task"  // the jobs of one task (Limit.Task)
+	ScopeKey   LimitScope = "key"   // the jobs of each fair key, every key alike
+	ScopeQueue LimitScope = "queue" // every job of the queue
+)
+
+// Limit is one fleet-wide limit: at most MaxRunning running at once (0: no cap), and a
+// token bucket on starts (zero Rate: none).
+type Limit struct {
+	Scope      LimitScope
+	Task       string // for ScopeTask
+	MaxRunning int
+	Rate       Rate
+	// Declared: set by a task's declaration (a worker's start), not by an operator.
+	// An operator's setting wins over declarations until it is cleared.
+	Declared bool
+}
+
+// LimitUse is a limit with its use now: the jobs it counts running and, with a rate,
+// the tokens its bucket holds (refilled to now). A per-key limit has one LimitUse per
+// key with jobs running, Key naming it, beside the one with Key "" (the setting).
+type LimitUse struct {
+	Limit
+	Key     string
+	Running int
+	Tokens  float64
 }

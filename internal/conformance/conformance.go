@@ -771,7 +771,7 @@ func testHashTag(t *testing.T, b *bundle) {
 	enqueue(t, b, "t", job.Queue("tagged"), job.FairKey("k"))
 	enqueue(t, b, "t", job.Queue("tagged"), job.FairKey("other"))
 	// and the limits' settings and state
-	must(t, b.s.SetLimit(b.ctx, "tagged", store.Limit{Scope: store.ScopeTask, Task: "t", MaxRunning: 5, Rate: job.Rate{Count: 100, Per: time.Second, Burst: 10}}))
+	must(t, b.s.SetLimit(b.ctx, "tagged", job.Limit{Scope: job.ScopeTask, Task: "t", MaxRunning: 5, Rate: job.Rate{Count: 100, Per: time.Second, Burst: 10}}))
 	got, err := b.s.Fetch(b.ctx, "tagged", "w", 2, time.Minute)
 	must(t, err)
 	_, err = b.s.Ack(b.ctx, "tagged", "w", []store.Done{{ID: got[0].ID, Started: got[0].At, Fair: got[0].Fair, Sample: store.Sample{Task: "t", Ran: time.Millisecond}}})

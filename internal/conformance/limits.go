@@ -37,13 +37,13 @@ func limitCases() []struct {
 	}
 }
 
-func setLimit(t *testing.T, b *bundle, q string, l store.Limit) {
+func setLimit(t *testing.T, b *bundle, q string, l job.Limit) {
 	t.Helper()
 	must(t, b.s.SetLimit(b.ctx, q, l))
 }
 
-func capTask(task string, n int) store.Limit {
-	return store.Limit{Scope: store.ScopeTask, Task: task, MaxRunning: n}
+func capTask(task string, n int) job.Limit {
+	return job.Limit{Scope: job.ScopeTask, Task: task, MaxRunning: n}
 }
 
 func rateOf(t *testing.T, spec string) job.Rate {
@@ -69,17 +69,17 @@ func running(t *testing.T, b *bundle, q, task string) int {
 }
 
 // limitUse is the use of queue's limit on task, as Limits reports it.
-func limitUse(t *testing.T, b *bundle, q, task string) store.LimitUse {
+func limitUse(t *testing.T, b *bundle, q, task string) job.LimitUse {
 	t.Helper()
 	ls, err := b.s.Limits(b.ctx, q)
 	must(t, err)
 	for _, l := range ls {
-		if l.Scope == store.ScopeTask && l.Task == task {
+		if l.Scope == job.ScopeTask && l.Task == task {
 			return l
 		}
 	}
 	t.Fatalf("no limit on %s in %+v", task, ls)
-	return store.LimitUse{}
+	return job.LimitUse{}
 }
 
 func tasksOf(got []store.Fetched) []string {
@@ -251,7 +251,7 @@ func testLimitFreesOnce(t *testing.T, b *bundle) {
 // per 1/rate; the fetch says when the next token is due, and takes the unlimited work
 // in the same call.
 func testLimitRate(t *testing.T, b *bundle) {
-	setLimit(t, b, "default", store.Limit{Scope: store.ScopeTask, Task: "a", Rate: rateOf(t, "10/s:2")})
+	setLimit(t, b, "default", job.Limit{Scope: job.ScopeTask, Task: "a", Rate: rateOf(t, "10/s:2")})
 	var as []string
 	for range 20 {
 		as = append(as, enqueue(t, b, "a").ID)
@@ -326,7 +326,7 @@ func testLimitNoReorder(t *testing.T, b *bundle) {
 		}
 		plain := order("plain-" + mode)
 		setLimit(t, b, "limited-"+mode, capTask("idle-task", 1))
-		setLimit(t, b, "limited-"+mode, store.Limit{Scope: store.ScopeQueue, MaxRunning: 1000})
+		setLimit(t, b, "limited-"+mode, job.Limit{Scope: job.ScopeQueue, MaxRunning: 1000})
 		limited := order("limited-" + mode)
 		if !slices.Equal(plain, limited) {
 			t.Fatalf("%s: order %v with an idle limit, %v without", mode, limited, plain)
@@ -343,7 +343,7 @@ func setRankMode(t *testing.T, b *bundle, q string) {
 
 // The queue's cap bounds every task's jobs together.
 func testLimitQueueCap(t *testing.T, b *bundle) {
-	setLimit(t, b, "default", store.Limit{Scope: store.ScopeQueue, MaxRunning: 3})
+	setLimit(t, b, "default", job.Limit{Scope: job.ScopeQueue, MaxRunning: 3})
 	for i := range 6 {
 		enqueue(t, b, []string{"x", "y"}[i%2])
 	}
@@ -371,7 +371,7 @@ func testLimitPerKey(t *testing.T, b *bundle) {
 	for _, mode := range []fairshare.Mode{fairshare.ModeLRU, fairshare.ModeShare} {
 		q := "k-" + string(mode)
 		setFair(t, b, q, mode)
-		setLimit(t, b, q, store.Limit{Scope: store.ScopeKey, MaxRunning: 1})
+		setLimit(t, b, q, job.Limit{Scope: job.ScopeKey, MaxRunning: 1})
 		fk := fairKeys{}
 		for range 3 {
 			for _, key := range []string{"a", "b", "c"} {
@@ -465,7 +465,7 @@ func testLimitNoHandOff(t *testing.T, b *bundle) {
 		t.Fatalf("fetched %d of a task capped at 1", len(got))
 	}
 	// cleared, hand-offs come back
-	setLimit(t, b, "default", store.Limit{Scope: store.ScopeTask, Task: "c"})
+	setLimit(t, b, "default", job.Limit{Scope: job.ScopeTask, Task: "c"})
 	if has, err := b.s.HasLimits(b.ctx, "default"); err != nil || has {
 		t.Fatalf("limits left after clearing the only one: %v %v", has, err)
 	}
@@ -513,10 +513,10 @@ func testLimitBadInput(t *testing.T, b *bundle) {
 			t.Errorf("MaxRunning(%d) = %v", n, err)
 		}
 	}
-	if err := b.s.SetLimit(b.ctx, "default", store.Limit{Scope: "tenant", MaxRunning: 1}); !errors.Is(err, store.ErrBadLimitScope) {
+	if err := b.s.SetLimit(b.ctx, "default", job.Limit{Scope: "tenant", MaxRunning: 1}); !errors.Is(err, job.ErrBadLimitScope) {
 		t.Errorf("a bad scope: %v", err)
 	}
-	if err := b.s.SetLimit(b.ctx, "default", store.Limit{Scope: store.ScopeTask, Task: "", MaxRunning: 1}); err == nil {
+	if err := b.s.SetLimit(b.ctx, "default", job.Limit{Scope: job.ScopeTask, Task: "", MaxRunning: 1}); err == nil {
 		t.Error("a task limit without a task was set")
 	}
 	if has, _ := b.s.HasLimits(b.ctx, "default"); has {

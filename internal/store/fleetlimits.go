@@ -17,48 +17,23 @@ import (
 // each fair key's alike, or the whole queue's. fetch.lua enforces them; the scripts
 // that end a lease free the slots (lib.lua, MARK).
 
-// LimitScope says which jobs of a queue a limit counts.
-type LimitScope string
-
-// The scopes of a limit.
-const (
-	ScopeTask  LimitScope = "task"  // the jobs of one task (Limit.Task)
-	ScopeKey   LimitScope = "key"   // the jobs of each fair key, every key alike
-	ScopeQueue LimitScope = "queue" // every job of the queue
-)
-
-// Limit is one fleet-wide limit: at most MaxRunning running at once (0: no cap), and a
-// token bucket on starts (zero Rate: none).
-type Limit struct {
-	Scope      LimitScope
-	Task       string // for ScopeTask
-	MaxRunning int
-	Rate       job.Rate
-	// Declared: set by a task's declaration (a worker's start), not by an operator.
-	// An operator's setting wins over declarations until it is cleared.
-	Declared bool
-}
-
-// ErrBadLimitScope is returned for a limit whose scope is not one of the three.
-var ErrBadLimitScope = errors.New("chronoq: a limit's scope is task, key or queue")
-
-func (l Limit) field() (string, error) {
+func limitField(l job.Limit) (string, error) {
 	switch l.Scope {
-	case ScopeTask:
+	case job.ScopeTask:
 		if err := job.ValidateTaskName(l.Task); err != nil {
 			return "", err
 		}
 		return "t:" + l.Task, nil
-	case ScopeKey:
+	case job.ScopeKey:
 		return "k", nil
-	case ScopeQueue:
+	case job.ScopeQueue:
 		return "q", nil
 	}
-	return "", fmt.Errorf("%w: %q", ErrBadLimitScope, l.Scope)
+	return "", fmt.Errorf("%w: %q", job.ErrBadLimitScope, l.Scope)
 }
 
 // encode is the stored setting: "cap|rate per s|burst|spec|src" (lib.lua, limit_setting).
-func (l Limit) encode(src string) (string, error) {
+func encodeLimit(l job.Limit, src string) (string, error) {
 	if l.MaxRunning != 0 {
 		if err := job.CheckMaxRunning(l.MaxRunning); err != nil {
 			return "", err
@@ -86,7 +61,7 @@ func (l Limit) encode(src string) (string, error) {
 // an operator: it wins over the tasks' declarations. Jobs already running when a
 // limit is set were not counted by it; they run on, and the limit counts from the
 // jobs fetched after it.
-func (s *Store) SetLimit(ctx context.Context, queue string, l Limit) error {
+func (s *Store) SetLimit(ctx context.Context, queue string, l job.Limit) error {
 	_, err := s.configLimit(ctx, queue, l, "set")
 	return err
 }
@@ -94,15 +69,15 @@ func (s *Store) SetLimit(ctx context.Context, queue string, l Limit) error {
 // DeclareLimit stores a task's declared limit (RateLimit, MaxRunning on its NewTask),
 // unless an operator set that task's limit; a declaration with neither clears an
 // earlier declaration. It reports whether the setting changed.
-func (s *Store) DeclareLimit(ctx context.Context, queue string, l Limit) (bool, error) {
+func (s *Store) DeclareLimit(ctx context.Context, queue string, l job.Limit) (bool, error) {
 	return s.configLimit(ctx, queue, l, "declare")
 }
 
-func (s *Store) configLimit(ctx context.Context, queue string, l Limit, mode string) (bool, error) {
+func (s *Store) configLimit(ctx context.Context, queue string, l job.Limit, mode string) (bool, error) {
 	if err := job.ValidateQueueName(queue); err != nil {
 		return false, err
 	}
-	f, err := l.field()
+	f, err := limitField(l)
 	if err != nil {
 		return false, err
 	}
@@ -110,7 +85,7 @@ func (s *Store) configLimit(ctx context.Context, queue string, l Limit, mode str
 	if mode == "declare" {
 		src = "d"
 	}
-	v, err := l.encode(src)
+	v, err := encodeLimit(l, src)
 	if err != nil {
 		return false, err
 	}
@@ -119,19 +94,9 @@ func (s *Store) configLimit(ctx context.Context, queue string, l Limit, mode str
 	return n == 1, err
 }
 
-// LimitUse is a limit with its use now: the jobs it counts running and, with a rate,
-// the tokens its bucket holds (refilled to now). A per-key limit has one LimitUse per
-// key with jobs running, Key naming it, beside the one with Key "" (the setting).
-type LimitUse struct {
-	Limit
-	Key     string
-	Running int
-	Tokens  float64
-}
-
 // Limits lists queue's limits with their use: the queue's, then each task's by name,
 // then the per-key setting and the keys that have jobs running under it.
-func (s *Store) Limits(ctx context.Context, queue string) ([]LimitUse, error) {
+func (s *Store) Limits(ctx context.Context, queue string) ([]job.LimitUse, error) {
 	k := s.Keys(queue)
 	pipe := s.rdb.Pipeline()
 	cfg := pipe.HGetAll(ctx, k.Limits)
@@ -142,8 +107,8 @@ func (s *Store) Limits(ctx context.Context, queue string) ([]LimitUse, error) {
 	}
 	now := tm.Val().UnixMilli()
 	state := st.Val()
-	use := func(group string, l Limit, key string) LimitUse {
-		u := LimitUse{Limit: l, Key: key}
+	use := func(group string, l job.Limit, key string) job.LimitUse {
+		u := job.LimitUse{Limit: l, Key: key}
 		u.Running, _ = strconv.Atoi(state["r:"+group])
 		if !l.Rate.IsZero() {
 			u.Tokens = float64(l.Rate.Burst)
@@ -156,7 +121,7 @@ func (s *Store) Limits(ctx context.Context, queue string) ([]LimitUse, error) {
 		}
 		return u
 	}
-	var out []LimitUse
+	var out []job.LimitUse
 	fields := make([]string, 0, len(cfg.Val()))
 	for f := range cfg.Val() {
 		fields = append(fields, f)
@@ -174,8 +139,8 @@ func (s *Store) Limits(ctx context.Context, queue string) ([]LimitUse, error) {
 			continue
 		}
 		switch l.Scope {
-		case ScopeKey:
-			out = append(out, LimitUse{Limit: l})
+		case job.ScopeKey:
+			out = append(out, job.LimitUse{Limit: l})
 			var keys []string
 			for g := range state {
 				if key, ok := strings.CutPrefix(g, "r:k:"); ok {
@@ -201,27 +166,27 @@ func boolInt(b bool) int {
 }
 
 // decodeLimit reads a stored setting back (false for a damaged one).
-func decodeLimit(field, v string) (Limit, bool) {
+func decodeLimit(field, v string) (job.Limit, bool) {
 	parts := strings.Split(v, "|")
 	if len(parts) != 5 {
-		return Limit{}, false
+		return job.Limit{}, false
 	}
-	var l Limit
+	var l job.Limit
 	switch {
 	case field == "q":
-		l.Scope = ScopeQueue
+		l.Scope = job.ScopeQueue
 	case field == "k":
-		l.Scope = ScopeKey
+		l.Scope = job.ScopeKey
 	case strings.HasPrefix(field, "t:"):
-		l.Scope, l.Task = ScopeTask, field[2:]
+		l.Scope, l.Task = job.ScopeTask, field[2:]
 	default:
-		return Limit{}, false
+		return job.Limit{}, false
 	}
 	l.MaxRunning, _ = strconv.Atoi(parts[0])
 	if parts[3] != "" {
 		r, err := job.ParseRate(parts[3])
 		if err != nil {
-			return Limit{}, false
+			return job.Limit{}, false
 		}
 		l.Rate = r
 	}
