@@ -11,6 +11,7 @@
 //	go run ./bench cluster_fault [--repeat 3]       (one master of a 3-master cluster paused, then killed: the healthy queue's start latency, the faulty queue's recovery)
 //	go run ./bench fair [--mode off|lru|share] [--heavy-ms 2|20] [--duration 30s] [--repeat 3]
 //	                                               (noisy neighbour: light keys' wait, heavy rate, share_error; then fetch rate at 100,000 keys vs 10)
+//	go run ./bench limits [--jobs 20000] [--repeat 1]  (A at 200/s beside unlimited B; C capped at 3 over 4 processes)
 //	go run ./bench rules                           (the simulator: every rule, every workload)
 //	go run ./bench gen --workload seed|w3|bursty-seed|bursty-w3|drift [--jobs --slots --load --seed] > trace.csv
 //	go run ./bench replay --trace FILE --mode fifo|active|oracle [--sim] [--workers P --concurrency C --rule R --w W --time-scale F]
@@ -41,6 +42,9 @@ func main() {
 		return
 	case "child-fair":
 		harness.Fail(harness.FairChild(f.Redis, f.Conc))
+		return
+	case "child-limits":
+		harness.Fail(harness.LimitsChild(f.Redis, f.Conc))
 		return
 	case "fair": // checks --mode before it starts a redis-server
 		runFair(f)
@@ -146,6 +150,12 @@ func main() {
 			harness.Fail(err)
 			fmt.Println(l)
 		}
+	case "limits":
+		lines, err := harness.Limits(ctx, rdb, url, f.JobsOr(20000), f.Repeat, []string{"child-limits"}, func(s string) { fmt.Println(s) })
+		for _, l := range lines {
+			fmt.Println(l)
+		}
+		harness.Fail(err)
 	case "rules":
 		// the simulator on every workload and rule, through the real scripts on this Redis
 		harness.Fail(harness.Rules(ctx, rdb, harness.RuleWorkloads(f.JobsOr(2000), []uint64{1, 2, 3}), harness.RulePolicies(),

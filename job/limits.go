@@ -69,12 +69,12 @@ func (r Rate) String() string {
 	return strconv.FormatFloat(r.Count, 'g', -1, 64) + "/" + unit + ":" + strconv.Itoa(r.Burst)
 }
 
-// DefaultBurst is the burst of a rate that names none: 20 ms worth of tokens, at least
-// one. A burst b lets up to rate + b jobs start in any one second after an idle spell;
-// a small one keeps that close to the rate while absorbing the wake-up jitter of
-// workers that sleep until the next token.
+// DefaultBurst is the burst of a rate that names none: 10 ms worth of tokens, at least
+// one (Celery's bucket holds one). A burst b lets up to rate + b jobs start in any one
+// second; a small one keeps that close to the rate while absorbing the wake-up jitter
+// of workers that sleep until the next token.
 func DefaultBurst(perSecond float64) int {
-	return int(max(1, math.Floor(perSecond*0.02)))
+	return int(max(1, math.Floor(perSecond*0.01)))
 }
 
 // ParseRate reads a rate limit: "N/s", "N/m" or "N/h", N a positive number, with an

@@ -136,8 +136,17 @@ func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient, g
 	if full {
 		return false, "", nil, nil // waitFree waits for a slot; no hand-off may come meanwhile
 	}
+	timeout := w.cfg.IdleBlock
+	if tok := w.tokenIn; tok > 0 {
+		// work a rate limit held back: sleep until its token, not a poll
+		if tok <= shortTokenWait {
+			sleepCtx(ctx, tok)
+			return false, "", nil, nil
+		}
+		timeout = min(timeout, tok-tokenTick)
+	}
 	wake, err := w.store.WaitForWork(waitCtx, blocking, store.WaitFor{Ready: queues, Wake: queues, Worker: w.cfg.ID,
-		Timeout: w.cfg.IdleBlock, IdleUntil: w.store.Now().Add(w.cfg.IdleBlock + 2*time.Second), Lease: w.cfg.Lease,
+		Timeout: timeout, IdleUntil: w.store.Now().Add(timeout + 2*time.Second), Lease: w.cfg.Lease,
 		NodeDeadline: w.cfg.NodeDeadline})
 	if len(wake.Failed) > 0 {
 		for q, ferr := range wake.Failed {
@@ -225,6 +234,7 @@ func (w *Worker) waitFree(ctx context.Context) int {
 func (w *Worker) fetchRound(ctx context.Context, free int) (int, map[string]bool, error) {
 	started, failed := 0, 0
 	tried := map[string]bool{}
+	w.tokenIn = 0
 	var firstErr error
 	var skip map[string]bool // failing queues, on a Redis Cluster
 	if w.isolate && w.health.nSick.Load() > 0 {
@@ -268,7 +278,9 @@ func (w *Worker) fetchRound(ctx context.Context, free int) (int, map[string]bool
 			}
 			continue
 		}
-		got, err := w.store.Fetch(ctx, q.Name, w.cfg.ID, n, w.cfg.Lease)
+		b, err := w.store.FetchBatch(ctx, q.Name, w.cfg.ID, n, w.cfg.Lease)
+		got := b.Jobs
+		w.noteToken(b.TokenIn)
 		if errors.Is(err, store.ErrPaused) {
 			continue
 		}
@@ -292,6 +304,23 @@ func (w *Worker) fetchRound(ctx context.Context, free int) (int, map[string]bool
 	}
 	return started, tried, nil
 }
+
+// noteToken keeps the soonest time, this round, at which work a rate limit held back
+// gets its next token (0: none was held back).
+func (w *Worker) noteToken(d time.Duration) {
+	if d > 0 && (w.tokenIn == 0 || d < w.tokenIn) {
+		w.tokenIn = d
+	}
+}
+
+// Waiting for a rate limit's token: Redis times out a blocking wait only on its own
+// tick (10 per second by default), far too coarse for a token due in 5 ms. A token due
+// within shortTokenWait is waited for with a timer; a later one with a blocking wait
+// (so that new work still wakes the worker) that ends tokenTick early, then the timer.
+const (
+	shortTokenWait = 150 * time.Millisecond
+	tokenTick      = 100 * time.Millisecond
+)
 
 // order returns the queue indexes to try this round: the configured order when
 // strict, else a weighted random order (each queue's chance to come first is its

@@ -87,3 +87,15 @@ func (w *Worker) Tasks() []string {
 	}
 	return names
 }
+
+// declareLimits stores the fleet-wide limits the typed tasks declare (job.RateLimit,
+// job.MaxRunning) in each task's queue; a task declaring none clears an earlier
+// declaration. An operator's setting (limits set) wins until cleared.
+func (w *Worker) declareLimits(ctx context.Context, declared map[string]job.Options) {
+	for name, o := range declared {
+		l := job.Limit{Scope: job.ScopeTask, Task: name, MaxRunning: o.MaxRunning, Rate: o.RateLimit}
+		if _, err := w.store.DeclareLimit(ctx, o.Queue, l); err != nil {
+			w.log.Warn("cannot store a task's declared limit", "task", name, "queue", o.Queue, "err", err)
+		}
+	}
+}

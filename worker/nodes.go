@@ -210,8 +210,9 @@ func (w *Worker) stopProbes() {
 const fetchPatience = 5 * time.Millisecond
 
 type fetchResult struct {
-	got []store.Fetched
-	err error
+	got     []store.Fetched
+	tokenIn time.Duration // Batch.TokenIn
+	err     error
 }
 
 // fetchApart fetches up to n jobs of queue on a Redis Cluster. If the fetch is back
@@ -231,8 +232,8 @@ func (w *Worker) fetchApart(ctx context.Context, queue string, n int) (started i
 	w.mu.Unlock()
 	done := make(chan fetchResult, 1)
 	go func() {
-		got, err := w.store.Fetch(ctx, queue, w.cfg.ID, n, w.cfg.Lease)
-		done <- fetchResult{got, err}
+		b, err := w.store.FetchBatch(ctx, queue, w.cfg.ID, n, w.cfg.Lease)
+		done <- fetchResult{b.Jobs, b.TokenIn, err}
 	}()
 	t := time.NewTimer(fetchPatience)
 	select {
@@ -240,6 +241,7 @@ func (w *Worker) fetchApart(ctx context.Context, queue string, n int) (started i
 		t.Stop()
 		w.fetched(queue)
 		w.noteCall(ctx, queue, r.err)
+		w.noteToken(r.tokenIn)
 		return w.startFetched(queue, r.got), false, r.err
 	case <-t.C:
 	}

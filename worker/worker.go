@@ -45,6 +45,7 @@ type Worker struct {
 	idleBlocked atomic.Bool             // the fetch loop is blocked waiting for work
 	freed       atomic.Uint64           // slots freed so far
 	free        int                     // free slots
+	tokenIn     time.Duration           // fetch loop's: the soonest token of rate-limited work, this round (noteToken)
 	slotFreed   chan struct{}           // signalled (non-blocking) when a slot frees
 	renewNow    chan struct{}           // asks the renewer for a round now (it reads stop requests)
 	acks        map[string]chan ackItem // by queue: each queue's acknowledgements go apart
@@ -144,6 +145,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err := w.store.SetTaskDefaults(setup, declared); err != nil {
 		w.log.Warn("cannot store the tasks' declared options; jobs enqueued by name get the defaults", "err", err)
 	}
+	w.declareLimits(setup, declared)
 
 	w.bg.Add(5 + len(w.acks))
 	for q, ch := range w.acks {
