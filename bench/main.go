@@ -68,6 +68,7 @@ func main() {
 	defer rdb.Close()
 	sys := harness.NewChronoq(rdb, url, "child")
 	sys.FairKeys = f.FairKeys
+	sys.LimitCap = f.LimitCap
 	if f.Mode != "" && (f.Workload == "w1" || f.Workload == "w4") {
 		cfg := ranking.DefaultConfig()
 		m, err := ranking.ParseMode(f.Mode)

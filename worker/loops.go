@@ -65,11 +65,15 @@ func (w *Worker) renewLoop(ctx context.Context) {
 func (w *Worker) reapLoop(ctx context.Context) {
 	defer w.bg.Done()
 	reason := job.ErrLeaseExpired.Error()
-	var lastTrim time.Time
+	var lastTrim, lastRecount time.Time
 	for {
 		if time.Since(lastTrim) >= trimInterval {
 			lastTrim = time.Now()
 			w.trimEnded(ctx)
+		}
+		if time.Since(lastRecount) >= recountInterval {
+			lastRecount = time.Now()
+			w.recountLimits(ctx)
 		}
 		// deadlines are on Redis' clock
 		next := w.store.RedisNow().Add(w.cfg.Lease)
@@ -110,6 +114,23 @@ func (w *Worker) reapLoop(ctx context.Context) {
 // trimInterval is how often a worker trims ended jobs past their keeping; the reaper
 // loop, which wakes at least once a lease, does it.
 const trimInterval = 10 * time.Second
+
+// recountInterval is how often a worker rebuilds the running counts of its queues'
+// limits from the leases held (store.RecountLimits): the repair for a count that an
+// owner entry deleted by hand left behind, which would otherwise hold a cap full.
+const recountInterval = 30 * time.Second
+
+func (w *Worker) recountLimits(ctx context.Context) {
+	w.forEachQueue(ctx, "recount", w.queueNames(), func(ctx context.Context, q string) {
+		has, err := w.store.HasLimits(ctx, q)
+		if err == nil && has {
+			err = w.store.RecountLimits(ctx, q)
+		}
+		if err != nil && ctx.Err() == nil {
+			w.log.Debug("recounting limits failed", "queue", q, "err", err)
+		}
+	})
+}
 
 // trimEnded drops succeeded jobs past their retention and failed jobs past their age
 // on every served queue, so an idle queue honours retention too.

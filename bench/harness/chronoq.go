@@ -27,6 +27,8 @@ type Chronoq struct {
 	// FairKeys, when positive, spreads the jobs over that many fair keys (round robin)
 	// and puts the bench queue in share mode.
 	FairKeys int
+	// LimitCap, when positive, caps the drained task's running jobs fleet-wide.
+	LimitCap int
 	next     int // the next job's key number
 }
 
@@ -41,6 +43,11 @@ func (s *Chronoq) keyOpts() []job.Option {
 
 // Prepare implements Preparer: it sets the bench queue's ranking mode.
 func (s *Chronoq) Prepare(ctx context.Context) error {
+	if s.LimitCap > 0 {
+		if err := s.c.SetLimit(ctx, "bench", job.Limit{Scope: job.ScopeTask, Task: benchNoop.Name(), MaxRunning: s.LimitCap}); err != nil {
+			return err
+		}
+	}
 	if s.FairKeys > 0 {
 		if err := s.c.SetFairMode(ctx, "bench", fairshare.ModeShare); err != nil {
 			return err

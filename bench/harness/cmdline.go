@@ -37,6 +37,7 @@ type Flags struct {
 	Duration time.Duration // how long the light keys enqueue
 	HeavyMs  string        // the heavy key's run times, comma-separated; empty: 2,20
 	FairKeys int           // w1: jobs spread over this many fair keys, the queue in share mode (0: fairness off)
+	LimitCap int           // w1: a fleet-wide cap on the drained task's running jobs (0: no limit)
 }
 
 // ParseFlags reads os.Args, exiting with usage on a missing workload.
@@ -67,6 +68,7 @@ func ParseFlags(usage string) Flags {
 	fs.Uint64Var(&f.Seed, "seed", 1, "gen: random seed")
 	fs.DurationVar(&f.Duration, "duration", 30*time.Second, "fair: how long the light keys enqueue")
 	fs.IntVar(&f.FairKeys, "fair-keys", 0, "w1: spread the jobs over N fair keys with the queue in share mode (0: off)")
+	fs.IntVar(&f.LimitCap, "limit-cap", 0, "w1: cap the drained task at N running jobs fleet-wide, a limit that is counted but never binds at N above the concurrency (0: no limit)")
 	fs.StringVar(&f.HeavyMs, "heavy-ms", "", "fair: the heavy key's job run time in ms, 2, 20 or 2,20 (default: both)")
 	_ = fs.Parse(os.Args[2:])
 	return f

@@ -206,5 +206,5 @@ func (s *Store) HasLimits(ctx context.Context, queue string) (bool, error) {
 // stay full for good. O(running jobs).
 func (s *Store) RecountLimits(ctx context.Context, queue string) error {
 	k := s.Keys(queue)
-	return scriptLimitRecount.Run(ctx, s.rdb, []string{k.Owners, k.LimitState}).Err()
+	return scriptLimitRecount.Run(ctx, s.rdb, []string{k.Owners, k.LimitState, k.Limits}, s.leaseClock()).Err()
 }

@@ -74,12 +74,16 @@ local function group(g)
   local c = L.cfg[limit_field(g)]
   if c then
     local r = redis.call('HMGET', KEYS[11], 'r:' .. g, 'b:' .. g)
-    st = {c = c, run = tonumber(r[1] or '0') or 0, taken = 0, tokens = math.huge}
+    st = {c = c, run = math.max(finite(r[1]) or 0, 0), taken = 0, tokens = math.huge}
     if c.rate then
       local tk, at = string.match(r[2] or '', '^([^|]+)|(.+)$')
       tk, at = finite(tk), finite(at)
-      if tk and at then
-        st.tokens = math.min(c.burst, tk + math.max(now - at, 0) * c.rate)
+      if tk and at and at > now then
+        -- stamped by a clock ahead of this one (a failover to a replica whose clock is
+        -- behind): refill from now, or the bucket would stay frozen until that clock
+        st.tokens, st.restamp = math.max(math.min(c.burst, tk), 0), true
+      elseif tk and at then
+        st.tokens = math.min(c.burst, tk + (now - at) * c.rate)
       else
         st.tokens = c.burst
       end
@@ -762,6 +766,10 @@ if L then
   -- the groups' new counts and buckets, in one write
   local set = {}
   for g, st in pairs(L.st) do
+    if st and st.restamp and st.taken == 0 then
+      set[#set + 1] = 'b:' .. g
+      set[#set + 1] = string.format('%.6f', st.tokens) .. '|' .. start
+    end
     if st and st.taken > 0 then
       if st.c.cap then
         set[#set + 1] = 'r:' .. g
