@@ -301,6 +301,24 @@ func testLimitRate(t *testing.T, b *bundle) {
 	if u := limitUse(t, b, "default", "a"); u.Running != 0 || u.Tokens < 0 || u.Tokens > 2 {
 		t.Fatalf("use %+v: a rate alone counts no running job; tokens within the burst", u)
 	}
+	// a bucket stamped by a clock an hour ahead (a failover to a replica whose clock is
+	// behind) refills from now, not from that hour
+	st := b.s.Keys("default").LimitState
+	ahead := b.clock.Now().Add(time.Hour).UnixMilli()
+	must(t, b.s.Redis().HSet(b.ctx, st, "b:t:a", fmt.Sprintf("0|%d", ahead)).Err())
+	if got := fetchIDs(t, b, "default", "w", 10); len(got) != 0 {
+		t.Fatalf("took %d from an empty bucket", len(got))
+	}
+	b.clock.Advance(250 * time.Millisecond)
+	if got := fetchIDs(t, b, "default", "w", 10); len(got) != 2 {
+		t.Fatalf("250 ms after a bucket stamped an hour ahead took %d, want its burst of 2", len(got))
+	}
+	// full again, the bucket leaves the state at the next recount
+	b.clock.Advance(time.Second)
+	must(t, b.s.RecountLimits(b.ctx, "default"))
+	if n, _ := b.s.Redis().HExists(b.ctx, st, "b:t:a").Result(); n {
+		t.Fatal("a full bucket stayed in the state after a recount")
+	}
 }
 
 // A limit on a task that has no jobs waiting changes no order, in every mode.
