@@ -200,7 +200,7 @@ type Limit struct {
 
 // LimitUse is a limit with its use now: the jobs it counts running and, with a rate,
 // the tokens its bucket holds (refilled to now). A per-key limit has one LimitUse per
-// key with jobs running, Key naming it, beside the one with Key "" (the setting).
+// key with jobs running or tokens spent, Key naming it, beside the one with Key "" (the setting).
 type LimitUse struct {
 	Limit
 	Key     string

@@ -141,9 +141,15 @@ func (s *Store) Limits(ctx context.Context, queue string) ([]job.LimitUse, error
 		switch l.Scope {
 		case job.ScopeKey:
 			out = append(out, job.LimitUse{Limit: l})
-			var keys []string
+			var keys []string // keys with jobs running, or with a bucket not full
+			seen := map[string]bool{}
 			for g := range state {
-				if key, ok := strings.CutPrefix(g, "r:k:"); ok {
+				key, ok := strings.CutPrefix(g, "r:k:")
+				if !ok {
+					key, ok = strings.CutPrefix(g, "b:k:")
+				}
+				if ok && !seen[key] {
+					seen[key] = true
 					keys = append(keys, key)
 				}
 			}
