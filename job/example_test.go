@@ -35,3 +35,19 @@ func ExampleOptions_Apply() {
 	fmt.Println(err)
 	// Output: chronoq: invalid option Priority=12: must be between 0 and 9 (9 runs first)
 }
+
+func ExampleRateLimit() {
+	// at most 10 charges a second and 3 exports at a time, across every worker
+	charge := job.NewTask[int]("stripe.charge", job.RateLimit("10/s"))
+	export := job.NewTask[int]("reports.export", job.MaxRunning(3))
+	fmt.Println(charge.Name(), export.Name())
+
+	r, _ := job.ParseRate("100/m:5")
+	fmt.Printf("%.4g/s, burst %d\n", r.PerSecond(), r.Burst)
+	_, err := job.ParseRate("100/x")
+	fmt.Println(err)
+	// Output:
+	// stripe.charge reports.export
+	// 1.667/s, burst 5
+	// chronoq: bad RateLimit "100/x": the unit "x" is not s, m or h
+}
