@@ -2,15 +2,11 @@ package worker_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/chronoq/chronoq/internal/redistest"
-	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
@@ -23,13 +19,7 @@ func TestKilledWorkerFreesCappedSlot(t *testing.T) {
 	must(t, e.c.SetLimit(e.ctx, "default", job.Limit{Scope: job.ScopeTask, Task: "victim", MaxRunning: 1}))
 	first, err := e.c.EnqueueByName(e.ctx, "victim", nil, job.MaxRetries(2))
 	must(t, err)
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), "CHRONOQ_TEST_CHILD_WORKER="+redistest.Addr())
-	must(t, child.Start())
-	testutil.Eventually(t, 10*time.Second, "child started the job", func() bool {
-		id, _ := e.rdb.Get(e.ctx, "child-started").Result()
-		return id == first.ID
-	})
+	child := startVictim(t, e, first.ID)
 	second, err := e.c.EnqueueByName(e.ctx, "victim", nil)
 	must(t, err)
 	must(t, child.Process.Signal(syscall.SIGKILL))

@@ -517,17 +517,24 @@ func childWorker(addr string) {
 	_ = w.Run(context.Background())
 }
 
-func TestKilledWorkerJobRunsAgain(t *testing.T) {
-	e := newEnv(t, queue.Config{})
-	h, err := e.c.EnqueueByName(e.ctx, "victim", nil, job.MaxRetries(2))
-	must(t, err)
+// startVictim starts a childWorker process and waits until it runs job id.
+func startVictim(t *testing.T, e *env, id string) *exec.Cmd {
+	t.Helper()
 	child := exec.Command(os.Args[0], "-test.run=^$")
 	child.Env = append(os.Environ(), "CHRONOQ_TEST_CHILD_WORKER="+redistest.Addr())
 	must(t, child.Start())
 	testutil.Eventually(t, 10*time.Second, "child started the job", func() bool {
-		id, _ := e.rdb.Get(e.ctx, "child-started").Result()
-		return id == h.ID
+		got, _ := e.rdb.Get(e.ctx, "child-started").Result()
+		return got == id
 	})
+	return child
+}
+
+func TestKilledWorkerJobRunsAgain(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	h, err := e.c.EnqueueByName(e.ctx, "victim", nil, job.MaxRetries(2))
+	must(t, err)
+	child := startVictim(t, e, h.ID)
 	must(t, child.Process.Signal(syscall.SIGKILL))
 	_ = child.Wait()
 	ran := make(chan int, 1)

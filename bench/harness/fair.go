@@ -404,6 +404,22 @@ func FairChild(url string, conc int) error {
 	for _, t := range []*job.Task[fairArgs]{fairHeavyTask, fairBulkTask, fairLightTask} {
 		worker.Handle(w, t, run)
 	}
+	if err := serveCounting(rdb, w, fairDone, &done); err != nil {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := bufio.NewWriterSize(os.Stdout, 1<<16)
+	for _, r := range recs {
+		fmt.Fprintf(out, "R %s %d %d %d\n", r.Key, r.EnqNs, r.StartNs, r.EndNs)
+	}
+	return out.Flush()
+}
+
+// serveCounting runs a bench worker process's worker until SIGTERM: it says it is
+// ready (bench:ready), adds the jobs done to doneKey a few times a second (not per
+// job), and stops the worker, which records every outcome first.
+func serveCounting(rdb *redis.Client, w *worker.Worker, doneKey string, done *atomic.Int64) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if err := w.Start(context.Background()); err != nil {
@@ -419,20 +435,11 @@ func FairChild(url string, conc int) error {
 			running = false
 		case <-tick.C:
 			if n := done.Load(); n > told {
-				if err := rdb.IncrBy(context.Background(), fairDone, n-told).Err(); err == nil {
+				if err := rdb.IncrBy(context.Background(), doneKey, n-told).Err(); err == nil {
 					told = n
 				}
 			}
 		}
 	}
-	if err := w.Stop(context.Background()); err != nil {
-		return err
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	out := bufio.NewWriterSize(os.Stdout, 1<<16)
-	for _, r := range recs {
-		fmt.Fprintf(out, "R %s %d %d %d\n", r.Key, r.EnqNs, r.StartNs, r.EndNs)
-	}
-	return out.Flush()
+	return w.Stop(context.Background())
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,7 +39,6 @@ const (
 	capJobs      = 300
 	capJobMs     = 50
 	limitDone    = "bench:limits:done"
-	limitReady   = "bench:ready"
 	limitEnqueue = 1000 // jobs per EnqueueMany
 )
 
@@ -375,28 +373,7 @@ func LimitsChild(url string, conc int) error {
 			return nil
 		})
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := w.Start(context.Background()); err != nil {
-		return err
-	}
-	rdb.Incr(ctx, limitReady)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	var told int64
-	for running := true; running; {
-		select {
-		case <-ctx.Done():
-			running = false
-		case <-tick.C:
-			if n := done.Load(); n > told {
-				if err := rdb.IncrBy(context.Background(), limitDone, n-told).Err(); err == nil {
-					told = n
-				}
-			}
-		}
-	}
-	if err := w.Stop(context.Background()); err != nil {
+	if err := serveCounting(rdb, w, limitDone, &done); err != nil {
 		return err
 	}
 	mu.Lock()
