@@ -171,11 +171,11 @@ func (w *Worker) Start(ctx context.Context) error {
 	go w.reapLoop(bgCtx)
 	go w.promoteLoop(bgCtx)
 	go w.heartbeatLoop(bgCtx)
+	w.observeSlots(w.Slots()) // before the scale loop's first change
 	if w.scaler != nil {
 		w.bg.Add(1)
 		go w.scaleLoop(bgCtx)
 	}
-	w.observeSlots(w.Slots())
 	w.loops.Add(1)
 	go w.fetchLoop(fetchCtx)
 	if ctx.Done() != nil {
