@@ -441,6 +441,38 @@ func parseQueues(s string) ([]worker.QueueConfig, error) {
 	return out, nil
 }
 
+// parseAutoscale reads --autoscale: two slot counts, "min,max", or "max,min" as
+// Celery writes them; the smaller is Min either way. "" is off.
+func parseAutoscale(s string) (worker.Autoscale, error) {
+	if strings.TrimSpace(s) == "" {
+		return worker.Autoscale{}, nil
+	}
+	a, b, ok := strings.Cut(s, ",")
+	if !ok || strings.Contains(b, ",") {
+		return worker.Autoscale{}, fmt.Errorf("%q: want two slot counts, min,max (or Celery's max,min), e.g. 4,64", s)
+	}
+	var n [2]int
+	for i, f := range []string{a, b} {
+		f = strings.TrimSpace(f)
+		v, err := strconv.Atoi(f)
+		if errors.Is(err, strconv.ErrRange) {
+			return worker.Autoscale{}, fmt.Errorf("%q: %s is out of range (1 to %d)", s, f, worker.MaxConcurrency)
+		}
+		if err != nil {
+			return worker.Autoscale{}, fmt.Errorf("%q: %q is not a whole number of slots", s, f)
+		}
+		if v < 1 {
+			return worker.Autoscale{}, fmt.Errorf("%q: %d is below 1: a worker has at least one slot", s, v)
+		}
+		n[i] = v
+	}
+	as := worker.Autoscale{Min: min(n[0], n[1]), Max: max(n[0], n[1])}
+	if err := (worker.Config{Autoscale: as}).Validate(); err != nil {
+		return worker.Autoscale{}, fmt.Errorf("%q: %w", s, err)
+	}
+	return as, nil
+}
+
 // envInt reads a number from 0 to max from the environment, def when unset; a value
 // that is not such a number is an error naming the variable, never silently ignored.
 func envInt(key string, def, max int) (int, error) {

@@ -24,6 +24,7 @@ type fileConfig struct {
 	Queues          []fileQueue   `yaml:"queues"`
 	Strict          bool          `yaml:"strict"`
 	Concurrency     int           `yaml:"concurrency"`
+	Autoscale       string        `yaml:"autoscale"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	Beat            bool          `yaml:"beat"`
 	BeatConfig      string        `yaml:"beat_config"`
@@ -49,7 +50,7 @@ func loadConfig(path string) (fileConfig, error) {
 	}
 	yamlErr := func(err error) error {
 		msg := strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: "), " in type cli.fileConfig", "")
-		return fmt.Errorf("config %s: %s (known keys: redis, namespace, queues, strict, concurrency, shutdown_timeout, beat, beat_config, metrics_addr)", path, msg)
+		return fmt.Errorf("config %s: %s (known keys: redis, namespace, queues, strict, concurrency, autoscale, shutdown_timeout, beat, beat_config, metrics_addr)", path, msg)
 	}
 	// read as nodes first: the decoder takes a bare 30 for 30ns, and nodes have lines
 	var root yaml.Node
@@ -96,6 +97,9 @@ func loadConfig(path string) (fileConfig, error) {
 	}
 	if c.Concurrency < 0 || c.Concurrency > worker.MaxConcurrency {
 		return c, bad("concurrency", "%d is out of range (0 to %d; 0 means 10)", c.Concurrency, worker.MaxConcurrency)
+	}
+	if _, err := parseAutoscale(c.Autoscale); err != nil {
+		return c, bad("autoscale", "%v", err)
 	}
 	if c.ShutdownTimeout < 0 || c.ShutdownTimeout > worker.MaxConfigDuration {
 		return c, bad("shutdown_timeout", "%s is out of range (0 to %s)", c.ShutdownTimeout, worker.MaxConfigDuration)

@@ -107,7 +107,7 @@ func FuzzLoadConfig(f *testing.F) {
 		"d: &d 5s\nshutdown_timeout: *d\n", "queues:\n  - {name: a}\n  - {name: a}\n", "queues:\n  - {weight: 2}\n",
 		"queues:\n  - {name: 'a:b'}\n", "queues:\n  - {name: a, weight: -1}\n", "queues:\n  - {name: a, concurrency: 99999999}\n",
 		"queues: {name: a}\n", "queues:\n  - [a]\n", "colour: red\n", "concurrency: 1e3\n", "- 1\n", "a: &a [*a]\n",
-		"queues:\n  - name: a\n    weight: 0\n    concurrency: 0\n", "queues:\n  - {name: ' a'}\n", "queues:\n  - {name: ','}\n",
+		"queues:\n  - name: a\n    weight: 0\n    concurrency: 0\n", "autoscale: 4,64\n", "autoscale: 4\n", "autoscale: [4, 64]\n", "queues:\n  - {name: ' a'}\n", "queues:\n  - {name: ','}\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -584,10 +584,10 @@ func info(ctx context.Context, w io.Writer, c *queue.Client, asJSON bool) error 
 			}
 		}
 	}
-	fmt.Fprintf(tw, "\nWORKER\tHOST\tPID\tQUEUES\tCONCURRENCY\tRUNNING\tUP\tHEARTBEAT\n")
+	fmt.Fprintf(tw, "\nWORKER\tHOST\tPID\tQUEUES\tCONCURRENCY\tSLOTS\tRUNNING\tUP\tHEARTBEAT\n")
 	for _, wk := range r.Workers {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s\t%s ago\n", wk.ID, wk.Host, wk.PID, strings.Join(wk.Queues, ","),
-			wk.Concurrency, len(wk.Running), time.Since(wk.Started).Round(time.Second), time.Since(wk.Beat).Round(100*time.Millisecond))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s ago\n", wk.ID, wk.Host, wk.PID, strings.Join(wk.Queues, ","),
+			wk.Concurrency, wk.Slots, len(wk.Running), time.Since(wk.Started).Round(time.Second), time.Since(wk.Beat).Round(100*time.Millisecond))
 	}
 	if len(r.Workers) == 0 {
 		fmt.Fprintln(tw, "(no live worker)")

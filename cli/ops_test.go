@@ -254,6 +254,65 @@ func TestRunConfigFile(t *testing.T) {
 	})
 }
 
+// TestRunAutoscale: run --autoscale in Celery's max,min order starts at the smaller
+// count, with the larger as its concurrency; the heartbeat, info and info --json
+// show both.
+func TestRunAutoscale(t *testing.T) {
+	bin := binary(t)
+	rdb := redistest.Client(t)
+	url := "redis://" + redistest.Addr() + "/0"
+	w := exec.Command(bin, "run", "--redis", url, "--queues", "scaled", "--autoscale", "6,2")
+	stderr, _ := w.StderrPipe()
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Process.Signal(os.Interrupt); _ = w.Wait() }()
+	started := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "worker started") {
+				started <- sc.Text()
+			}
+		}
+	}()
+	select {
+	case line := <-started:
+		if !strings.Contains(line, "concurrency=6") || !strings.Contains(line, "autoscale=2..6") {
+			t.Fatalf("autoscale not applied: %s", line)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker did not start")
+	}
+	c := queue.NewClient(rdb, queue.Config{})
+	defer c.Close()
+	testutil.Eventually(t, 10*time.Second, "the heartbeat with 2 slots of 6", func() bool {
+		ws, err := c.Workers(context.Background())
+		return err == nil && len(ws) == 1 && ws[0].Concurrency == 6 && ws[0].Slots == 2
+	})
+	env := []string{"CHRONOQ_REDIS_URL=" + url}
+	out, errOut, code := runBin(t, bin, env, "info")
+	if code != 0 || !strings.Contains(out, "CONCURRENCY  SLOTS") {
+		t.Fatalf("info: exit %d, no SLOTS column:\n%s%s", code, out, errOut)
+	}
+	row := false
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 5 && f[3] == "scaled" {
+			row = f[4] == "6" && f[5] == "2"
+		}
+	}
+	if !row {
+		t.Fatalf("info shows no worker of concurrency 6 with 2 slots:\n%s", out)
+	}
+	out, _, code = runBin(t, bin, env, "info", "--json")
+	var rep struct {
+		Workers []queue.WorkerInfo `json:"workers"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || len(rep.Workers) != 1 || rep.Workers[0].Slots != 2 {
+		t.Fatalf("info --json: exit %d, %v: %s", code, err, out)
+	}
+}
+
 func TestInfoWatchRefreshesUntilInterrupted(t *testing.T) {
 	bin := binary(t)
 	redistest.Client(t)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/chronoq/chronoq/queue"
@@ -15,7 +16,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return e.usageErr("%v", err)
 	}
-	fs := newFlags(e, "run", "run [--queues ml:1:4,data:2,default] [--concurrency 10] [--beat] [--config FILE]")
+	fs := newFlags(e, "run", "run [--queues ml:1:4,data:2,default] [--concurrency 10 | --autoscale 4,64] [--beat] [--config FILE]")
 	var cf connFlags
 	cf.addWith(fs, e, fc.Redis, fc.Namespace)
 	fs.String("config", "", "YAML file of these settings (env CHRONOQ_CONFIG); flags and env override it")
@@ -35,6 +36,8 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	}
 	strict := fs.Bool("strict", strictDefault, "take queues in the order given instead of by weight (env CHRONOQ_STRICT)")
 	conc := fs.Int("concurrency", concDefault, "jobs run at once (env CHRONOQ_CONCURRENCY)")
+	autoscale := fs.String("autoscale", pick("CHRONOQ_AUTOSCALE", fc.Autoscale, ""),
+		"vary the jobs run at once between two counts, `min,max` (Celery's max,min order works too), by the rule in docs/limits.md; replaces --concurrency (env CHRONOQ_AUTOSCALE)")
 	graceDefault, err := envDuration("CHRONOQ_SHUTDOWN_TIMEOUT", orDur(fc.ShutdownTimeout, 30*time.Second), worker.MaxConfigDuration)
 	if err != nil {
 		return e.fail(err)
@@ -56,7 +59,14 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	if *grace < 0 || *grace > worker.MaxConfigDuration {
 		return e.usageErr("--shutdown-timeout %s is out of range (0 to %s)", *grace, worker.MaxConfigDuration)
 	}
-	wcfg := worker.Config{Queues: qs, Strict: *strict, Concurrency: *conc, ShutdownTimeout: *grace}
+	as, err := parseAutoscale(*autoscale)
+	if err != nil {
+		return e.usageErr("--autoscale %v", err)
+	}
+	wcfg := worker.Config{Queues: qs, Strict: *strict, Concurrency: *conc, Autoscale: as, ShutdownTimeout: *grace}
+	if as != (worker.Autoscale{}) {
+		wcfg.Concurrency = 0 // Autoscale.Max is the ceiling
+	}
 	if err := wcfg.Validate(); err != nil { // all of it, before connecting
 		return e.usageErr("%v", err)
 	}
@@ -104,7 +114,11 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		}
 		defer stopBeat()
 	}
-	log.Info("worker starting", "redis", Redact(cf.url), "queues", *queues, "concurrency", *conc, "tasks", w.Tasks())
+	if as != (worker.Autoscale{}) {
+		log.Info("worker starting", "redis", Redact(cf.url), "queues", *queues, "autoscale", fmt.Sprintf("%d..%d", as.Min, as.Max), "tasks", w.Tasks())
+	} else {
+		log.Info("worker starting", "redis", Redact(cf.url), "queues", *queues, "concurrency", *conc, "tasks", w.Tasks())
+	}
 	if err := w.Run(ctx); err != nil {
 		return e.fail(err)
 	}

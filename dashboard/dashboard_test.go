@@ -205,12 +205,19 @@ func TestViewsActionsAndEscaping(t *testing.T) {
 		t.Fatalf("running job page: %d, no Stop button", code)
 	}
 	// the workers page lists what each worker runs, each with Stop
-	if err := clientstore.Of(c).Heartbeat(ctx, store.WorkerInfo{ID: "w", Host: "h", Queues: []string{"default"}, Concurrency: 1, Started: time.Now(),
+	if err := clientstore.Of(c).Heartbeat(ctx, store.WorkerInfo{ID: "w", Host: "h", Queues: []string{"default"}, Concurrency: 6, Slots: 3, Started: time.Now(),
 		Running: []store.RunningJob{{ID: run.ID, Queue: "default", Task: "slow", Started: time.Now()}}}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if code, data := cl.do("GET", "/workers", nil); code != 200 || !bytes.Contains(data, []byte(`/queues/default/jobs/`+run.ID+`"`)) || !bytes.Contains(data, []byte(">Stop</button>")) {
 		t.Fatalf("workers page: %d, no running job with Stop:\n%s", code, data)
+	}
+	// and its slots (autoscaled: 3 of at most 6), on the page and in the API
+	if code, data := cl.do("GET", "/workers", nil); code != 200 || !bytes.Contains(data, []byte("<th>Slots</th>")) || !bytes.Contains(data, []byte("<td>6</td><td>3</td>")) {
+		t.Fatalf("workers page: %d, no slots column with 3 slots of 6:\n%s", code, data)
+	}
+	if code, data := cl.do("GET", "/api/workers", nil); code != 200 || !bytes.Contains(data, []byte(`"concurrency":6,"slots":3`)) {
+		t.Fatalf("workers API: %d %s, want concurrency 6 and slots 3", code, data)
 	}
 	if code, data := cl.do("POST", "/api/queues/default/jobs/"+run.ID+"/cancel", nil); code != 200 || !bytes.Contains(data, []byte(`"stopping":"`+run.ID)) {
 		t.Fatalf("stop a running job: %d %s", code, data)

@@ -37,9 +37,12 @@ type WorkerInfo struct {
 	Weights     map[string]int `json:"weights,omitempty"`
 	Strict      bool           `json:"strict"`
 	Concurrency int            `json:"concurrency"`
-	Running     []RunningJob   `json:"running"`
-	Started     time.Time      `json:"started"`
-	Beat        time.Time      `json:"beat"`
+	// Slots is the worker's job slots now: Concurrency, or, with autoscaling
+	// (worker.Config.Autoscale), the size it chose, Concurrency being the ceiling.
+	Slots   int          `json:"slots"`
+	Running []RunningJob `json:"running"`
+	Started time.Time    `json:"started"`
+	Beat    time.Time    `json:"beat"`
 }
 
 // RunningJob is one job a worker is running.
@@ -187,8 +190,12 @@ func (c *Client) Workers(ctx context.Context) ([]WorkerInfo, error) {
 		for k, r := range w.Running {
 			running[k] = RunningJob(r)
 		}
+		slots := w.Slots
+		if slots == 0 { // a worker of a release before autoscaling
+			slots = w.Concurrency
+		}
 		out[i] = WorkerInfo{ID: w.ID, Host: w.Host, PID: w.PID, Queues: w.Queues, Weights: w.Weights, Strict: w.Strict,
-			Concurrency: w.Concurrency, Running: running, Started: w.Started, Beat: w.Beat}
+			Concurrency: w.Concurrency, Slots: slots, Running: running, Started: w.Started, Beat: w.Beat}
 	}
 	return out, nil
 }

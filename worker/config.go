@@ -33,7 +33,12 @@ type Config struct {
 	// ones are empty. Otherwise each fetch tries queues in a random order drawn by weight.
 	Strict bool
 	// Concurrency is how many jobs run at once (default 10, at most MaxConcurrency).
+	// With Autoscale on it is the ceiling, Autoscale.Max: leave it 0.
 	Concurrency int
+	// Autoscale, when set, lets the worker vary its job slots between Autoscale.Min and
+	// Autoscale.Max as its work asks, by a stated rule (see Autoscale). Defaults to off:
+	// Concurrency slots.
+	Autoscale Autoscale
 	// BatchSize caps the jobs taken in one fetch (default Concurrency up to 100; at
 	// most MaxBatchSize, 1000).
 	// A worker never takes more jobs than it has free slots.
@@ -127,6 +132,9 @@ func (c Config) Validate() error {
 	if c.Concurrency < 0 || c.Concurrency > MaxConcurrency {
 		return fmt.Errorf("worker: Concurrency %d is out of range (0 to %d; 0 means 10)", c.Concurrency, MaxConcurrency)
 	}
+	if err := c.Autoscale.validate(c.Concurrency); err != nil {
+		return err
+	}
 	if c.BatchSize < 0 || c.BatchSize > MaxBatchSize {
 		return fmt.Errorf("worker: BatchSize %d is out of range (0 to %d; 0 means Concurrency, up to 100)", c.BatchSize, MaxBatchSize)
 	}
@@ -165,6 +173,9 @@ func (c *Config) defaults() error {
 		if c.Queues[i].Weight == 0 {
 			c.Queues[i].Weight = 1
 		}
+	}
+	if c.Autoscale.on() {
+		c.Concurrency = c.Autoscale.Max // what buffers and the runners are sized by
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 10

@@ -1,6 +1,7 @@
 // Package worker is chronoq's consumer side: a registry of task funcs, a fetch loop
 // that leases jobs in batches from one or more queues (strict order or weights),
-// a bounded pool of concurrent jobs, leases renewed while jobs run, retries with
+// a bounded pool of concurrent jobs (a fixed size, or one that Config.Autoscale varies
+// between two bounds by a stated rule), leases renewed while jobs run, retries with
 // backoff through the scheduled set, timeouts with a hard deadline, panics turned into
 // failed attempts, heartbeats, and graceful shutdown that hands unfinished jobs back.
 //

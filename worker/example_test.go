@@ -107,3 +107,42 @@ func ExampleWorker_stopRunningJob() {
 	// wait: true
 	// state: canceled
 }
+
+// A worker whose job slots vary between 2 and 16 (Celery's --autoscale=16,2). It starts
+// at Min; once a second it adds a slot while work waits and its jobs' run times hold,
+// and cuts a quarter when they slow down, fail more, or sit idle (docs/limits.md).
+func ExampleAutoscale() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rdb := redis.NewClient(&redis.Options{Addr: redistest.Addr()}) // your Redis
+	defer rdb.Close()
+	c := queue.NewClient(rdb, queue.Config{Namespace: "example-autoscale", Logger: quiet})
+	defer c.Close()
+
+	w, err := worker.New(c, worker.Config{Autoscale: worker.Autoscale{Min: 2, Max: 16}, Logger: quiet})
+	if err != nil {
+		panic(err)
+	}
+	worker.HandleResult(w, Greet, func(ctx context.Context, a GreetArgs) (string, error) {
+		return "hello, " + a.Name, nil
+	})
+	if err := w.Start(ctx); err != nil {
+		panic(err)
+	}
+	defer w.Stop(context.Background())
+	fmt.Println("slots:", w.Slots())
+
+	h, err := queue.Enqueue(ctx, c, Greet, GreetArgs{Name: "Grace"})
+	if err != nil {
+		panic(err)
+	}
+	greeting, err := queue.WaitResult[string](ctx, h)
+	fmt.Println(greeting, err)
+
+	_, err = worker.New(c, worker.Config{Autoscale: worker.Autoscale{Min: 8, Max: 4}})
+	fmt.Println(err)
+	// Output:
+	// slots: 2
+	// hello, Grace <nil>
+	// worker: Autoscale.Min 8 > Autoscale.Max 4
+}

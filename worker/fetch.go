@@ -65,6 +65,9 @@ func (f *fetcher) loop() {
 		if !f.handedOff {
 			var tried map[string]bool
 			got, tried, err = w.fetchRound(ctx, free)
+			if w.scaler != nil {
+				w.scaler.fetched(err == nil && got >= free)
+			}
 			if f.wokeFor != "" && !tried[f.wokeFor] {
 				// the token was for a queue this round had no slot left for: pass it on
 				// to another idle worker instead of leaving that queue's jobs waiting

@@ -262,6 +262,7 @@ func (w *Worker) info() store.WorkerInfo {
 		info.Weights[q.Name] = q.Weight
 	}
 	w.mu.Lock()
+	info.Slots = w.slots
 	for _, r := range w.held {
 		if !r.done {
 			info.Running = append(info.Running, store.RunningJob{ID: r.j.ID, Queue: r.queue, Task: r.j.Task, Started: r.started})

@@ -44,7 +44,10 @@ type Worker struct {
 	capped      map[string]bool         // queues with their own concurrency cap
 	idleBlocked atomic.Bool             // the fetch loop is blocked waiting for work
 	freed       atomic.Uint64           // slots freed so far
-	free        int                     // free slots
+	free        int                     // free slots (below 0 while autoscaling cut more than were free)
+	slots       int                     // the slot count: Concurrency, or autoscaled (autoscale.go)
+	scaler      *scaler                 // nil unless Config.Autoscale is on
+	slotsObs    SlotsObserver           // Config.Observer, when it is one
 	tokenIn     time.Duration           // fetch loop's: the soonest token of rate-limited work, this round (noteToken)
 	slotFreed   chan struct{}           // signalled (non-blocking) when a slot frees
 	renewNow    chan struct{}           // asks the renewer for a round now (it reads stop requests)
@@ -85,8 +88,22 @@ func New(c *queue.Client, cfg Config) (*Worker, error) {
 	for _, q := range cfg.Queues {
 		acks[q.Name] = make(chan ackItem, 4*cfg.Concurrency+16)
 	}
+	slots, obs := cfg.Concurrency, cfg.Observer
+	var sc *scaler
+	if cfg.Autoscale.on() {
+		// the rule learns from the observations: with autoscaling off, nothing on
+		// the path of a job changes
+		slots, sc = cfg.Autoscale.Min, newScaler(cfg.Autoscale)
+		if obs == nil {
+			obs = sc
+		} else {
+			obs = observers{obs, sc}
+		}
+	}
+	slotsObs, _ := cfg.Observer.(SlotsObserver)
 	return &Worker{
-		cfg: cfg, store: clientstore.Of(c), metrics: metrics{o: cfg.Observer},
+		cfg: cfg, store: clientstore.Of(c), metrics: metrics{o: obs},
+		slots: slots, scaler: sc, slotsObs: slotsObs,
 		isolate:   clientstore.Of(c).IsCluster(),
 		health:    health{sick: map[string]*sickness{}, inflight: map[string]bool{}},
 		log:       cfg.Logger.With("worker", cfg.ID),
@@ -96,7 +113,7 @@ func New(c *queue.Client, cfg Config) (*Worker, error) {
 		perQueue:  map[string]int{},
 		fetching:  map[string]bool{},
 		capped:    capped(cfg.Queues),
-		free:      cfg.Concurrency,
+		free:      slots,
 		slotFreed: make(chan struct{}, 1),
 		renewNow:  make(chan struct{}, 1),
 		acks:      acks,
@@ -156,6 +173,11 @@ func (w *Worker) Start(ctx context.Context) error {
 	go w.reapLoop(bgCtx)
 	go w.promoteLoop(bgCtx)
 	go w.heartbeatLoop(bgCtx)
+	w.observeSlots(w.Slots()) // before the scale loop's first change
+	if w.scaler != nil {
+		w.bg.Add(1)
+		go w.scaleLoop(bgCtx)
+	}
 	w.loops.Add(1)
 	go w.fetchLoop(fetchCtx)
 	if ctx.Done() != nil {
@@ -167,7 +189,12 @@ func (w *Worker) Start(ctx context.Context) error {
 			}
 		}()
 	}
-	w.log.Info("worker started", "queues", w.queueNames(), "concurrency", w.cfg.Concurrency, "tasks", len(w.handlers))
+	if a := w.cfg.Autoscale; a.on() {
+		w.log.Info("worker started", "queues", w.queueNames(), "concurrency", w.cfg.Concurrency, "autoscale", fmt.Sprintf("%d..%d", a.Min, a.Max),
+			"tasks", len(w.handlers))
+	} else {
+		w.log.Info("worker started", "queues", w.queueNames(), "concurrency", w.cfg.Concurrency, "tasks", len(w.handlers))
+	}
 	return nil
 }
 
@@ -262,6 +289,7 @@ func (w *Worker) stop(ctx context.Context) error {
 	}
 	w.bgStop()
 	w.bg.Wait()
+	w.observeSlots(0)
 	w.stopProbes()
 	uctx, ucancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer ucancel()

@@ -16,6 +16,7 @@ type WorkerInfo struct {
 	Weights     map[string]int `json:"weights,omitempty"`
 	Strict      bool           `json:"strict"`
 	Concurrency int            `json:"concurrency"`
+	Slots       int            `json:"slots"` // the slots now: Concurrency, or the autoscaled size
 	Running     []RunningJob   `json:"running"`
 	Started     time.Time      `json:"started"`
 	Beat        time.Time      `json:"beat"`

@@ -59,4 +59,5 @@ func Example() {
 	// chronoq_enqueue_to_start_seconds 1
 	// chronoq_job_duration_seconds 1
 	// chronoq_job_outcomes_total 1
+	// chronoq_worker_slots 0
 }

@@ -3,6 +3,7 @@ package prommetrics
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/chronoq/chronoq/worker"
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,9 +14,16 @@ type Observer struct {
 	duration *prometheus.HistogramVec
 	latency  *prometheus.HistogramVec
 	outcomes *prometheus.CounterVec
+	slots    prometheus.Gauge
+
+	mu       sync.Mutex
+	byWorker map[string]int // the slots each worker fed by this observer told it last
 }
 
-var _ worker.Observer = (*Observer)(nil)
+var (
+	_ worker.Observer      = (*Observer)(nil)
+	_ worker.SlotsObserver = (*Observer)(nil)
+)
 
 // New registers the worker collectors on reg and returns the observer that feeds them.
 // When reg already holds them (another worker of the process registered them), the
@@ -33,6 +41,9 @@ func New(reg prometheus.Registerer) (*Observer, error) {
 			Help: "Time from an attempt's due time (its enqueue, scheduled time or retry time) to its start, by queue and task.", Buckets: buckets}, []string{"queue", "task"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chronoq_job_outcomes_total",
 			Help: "Attempts by queue, task and outcome (succeeded, retried, failed, canceled)."}, []string{"queue", "task", "outcome"}),
+		slots: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chronoq_worker_slots",
+			Help: "Job slots of the process's running workers: their concurrency, or the size autoscaling chose."}),
+		byWorker: map[string]int{},
 	}
 	// several workers in one process may share a registry: the second takes the
 	// first one's collectors. A clash on a later one takes back what this call
@@ -56,7 +67,12 @@ func New(reg prometheus.Registerer) (*Observer, error) {
 	} else if isNew {
 		added = append(added, o.latency)
 	}
-	if o.outcomes, _, err = register(reg, o.outcomes); err != nil {
+	if o.outcomes, isNew, err = register(reg, o.outcomes); err != nil {
+		return fail(err)
+	} else if isNew {
+		added = append(added, o.outcomes)
+	}
+	if o.slots, _, err = register(reg, o.slots); err != nil {
 		return fail(err)
 	}
 	return o, nil
@@ -90,4 +106,21 @@ func (o *Observer) Observe(a worker.Attempt) {
 		o.latency.WithLabelValues(a.Queue, a.Task).Observe(a.Wait.Seconds())
 	}
 	o.outcomes.WithLabelValues(a.Queue, a.Task, string(a.Outcome)).Inc()
+}
+
+// ObserveSlots sets worker's share of the chronoq_worker_slots gauge, the sum over
+// the workers of the process that share the registry (0: the worker stopped). A nil
+// *Observer records nothing.
+func (o *Observer) ObserveSlots(worker string, slots int) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.slots.Add(float64(slots - o.byWorker[worker]))
+	if slots == 0 {
+		delete(o.byWorker, worker)
+	} else {
+		o.byWorker[worker] = slots
+	}
 }

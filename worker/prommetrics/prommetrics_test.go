@@ -87,17 +87,19 @@ func TestSharedRegistry(t *testing.T) {
 		"chronoq_job_duration_seconds broken":           3,
 		"chronoq_enqueue_to_start_seconds math.add":     20,
 		"chronoq_enqueue_to_start_seconds broken":       3,
+		"chronoq_worker_slots":                          0, // both stopped
 	} {
 		if got[key] != want {
 			t.Errorf("%s = %v, want %v (all: %v)", key, got[key], want, got)
 		}
 	}
-	if len(got) != 6 {
-		t.Errorf("series %v, want the 6 above", got)
+	if len(got) != 7 {
+		t.Errorf("series %v, want the 7 above", got)
 	}
 }
 
-// gather sums reg's counters and histogram counts by metric name, outcome and task.
+// gather sums reg's counters, gauges and histogram counts by metric name, outcome and
+// task.
 func gather(t *testing.T, reg prometheus.Gatherer) map[string]float64 {
 	t.Helper()
 	families, err := reg.Gather()
@@ -113,7 +115,7 @@ func gather(t *testing.T, reg prometheus.Gatherer) map[string]float64 {
 					key += " " + l.GetValue()
 				}
 			}
-			got[key] += m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
+			got[key] += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
 		}
 	}
 	return got
@@ -135,6 +137,7 @@ func TestObserve(t *testing.T) {
 		"chronoq_job_outcomes_total canceled a": 1,
 		"chronoq_job_duration_seconds a":        1,
 		"chronoq_enqueue_to_start_seconds a":    1,
+		"chronoq_worker_slots":                  0,
 	}
 	if len(got) != len(want) {
 		t.Errorf("series %v, want %v", got, want)
@@ -159,7 +162,7 @@ func TestNewRefuses(t *testing.T) {
 	if _, err := prommetrics.New(reg); err == nil {
 		t.Error("New gave no error beside a different collector of the same name")
 	}
-	// the clash was on the last collector: the two before it are taken back, so a
+	// the clash was on the third collector: the two before it are taken back, so a
 	// collector of the first one's name registers anew
 	again := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "chronoq_job_duration_seconds", Help: "Run time of job attempts, by queue and task."}, []string{"queue", "task"})
 	if err := reg.Register(again); err != nil {
@@ -168,4 +171,51 @@ func TestNewRefuses(t *testing.T) {
 	if _, err := prommetrics.New(prometheus.NewRegistry()); err != nil {
 		t.Errorf("New on a fresh registry: %v", err)
 	}
+}
+
+// TestSlotsGauge: chronoq_worker_slots is the sum of the slots of the workers sharing
+// the registry, autoscaled or not, each taken out as it stops.
+func TestSlotsGauge(t *testing.T) {
+	testutil.CheckLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	c := queue.NewClient(redistest.Client(t), queue.Config{Logger: quiet})
+	t.Cleanup(func() { _ = c.Close() })
+	reg := prometheus.NewRegistry()
+	var ws []*worker.Worker
+	for _, cfg := range []worker.Config{{Concurrency: 2}, {Autoscale: worker.Autoscale{Min: 3, Max: 6}}} {
+		obs, err := prommetrics.New(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Logger, cfg.Observer = quiet, obs
+		w, err := worker.New(c, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		worker.Handle(w, add, func(ctx context.Context, a addArgs) error { return nil })
+		if err := w.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = w.Stop(context.Background()) })
+		ws = append(ws, w)
+	}
+	slots := func() float64 { return gather(t, reg)["chronoq_worker_slots"] }
+	if n := slots(); n != 5 {
+		t.Fatalf("slots %v with a worker of 2 and one autoscaled from 3, want 5", n)
+	}
+	if err := ws[0].Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := slots(); n != 3 {
+		t.Fatalf("slots %v once the worker of 2 stopped, want 3", n)
+	}
+	if err := ws[1].Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := slots(); n != 0 {
+		t.Fatalf("slots %v once both stopped, want 0", n)
+	}
+	var none *prommetrics.Observer
+	none.ObserveSlots("w", 4) // records nothing, does not panic
 }
