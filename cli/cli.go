@@ -160,6 +160,7 @@ func commands() []command {
 		{"resume", "let workers take a paused queue's jobs again: resume QUEUE", cmdResume},
 		{"ranking", "the learned order: ranking show QUEUE | ranking mode QUEUE fifo|shadow|active", cmdRanking},
 		{"fair", "fair share by key: " + fairSynopsis, cmdFair},
+		{"limits", "fleet-wide limits with their use: " + limitsSynopsis, cmdLimits},
 		{"version", "print the version", cmdVersion},
 	}
 }

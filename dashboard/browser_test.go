@@ -98,6 +98,21 @@ func (b tab) waitText(sel, want string) {
 	})
 }
 
+// reloads runs actions that end in the page reloading, and waits for the new page to
+// show sel (the old one is marked, so a read of it does not pass for the new one).
+func (b tab) reloads(name, sel string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`window.chronoqOld = "yes"; "marked"`)); err != nil {
+		b.t.Fatalf("%s: mark the page: %v", name, err)
+	}
+	b.step(name, actions...)
+	testutil.Eventually(b.t, 10*time.Second, name+": the page reloaded", func() bool {
+		s, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`(window.chronoqOld || "no") + " " + document.readyState`))
+		return err == nil && s == "no complete"
+	})
+	b.step(name+": the new page", chromedp.WaitVisible(sel), acceptConfirms)
+}
+
 // browserDashboard is a chromium tab, a client on the test's Redis and a dashboard
 // served on a loopback port.
 func browserDashboard(t *testing.T) (context.Context, *queue.Client, *httptest.Server) {
@@ -262,17 +277,9 @@ func TestBrowserFair(t *testing.T) {
 		return s
 	}
 	waitText := tab{t, ctx}.waitText
-	// reloads runs actions that end in the page reloading, and waits for the new page
-	// (the old one is marked, so a read of it does not pass for the new one)
 	reloads := func(name string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		eval(`window.fairOld = "yes"; "marked"`)
-		step(name, actions...)
-		testutil.Eventually(t, 10*time.Second, name+": the page reloaded", func() bool {
-			s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(window.fairOld || "no") + " " + document.readyState`))
-			return err == nil && s == "no complete"
-		})
-		step(name+": the new page", chromedp.WaitVisible("#keys"), acceptConfirms)
+		tab{t, ctx}.reloads(name, "#keys", actions...)
 	}
 	weight := func(key string) float64 {
 		t.Helper()

@@ -233,3 +233,73 @@ func FuzzSetRankingBody(f *testing.F) {
 }
 
 func strOf(v any) string { s, _ := v.(string); return s }
+
+// FuzzSetLimitBody: POST /api/queues/{queue}/limits takes any body without panicking
+// and answers 200 with the limit it stored, which the store reads back as it answered,
+// or 400 with the reason and the limits unchanged; a bad body is never a server error.
+func FuzzSetLimitBody(f *testing.F) {
+	for _, s := range []string{`{"scope":"task","task":"resize","max_running":3}`, `{"scope":"task","task":"resize","rate":"10/m:5"}`,
+		`{"scope":"queue","max_running":"20","rate":"100/s"}`, `{"scope":"key","max_running":2}`, `{"scope":"key","clear":true}`,
+		`{"scope":"task","task":"resize","max_running":"none"}`, `{"scope":"task","task":"resize","rate":"none","max_running":"none"}`,
+		`{"scope":"task","task":"resize","rate":"100/x"}`, `{"scope":"task","task":"resize","max_running":0}`, `{"scope":"task","task":"resize","max_running":-1}`,
+		`{"scope":"task","task":"resize","max_running":1e3}`, `{"scope":"task","task":"resize","max_running":"3 "}`, `{"scope":"task","rate":"1/h"}`,
+		`{"scope":"queue","rate":"1000001/s"}`, `{"scope":"queue","rate":"NaN/s"}`, `{"scope":"queue","rate":"5/s:0"}`, `{"scope":"tasks"}`,
+		`{"scope":"queue","max_running":null}`, `{"scope":"queue","max_running":{}}`, `{"scope":"task","task":"a|b","max_running":1}`,
+		`{}`, `null`, ``, `[`, `{"scope":"queue","max_running":1}]`} {
+		f.Add([]byte(s))
+	}
+	d := newFuzzDashboard(f)
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if err := clientstore.Of(d.c).Redis().FlushDB(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		seed, _ := job.ParseRate("10/s")
+		if err := d.c.SetLimit(ctx, "default", job.Limit{Scope: job.ScopeTask, Task: "resize", MaxRunning: 3, Rate: seed}); err != nil {
+			t.Fatal(err)
+		}
+		before, err := d.c.Limits(ctx, "default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := d.serve("POST", "/api/queues/default/limits", body)
+		after, err := QueueLimits(ctx, d.c, "default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch rec.Code {
+		case http.StatusOK:
+			var answer struct{ Limit *LimitView }
+			if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+				t.Fatalf("POST %q: 200 %s: %v", body, rec.Body, err)
+			}
+			if answer.Limit == nil {
+				return
+			}
+			stored, ok := after.find(answer.Limit.Scope, answer.Limit.Task)
+			if !ok || stored.MaxRunning != answer.Limit.MaxRunning || stored.Rate != answer.Limit.Rate || stored.Burst != answer.Limit.Burst {
+				t.Fatalf("POST %q: answered %s, stored %+v", body, rec.Body, after.Limits)
+			}
+			if stored.MaxRunning != 0 && job.CheckMaxRunning(stored.MaxRunning) != nil {
+				t.Fatalf("POST %q: stored cap %d", body, stored.MaxRunning)
+			}
+			if _, err := job.ParseRate(stored.Rate); stored.Rate != "" && err != nil {
+				t.Fatalf("POST %q: stored rate %q: %v", body, stored.Rate, err)
+			}
+		case http.StatusBadRequest:
+			now, err := d.c.Limits(ctx, "default")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(now, before) {
+				t.Fatalf("POST %q: 400 %s, but the limits changed from %+v to %+v", body, rec.Body, before, now)
+			}
+			var e struct{ Error string }
+			if json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Error == "" {
+				t.Fatalf("POST %q: 400 without a reason: %s", body, rec.Body)
+			}
+		default:
+			t.Fatalf("POST %q: %d %s, want 200 or 400", body, rec.Code, rec.Body)
+		}
+	})
+}

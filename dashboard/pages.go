@@ -72,7 +72,7 @@ func page(name string) *template.Template {
 var pages = map[string]*template.Template{}
 
 func init() {
-	for _, n := range []string{"overview", "queue", "job", "workers", "beat", "ranking", "fair"} {
+	for _, n := range []string{"overview", "queue", "job", "workers", "beat", "ranking", "fair", "limits"} {
 		pages[n] = page(n)
 	}
 }
@@ -85,6 +85,7 @@ func (h *Handler) routePages() {
 	h.mux.HandleFunc("GET /queues/{queue}/jobs/{id}", h.jobPage)
 	h.mux.HandleFunc("GET /queues/{queue}/ranking", h.rankingPage)
 	h.mux.HandleFunc("GET /queues/{queue}/fair", h.fairPage)
+	h.mux.HandleFunc("GET /queues/{queue}/limits", h.limitsPage)
 	h.mux.HandleFunc("GET /workers", h.workersPage)
 	h.mux.HandleFunc("GET /beat", h.beatPage)
 }

@@ -12,20 +12,43 @@ document.addEventListener("click", async (ev) => {
   if (!res.ok) { alert((await res.json()).error); return; }
   location.reload();
 });
-// A form with data-post sets a fair key's weight: its key and weight fields go as
-// {"key": K, "weight": W}, after confirmation; the API's error shows in its output.
+// A form with data-post builds its body by its kind (below), asks for confirmation and
+// posts it; the API's error shows in its output.
+const forms = {
+  // a fair key's weight: {"key": K, "weight": W}
+  weight: (f) => {
+    const key = f.elements.key.value, raw = f.elements.weight.value, weight = Number(raw);
+    if (raw.trim() === "" || !Number.isFinite(weight)) return {error: "weight " + raw + ": want a number"};
+    const name = f.dataset.name || key;
+    return {body: {key: key, weight: weight}, ask: "Set the weight of key " + name + " in " + f.dataset.queue + " to " + weight + "?"};
+  },
+  // a limit: {"scope", "task", "max_running", "rate"}, the cap and rate sent as typed
+  // (the API names a bad one); a blank field is "none", or with data-blank="keep" left
+  // out, which keeps its setting
+  limit: (f) => {
+    const e = f.elements, keep = f.dataset.blank === "keep";
+    const part = (v) => (v.trim() === "" ? (keep ? undefined : "none") : v.trim());
+    const body = {scope: e.scope.value};
+    if (body.scope === "task") body.task = e.task.value;
+    const cap = part(e.max_running.value), rate = part(e.rate.value);
+    if (cap !== undefined) body.max_running = cap;
+    if (rate !== undefined) body.rate = rate;
+    const what = {task: "task " + body.task, key: "each fair key", queue: "the queue"}[body.scope] || body.scope;
+    const say = (v, n) => (v === undefined ? n + " unchanged" : v === "none" ? "no " + n : n + " " + v);
+    return {body: body, ask: "Set the limit of " + what + " in " + f.dataset.queue + ": " + say(cap, "cap") + ", " + say(rate, "rate") + "?"};
+  },
+};
 document.addEventListener("submit", async (ev) => {
   const f = ev.target.closest("form[data-post]");
   if (!f) return;
   ev.preventDefault();
   const out = f.querySelector("output");
   const show = (text) => { if (out) out.textContent = text; };
-  const key = f.elements.key.value, raw = f.elements.weight.value, weight = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(weight)) { show("weight " + raw + ": want a number"); return; }
-  const name = f.dataset.name || key;
-  if (!confirm("Set the weight of key " + name + " in " + f.dataset.queue + " to " + weight + "?")) return;
+  const req = (f.classList.contains("limit") ? forms.limit : forms.weight)(f);
+  if (req.error) { show(req.error); return; }
+  if (!confirm(req.ask)) return;
   show("");
-  const res = await post(f.dataset.post, JSON.stringify({key: key, weight: weight}));
+  const res = await post(f.dataset.post, JSON.stringify(req.body));
   if (!res.ok) {
     let text = res.status + " " + res.statusText;
     try { text = (await res.json()).error || text; } catch (e) { /* not JSON: the status */ }
