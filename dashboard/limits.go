@@ -37,7 +37,7 @@ type LimitView struct {
 
 // KeyLimitView is one fair key's use of the per-key limit.
 type KeyLimitView struct {
-	Key     string   `json:"key"` // "" is the default key (jobs without one)
+	Key     string   `json:"key"` // "" is the default key (jobs without one), as in the fair views
 	Running int      `json:"running"`
 	Tokens  *float64 `json:"tokens,omitempty"` // with a per-key rate
 }
@@ -90,10 +90,15 @@ func QueueLimits(ctx context.Context, c *queue.Client, q string) (LimitsView, er
 			t := u.Tokens
 			return &t
 		}
-		// the per-key setting comes first, then its keys: the default key's row has Key ""
+		// the per-key setting comes first, then its keys (the default key's, named
+		// "(default)" by the client, is "" here as in the fair views)
 		// too, so only the order tells them apart
 		if u.Scope == job.ScopeKey && perKey {
-			v.Keys = append(v.Keys, KeyLimitView{Key: u.Key, Running: u.Running, Tokens: tokens()})
+			key := u.Key
+			if key == fairshare.DefaultKeyName {
+				key = ""
+			}
+			v.Keys = append(v.Keys, KeyLimitView{Key: key, Running: u.Running, Tokens: tokens()})
 			continue
 		}
 		lv := LimitView{Scope: u.Scope, Task: u.Task, MaxRunning: u.MaxRunning, Declared: u.Declared}

@@ -1,20 +1,20 @@
 package job
 
 import (
-	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // ErrBadLimit is wrapped by every error about a rate or a cap on running jobs that is
-// out of range or does not parse.
-var ErrBadLimit = errors.New("chronoq: bad limit")
+// out of range or does not parse; it wraps ErrInvalidOption.
+var ErrBadLimit = fmt.Errorf("%w: bad limit", ErrInvalidOption)
 
 // ErrBadLimitScope is returned for a limit whose scope is not task, key or queue.
-var ErrBadLimitScope = errors.New("chronoq: a limit's scope is task, key or queue")
+var ErrBadLimitScope = fmt.Errorf("%w: a limit's scope is task, key or queue", ErrBadLimit)
 
 // LimitError names a limit that is out of range or does not parse.
 type LimitError struct {
@@ -28,7 +28,7 @@ func (e *LimitError) Error() string {
 }
 
 // Unwrap makes errors.Is(err, ErrBadLimit) and errors.Is(err, ErrInvalidOption) true.
-func (e *LimitError) Unwrap() []error { return []error{ErrBadLimit, ErrInvalidOption} }
+func (e *LimitError) Unwrap() error { return ErrBadLimit }
 
 // The bounds of a limit.
 const (
@@ -57,13 +57,16 @@ func (r Rate) PerSecond() float64 {
 	return r.Count / r.Per.Seconds()
 }
 
-// String is the rate as ParseRate reads it: "100/s", "10/m:5".
+// String is the rate as ParseRate reads it: "100/s", "10/m:5" (as written when it
+// came from ParseRate and its fields are as parsed).
 func (r Rate) String() string {
 	if r.IsZero() {
 		return ""
 	}
 	if r.spec != "" {
-		return r.spec
+		if p, err := ParseRate(r.spec); err == nil && p.Count == r.Count && p.Per == r.Per && p.Burst == r.Burst {
+			return r.spec
+		}
 	}
 	unit := map[time.Duration]string{time.Second: "s", time.Minute: "m", time.Hour: "h"}[r.Per]
 	return strconv.FormatFloat(r.Count, 'g', -1, 64) + "/" + unit + ":" + strconv.Itoa(r.Burst)
@@ -76,6 +79,13 @@ func (r Rate) String() string {
 func DefaultBurst(perSecond float64) int {
 	return int(max(1, math.Floor(perSecond*0.01)))
 }
+
+// A rate's count is plain decimal ("2.5", not "0x1p4", "1_000" or "+5"), its burst
+// plain digits.
+var (
+	decimal = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$|^\.[0-9]+$`)
+	digits  = regexp.MustCompile(`^[0-9]+$`)
+)
 
 // ParseRate reads a rate limit: "N/s", "N/m" or "N/h", N a positive number, with an
 // optional burst ":B" (1 to MaxBurst): "100/s", "10/m", "100/s:20". The fastest rate
@@ -95,7 +105,7 @@ func ParseRate(spec string) (Rate, error) {
 		return bad(fmt.Sprintf("the unit %q is not s, m or h", unit))
 	}
 	n, err := strconv.ParseFloat(num, 64)
-	if err != nil || !(n > 0) || math.IsInf(n, 0) {
+	if !decimal.MatchString(num) || err != nil || !(n > 0) || math.IsInf(n, 0) {
 		return bad(fmt.Sprintf("the count %q is not a positive number", num))
 	}
 	r := Rate{Count: n, Per: per}
@@ -108,7 +118,7 @@ func ParseRate(spec string) (Rate, error) {
 	r.Burst = DefaultBurst(r.PerSecond())
 	if hasBurst {
 		b, err := strconv.Atoi(burst)
-		if err != nil || b < 1 || b > MaxBurst {
+		if !digits.MatchString(burst) || err != nil || b < 1 || b > MaxBurst {
 			return bad(fmt.Sprintf("the burst %q is not a whole number from 1 to %d", burst, MaxBurst))
 		}
 		r.Burst = b

@@ -142,11 +142,18 @@ func (w *Worker) waitIdle(ctx context.Context, blocking redis.UniversalClient, g
 	timeout := w.cfg.IdleBlock
 	if tok := w.tokenIn; tok > 0 {
 		// work a rate limit held back: sleep until its token, not a poll
-		if tok <= shortTokenWait {
+		short := shortTokenWait
+		if w.store.IsCluster() {
+			short = clusterTokenWait
+		}
+		if tok <= short {
 			sleepCtx(ctx, tok)
 			return false, "", nil, nil
 		}
 		timeout = min(timeout, tok-tokenTick)
+		if w.store.IsCluster() {
+			timeout = timeout.Truncate(time.Second)
+		}
 	}
 	wake, err := w.store.WaitForWork(waitCtx, blocking, store.WaitFor{Ready: queues, Wake: queues, Worker: w.cfg.ID,
 		Timeout: timeout, IdleUntil: w.store.Now().Add(timeout + 2*time.Second), Lease: w.cfg.Lease,
@@ -320,9 +327,12 @@ func (w *Worker) noteToken(d time.Duration) {
 // tick (10 per second by default), far too coarse for a token due in 5 ms. A token due
 // within shortTokenWait is waited for with a timer; a later one with a blocking wait
 // (so that new work still wakes the worker) that ends tokenTick early, then the timer.
+// On a Redis Cluster the blocking wait counts whole seconds (go-redis rounds up), so
+// a token within clusterTokenWait is waited for with the timer there.
 const (
-	shortTokenWait = 150 * time.Millisecond
-	tokenTick      = 100 * time.Millisecond
+	shortTokenWait   = 150 * time.Millisecond
+	tokenTick        = 100 * time.Millisecond
+	clusterTokenWait = time.Second + tokenTick
 )
 
 // order returns the queue indexes to try this round: the configured order when

@@ -90,12 +90,20 @@ func (w *Worker) Tasks() []string {
 
 // declareLimits stores the fleet-wide limits the typed tasks declare (job.RateLimit,
 // job.MaxRunning) in each task's queue; a task declaring none clears an earlier
-// declaration. An operator's setting (limits set) wins until cleared.
+// declaration. An operator's setting (limits set) wins until cleared. A declaration
+// that fails is kept and tried again by the reaper (recountLimits): a Redis blip at
+// start must not leave a task's limit unenforced.
 func (w *Worker) declareLimits(ctx context.Context, declared map[string]job.Options) {
 	for name, o := range declared {
 		l := job.Limit{Scope: job.ScopeTask, Task: name, MaxRunning: o.MaxRunning, Rate: o.RateLimit}
 		if _, err := w.store.DeclareLimit(ctx, o.Queue, l); err != nil {
-			w.log.Warn("cannot store a task's declared limit", "task", name, "queue", o.Queue, "err", err)
+			w.log.Warn("cannot store a task's declared limit yet; will retry", "task", name, "queue", o.Queue, "err", err)
+			w.mu.Lock()
+			if w.undeclared == nil {
+				w.undeclared = map[string]job.Options{}
+			}
+			w.undeclared[name] = o
+			w.mu.Unlock()
 		}
 	}
 }

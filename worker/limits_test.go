@@ -2,14 +2,17 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/chronoq/chronoq/internal/testutil"
 	"github.com/chronoq/chronoq/job"
 	"github.com/chronoq/chronoq/queue"
 	"github.com/chronoq/chronoq/worker"
+	"github.com/redis/go-redis/v9"
 )
 
 // A SIGKILLed worker holding the only slot of a capped task: the reaper takes the lease
@@ -104,4 +107,93 @@ func TestDeclaredLimitYieldsToOperator(t *testing.T) {
 	if l := limitOf(); l.MaxRunning != 2 || !l.Declared {
 		t.Fatalf("cleared, then declared again: %+v", l)
 	}
+}
+
+// waitIdleMark waits until a worker has marked itself idle on queue (it found nothing
+// and is about to block).
+func waitIdleMark(t *testing.T, e *env, q string) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, "the worker waits, idle", func() bool {
+		n, _ := e.rdb.ZCard(e.ctx, "chronoq:{"+q+"}:idle").Result()
+		return n > 0
+	})
+}
+
+// A queue with limits hands nothing off, so its enqueues must wake an idle worker
+// themselves: into an empty queue, and beside work held back by a limit (the index is
+// not empty then, yet every worker may wait). IdleBlock is longer than the wait for
+// the job: a missing wake-up fails the test.
+func TestLimitedQueueWakesIdleWorkers(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	must(t, e.c.SetLimit(e.ctx, "default", job.Limit{Scope: job.ScopeTask, Task: "c", MaxRunning: 1}))
+	release := make(chan struct{})
+	started := make(chan struct{}, 4)
+	start(t, e, worker.Config{IdleBlock: 20 * time.Second, Concurrency: 4}, func(w *worker.Worker) {
+		w.HandleFunc("c", func(ctx context.Context, j *job.Job) (any, error) {
+			started <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil, nil
+		})
+		w.HandleFunc("d", func(ctx context.Context, j *job.Job) (any, error) { return nil, nil })
+	})
+	defer close(release)
+	waitIdleMark(t, e, "default")
+	h, err := e.c.EnqueueByName(e.ctx, "d", nil) // into the empty queue
+	must(t, err)
+	waitState(t, e, h, job.StateSucceeded)
+	for range 2 {
+		_, err := e.c.EnqueueByName(e.ctx, "c", nil)
+		must(t, err)
+	}
+	<-started // the second c is held back by its cap
+	must(t, e.rdb.Del(e.ctx, "chronoq:{default}:idle").Err())
+	waitIdleMark(t, e, "default")
+	h, err = e.c.EnqueueByName(e.ctx, "d", nil) // beside the held-back c
+	must(t, err)
+	waitState(t, e, h, job.StateSucceeded)
+}
+
+// A declaration that fails at Start (Redis unreachable for a moment) is tried again:
+// the task's limit is stored and enforced without a restart.
+func TestDeclaredLimitRetriedAfterFailure(t *testing.T) {
+	e := newEnv(t, queue.Config{})
+	hook := &failOnce{arg: "declare"}
+	e.rdb.AddHook(hook)
+	capped := job.NewTask[int]("capped-blip", job.MaxRunning(1))
+	start(t, e, worker.Config{Lease: time.Second}, func(w *worker.Worker) {
+		worker.Handle(w, capped, func(ctx context.Context, i int) error { return nil })
+	})
+	testutil.Eventually(t, 10*time.Second, "the declared limit stored", func() bool {
+		uses, err := e.c.Limits(e.ctx, "default")
+		return err == nil && len(uses) == 1 && uses[0].MaxRunning == 1
+	})
+	if !hook.done.Load() {
+		t.Fatal("no declaration failed: the test tested nothing")
+	}
+}
+
+// failOnce fails the first command that has arg among its arguments.
+type failOnce struct {
+	arg  string
+	done atomic.Bool
+}
+
+func (h *failOnce) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *failOnce) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		for _, a := range cmd.Args() {
+			if s, ok := a.(string); ok && s == h.arg && h.done.CompareAndSwap(false, true) {
+				err := errors.New("connection reset by peer (injected)")
+				cmd.SetErr(err)
+				return err
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *failOnce) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }

@@ -71,6 +71,13 @@ func (w *Worker) reapLoop(ctx context.Context) {
 			lastTrim = time.Now()
 			w.trimEnded(ctx)
 		}
+		w.mu.Lock()
+		retry := w.undeclared
+		w.undeclared = nil
+		w.mu.Unlock()
+		if len(retry) > 0 { // declarations a Redis error kept from being stored at Start
+			w.declareLimits(ctx, retry)
+		}
 		if time.Since(lastRecount) >= recountInterval {
 			lastRecount = time.Now()
 			w.recountLimits(ctx)
@@ -122,7 +129,7 @@ const recountInterval = 30 * time.Second
 
 func (w *Worker) recountLimits(ctx context.Context) {
 	w.forEachQueue(ctx, "recount", w.queueNames(), func(ctx context.Context, q string) {
-		has, err := w.store.HasLimits(ctx, q)
+		has, err := w.store.LimitsInUse(ctx, q)
 		if err == nil && has {
 			err = w.store.RecountLimits(ctx, q)
 		}

@@ -31,6 +31,7 @@ type Worker struct {
 	mu         sync.Mutex
 	handlers   map[string]Handler
 	declared   map[string]job.Options // typed tasks' options, stored at Start
+	undeclared map[string]job.Options // of those, the limits not stored yet (declareLimits)
 	middleware []Middleware
 	started    bool
 

@@ -81,6 +81,7 @@ func Run(t *testing.T, backend Backend) {
 	cases = append(cases, numericsCases()...)
 	cases = append(cases, fairCases()...)
 	cases = append(cases, limitCases()...)
+	cases = append(cases, limitEdgeCases()...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, setup(t, backend)) })
 	}

@@ -130,8 +130,8 @@ func (s *Store) enqueueOnce(ctx context.Context, queue string, jobs []NewJob) er
 				laneNo[j.Lane] = len(members)
 			}
 		}
-		keys := make([]string, 0, 4+len(members))
-		keys = append(keys, k.Records, k.Index, k.Scheduled, k.Wake)
+		keys := make([]string, 0, 5+len(members))
+		keys = append(keys, k.Records, k.Index, k.Scheduled, k.Wake, k.Limits)
 		for _, m := range members {
 			keys = append(keys, k.Lane(m))
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/chronoq/chronoq/job"
+	"github.com/chronoq/chronoq/ranking/fairshare"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -97,6 +98,9 @@ func (s *Store) configLimit(ctx context.Context, queue string, l job.Limit, mode
 // Limits lists queue's limits with their use: the queue's, then each task's by name,
 // then the per-key setting and the keys that have jobs running under it.
 func (s *Store) Limits(ctx context.Context, queue string) ([]job.LimitUse, error) {
+	if err := job.ValidateQueueName(queue); err != nil {
+		return nil, err
+	}
 	k := s.Keys(queue)
 	pipe := s.rdb.Pipeline()
 	cfg := pipe.HGetAll(ctx, k.Limits)
@@ -106,6 +110,9 @@ func (s *Store) Limits(ctx context.Context, queue string) ([]job.LimitUse, error
 		return nil, err
 	}
 	now := tm.Val().UnixMilli()
+	if s.injected { // the fetch's clock, which the buckets are stamped by
+		now = s.nowMs()
+	}
 	state := st.Val()
 	use := func(group string, l job.Limit, key string) job.LimitUse {
 		u := job.LimitUse{Limit: l, Key: key}
@@ -155,7 +162,11 @@ func (s *Store) Limits(ctx context.Context, queue string) ([]job.LimitUse, error
 			}
 			sort.Strings(keys)
 			for _, key := range keys {
-				out = append(out, use("k:"+key, l, key))
+				name := key
+				if key == "" { // the key of jobs without one: named, never "" (the setting's row)
+					name = fairshare.DefaultKeyName
+				}
+				out = append(out, use("k:"+key, l, name))
 			}
 		default:
 			out = append(out, use(f, l, ""))
@@ -204,6 +215,14 @@ func decodeLimit(field, v string) (job.Limit, bool) {
 func (s *Store) HasLimits(ctx context.Context, queue string) (bool, error) {
 	n, err := s.rdb.Exists(ctx, s.Keys(queue).Limits).Result()
 	return n == 1, err
+}
+
+// LimitsInUse reports whether queue has limits or state left by them (counts of jobs
+// still running, buckets not full yet): whether RecountLimits has anything to do.
+func (s *Store) LimitsInUse(ctx context.Context, queue string) (bool, error) {
+	k := s.Keys(queue)
+	n, err := s.rdb.Exists(ctx, k.Limits, k.LimitState).Result()
+	return n > 0, err
 }
 
 // RecountLimits sets every group's running count of queue to what its owner entries

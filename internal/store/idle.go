@@ -183,8 +183,23 @@ func (s *Store) WaitForWork(ctx context.Context, rdb redis.UniversalClient, w Wa
 		keys = append(keys, s.Keys(q).Wake)
 	}
 	keys = append(keys, s.PokeKey(w.Worker))
-	res, err := rdb.BLPop(ctx, w.Timeout, keys...).Result()
+	res, err := blpop(ctx, rdb, w.Timeout, keys...)
 	return s.parseWake(res, err, append(w.Ready, w.Wake...))
+}
+
+// blpop is BLPOP with its timeout in ms, not whole seconds: go-redis rounds a timeout
+// under a second up to one, and a worker waiting for a rate limit's token 300 ms away
+// must not sleep a second (Redis has taken a decimal timeout since 6.0; it ends a
+// blocking wait on its own tick, 100 ms by default). The one-server blocking client has
+// no read deadline (BlockingClient), so nothing else bounds the call.
+func blpop(ctx context.Context, rdb redis.UniversalClient, timeout time.Duration, keys ...string) ([]string, error) {
+	args := make([]any, 0, len(keys)+2)
+	args = append(args, "blpop")
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	args = append(args, strconv.FormatFloat(max(timeout, time.Millisecond).Seconds(), 'f', 3, 64))
+	return rdb.Do(ctx, args...).StringSlice()
 }
 
 // waitCluster waits with one BLPOP per queue (its lists share the queue's slot) plus

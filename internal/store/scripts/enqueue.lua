@@ -1,7 +1,7 @@
 -- enqueue.lua: store a batch of jobs; put each in its lane, or in the scheduled set
 -- when it has a due time.
 -- KEYS[1] job records (hash)   KEYS[2] lane index   KEYS[3] scheduled set
--- KEYS[4] wake-up list         KEYS[5..] lane keys
+-- KEYS[4] wake-up list         KEYS[5] limits  KEYS[6..] lane keys
 -- ARGV[1] now ms  ARGV[2] number of jobs  ARGV[3] number of lanes  ARGV[4] schedule channel
 -- ARGV[5 .. 4+nlanes] lane members (same order as KEYS[5..])
 -- then per job, 4 values: id, lane number (1-based into the lane list), record, due ms (0: now)
@@ -41,6 +41,7 @@ call_chunked('HSET', KEYS[1], hset)
 -- enqueue_one.lua.)
 local immediate = false
 local was_empty = nil
+local opened = false -- a lane that was empty got jobs
 for ln, l in pairs(lanes) do
   immediate = true
   local member = members[ln]
@@ -52,10 +53,14 @@ for ln, l in pairs(lanes) do
     cur = redis.call('ZSCORE', KEYS[2], member)
     was_empty = (not cur) and redis.call('ZCARD', KEYS[2]) == 0
   end
-  call_chunked('ZADD', KEYS[4 + ln], l)
-  index_lane_after_add(KEYS[2], member, min, cur)
+  call_chunked('ZADD', KEYS[5 + ln], l)
+  if index_lane_after_add(KEYS[2], member, min, cur) then opened = true end
 end
-if was_empty then wake(KEYS[4]) end
+if was_empty then
+  wake(KEYS[4])
+elseif opened and redis.call('EXISTS', KEYS[5]) == 1 then
+  wake(KEYS[4]) -- with limits, the work already there may all be held back
+end
 
 schedule(KEYS[3], sched, min_due, ARGV[4])
 return n

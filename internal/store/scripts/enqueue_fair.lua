@@ -47,7 +47,11 @@ if #entries > 0 then
     end
   end
   fair_add(lanes, KEYS[2], entries, now)
-  if was_empty then wake(KEYS[4]) end
+  if was_empty then
+    wake(KEYS[4])
+  elseif redis.call('EXISTS', KEYS[10]) == 1 then
+    wake(KEYS[4]) -- with limits, the keys already there may all be held back
+  end
 end
 schedule(KEYS[3], sched, min_due, ARGV[4])
 return n

@@ -23,9 +23,11 @@ if cur then
   index_lane_after_add(KEYS[2], member, score, cur)
   return 1
 end
-if redis.call('ZCARD', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[8], KEYS[10]) == 0 then
+if redis.call('ZCARD', KEYS[2]) == 0 then
+  local held = redis.call('EXISTS', KEYS[8], KEYS[10]) -- paused, or limits (no hand-off)
   -- the most recently idle worker: the least likely to have left meanwhile
-  local idle = redis.call('ZRANGE', KEYS[4], '+inf', now, 'BYSCORE', 'REV', 'LIMIT', 0, 1)
+  local idle = {}
+  if held == 0 then idle = redis.call('ZRANGE', KEYS[4], '+inf', now, 'BYSCORE', 'REV', 'LIMIT', 0, 1) end
   if idle[1] then
     local lease = string.match(idle[1], '|(%d+)$')
     local start = clock_ms(ARGV[5])
@@ -38,9 +40,13 @@ if redis.call('ZCARD', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[8], KEYS[10])
   end
   redis.call('ZADD', KEYS[9], score, id)
   index_lane_after_add(KEYS[2], member, score, false)
-  wake(KEYS[3]) -- the queue went from empty to non-empty
+  -- the queue went from empty to non-empty (a paused one wakes nobody)
+  if held == 0 or redis.call('EXISTS', KEYS[8]) == 0 then wake(KEYS[3]) end
   return 1
 end
 redis.call('ZADD', KEYS[9], score, id)
 index_lane_after_add(KEYS[2], member, score, false)
+-- a new lane in a queue with work: with limits that work may all be held back while
+-- every worker waits, so the new lane wakes one
+if redis.call('EXISTS', KEYS[10]) == 1 then wake(KEYS[3]) end
 return 1

@@ -54,7 +54,9 @@ end
 -- when first met; L.next the earliest token time of work held back by a rate.
 local L = nil
 if limited then
-  L = {cfg = {}, st = {}, next = nil, task = false, key = false, blocked_fair = {}}
+  -- held: per band, the fair keys held back in this fetch; scanned: entries passed
+  -- over (lanes, keys, jobs of a limited task), bounded by LIMIT_SCAN for the fetch
+  L = {cfg = {}, st = {}, next = nil, task = false, key = false, blocked_fair = {}, held = {}, scanned = 0}
   local all = redis.call('HGETALL', KEYS[10])
   for i = 1, #all, 2 do
     local c = limit_setting(all[i + 1])
@@ -74,10 +76,11 @@ local function group(g)
   local c = L.cfg[limit_field(g)]
   if c then
     local r = redis.call('HMGET', KEYS[11], 'r:' .. g, 'b:' .. g)
-    st = {c = c, run = math.max(finite(r[1]) or 0, 0), taken = 0, tokens = math.huge}
+    st = {c = c, run = math.max(math.floor(finite(r[1]) or 0), 0), taken = 0, tokens = math.huge}
     if c.rate then
       local tk, at = string.match(r[2] or '', '^([^|]+)|(.+)$')
       tk, at = finite(tk), finite(at)
+      if tk then tk = math.max(tk, 0) end -- a damaged negative count would never refill
       if tk and at and at > now then
         -- stamped by a clock ahead of this one (a failover to a replica whose clock is
         -- behind): refill from now, or the bucket would stay frozen until that clock
@@ -228,8 +231,11 @@ local function take_fair(p, limit)
   -- limits: a key at its own limit is passed over with its tag kept (it goes first
   -- when it may run again, as owed); a job of a task at its limit is passed over
   -- inside its key, at most SKIP_PER_KEY of them a visit
-  local held = {} -- keys held back in this call
-  local nheld = 0
+  local held = {} -- keys held back in this fetch (kept across calls for the band)
+  if L then
+    L.held[p] = L.held[p] or {}
+    held = L.held[p]
+  end
   local function key_allowance(key)
     if not L or not L.key then return math.huge end
     return allowance('k:' .. key)
@@ -237,9 +243,10 @@ local function take_fair(p, limit)
   local function hold(key)
     if not held[key] then
       held[key] = true
-      nheld = nheld + 1
+      L.scanned = L.scanned + 1
     end
   end
+  local function scan_spent() return L and L.scanned >= LIMIT_SCAN end
   if visit and key_allowance(visit.k) <= 0 then
     hold(visit.k)
     visit = nil
@@ -268,23 +275,28 @@ local function take_fair(p, limit)
       full = #list <= limit
       return
     end
-    -- the first limit + 1 keys not held back, passing over at most LIMIT_SCAN
+    -- the first limit + 1 keys not held back; every entry read counts against the
+    -- fetch's LIMIT_SCAN, so held keys cost a bounded read however many there are
     local off = 0
+    local dropped = false -- a key not held was read but left out of the list
     full = false
-    while true do
-      local page = limit + 1 + nheld
+    while not scan_spent() do
+      local page = limit + 1 + 16
       local r = redis.call('ZRANGE', fk, off, off + page - 1, 'WITHSCORES')
+      L.scanned = L.scanned + #r / 2
       for i = 1, #r, 2 do
         local key = r[i]
         if not held[key] and key_allowance(key) <= 0 then hold(key) end
-        if not held[key] and #list <= limit then list[#list + 1] = {k = key, s = finite(r[i + 1]) or V} end
+        if not held[key] then
+          if #list <= limit then list[#list + 1] = {k = key, s = finite(r[i + 1]) or V} else dropped = true end
+        end
       end
       off = off + page
       if #r < 2 * page then
-        full = true
+        full = not dropped -- every key not held is in the list
         return
       end
-      if #list > limit or off >= LIMIT_SCAN then return end
+      if #list > limit then return end
     end
   end
   local dirty, gone, served, served_order, taken = {}, {}, {}, {}, {}
@@ -311,7 +323,7 @@ local function take_fair(p, limit)
     end
   end
   local n = 0
-  while n < limit and (visit or list[1]) do
+  while n < limit and (visit or list[1]) and not scan_spent() do
     local K, S, from
     if visit then
       K, S, from = visit.k, visit.s, visit.from
@@ -352,10 +364,11 @@ local function take_fair(p, limit)
         if L and L.task and lane_allowance(lane) <= 0 then
           -- its task is at its limit: it stays, the key's next job may go
           skipped = skipped + 1
+          L.scanned = L.scanned + 1
           used = used + 1
           lo = '(' .. m
           cursor[K] = m
-          if skipped >= SKIP_PER_KEY then
+          if skipped >= SKIP_PER_KEY or scan_spent() then
             hold(K)
             stop = true
             break
@@ -459,6 +472,11 @@ local function take_fair(p, limit)
   end
   if #taken > 0 then call_chunked('ZREM', fj, taken) end
   write_tags()
+  if n == 0 and L and redis.call('ZCARD', fj) > 0 then
+    -- all of it held back: it keeps its place in the index and its visit, as if the
+    -- fetch had not looked (limits never reorder the eligible work)
+    return 0
+  end
   local use = {}
   for _, key in ipairs(served_order) do
     fair_count(lanes, key, -served[key])

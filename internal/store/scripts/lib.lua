@@ -489,6 +489,7 @@ local function limit_setting(v)
   local cap, rate, burst = string.match(v, '^([^|]*)|([^|]*)|([^|]*)')
   if not cap then return nil end
   local c = {cap = tonumber(cap), rate = tonumber(rate), burst = tonumber(burst)}
+  if c.cap then c.cap = math.floor(c.cap) end -- whole jobs (a damaged 2.5 would reach LIMIT)
   if c.cap and not (c.cap >= 1) then c.cap = nil end
   if c.rate and not (c.rate > 0 and c.rate < math.huge) then c.rate = nil end
   if c.rate then
