@@ -115,9 +115,19 @@ local function allowance(g)
 end
 
 -- How many jobs of a lane's task this fetch may take.
+local lane_group = {} -- lane member -> its task's group name, once per fetch
+local function task_group(member)
+  local g = lane_group[member]
+  if not g then
+    g = 't:' .. lane_task(member)
+    lane_group[member] = g
+  end
+  return g
+end
+
 local function lane_allowance(member)
   if not L or not L.task then return math.huge end
-  return allowance('t:' .. lane_task(member))
+  return allowance(task_group(member))
 end
 
 -- Whether a lane-index member may give a job now.
@@ -129,20 +139,31 @@ end
 
 -- Count one job of lane (and fair key, or nil) taken: the mark its owner entry ends
 -- with ('' when no limit counted it).
+-- (The groups of a lane, or of a lane and key, are found once per fetch: this runs for
+-- every job taken.)
+local take_plan = {}
 local function limit_take(lane, key)
   if not L then return '' end
-  local flags = ''
-  local gs = {{'t', 't:' .. lane_task(lane)}, {'q', 'q'}}
-  if key then gs[3] = {'k', 'k:' .. key} end
-  for _, x in ipairs(gs) do
-    local st = group(x[2])
-    if st then
-      st.taken = st.taken + 1
-      if st.c.cap then flags = flags .. x[1] end -- a rate alone counts no running job
+  local id = lane
+  if key then id = lane .. SEP .. key end
+  local plan = take_plan[id]
+  if not plan then
+    plan = {mark = ''}
+    local flags = ''
+    local gs = {{'t', task_group(lane)}, {'q', 'q'}}
+    if key then gs[3] = {'k', 'k:' .. key} end
+    for _, x in ipairs(gs) do
+      local st = group(x[2])
+      if st then
+        plan[#plan + 1] = st
+        if st.c.cap then flags = flags .. x[1] end -- a rate alone counts no running job
+      end
     end
+    if flags ~= '' then plan.mark = MARK .. flags end
+    take_plan[id] = plan
   end
-  if flags == '' then return '' end
-  return MARK .. flags
+  for i = 1, #plan do plan[i].taken = plan[i].taken + 1 end
+  return plan.mark
 end
 
 -- The first n eligible entries of the lane index (member, score, ...): entries held

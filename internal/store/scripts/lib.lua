@@ -518,11 +518,24 @@ local function owner_groups(body, flags)
 end
 
 -- Count the groups of an ended lease's owner entry o into rel (group -> n, plus the
--- list rel.order), for limits_release.
+-- list rel.order, and rel.seen: the groups of each member and mark met, as one batch's
+-- jobs mostly share them), for limits_release.
 local function limits_note(rel, o)
-  local body, flags = owner_split(o)
-  if flags == '' then return end
-  for _, g in ipairs(owner_groups(body, flags)) do
+  if not string.find(o, MARK, 1, true) then return end
+  -- past "worker|start|score|" (plain finds: this runs for every job acknowledged)
+  local a = string.find(o, '|', 1, true)
+  local b = a and string.find(o, '|', a + 1, true)
+  local c = b and string.find(o, '|', b + 1, true)
+  if not c then return end
+  local tail = string.sub(o, c + 1) -- the member, MARK and the flags
+  rel.seen = rel.seen or {}
+  local gs = rel.seen[tail]
+  if not gs then
+    local body, flags = owner_split(o)
+    gs = owner_groups(body, flags)
+    rel.seen[tail] = gs
+  end
+  for _, g in ipairs(gs) do
     if not rel[g] then
       rel[g] = 0
       rel.order[#rel.order + 1] = g
@@ -536,25 +549,15 @@ end
 local function limits_release(cfg_key, st_key, wake_key, rel)
   local order = rel.order
   if #order == 0 then return end
-  local fields, cfields = {}, {}
-  for i, g in ipairs(order) do
-    fields[i] = 'r:' .. g
-    cfields[i] = limit_field(g)
-  end
-  local cur = redis.call('HMGET', st_key, unpack(fields))
+  local cfields = {}
+  for i, g in ipairs(order) do cfields[i] = limit_field(g) end
   local cfg = redis.call('HMGET', cfg_key, unpack(cfields))
-  local set, del, room = {}, {}, false
+  local room = false
   for i, g in ipairs(order) do
-    local before = tonumber(cur[i] or '0') or 0
-    local after = before - rel[g]
-    if after <= 0 then del[#del + 1] = fields[i] else
-      set[#set + 1] = fields[i]
-      set[#set + 1] = string.format('%d', after)
-    end
+    local after = redis.call('HINCRBY', st_key, 'r:' .. g, -rel[g])
+    if after <= 0 then redis.call('HDEL', st_key, 'r:' .. g) end
     local c = limit_setting(cfg[i] or nil)
-    if c and c.cap and before >= c.cap and after < c.cap then room = true end
+    if c and c.cap and after + rel[g] >= c.cap and after < c.cap then room = true end
   end
-  if #set > 0 then redis.call('HSET', st_key, unpack(set)) end
-  if #del > 0 then redis.call('HDEL', st_key, unpack(del)) end
   if room then wake(wake_key) end
 end
