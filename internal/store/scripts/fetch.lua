@@ -167,7 +167,7 @@ local function limit_take(lane, key)
 end
 
 -- The first n eligible entries of the lane index (member, score, ...): entries held
--- back by a limit are passed over, up to LIMIT_SCAN of them.
+-- back by a limit are passed over, up to LIMIT_SCAN of them in the whole fetch.
 local function index_top(n)
   if not L then return redis.call('ZRANGE', KEYS[1], 0, n - 1, 'WITHSCORES') end
   local out, off = {}, 0
@@ -179,10 +179,12 @@ local function index_top(n)
         out[#out + 1] = r[i]
         out[#out + 1] = r[i + 1]
         if #out >= 2 * n then return out end
+      else
+        L.scanned = L.scanned + 1 -- passed over: counted for the whole fetch
       end
     end
     off = off + page
-    if #r < 2 * page or off >= LIMIT_SCAN then return out end
+    if #r < 2 * page or L.scanned >= LIMIT_SCAN then return out end
   end
 end
 
