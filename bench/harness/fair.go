@@ -207,42 +207,12 @@ func fairRun(ctx context.Context, rdb *redis.Client, url, mode string, heavyMs i
 	}
 
 	// the worker processes
-	exited := make(chan error, fairWorkers)
-	var children []*exec.Cmd
-	outs := make([]*bytes.Buffer, fairWorkers)
-	for p := 0; p < fairWorkers; p++ {
-		cmd := selfCmd(append(append([]string(nil), childArgs...), "--redis", url, "--conc", strconv.Itoa(fairConc))...)
-		outs[p] = &bytes.Buffer{}
-		cmd.Stdout, cmd.Stderr = outs[p], os.Stderr
-		if err := cmd.Start(); err != nil {
-			return fairResult{}, err
-		}
-		children = append(children, cmd)
-		go func() { exited <- cmd.Wait() }()
+	procs, err := startChildren(childArgs, url, fairWorkers, fairConc)
+	if err != nil {
+		return fairResult{}, err
 	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		for _, cmd := range children {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-		}
-		for range children {
-			<-exited
-		}
-	}
-	defer stop()
-	alive := func() error {
-		select {
-		case err := <-exited:
-			exited <- err // counted again by stop
-			return fmt.Errorf("a worker process exited early: %v", err)
-		default:
-			return nil
-		}
-	}
+	defer procs.stop()
+	alive, stop, outs := procs.alive, procs.stop, procs.outs
 	deadline := time.Now().Add(30 * time.Second)
 	for n, _ := rdb.Get(ctx, "bench:ready").Int(); n < fairWorkers; n, _ = rdb.Get(ctx, "bench:ready").Int() {
 		if time.Now().After(deadline) {
@@ -442,4 +412,54 @@ func serveCounting(rdb *redis.Client, w *worker.Worker, doneKey string, done *at
 		}
 	}
 	return w.Stop(context.Background())
+}
+
+// children are a bench's worker processes (this binary, re-executed).
+type children struct {
+	cmds    []*exec.Cmd
+	outs    []*bytes.Buffer // each one's stdout
+	exited  chan error
+	stopped bool
+}
+
+// startChildren starts n worker processes at concurrency conc.
+func startChildren(childArgs []string, url string, n, conc int) (*children, error) {
+	c := &children{exited: make(chan error, n), outs: make([]*bytes.Buffer, n)}
+	for p := 0; p < n; p++ {
+		cmd := selfCmd(append(append([]string(nil), childArgs...), "--redis", url, "--conc", strconv.Itoa(conc))...)
+		c.outs[p] = &bytes.Buffer{}
+		cmd.Stdout, cmd.Stderr = c.outs[p], os.Stderr
+		if err := cmd.Start(); err != nil {
+			c.stop()
+			return nil, err
+		}
+		c.cmds = append(c.cmds, cmd)
+		go func() { c.exited <- cmd.Wait() }()
+	}
+	return c, nil
+}
+
+// stop ends the processes (SIGTERM: each prints its records) and waits for them.
+func (c *children) stop() {
+	if c.stopped {
+		return
+	}
+	c.stopped = true
+	for _, cmd := range c.cmds {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for range c.cmds {
+		<-c.exited
+	}
+}
+
+// alive fails once a process has exited before stop.
+func (c *children) alive() error {
+	select {
+	case err := <-c.exited:
+		c.exited <- err // counted again by stop
+		return fmt.Errorf("a worker process exited early: %v", err)
+	default:
+		return nil
+	}
 }

@@ -2,19 +2,16 @@ package harness
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/chronoq/chronoq/job"
@@ -272,33 +269,11 @@ func enqueueLimited(ctx context.Context, c *queue.Client, t *job.Task[limitArgs]
 // runLimitWorkers starts procs worker processes at conc, waits for total jobs to end
 // and returns every process' records.
 func runLimitWorkers(ctx context.Context, rdb *redis.Client, url string, procs, conc, total int, childArgs []string) ([]limitRecord, error) {
-	exited := make(chan error, procs)
-	var children []*exec.Cmd
-	outs := make([]*bytes.Buffer, procs)
-	for p := 0; p < procs; p++ {
-		cmd := selfCmd(append(append([]string(nil), childArgs...), "--redis", url, "--conc", strconv.Itoa(conc))...)
-		outs[p] = &bytes.Buffer{}
-		cmd.Stdout, cmd.Stderr = outs[p], os.Stderr
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		children = append(children, cmd)
-		go func() { exited <- cmd.Wait() }()
+	kids, err := startChildren(childArgs, url, procs, conc)
+	if err != nil {
+		return nil, err
 	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		for _, cmd := range children {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-		}
-		for range children {
-			<-exited
-		}
-	}
-	defer stop()
+	defer kids.stop()
 	deadline := time.Now().Add(15 * time.Minute)
 	for {
 		n, err := rdb.Get(ctx, limitDone).Int()
@@ -311,17 +286,14 @@ func runLimitWorkers(ctx context.Context, rdb *redis.Client, url string, procs, 
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("%d of %d jobs done after 15 minutes", n, total)
 		}
-		select {
-		case err := <-exited:
-			exited <- err
-			return nil, fmt.Errorf("a worker process exited early: %v", err)
-		default:
+		if err := kids.alive(); err != nil {
+			return nil, err
 		}
 		time.Sleep(50 * time.Millisecond) // a bench harness watching for the end
 	}
-	stop()
+	kids.stop()
 	var recs []limitRecord
-	for _, b := range outs {
+	for _, b := range kids.outs {
 		sc := bufio.NewScanner(b)
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
