@@ -222,29 +222,10 @@ func TestRunConfigFile(t *testing.T) {
 	}
 	good := filepath.Join(dir, "worker.yaml")
 	os.WriteFile(good, []byte("redis: "+url+"\nqueues:\n  - {name: ml, weight: 1, concurrency: 2}\n  - {name: default, weight: 3}\nconcurrency: 6\nshutdown_timeout: 5s\n"), 0o644)
-	w := exec.Command(bin, "run", "--config", good)
-	w.Env = append(os.Environ(), "CHRONOQ_CONCURRENCY=7") // the environment overrides the file
-	stderr, _ := w.StderrPipe()
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = w.Process.Signal(os.Interrupt); _ = w.Wait() }()
-	started := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "worker started") {
-				started <- sc.Text()
-			}
-		}
-	}()
-	select {
-	case line := <-started:
-		if !strings.Contains(line, "queues=\"[ml default]\"") || !strings.Contains(line, "concurrency=7") {
-			t.Fatalf("config not applied: %s", line)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("worker did not start")
+	// the environment overrides the file
+	line := startRun(t, bin, []string{"CHRONOQ_CONCURRENCY=7"}, "run", "--config", good)
+	if !strings.Contains(line, "queues=\"[ml default]\"") || !strings.Contains(line, "concurrency=7") {
+		t.Fatalf("config not applied: %s", line)
 	}
 	c := queue.NewClient(rdb, queue.Config{})
 	defer c.Close()
@@ -261,28 +242,9 @@ func TestRunAutoscale(t *testing.T) {
 	bin := binary(t)
 	rdb := redistest.Client(t)
 	url := "redis://" + redistest.Addr() + "/0"
-	w := exec.Command(bin, "run", "--redis", url, "--queues", "scaled", "--autoscale", "6,2")
-	stderr, _ := w.StderrPipe()
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = w.Process.Signal(os.Interrupt); _ = w.Wait() }()
-	started := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "worker started") {
-				started <- sc.Text()
-			}
-		}
-	}()
-	select {
-	case line := <-started:
-		if !strings.Contains(line, "concurrency=6") || !strings.Contains(line, "autoscale=2..6") {
-			t.Fatalf("autoscale not applied: %s", line)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("worker did not start")
+	line := startRun(t, bin, nil, "run", "--redis", url, "--queues", "scaled", "--autoscale", "6,2")
+	if !strings.Contains(line, "concurrency=6") || !strings.Contains(line, "autoscale=2..6") {
+		t.Fatalf("autoscale not applied: %s", line)
 	}
 	c := queue.NewClient(rdb, queue.Config{})
 	defer c.Close()
@@ -344,4 +306,33 @@ func TestInfoWatchRefreshesUntilInterrupted(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("info --watch after Ctrl-C: %v", err)
 	}
+}
+
+// startRun starts the binary with args (env added to this process's), waits for its
+// "worker started" log line and returns it; the worker is interrupted at test end.
+func startRun(t *testing.T, bin string, env []string, args ...string) string {
+	t.Helper()
+	w := exec.Command(bin, args...)
+	w.Env = append(os.Environ(), env...)
+	stderr, _ := w.StderrPipe()
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Process.Signal(os.Interrupt); _ = w.Wait() })
+	started := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "worker started") {
+				started <- sc.Text()
+			}
+		}
+	}()
+	select {
+	case line := <-started:
+		return line
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker did not start")
+	}
+	return ""
 }
